@@ -1,0 +1,131 @@
+"""`louter`: start the proxy. Parses arguments, loads the config, renders the summary."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from louter import __version__
+from louter.config import Config, load_config
+from louter.errors import ConfigError
+from louter.proxy.app import ROUTES, build_context, serve
+from louter.proxy.context import ProxyContext
+from louter.proxy.journal import Entry
+
+app = typer.Typer(add_completion=False, help="louter: translate and route between LLM APIs.")
+
+DIRECTION_STYLE = {
+    "client_request": "cyan",
+    "backend_request": "blue",
+    "backend_response": "green",
+    "client_response": "bold green",
+    "error": "bold red",
+}
+
+
+def default_backend(config: Config, chosen: str | None) -> str:
+    """--backend / PROXY_BACKEND, else the first configured backend, else `mock`."""
+    if chosen:
+        return chosen
+    return config.backends[0].name if config.source else "mock"
+
+
+def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> Table:
+    table = Table(title=f"louter {__version__} on http://{host}:{port}", title_justify="left")
+    for column in ("backend", "protocol", "url", "key", "models"):
+        table.add_column(column)
+    for backend in ctx.config.backends:
+        key = "set" if backend.api_key else (
+            f"missing ({backend.key_env})" if backend.key_env else "-")
+        default = " (default)" if backend is ctx.router.default else ""
+        models = ", ".join(f"{c} → {b}" for c, b in backend.model_mapping.items()) or "-"
+        table.add_row(backend.name + default, backend.protocol, backend.url or "in-process",
+                      key, models)
+    table.caption = (
+        f"endpoints: {', '.join(sorted(ROUTES))}\n"
+        f"config: {ctx.config.source or 'none (built-in presets)'}; "
+        f"log file: {log_file or 'none'}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def echo_to(console: Console):  # type: ignore[no-untyped-def]
+    def echo(entry: Entry) -> None:
+        style = DIRECTION_STYLE.get(entry["direction"], "")
+        latency = entry.get("latency_ms")
+        console.print(
+            f"{entry['timestamp'][11:23]} {entry['request_id']} "
+            f"[{style}]{entry['direction']:<16}[/] {entry['format']:<7} "
+            f"{entry.get('backend') or '-'} {entry.get('model') or '-'} "
+            f"{entry.get('status') or ''} {'' if latency is None else f'{latency:.1f}ms'}"
+            f"{' ' + str(entry['error']) if entry.get('error') else ''}",
+            highlight=False,
+        )
+
+    return echo
+
+
+async def _run(ctx: ProxyContext, host: str, port: int, log_file: Path | None,
+               console: Console) -> None:
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(serve, ctx, host, port)
+        console.print(summary(ctx, host, bound, log_file))
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                console.print(f"louter: {signal.Signals(signum).name}, shutting down")
+                nursery.cancel_scope.cancel()
+                break
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"louter {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def main_command(
+    backend: Annotated[str | None, typer.Option(
+        "--backend", envvar="PROXY_BACKEND", help="Default backend for unmapped models.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8080].")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="config.toml (none: built-in presets, mock by default).")] = None,
+    log_file: Annotated[Path | None, typer.Option(
+        "--log-file", help="Append every exchange as JSONL here.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Print every exchange to stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Start the louter proxy."""
+    console = Console(stderr=True)
+    try:
+        cfg = load_config(config, os.environ)
+        ctx = build_context(cfg, default_backend=default_backend(cfg, backend),
+                            log_file=log_file, echo=echo_to(console) if verbose else None)
+    except ConfigError as exc:
+        console.print(f"[bold red]louter: {exc.message}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        console.print(f"[bold red]louter: cannot open log file {log_file}: {exc}[/]")
+        raise typer.Exit(2) from None
+    listen_host = host or cfg.server.host
+    listen_port = cfg.server.port if port is None else port
+    try:
+        trio.run(_run, ctx, listen_host, listen_port, log_file, console)
+    except OSError as exc:
+        console.print(f"[bold red]louter: cannot listen on {listen_host}:{listen_port}: {exc}[/]")
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    app()

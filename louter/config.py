@@ -1,0 +1,336 @@
+"""`config.toml` → frozen `Config`, parsed once at the edge.
+
+Strict: unknown keys, wrong types and bad URLs raise `ConfigError` naming the file, the
+table, the key and (where it can be found) the line. Environment lookups (API keys) happen
+in one place, `load_config`, from a mapping passed in — code downstream never reads
+`os.environ`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import tomlkit
+from tomlkit.exceptions import ParseError
+
+from louter.errors import ConfigError
+
+PROTOCOLS = ("openai", "mock")
+TOOL_FORMATS = ("json", "xml")
+MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
+COUNTING_MODES = ("estimate", "backend")
+KEY_ENV_BY_PROTOCOL = {"openai": "OPENAI_API_KEY"}
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class Performance:
+    timeout_seconds: float = 120.0
+    connect_timeout_seconds: float = 10.0
+    enable_metrics: bool = True
+    log_requests: bool = True
+    openai_token_counting_mode: str = "estimate"
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One upstream. `url` is normalised: no trailing `/`, no trailing `/v1`."""
+
+    name: str
+    protocol: str
+    url: str = ""
+    api_key: str | None = None
+    key_env: str | None = None  # where the key was looked up, for the start-up summary
+    tool_format: str = "json"
+    max_tokens: int | None = None
+    temperature: float | None = None
+    weight: float = 1.0
+    priority: int = 100
+    max_tokens_field: str = "max_tokens"
+    model_mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def backend_model(self, client_model: str) -> str:
+        """The name this backend knows `client_model` by."""
+        return self.model_mapping.get(client_model, client_model)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: Server
+    performance: Performance
+    backends: tuple[Backend, ...]
+    source: str | None = None
+
+    def backend(self, name: str) -> Backend:
+        """The backend called `name`; `ConfigError` listing the known ones otherwise."""
+        for backend in self.backends:
+            if backend.name == name:
+                return backend
+        known = ", ".join(b.name for b in self.backends)
+        raise ConfigError(f"unknown backend {name!r}; known backends: {known}")
+
+
+# --------------------------------------------------------------------------- presets
+
+PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "mock": {"protocol": "mock"},
+        "openai": {"protocol": "openai", "url": "https://api.openai.com"},
+    }
+)
+
+
+# --------------------------------------------------------------------------- locating keys
+
+
+class _Locator:
+    """Finds the line of `key` inside `[table]` in the raw TOML text (best effort)."""
+
+    _HEADER = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
+    _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
+
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+
+    def line(self, table: str, key: str | None) -> int | None:
+        current = ""
+        for number, raw in enumerate(self._lines, start=1):
+            header = self._HEADER.match(raw)
+            if header:
+                current = _normalise_table(header.group(1))
+                if key is None and current == table:
+                    return number
+                continue
+            match = self._KEY.match(raw)
+            if match and current == table and match.group(1).strip("\"'") == key:
+                return number
+        return None
+
+
+def _normalise_table(name: str) -> str:
+    parts = [p.strip().strip("\"'") for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', name)]
+    return ".".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """The file and locator, so every error can say where it happened."""
+
+    path: str
+    locator: _Locator
+
+    def error(self, table: str, key: str | None, problem: str) -> ConfigError:
+        line = self.locator.line(table, key)
+        at = f" (line {line})" if line else ""
+        place = f"[{table}]" if table else "top level"
+        what = f" key {key!r}" if key else ""
+        return ConfigError(f"{self.path}: {place}{what}: {problem}{at}")
+
+
+# --------------------------------------------------------------------------- typed readers
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType(
+    {
+        "str": (lambda v: isinstance(v, str), "a string"),
+        "int": (_is_int, "an integer"),
+        "number": (_is_number, "a number"),
+        "bool": (lambda v: isinstance(v, bool), "true or false"),
+        "table": (lambda v: isinstance(v, dict), "a table"),
+    }
+)
+
+SERVER_KEYS = {"host": "str", "port": "int"}
+PERFORMANCE_KEYS = {
+    "timeout_seconds": "number",
+    "connect_timeout_seconds": "number",
+    "enable_metrics": "bool",
+    "log_requests": "bool",
+    "openai_token_counting_mode": "str",
+}
+BACKEND_KEYS = {
+    "url": "str",
+    "protocol": "str",
+    "api_key": "str",
+    "api_key_env": "str",
+    "tool_format": "str",
+    "max_tokens": "int",
+    "temperature": "number",
+    "weight": "number",
+    "priority": "int",
+    "max_tokens_field": "str",
+    "model_mapping": "table",
+}
+TOP_KEYS = {"server": "table", "performance": "table", "backends": "table"}
+CHOICES = {
+    "protocol": PROTOCOLS,
+    "tool_format": TOOL_FORMATS,
+    "max_tokens_field": MAX_TOKENS_FIELDS,
+    "openai_token_counting_mode": COUNTING_MODES,
+}
+
+
+def _check_table(
+    where: _Where, table: str, data: Mapping[str, Any], schema: Mapping[str, str]
+) -> dict[str, Any]:
+    """Reject unknown keys and wrong types; return the table as a plain dict."""
+    for key, value in data.items():
+        kind = schema.get(key)
+        if kind is None:
+            allowed = ", ".join(sorted(schema))
+            raise where.error(table, key, f"unknown key (allowed: {allowed})")
+        check, described = _TYPE_CHECKS[kind]
+        if not check(value):
+            raise where.error(table, key, f"must be {described}, got {value!r}")
+        choices = CHOICES.get(key)
+        if choices is not None and value not in choices:
+            raise where.error(table, key, f"must be one of {', '.join(choices)}, got {value!r}")
+    return dict(data)
+
+
+def normalise_url(url: str) -> str:
+    """Strip a trailing `/` and a trailing `/v1` so paths can be appended uniformly."""
+    url = url.rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    return url
+
+
+def _check_url(where: _Where, table: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise where.error(table, "url", f"must be an http:// or https:// URL, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise where.error(table, "url", f"has an invalid port: {url!r}") from None
+    return normalise_url(url)
+
+
+def _positive(where: _Where, table: str, data: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in data and data[key] <= 0:
+            raise where.error(table, key, f"must be greater than 0, got {data[key]!r}")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _parse_server(where: _Where, data: Mapping[str, Any]) -> Server:
+    values = _check_table(where, "server", data, SERVER_KEYS)
+    port = values.get("port", 8080)
+    if not 0 <= port <= 65535:
+        raise where.error("server", "port", f"must be between 0 and 65535, got {port}")
+    return Server(**values)
+
+
+def _parse_performance(where: _Where, data: Mapping[str, Any]) -> Performance:
+    values = _check_table(where, "performance", data, PERFORMANCE_KEYS)
+    _positive(where, "performance", values, ("timeout_seconds", "connect_timeout_seconds"))
+    for key in ("timeout_seconds", "connect_timeout_seconds"):
+        if key in values:
+            values[key] = float(values[key])
+    return Performance(**values)
+
+
+def _parse_mapping(where: _Where, table: str, data: Mapping[str, Any]) -> Mapping[str, str]:
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise where.error(table, key, f"must map to a string model name, got {value!r}")
+    return MappingProxyType(dict(data))
+
+
+def _resolve_key(values: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """`api_key`, else the variable named by `api_key_env`, else the protocol's usual one."""
+    if "api_key" in values:
+        return str(values["api_key"])
+    name = values.get("api_key_env") or KEY_ENV_BY_PROTOCOL.get(values["protocol"])
+    return env.get(name) if name else None
+
+
+def _parse_backend(
+    where: _Where, name: str, data: Mapping[str, Any], env: Mapping[str, str]
+) -> Backend:
+    table = f"backends.{name}"
+    if not isinstance(data, dict):
+        raise where.error("backends", name, "must be a table")
+    preset = PRESETS.get(name, {})
+    values = {**preset, **_check_table(where, table, data, BACKEND_KEYS)}
+    values.setdefault("protocol", "openai")
+    if values["protocol"] == "mock":
+        values.pop("url", None)
+    elif "url" not in values:
+        raise where.error(table, "url", "is required for protocol " + repr(values["protocol"]))
+    else:
+        values["url"] = _check_url(where, table, values["url"])
+    _positive(where, table, values, ("max_tokens", "weight"))
+    mapping = _parse_mapping(where, f"{table}.model_mapping", values.pop("model_mapping", {}))
+    values["api_key"] = _resolve_key(values, env)
+    values["key_env"] = None if "api_key" in data else (
+        values.pop("api_key_env", None) or KEY_ENV_BY_PROTOCOL.get(values["protocol"])
+    )
+    values.pop("api_key_env", None)
+    if "temperature" in values:
+        values["temperature"] = float(values["temperature"])
+    if "weight" in values:
+        values["weight"] = float(values["weight"])
+    return Backend(name=name, model_mapping=mapping, **values)
+
+
+def _preset_backends(env: Mapping[str, str], taken: set[str]) -> list[Backend]:
+    where = _Where("<built-in presets>", _Locator(""))
+    return [
+        _parse_backend(where, name, {}, env) for name in PRESETS if name not in taken
+    ]
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
+    """Parse TOML text. `path` is only used in messages."""
+    where = _Where(path, _Locator(text))
+    try:
+        document = tomlkit.parse(text).unwrap()
+    except ParseError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    top = _check_table(where, "", document, TOP_KEYS)
+    server = _parse_server(where, top.get("server", {}))
+    performance = _parse_performance(where, top.get("performance", {}))
+    configured = [
+        _parse_backend(where, name, data, env) for name, data in top.get("backends", {}).items()
+    ]
+    backends = configured + _preset_backends(env, {b.name for b in configured})
+    return Config(server, performance, tuple(backends), source=path)
+
+
+def load_config(path: Path | None, env: Mapping[str, str]) -> Config:
+    """Load `path`, or the built-in presets alone when `path` is None."""
+    if path is None:
+        return Config(Server(), Performance(), tuple(_preset_backends(env, set())))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    return parse_config(text, path=str(path), env=env)

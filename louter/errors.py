@@ -1,0 +1,58 @@
+"""The error tree. Every error louter raises on purpose is a `LouterError`.
+
+    LouterError            base; .status_hint (default 500)
+    ├── ConfigError        bad or unknown key, missing backend (CLI exit 2)
+    ├── ConversionError    400 when the client's input is bad, 502 when upstream's output is
+    ├── RoutingError       no backend serves this model
+    └── UpstreamError      transport failure or a bad upstream status (502/504, or upstream's own)
+
+The front doors render any `LouterError` as an error body in their own dialect.
+"""
+
+from __future__ import annotations
+
+
+class LouterError(Exception):
+    """Base class; `status_hint` is the HTTP status a front door should answer with."""
+
+    status_hint: int = 500
+
+    def __init__(self, message: str, *, status_hint: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_hint is not None:
+            self.status_hint = status_hint
+
+
+class ConfigError(LouterError):
+    """The configuration is invalid; the CLI exits with status 2."""
+
+
+class ConversionError(LouterError):
+    """A body could not be parsed or converted (400 for clients, 502 for upstreams)."""
+
+    status_hint = 400
+
+
+class RoutingError(LouterError):
+    """No backend can serve the request."""
+
+    status_hint = 404
+
+
+class UpstreamError(LouterError):
+    """The upstream failed: transport error (502), timeout (504), or its own error status."""
+
+    status_hint = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_hint: int | None = None,
+        body: bytes | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message, status_hint=status_hint)
+        self.body = body
+        self.headers = headers or []

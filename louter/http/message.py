@@ -1,0 +1,131 @@
+"""What handlers see of HTTP: a parsed `Request` and a `Responder` to answer it.
+
+Headers are a dict of lower-case names to values (repeated headers joined with ", ").
+Response headers are passed as a list of (name, value) byte pairs; `content-length`,
+`transfer-encoding` and `connection` are written by the responder itself.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qsl
+
+import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+HeaderList = list[tuple[bytes, bytes]]
+
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_OWN_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
+
+
+class Request:
+    """One inbound request. `target` is the raw request target (path and query)."""
+
+    __slots__ = ("target", "headers", "body", "method", "_path", "_query")
+
+    def __init__(self, target: bytes, headers: dict[str, str], body: bytes) -> None:
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.method = "GET"
+        self._path: str | None = None
+        self._query: dict[str, str] | None = None
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            self._path = self.target.split(b"?", 1)[0].decode("latin-1")
+        return self._path
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            _, _, raw = self.target.partition(b"?")
+            self._query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+        return self._query
+
+
+class _Channel(Protocol):
+    async def send_all(self, data: bytes) -> None: ...
+    async def wait_disconnect(self) -> None: ...
+
+
+def status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+
+
+def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(
+        name + b": " + value + b"\r\n" for name, value in headers if name.lower() not in _OWN_HEADERS
+    )
+
+
+def simple_response(status: int, message: str) -> bytes:
+    """A complete `connection: close` JSON error response, for protocol-level errors."""
+    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error"}})
+    return (
+        status_line(status)
+        + b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n"
+        % len(body)
+        + body
+    )
+
+
+class Responder:
+    """Writes one response: whole (`send`) or streamed with chunked encoding (`start`...)."""
+
+    __slots__ = ("_channel", "keep_alive", "started", "finished", "_chunked", "status")
+
+    def __init__(self, channel: _Channel, keep_alive: bool) -> None:
+        self._channel = channel
+        self.keep_alive = keep_alive
+        self.started = False  # any byte sent to the client (no retry after this)
+        self.finished = False
+        self._chunked = False
+        self.status = 0
+
+    def _head(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        self.status = status
+        connection = b"" if self.keep_alive else b"connection: close\r\n"
+        return status_line(status) + encode_headers(headers) + connection
+
+    async def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
+        """Send a complete response with a content-length."""
+        data = self._head(status, headers) + b"content-length: %d\r\n\r\n" % len(body) + body
+        self.started = True
+        await self._channel.send_all(data)
+        self.finished = True
+
+    async def send_json(self, status: int, payload: object, headers: HeaderList | None = None) -> None:
+        body = orjson.dumps(payload)
+        await self.send(status, [(b"content-type", b"application/json"), *(headers or [])], body)
+
+    async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Send the head of a streamed (chunked) response."""
+        self._chunked = True
+        self.started = True
+        await self._channel.send_all(
+            self._head(status, headers) + b"transfer-encoding: chunked\r\n\r\n"
+        )
+
+    async def write(self, data: bytes) -> None:
+        """Send one chunk of a streamed response (empty data is skipped)."""
+        if data:
+            await self._channel.send_all(b"%x\r\n%b\r\n" % (len(data), data))
+
+    async def end(self) -> None:
+        """Finish a streamed response."""
+        await self._channel.send_all(b"0\r\n\r\n")
+        self.finished = True
+
+    async def abort(self) -> None:
+        """The handler returned without finishing: close the connection (no keep-alive)."""
+        self.keep_alive = False
+
+    async def wait_disconnect(self) -> None:
+        """Return when the client closes its side of the connection."""
+        await self._channel.wait_disconnect()

@@ -1,0 +1,238 @@
+"""Inbound HTTP/1.1 server: trio sockets + httptools (llhttp).
+
+One task per connection reads requests with the compiled parser and hands each complete
+request to the application as a `Request` plus a `Responder`. Keep-alive, pipelining
+(requests are answered in order), chunked request bodies, `Expect: 100-continue`, size
+limits (413 body, 431 headers) and timeouts (idle keep-alive, slow client) are handled
+here, so handlers never see parser details. Deadlines are enforced by one watchdog task
+for all connections instead of a cancel scope per request (cheaper on the hot path).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httptools
+import trio
+
+from louter.http.message import Request, Responder, simple_response
+
+Handler = Callable[[Request, Responder], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Inbound limits. Sizes in bytes, times in seconds."""
+
+    max_body: int = 100 * 1024 * 1024
+    max_header: int = 64 * 1024
+    idle_timeout: float = 75.0  # keep-alive connection waiting for its next request
+    request_timeout: float = 60.0  # a started request must arrive completely within this
+    write_timeout: float = 300.0  # a client that stops reading is dropped after this
+
+
+class _TooLarge(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _ParserProtocol:
+    """httptools callbacks; collects complete requests into `ready`."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.ready: deque[Request] = deque()
+        self.expect_continue = False
+        self.header_bytes = 0
+        self.in_message = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body_parts: list[bytes] = []
+        self.body_size = 0
+        self.headers_done = False
+
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self.header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = self.headers.get(key)
+        self.headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        length = self.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limits.max_body:
+            raise _TooLarge(413, "request body too large")
+        if self.headers.get("expect", "").lower() == "100-continue":
+            self.expect_continue = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > self.limits.max_body:
+            raise _TooLarge(413, "request body too large")
+        self.body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        self.expect_continue = False
+        body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
+        self.ready.append(Request(self.url, self.headers, body))
+        self._reset()
+
+
+class Connection:
+    """One client connection: parse, dispatch, respond, repeat while keep-alive."""
+
+    def __init__(self, stream: trio.SocketStream, handler: Handler, limits: Limits) -> None:
+        self.stream = stream
+        self.handler = handler
+        self.limits = limits
+        self.protocol = _ParserProtocol(limits)
+        self.parser = httptools.HttpRequestParser(self.protocol)
+        self.deadline = math.inf
+        self.scope = trio.CancelScope()
+        self.closed_by_peer = False
+        self._unparsed: list[bytes] = []
+
+    async def run(self) -> None:
+        with self.scope:
+            try:
+                await self._serve()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        await self._close()
+
+    async def _serve(self) -> None:
+        while True:
+            request = await self._next_request()
+            if request is None:
+                return
+            keep_alive = self.parser.should_keep_alive()
+            method = self.parser.get_method().decode("ascii")
+            request.method = method
+            responder = Responder(self, keep_alive)
+            self.deadline = math.inf
+            await self.handler(request, responder)
+            if not responder.finished:
+                await responder.abort()
+                return
+            if not keep_alive or self.closed_by_peer:
+                return
+
+    async def _next_request(self) -> Request | None:
+        ready = self.protocol.ready
+        while not ready:
+            timeout = self.limits.request_timeout if self.protocol.in_message else (
+                self.limits.idle_timeout
+            )
+            self.deadline = trio.current_time() + timeout
+            data = self._unparsed.pop(0) if self._unparsed else await self.stream.receive_some()
+            if not data:
+                return None
+            if not await self._feed(data):
+                return None
+        return ready.popleft()
+
+    async def _feed(self, data: bytes) -> bool:
+        """Feed bytes to the parser; answer protocol errors. False means: close."""
+        protocol = self.protocol
+        if not protocol.headers_done:
+            protocol.header_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except _TooLarge as exc:
+            await self._reject(exc.status, exc.reason)
+            return False
+        except httptools.HttpParserUpgrade:
+            await self._reject(400, "protocol upgrades are not supported")
+            return False
+        except httptools.HttpParserError as exc:
+            await self._reject(400, f"malformed HTTP request: {exc}")
+            return False
+        if not protocol.headers_done and protocol.header_bytes > self.limits.max_header:
+            await self._reject(431, "request header fields too large")
+            return False
+        if protocol.expect_continue and not protocol.ready:
+            protocol.expect_continue = False
+            await self.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
+
+    async def _reject(self, status: int, reason: str) -> None:
+        await self.send_all(simple_response(status, reason))
+
+    async def send_all(self, data: bytes) -> None:
+        self.deadline = trio.current_time() + self.limits.write_timeout
+        await self.stream.send_all(data)
+        self.deadline = math.inf
+
+    async def wait_disconnect(self) -> None:
+        """Return when the peer closes; bytes it sends meanwhile are kept for later."""
+        while True:
+            data = await self.stream.receive_some()
+            if not data:
+                self.closed_by_peer = True
+                return
+            self._unparsed.append(data)
+
+    async def _close(self) -> None:
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(1):
+                await self.stream.aclose()
+
+
+class Watchdog:
+    """Cancels connections whose deadline passed. One task for all connections."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.connections: set[Connection] = set()
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self.interval)
+            now = trio.current_time()
+            for connection in list(self.connections):
+                if connection.deadline < now:
+                    connection.scope.cancel()
+
+
+async def serve(
+    handler: Handler,
+    host: str,
+    port: int,
+    *,
+    limits: Limits | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `handler` on host:port until cancelled; reports the bound port via task_status."""
+    limits = limits or Limits()
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    watchdog = Watchdog()
+
+    async def on_connection(stream: trio.SocketStream) -> None:
+        connection = Connection(stream, handler, limits)
+        watchdog.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            watchdog.connections.discard(connection)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watchdog.run)
+        bound = listeners[0].socket.getsockname()[1]
+        await nursery.start(trio.serve_listeners, on_connection, listeners)
+        task_status.started(bound)

@@ -1,0 +1,293 @@
+"""Upstream transports: how louter talks to a backend over HTTP.
+
+`PooledTransport` is the fast path for plain `http://` backends (llama-server, vLLM,
+Ollama on the same machine, where proxy overhead matters most): trio sockets, keep-alive
+connections reused LIFO, responses parsed by httptools. `HttpxTransport` serves `https://`
+backends (TLS, proxies, compression handled by a kept library). Both return an
+`UpstreamResponse` whose body is read incrementally, and both turn transport failures
+into `UpstreamError` (502 connect/transport, 504 no first byte in time) in one place.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httptools
+import httpx
+import trio
+
+from louter.errors import UpstreamError
+from louter.http.message import HeaderList
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    headers: HeaderList  # lower-case names
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+    async def read(self) -> bytes: ...
+    async def aclose(self) -> None: ...
+
+
+class Transport(Protocol):
+    async def request(
+        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+    ) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _EarlyClose(Exception):
+    """The upstream closed a reused connection before answering: safe to retry."""
+
+
+# --------------------------------------------------------------------------- fast pool
+
+
+class _ResponseProtocol:
+    __slots__ = ("headers", "headers_done", "body", "complete")
+
+    def __init__(self) -> None:
+        self.headers: HeaderList = []
+        self.headers_done = False
+        self.body: deque[bytes] = deque()
+        self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class _PooledResponse:
+    """A response on a pooled connection; the connection goes back when fully read."""
+
+    def __init__(self, pool: PooledTransport, stream: trio.SocketStream) -> None:
+        self._pool = pool
+        self._stream: trio.SocketStream | None = stream
+        self._protocol = _ResponseProtocol()
+        self._parser = httptools.HttpResponseParser(self._protocol)
+        self.status = 0
+        self.headers: HeaderList = []
+
+    async def read_head(self, reused: bool) -> None:
+        protocol = self._protocol
+        assert self._stream is not None
+        while not protocol.headers_done:
+            data = await self._stream.receive_some()
+            if not data:
+                raise _EarlyClose() if reused else UpstreamError(
+                    f"{self._pool.label}: upstream closed the connection without answering"
+                )
+            reused = False
+            self._feed(data)
+        self.status = self._parser.get_status_code()
+        self.headers = protocol.headers
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            raise UpstreamError(f"{self._pool.label}: malformed HTTP response: {exc}") from exc
+
+    def _delimited(self) -> bool:
+        names = {name for name, _ in self.headers}
+        return b"content-length" in names or b"transfer-encoding" in names
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        protocol = self._protocol
+        body = protocol.body
+        while True:
+            while body:
+                yield body.popleft()
+            if protocol.complete or self._stream is None:
+                break
+            data = await self._stream.receive_some()
+            if not data:
+                if self._delimited():
+                    await self.aclose()
+                    raise UpstreamError(f"{self._pool.label}: upstream closed mid-response")
+                break
+            self._feed(data)
+        self._finish()
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    def _finish(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        if self._protocol.complete and self._parser.should_keep_alive():
+            self._pool.release(stream)
+        else:
+            self._pool.discard(stream)
+
+    async def aclose(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._pool.discard(stream)
+
+
+class PooledTransport:
+    """Keep-alive pool to one `http://host:port` upstream."""
+
+    def __init__(self, url: str, *, connect_timeout: float, max_idle: int = 256) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.label = url
+        self.connect_timeout = connect_timeout
+        self.max_idle = max_idle
+        self._idle: list[trio.SocketStream] = []
+        self._host_header = parts.netloc.encode("latin-1")
+        self._nursery: trio.Nursery | None = None
+
+    async def _connect(self) -> trio.SocketStream:
+        try:
+            with trio.fail_after(self.connect_timeout):
+                return await trio.open_tcp_stream(self.host, self.port)
+        except trio.TooSlowError:
+            raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from None
+        except OSError as exc:
+            raise UpstreamError(f"{self.label}: cannot connect: {exc.strerror or exc}") from exc
+
+    def release(self, stream: trio.SocketStream) -> None:
+        if len(self._idle) < self.max_idle:
+            self._idle.append(stream)
+        else:
+            self.discard(stream)
+
+    def discard(self, stream: trio.SocketStream) -> None:
+        # Closing a trio SocketStream synchronously: the socket is closed at once.
+        stream.socket.close()
+
+    def _encode(self, path: str, headers: HeaderList, body: bytes) -> bytes:
+        head = b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
+            (self.prefix + path).encode("latin-1"),
+            self._host_header,
+            len(body),
+        )
+        return head + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + body
+
+    async def request(
+        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+    ) -> _PooledResponse:
+        data = self._encode(path, headers, body)
+        with trio.move_on_after(first_byte_timeout) as scope:
+            while self._idle:
+                stream = self._idle.pop()
+                try:
+                    return await self._exchange(stream, data, reused=True)
+                except _EarlyClose:
+                    continue
+            return await self._exchange(await self._connect(), data, reused=False)
+        assert scope.cancelled_caught
+        raise UpstreamError(
+            f"{self.label}: no response within {first_byte_timeout:g}s", status_hint=504
+        )
+
+    async def _exchange(self, stream: trio.SocketStream, data: bytes, reused: bool) -> _PooledResponse:
+        response = _PooledResponse(self, stream)
+        try:
+            await stream.send_all(data)
+            await response.read_head(reused)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            await response.aclose()
+            if reused:
+                raise _EarlyClose() from exc
+            raise UpstreamError(f"{self.label}: connection lost: {exc}") from exc
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for stream in idle:
+            stream.socket.close()
+
+
+# --------------------------------------------------------------------------- httpx
+
+
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response, label: str) -> None:
+        self._response = response
+        self._label = label
+        self.status = response.status_code
+        self.headers: HeaderList = [
+            (name.lower(), value)
+            for name, value in response.headers.raw
+            if name.lower() != b"content-encoding"
+        ]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{self._label}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            await self._response.aclose()
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxTransport:
+    """httpx for TLS and proxied upstreams; the first-byte deadline is ours, reads are unbounded."""
+
+    def __init__(self, url: str, *, connect_timeout: float) -> None:
+        self.label = url
+        self._base = url.rstrip("/")
+        timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
+        self._client = httpx.AsyncClient(timeout=timeout)
+
+    async def request(
+        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+    ) -> _HttpxResponse:
+        request = self._client.build_request(
+            "POST",
+            self._base + path,
+            headers=[*headers, (b"accept-encoding", b"identity")],
+            content=body,
+        )
+        try:
+            with trio.fail_after(first_byte_timeout):
+                response = await self._client.send(request, stream=True)
+        except trio.TooSlowError:
+            raise UpstreamError(
+                f"{self.label}: no response within {first_byte_timeout:g}s", status_hint=504
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{self.label}: {type(exc).__name__}: {exc}") from exc
+        return _HttpxResponse(response, self.label)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def open_transport(url: str, *, connect_timeout: float) -> Transport:
+    """The right transport for `url`: the fast pool for http://, httpx for https://."""
+    factory = _FACTORIES[urlsplit(url).scheme]
+    return factory(url, connect_timeout=connect_timeout)
+
+
+_FACTORIES = {"http": PooledTransport, "https": HttpxTransport}

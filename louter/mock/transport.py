@@ -1,0 +1,109 @@
+"""The mock backend as an in-process upstream transport.
+
+It takes the same (path, headers, body) a network transport would and answers with a
+status, headers and body chunks, so the proxy treats it exactly like a real backend (same
+passthrough, same journal tap) without opening a socket. Dialects are a dict keyed by path
+suffix; a new dialect plugs in by adding an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import orjson
+import trio
+
+from louter.config import Backend
+from louter.errors import ConversionError
+from louter.http.message import HeaderList
+from louter.mock import engine
+from louter.mock import openai as mock_openai
+
+_JSON: HeaderList = [(b"content-type", b"application/json")]
+_SSE: HeaderList = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+
+
+class MockResponse:
+    """A canned response whose chunks are yielded one by one (with a checkpoint between)."""
+
+    def __init__(self, status: int, headers: HeaderList, chunks: list[bytes]) -> None:
+        self.status = status
+        self.headers = headers
+        self._chunks = chunks
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            await trio.lowlevel.checkpoint()
+            yield chunk
+
+    async def read(self) -> bytes:
+        return b"".join(self._chunks)
+
+    async def aclose(self) -> None:
+        self._chunks = []
+
+
+def _openai(
+    body: Mapping[str, Any], backend: Backend, response_id: str, created: int
+) -> MockResponse:
+    prompt = mock_openai.parse_prompt(body)
+    answer = engine.answer(prompt, response_id=response_id, tool_format=backend.tool_format)
+    model = str(body.get("model") or backend.name)
+    if body.get("stream"):
+        options = body.get("stream_options") or {}
+        include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
+        events = mock_openai.render_stream(
+            answer,
+            model=model,
+            response_id=response_id,
+            created=created,
+            include_usage=include_usage,
+        )
+        return MockResponse(200, _SSE, events)
+    payload = mock_openai.render_response(
+        answer, model=model, response_id=response_id, created=created
+    )
+    return MockResponse(200, _JSON, [orjson.dumps(payload)])
+
+
+def _openai_error(status: int, message: str) -> MockResponse:
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": status}}
+    return MockResponse(status, _JSON, [orjson.dumps(body)])
+
+
+DIALECTS = {"/chat/completions": (_openai, _openai_error)}
+
+
+class MockTransport:
+    """Deterministic, instant, in-process backend. Ids come from a counter, time from `clock`."""
+
+    def __init__(self, backend: Backend, *, clock: Callable[[], float]) -> None:
+        self.backend = backend
+        self._clock = clock
+        self._counter = 0
+
+    def _next_id(self) -> str:
+        self._counter += 1
+        return f"chatcmpl-mock{self._counter}"
+
+    async def request(
+        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+    ) -> MockResponse:
+        suffix = next((s for s in DIALECTS if path.endswith(s)), None)
+        if suffix is None:
+            return _openai_error(404, f"the mock backend has no endpoint {path}")
+        respond, fail = DIALECTS[suffix]
+        await trio.lowlevel.checkpoint()
+        try:
+            data = orjson.loads(body)
+            if not isinstance(data, dict):
+                raise ConversionError("request body must be a JSON object")
+            return respond(data, self.backend, self._next_id(), int(self._clock()))
+        except orjson.JSONDecodeError as exc:
+            return fail(400, f"request body is not valid JSON: {exc}")
+        except ConversionError as exc:
+            return fail(exc.status_hint, exc.message)
+
+    async def aclose(self) -> None:
+        return None

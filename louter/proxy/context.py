@@ -1,0 +1,20 @@
+"""What every handler needs, built once at start-up and passed in (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from louter.config import Config
+from louter.proxy.exchange import RequestIds
+from louter.proxy.journal import Journal
+from louter.proxy.routing import Router
+from louter.proxy.upstreams import Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyContext:
+    config: Config
+    router: Router
+    upstreams: dict[str, Upstream]
+    journal: Journal
+    ids: RequestIds

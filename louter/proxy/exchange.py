@@ -1,0 +1,87 @@
+"""Per-request state: the request id, timings, and journal entries of one exchange."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+from louter.http.message import Request
+from louter.proxy.journal import Journal, redact_headers, redact_target
+
+
+class RequestIds:
+    """Unique, cheap request ids: a random per-process prefix plus a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._counter):08x}"
+
+
+class Exchange:
+    """One client request through louter; writes its journal entries."""
+
+    __slots__ = (
+        "request_id", "started", "endpoint", "format", "backend", "backend_format", "model",
+        "_journal",
+    )
+
+    def __init__(self, journal: Journal, request_id: str, endpoint: str, dialect: str) -> None:
+        self.request_id = request_id
+        self.started = time.perf_counter()
+        self.endpoint = endpoint
+        self.format = dialect
+        self.backend: str | None = None
+        self.backend_format: str | None = None
+        self.model: str | None = None
+        self._journal = journal
+
+    @property
+    def logging(self) -> bool:
+        return self._journal.active
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 3)
+
+    def log(
+        self,
+        direction: str,
+        *,
+        status: int | None = None,
+        payload: Any = None,
+        raw_payload: bytes | None = None,
+        dialect: str | None = None,
+        **extra: Any,
+    ) -> None:
+        if not self._journal.active:
+            return
+        entry: dict[str, Any] = {
+            "request_id": self.request_id,
+            "direction": direction,
+            "format": dialect or self.format,
+            "endpoint": self.endpoint,
+            "backend": self.backend,
+            "model": self.model,
+            "status": status,
+            "latency_ms": None if direction.endswith("request") else self.elapsed_ms(),
+        }
+        entry.update(extra)
+        self._journal.write(entry, payload=payload, raw_payload=raw_payload)
+
+    def log_client_request(self, request: Request, *, valid_json: bool) -> None:
+        """The client's request: redacted headers and target, the body as sent."""
+        if not self._journal.active:
+            return
+        body = request.body
+        self.log(
+            "client_request",
+            raw_payload=(body or None) if valid_json else None,
+            payload=None if valid_json else body.decode("utf-8", "replace"),
+            method=request.method,
+            path=redact_target(request.target.decode("latin-1")),
+            headers=redact_headers(request.headers),
+        )

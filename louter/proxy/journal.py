@@ -1,0 +1,107 @@
+"""The JSONL exchange log (`--log-file`), design §8.
+
+One JSON object per line. Each entry is written with a single `os.write` on a file opened
+with O_APPEND, so lines of concurrent requests never interleave and every line is on its
+way to disk as soon as it is written (nothing is buffered in the process, so nothing is lost
+at exit). Secrets in headers and query strings are redacted before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
+)
+SECRET_PARAMS = ("key", "api_key", "apikey")
+REDACTED = "[REDACTED]"
+
+Entry = dict[str, Any]
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of `headers` with secret values replaced."""
+    return {k: (REDACTED if k in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def redact_target(target: str) -> str:
+    """Redact `?key=...`-style secrets in a request target."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for item in query.split("&"):
+        name, eq, _ = item.partition("=")
+        parts.append(f"{name}={REDACTED}" if eq and name.lower() in SECRET_PARAMS else item)
+    return path + "?" + "&".join(parts)
+
+
+def format_timestamp(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def encode_entry(entry: Entry, raw_payload: bytes | None = None) -> bytes:
+    """One log line. `raw_payload` is JSON text already validated by the caller; it is
+    spliced in without re-serialising (JSON forbids raw newlines inside strings, so
+    replacing them with spaces keeps the document equal)."""
+    line = orjson.dumps(entry)
+    if raw_payload is None:
+        return line + b"\n"
+    payload = raw_payload.replace(b"\n", b" ").replace(b"\r", b" ")
+    return line[:-1] + b',"payload":' + payload + b"}\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Journal:
+    """Appends entries to a JSONL file and/or hands them to an echo callback (--verbose)."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        clock: Callable[[], float],
+        echo: Callable[[Entry], None] | None = None,
+        payloads: bool = True,
+    ) -> None:
+        self._clock = clock
+        self._echo = echo
+        self.payloads = payloads
+        self._fd = -1
+        if path is not None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+            self._fd = os.open(path, flags, 0o600)
+
+    @property
+    def active(self) -> bool:
+        return self._fd >= 0 or self._echo is not None
+
+    def write(self, entry: Entry, *, payload: Any = None, raw_payload: bytes | None = None) -> None:
+        """Record one entry; `timestamp` is added here."""
+        entry["timestamp"] = format_timestamp(self._clock())
+        if self._echo is not None:
+            self._echo(entry)
+        if self._fd < 0:
+            return
+        if not self.payloads:
+            payload = raw_payload = None
+        elif payload is not None:
+            entry["payload"] = payload
+        _write_all(self._fd, encode_entry(entry, raw_payload))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1

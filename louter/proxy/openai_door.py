@@ -1,0 +1,126 @@
+"""The OpenAI Chat Completions front door: `POST /v1/chat/completions`, `GET /v1/models`.
+
+OpenAI-protocol (and mock) backends are same-dialect: the request gets its model name
+mapped, the backend's defaults and key, and the answer passes through byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from louter.config import Backend
+from louter.convert.openai import StreamAssembler
+from louter.convert.sse import SSEDecoder
+from louter.errors import ConversionError
+from louter.http.message import HeaderList, Request, Responder
+from louter.proxy.context import ProxyContext
+from louter.proxy.exchange import Exchange
+from louter.proxy.passthrough import forward
+
+CHAT_PATH = "/v1/chat/completions"
+FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
+
+
+def parse_body(exchange: Exchange, request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, logged; `ConversionError` (400) otherwise."""
+    try:
+        data = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        exchange.log_client_request(request, valid_json=False)
+        raise ConversionError(f"request body is not valid JSON: {exc}") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    exchange.model = model if isinstance(model, str) else None
+    exchange.log_client_request(request, valid_json=True)
+    if not isinstance(data, dict):
+        raise ConversionError("request body must be a JSON object")
+    return data
+
+
+def prepare_request(body: dict[str, Any], backend: Backend, model: str) -> dict[str, Any]:
+    """Apply the backend's model name, default max_tokens/temperature and token field."""
+    body["model"] = model
+    field = backend.max_tokens_field
+    other = "max_completion_tokens" if field == "max_tokens" else "max_tokens"
+    if other in body and field not in body:
+        body[field] = body.pop(other)
+    if backend.max_tokens is not None and field not in body:
+        body[field] = backend.max_tokens
+    if backend.temperature is not None and "temperature" not in body:
+        body["temperature"] = backend.temperature
+    return body
+
+
+def client_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ConversionError("'model' is required and must be a non-empty string")
+    return model
+
+
+class OpenAITap:
+    """Journal tap for an OpenAI SSE stream."""
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self._assembler = StreamAssembler()
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self._decoder.feed(chunk):
+            self._assembler.feed(event)
+
+    def result(self) -> dict[str, Any]:
+        for event in self._decoder.flush():
+            self._assembler.feed(event)
+        return self._assembler.result()
+
+
+def stream_error_event(message: str) -> bytes:
+    payload = {"error": {"message": message, "type": "upstream_error", "code": 502}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _headers(request: Request, upstream_headers: HeaderList, backend: Backend) -> HeaderList:
+    headers = list(upstream_headers)
+    for name in FORWARDED_HEADERS:
+        value = request.headers.get(name)
+        if value is not None:
+            headers.append((name.encode("latin-1"), value.encode("latin-1")))
+    client_auth = request.headers.get("authorization")
+    if not backend.api_key and client_auth is not None:
+        headers.append((b"authorization", client_auth.encode("latin-1")))
+    return headers
+
+
+async def chat_completions(
+    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+) -> None:
+    body = parse_body(exchange, request)
+    exchange.model = model = client_model(body)
+    route = ctx.router.route(model)
+    upstream = ctx.upstreams[route.backend.name]
+    exchange.backend = route.backend.name
+    exchange.backend_format = "openai"
+    forwarded = orjson.dumps(prepare_request(body, route.backend, route.model))
+    exchange.log("backend_request", raw_payload=forwarded, dialect="openai",
+                 backend_model=route.model)
+    headers = _headers(request, upstream.headers, route.backend)
+
+    async def send() -> Any:
+        return await upstream.transport.request(
+            CHAT_PATH, headers, forwarded,
+            first_byte_timeout=ctx.config.performance.timeout_seconds,
+        )
+
+    await forward(exchange, send, responder, OpenAITap, stream_error_event)
+
+
+async def list_models(
+    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+) -> None:
+    data = [
+        {"id": model, "object": "model", "created": 0, "owned_by": backend}
+        for model, backend in ctx.router.client_models()
+    ]
+    await responder.send_json(200, {"object": "list", "data": data})

@@ -1,0 +1,147 @@
+"""Same-dialect forwarding: the upstream's status, headers and body bytes reach the client
+unchanged (chunk boundaries aside), streamed as they arrive; only the journal tap reads them.
+
+Once the first byte has reached the client nothing is retried: an upstream failure after
+that point becomes the dialect's in-stream error event (and an `error` journal entry). The
+client closing its connection cancels the upstream request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+import trio
+
+from louter.errors import LouterError
+from louter.http.message import HeaderList, Responder
+from louter.http.upstream import UpstreamResponse
+from louter.proxy.exchange import Exchange
+
+_DROP = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
+
+
+class StreamTap(Protocol):
+    """Reads a passing stream for the journal: bytes in, an assembled result out."""
+
+    def feed(self, chunk: bytes) -> None: ...
+    def result(self) -> dict[str, Any]: ...
+
+
+def response_headers(upstream: HeaderList, request_id: str) -> HeaderList:
+    headers = [(name, value) for name, value in upstream if name not in _DROP]
+    headers.append((b"x-louter-request-id", request_id.encode("ascii")))
+    return headers
+
+
+def is_event_stream(headers: HeaderList) -> bool:
+    return any(n == b"content-type" and v.startswith(b"text/event-stream") for n, v in headers)
+
+
+async def relay_whole(exchange: Exchange, response: UpstreamResponse, responder: Responder) -> None:
+    """Read a non-streamed upstream answer and send it on with its status and headers."""
+    body = await response.read()
+    status = response.status
+    if exchange.logging:
+        raw = body if _is_json(body) else None
+        payload = None if raw is not None else body.decode("utf-8", "replace")
+        exchange.log("backend_response", status=status, raw_payload=raw, payload=payload,
+                     dialect=exchange.backend_format)
+        exchange.log("client_response", status=status, raw_payload=raw, payload=payload)
+    await responder.send(status, response_headers(response.headers, exchange.request_id), body)
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+async def relay_stream(
+    exchange: Exchange,
+    response: UpstreamResponse,
+    responder: Responder,
+    tap: StreamTap,
+    error_event: Callable[[str], bytes],
+) -> None:
+    """Stream an upstream SSE answer to the client as it arrives, with the journal tap."""
+    await responder.start(response.status, response_headers(response.headers, exchange.request_id))
+    pump = _Pump(exchange, response, responder, tap)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_on_disconnect, responder, nursery.cancel_scope, pump)
+        await pump.run(error_event)
+        nursery.cancel_scope.cancel()
+    if pump.client_gone:
+        await response.aclose()
+        exchange.log("error", status=499, error="client disconnected mid-stream",
+                     chunks=pump.chunks)
+        return
+    await responder.end()
+    _log_stream(exchange, response.status, pump)
+
+
+async def _cancel_on_disconnect(responder: Responder, scope: trio.CancelScope, pump: _Pump) -> None:
+    await responder.wait_disconnect()
+    pump.client_gone = True
+    scope.cancel()
+
+
+class _Pump:
+    def __init__(
+        self, exchange: Exchange, response: UpstreamResponse, responder: Responder, tap: StreamTap
+    ) -> None:
+        self.exchange = exchange
+        self.response = response
+        self.responder = responder
+        self.tap = tap
+        self.chunks = 0
+        self.ttft_ms: float | None = None
+        self.client_gone = False
+        self.error: str | None = None
+
+    async def run(self, error_event: Callable[[str], bytes]) -> None:
+        try:
+            async for chunk in self.response.chunks():
+                if self.ttft_ms is None:
+                    self.ttft_ms = self.exchange.elapsed_ms()
+                self.chunks += 1
+                await self.responder.write(chunk)
+                self.tap.feed(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.client_gone = True
+        except LouterError as exc:
+            self.error = exc.message
+            await self.responder.write(error_event(exc.message))
+
+
+def _log_stream(exchange: Exchange, status: int, pump: _Pump) -> None:
+    if not exchange.logging:
+        return
+    try:
+        result = pump.tap.result()
+    except LouterError as exc:
+        result = {"error": exc.message}
+    extra = {"stream": True, "chunks": pump.chunks, "ttft_ms": pump.ttft_ms}
+    exchange.log("backend_response", status=status, payload=result,
+                 dialect=exchange.backend_format, **extra)
+    if pump.error is not None:
+        exchange.log("error", status=502, error=pump.error, **extra)
+    exchange.log("client_response", status=status, payload=result, **extra)
+
+
+async def forward(
+    exchange: Exchange,
+    send: Callable[[], Any],
+    responder: Responder,
+    make_tap: Callable[[], StreamTap],
+    error_event: Callable[[str], bytes],
+) -> None:
+    """Run `send()` (the upstream request) and relay its answer, whole or streamed."""
+    response: UpstreamResponse = await send()
+    if response.status == 200 and is_event_stream(response.headers):
+        await relay_stream(exchange, response, responder, make_tap(), error_event)
+    else:
+        await relay_whole(exchange, response, responder)
