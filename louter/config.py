@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import tomlkit
-from tomlkit.exceptions import ParseError
+from tomlkit.exceptions import TOMLKitError
 
 from louter.errors import ConfigError
 
@@ -97,7 +97,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 class _Locator:
     """Finds the line of `key` inside `[table]` in the raw TOML text (best effort)."""
 
-    _HEADER = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
+    _HEADER = re.compile(r"^\s*\[\[?([^\[\]]+)\]\]?\s*(#.*)?$")
     _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
 
     def __init__(self, text: str) -> None:
@@ -111,6 +111,8 @@ class _Locator:
                 current = _normalise_table(header.group(1))
                 if key is None and current == table:
                     return number
+                if key is not None and current == (f"{table}.{key}" if table else key):
+                    return number  # the unknown key is itself a table: `[table.key]`
                 continue
             match = self._KEY.match(raw)
             if match and current == table and match.group(1).strip("\"'") == key:
@@ -311,7 +313,7 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     where = _Where(path, _Locator(text))
     try:
         document = tomlkit.parse(text).unwrap()
-    except ParseError as exc:
+    except TOMLKitError as exc:  # ParseError, and e.g. a table defined twice
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     top = _check_table(where, "", document, TOP_KEYS)
     server = _parse_server(where, top.get("server", {}))

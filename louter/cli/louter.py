@@ -10,7 +10,9 @@ from typing import Annotated
 import trio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from louter import __version__
 from louter.config import Config, load_config
@@ -46,12 +48,12 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
             f"missing ({backend.key_env})" if backend.key_env else "-")
         default = " (default)" if backend is ctx.router.default else ""
         models = ", ".join(f"{c} → {b}" for c, b in backend.model_mapping.items()) or "-"
-        table.add_row(backend.name + default, backend.protocol, backend.url or "in-process",
-                      key, models)
+        table.add_row(escape(backend.name) + default, backend.protocol,
+                      escape(backend.url or "in-process"), escape(key), escape(models))
     table.caption = (
         f"endpoints: {', '.join(sorted(ROUTES))}\n"
-        f"config: {ctx.config.source or 'none (built-in presets)'}; "
-        f"log file: {log_file or 'none'}"
+        f"config: {escape(ctx.config.source or 'none (built-in presets)')}; "
+        f"log file: {escape(str(log_file or 'none'))}"
     )
     table.caption_justify = "left"
     return table
@@ -64,9 +66,9 @@ def echo_to(console: Console):  # type: ignore[no-untyped-def]
         console.print(
             f"{entry['timestamp'][11:23]} {entry['request_id']} "
             f"[{style}]{entry['direction']:<16}[/] {entry['format']:<7} "
-            f"{entry.get('backend') or '-'} {entry.get('model') or '-'} "
+            f"{escape(entry.get('backend') or '-')} {escape(entry.get('model') or '-')} "
             f"{entry.get('status') or ''} {'' if latency is None else f'{latency:.1f}ms'}"
-            f"{' ' + str(entry['error']) if entry.get('error') else ''}",
+            f"{' ' + escape(str(entry['error'])) if entry.get('error') else ''}",
             highlight=False,
         )
 
@@ -83,6 +85,11 @@ async def _run(ctx: ProxyContext, host: str, port: int, log_file: Path | None,
                 console.print(f"louter: {signal.Signals(signum).name}, shutting down")
                 nursery.cancel_scope.cancel()
                 break
+
+
+def _complain(console: Console, message: str) -> None:
+    """An error line on stderr: no markup parsing (messages contain `[table]`), no wrapping."""
+    console.print(Text(f"louter: {message}", style="bold red"), soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -113,17 +120,17 @@ def main_command(
         ctx = build_context(cfg, default_backend=default_backend(cfg, backend),
                             log_file=log_file, echo=echo_to(console) if verbose else None)
     except ConfigError as exc:
-        console.print(f"[bold red]louter: {exc.message}[/]", highlight=False)
+        _complain(console, exc.message)
         raise typer.Exit(2) from None
     except OSError as exc:
-        console.print(f"[bold red]louter: cannot open log file {log_file}: {exc}[/]")
+        _complain(console, f"cannot open log file {log_file}: {exc}")
         raise typer.Exit(2) from None
     listen_host = host or cfg.server.host
     listen_port = cfg.server.port if port is None else port
     try:
         trio.run(_run, ctx, listen_host, listen_port, log_file, console)
     except OSError as exc:
-        console.print(f"[bold red]louter: cannot listen on {listen_host}:{listen_port}: {exc}[/]")
+        _complain(console, f"cannot listen on {listen_host}:{listen_port}: {exc}")
         raise typer.Exit(1) from None
 
 

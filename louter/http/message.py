@@ -25,13 +25,14 @@ _OWN_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"
 class Request:
     """One inbound request. `target` is the raw request target (path and query)."""
 
-    __slots__ = ("target", "headers", "body", "method", "_path", "_query")
+    __slots__ = ("target", "headers", "body", "method", "keep_alive", "_path", "_query")
 
     def __init__(self, target: bytes, headers: dict[str, str], body: bytes) -> None:
         self.target = target
         self.headers = headers
         self.body = body
         self.method = "GET"
+        self.keep_alive = True
         self._path: str | None = None
         self._query: dict[str, str] | None = None
 

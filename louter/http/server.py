@@ -46,6 +46,7 @@ class _ParserProtocol:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.parser: httptools.HttpRequestParser | None = None
         self.ready: deque[Request] = deque()
         self.expect_continue = False
         self.header_bytes = 0
@@ -58,6 +59,8 @@ class _ParserProtocol:
         self.body_parts: list[bytes] = []
         self.body_size = 0
         self.headers_done = False
+        self.keep_alive = True
+        self.method = "GET"
 
     def on_message_begin(self) -> None:
         self.in_message = True
@@ -74,6 +77,10 @@ class _ParserProtocol:
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        assert self.parser is not None
+        # Read per message here: after on_message_complete llhttp has reset this state.
+        self.keep_alive = self.parser.should_keep_alive()
+        self.method = self.parser.get_method().decode("ascii")
         length = self.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.limits.max_body:
             raise _TooLarge(413, "request body too large")
@@ -90,7 +97,10 @@ class _ParserProtocol:
         self.in_message = False
         self.expect_continue = False
         body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
-        self.ready.append(Request(self.url, self.headers, body))
+        request = Request(self.url, self.headers, body)
+        request.method = self.method
+        request.keep_alive = self.keep_alive
+        self.ready.append(request)
         self._reset()
 
 
@@ -103,6 +113,7 @@ class Connection:
         self.limits = limits
         self.protocol = _ParserProtocol(limits)
         self.parser = httptools.HttpRequestParser(self.protocol)
+        self.protocol.parser = self.parser
         self.deadline = math.inf
         self.scope = trio.CancelScope()
         self.closed_by_peer = False
@@ -121,9 +132,7 @@ class Connection:
             request = await self._next_request()
             if request is None:
                 return
-            keep_alive = self.parser.should_keep_alive()
-            method = self.parser.get_method().decode("ascii")
-            request.method = method
+            keep_alive = request.keep_alive
             responder = Responder(self, keep_alive)
             self.deadline = math.inf
             await self.handler(request, responder)

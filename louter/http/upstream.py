@@ -48,9 +48,11 @@ class _EarlyClose(Exception):
 
 
 class _ResponseProtocol:
-    __slots__ = ("headers", "headers_done", "body", "complete")
+    __slots__ = ("headers", "headers_done", "body", "complete", "keep_alive", "parser")
 
     def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.keep_alive = False
         self.headers: HeaderList = []
         self.headers_done = False
         self.body: deque[bytes] = deque()
@@ -61,6 +63,8 @@ class _ResponseProtocol:
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()  # reset after the message ends
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -77,6 +81,7 @@ class _PooledResponse:
         self._stream: trio.SocketStream | None = stream
         self._protocol = _ResponseProtocol()
         self._parser = httptools.HttpResponseParser(self._protocol)
+        self._protocol.parser = self._parser
         self.status = 0
         self.headers: HeaderList = []
 
@@ -128,7 +133,7 @@ class _PooledResponse:
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        if self._protocol.complete and self._parser.should_keep_alive():
+        if self._protocol.complete and self._protocol.keep_alive:
             self._pool.release(stream)
         else:
             self._pool.discard(stream)

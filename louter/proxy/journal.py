@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,15 @@ def redact_target(target: str) -> str:
     return path + "?" + "&".join(parts)
 
 
+@lru_cache(maxsize=4)
+def _second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
 def format_timestamp(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with milliseconds; the per-second part is cached (it is the slow part)."""
+    whole = int(seconds)
+    return f"{_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
 
 
 def encode_entry(entry: Entry, raw_payload: bytes | None = None) -> bytes:
