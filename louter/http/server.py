@@ -49,7 +49,8 @@ class _ParserProtocol:
         self.parser: httptools.HttpRequestParser | None = None
         self.ready: deque[Request] = deque()
         self.expect_continue = False
-        self.header_bytes = 0
+        self.header_bytes = 0  # url + complete header lines of the current message
+        self.header_raw = 0  # whole chunks received inside its header block (for endless lines)
         self.in_message = False
         self._reset()
 
@@ -64,12 +65,19 @@ class _ParserProtocol:
 
     def on_message_begin(self) -> None:
         self.in_message = True
-        self.header_bytes = 0
+        self.header_bytes = self.header_raw = 0
+
+    def _count_header(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > self.limits.max_header:
+            raise _TooLarge(431, "request header fields too large")
 
     def on_url(self, url: bytes) -> None:
+        self._count_header(len(url))
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header(len(name) + len(value) + 4)
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         previous = self.headers.get(key)
@@ -159,22 +167,28 @@ class Connection:
     async def _feed(self, data: bytes) -> bool:
         """Feed bytes to the parser; answer protocol errors. False means: close."""
         protocol = self.protocol
-        if not protocol.headers_done:
-            protocol.header_bytes += len(data)
+        in_headers = protocol.in_message and not protocol.headers_done
+        queued = len(protocol.ready)
         try:
             self.parser.feed_data(data)
-        except _TooLarge as exc:
-            await self._reject(exc.status, exc.reason)
-            return False
         except httptools.HttpParserUpgrade:
             await self._reject(400, "protocol upgrades are not supported")
             return False
         except httptools.HttpParserError as exc:
-            await self._reject(400, f"malformed HTTP request: {exc}")
+            # httptools wraps a callback's exception: it is the error's __context__.
+            cause = exc.__context__
+            if isinstance(cause, _TooLarge):
+                await self._reject(cause.status, cause.reason)
+            else:
+                await self._reject(400, f"malformed HTTP request: {exc}")
             return False
-        if not protocol.headers_done and protocol.header_bytes > self.limits.max_header:
-            await self._reject(431, "request header fields too large")
-            return False
+        if in_headers and not protocol.headers_done and len(protocol.ready) == queued:
+            # The whole chunk is inside one header block; llhttp buffers an unfinished
+            # header line without calling back, so count such chunks too.
+            protocol.header_raw += len(data)
+            if protocol.header_raw > self.limits.max_header:
+                await self._reject(431, "request header fields too large")
+                return False
         if protocol.expect_continue and not protocol.ready:
             protocol.expect_continue = False
             await self.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -117,7 +117,11 @@ class _PooledResponse:
                 yield body.popleft()
             if protocol.complete or self._stream is None:
                 break
-            data = await self._stream.receive_some()
+            try:
+                data = await self._stream.receive_some()
+            except trio.BrokenResourceError as exc:  # reset by the upstream, not the client
+                await self.aclose()
+                raise UpstreamError(f"{self._pool.label}: connection lost mid-response") from exc
             if not data:
                 if self._delimited():
                     await self.aclose()

@@ -101,6 +101,7 @@ class _Pump:
         self.ttft_ms: float | None = None
         self.client_gone = False
         self.error: str | None = None
+        self.at_boundary = True  # the bytes sent so far end between two SSE events
 
     async def run(self, error_event: Callable[[str], bytes]) -> None:
         try:
@@ -109,12 +110,15 @@ class _Pump:
                     self.ttft_ms = self.exchange.elapsed_ms()
                 self.chunks += 1
                 await self.responder.write(chunk)
+                self.at_boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
                 self.tap.feed(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:
             self.error = exc.message
-            await self.responder.write(error_event(exc.message))
+            # End a half-sent event first, so the error event stands on its own.
+            separator = b"" if self.at_boundary else b"\n\n"
+            await self.responder.write(separator + error_event(exc.message))
 
 
 def _log_stream(exchange: Exchange, status: int, pump: _Pump) -> None:
