@@ -287,8 +287,10 @@ def _parse_backend(
     _positive(where, table, values, ("max_tokens", "weight"))
     mapping = _parse_mapping(where, f"{table}.model_mapping", values.pop("model_mapping", {}))
     values["api_key"] = _resolve_key(values, env)
-    values["key_env"] = None if "api_key" in data else (
-        values.pop("api_key_env", None) or KEY_ENV_BY_PROTOCOL.get(values["protocol"])
+    values["key_env"] = (
+        None
+        if "api_key" in data
+        else (values.pop("api_key_env", None) or KEY_ENV_BY_PROTOCOL.get(values["protocol"]))
     )
     values.pop("api_key_env", None)
     if "temperature" in values:
@@ -300,9 +302,7 @@ def _parse_backend(
 
 def _preset_backends(env: Mapping[str, str], taken: set[str]) -> list[Backend]:
     where = _Where("<built-in presets>", _Locator(""))
-    return [
-        _parse_backend(where, name, {}, env) for name in PRESETS if name not in taken
-    ]
+    return [_parse_backend(where, name, {}, env) for name in PRESETS if name not in taken]
 
 
 # --------------------------------------------------------------------------- entry points

@@ -110,9 +110,7 @@ class Recorded:
 
 def sse_events(*payloads: Any, done: bool = True) -> bytes:
     """`data: <json>\\n\\n` for each payload (dicts are JSON-encoded), then `[DONE]`."""
-    out = [
-        b"data: " + (p if isinstance(p, bytes) else orjson.dumps(p)) + b"\n\n" for p in payloads
-    ]
+    out = [b"data: " + (p if isinstance(p, bytes) else orjson.dumps(p)) + b"\n\n" for p in payloads]
     if done:
         out.append(b"data: [DONE]\n\n")
     return b"".join(out)
@@ -121,8 +119,14 @@ def sse_events(*payloads: Any, done: bool = True) -> bytes:
 def chat_chunk(content: str | None = None, finish: str | None = None, **extra: Any) -> dict:
     delta: dict[str, Any] = {} if content is None else {"content": content}
     choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-            "model": "real-model", "choices": [choice], **extra}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "real-model",
+        "choices": [choice],
+        **extra,
+    }
 
 
 def chat_stream(pieces: Iterable[str], finish: str = "stop") -> bytes:
@@ -132,10 +136,15 @@ def chat_stream(pieces: Iterable[str], finish: str = "stop") -> bytes:
 
 def chat_completion(content: str, **extra: Any) -> dict:
     message = {"role": "assistant", "content": content}
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1,
-            "model": "real-model",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}, **extra}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "real-model",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        **extra,
+    }
 
 
 def awkward_chunks(data: bytes, *, bytewise: int = 24, stride: int = 7) -> list[bytes]:
@@ -260,8 +269,13 @@ class _Session:
             for name, value in event.headers:
                 key, text = name.decode("latin-1"), value.decode("latin-1")
                 headers[key] = f"{headers[key]}, {text}" if key in headers else text
-            request = Recorded(event.method.decode(), event.target.decode("latin-1"), headers,
-                               b"".join(body), self.info)
+            request = Recorded(
+                event.method.decode(),
+                event.target.decode("latin-1"),
+                headers,
+                b"".join(body),
+                self.info,
+            )
             self.info.requests += 1
             await self.fake._record(request)
             if not await self._answer(self.fake._next_reply(request)):
@@ -284,8 +298,11 @@ class _Session:
             return False
         if isinstance(reply, JSONReply):
             raw = reply.raw
-            headers = [("content-type", reply.content_type), ("content-length", str(len(raw))),
-                       *reply.headers]
+            headers = [
+                ("content-type", reply.content_type),
+                ("content-length", str(len(raw))),
+                *reply.headers,
+            ]
             await self._send(h11.Response(status_code=reply.status, headers=headers))
             await self._send(h11.Data(data=raw))
             await self._send(h11.EndOfMessage())
@@ -293,8 +310,12 @@ class _Session:
         return await self._stream(reply)
 
     async def _stream(self, reply: SSEReply) -> bool:
-        headers = [("content-type", SSE), ("cache-control", "no-cache"),
-                   ("transfer-encoding", "chunked"), *reply.headers]
+        headers = [
+            ("content-type", SSE),
+            ("cache-control", "no-cache"),
+            ("transfer-encoding", "chunked"),
+            *reply.headers,
+        ]
         await self._send(h11.Response(status_code=reply.status, headers=headers))
         for number, chunk in enumerate(reply.chunks):
             if number and reply.pause:

@@ -45,8 +45,9 @@ def invoke(args: list[str], **env: str):  # type: ignore[no-untyped-def]
 def run(
     args: list[str], *, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=cwd,
-                          env=clean_env(**env), check=False)
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=60, cwd=cwd, env=clean_env(**env), check=False
+    )
 
 
 def louter_bin(*args: str) -> list[str]:
@@ -76,8 +77,15 @@ def test_version() -> None:
 def test_help_lists_the_options() -> None:
     result = invoke(["--help"])
     assert result.exit_code == 0
-    for option in ("--backend", "--host", "--port", "--config", "--log-file", "--verbose",
-                   "--version"):
+    for option in (
+        "--backend",
+        "--host",
+        "--port",
+        "--config",
+        "--log-file",
+        "--verbose",
+        "--version",
+    ):
         assert option in result.stdout
 
 
@@ -170,7 +178,7 @@ def test_process_missing_config_exits_2(tmp_path: Path) -> None:
 
 def test_process_unknown_key_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "louter.toml"
-    config.write_text('[performance]\ntimeout_seconds = 3\nretries = 2\n')
+    config.write_text("[performance]\ntimeout_seconds = 3\nretries = 2\n")
     result = run(louter_bin("--config", str(config)))
     assert result.returncode == 2
     assert result.stderr.startswith(f"louter: {config}: [performance] key 'retries': unknown key")
@@ -232,7 +240,10 @@ def test_serve_one_request_and_stop_on_signal(tmp_path: Path, signum: signal.Sig
     with stderr_file.open("wb") as stderr:
         proc = subprocess.Popen(
             louter_bin("--port", str(port), "--log-file", str(log_file)),
-            stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path, env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=tmp_path,
+            env=clean_env(),
         )
     try:
         health = wait_for_health(proc, base, stderr_file)
@@ -262,7 +273,10 @@ def test_serve_one_request_and_stop_on_signal(tmp_path: Path, signum: signal.Sig
     entries = [json.loads(line) for line in raw.splitlines()]
     mine = [e for e in entries if e["request_id"] == request_id]
     assert [e["direction"] for e in mine] == [
-        "client_request", "backend_request", "backend_response", "client_response",
+        "client_request",
+        "backend_request",
+        "backend_response",
+        "client_response",
     ]
     assert all(e["backend"] == "mock" for e in mine[1:])
 

@@ -49,7 +49,7 @@ def test_unknown_top_level_key() -> None:
 
 
 def test_unknown_top_level_table_names_its_header_line() -> None:
-    text = '[server]\nport = 1\n\n[serverz]\nport = 2\n'
+    text = "[server]\nport = 1\n\n[serverz]\nport = 2\n"
     assert error_of(text) == (
         "cfg.toml: top level key 'serverz': unknown key "
         "(allowed: backends, performance, server) (line 4)"
@@ -64,7 +64,7 @@ def test_unknown_key_in_server() -> None:
 
 
 def test_unknown_key_in_performance() -> None:
-    text = '[server]\nport = 1\n[performance]\ntimeout_seconds = 5\nretries = 3\n'
+    text = "[server]\nport = 1\n[performance]\ntimeout_seconds = 5\nretries = 3\n"
     message = error_of(text)
     assert message.startswith("cfg.toml: [performance] key 'retries': unknown key (allowed: ")
     assert message.endswith("(line 5)")
@@ -86,14 +86,13 @@ def test_unknown_key_in_backend() -> None:
 
 def test_unknown_key_same_name_in_other_table_picks_the_right_line() -> None:
     # The locator must search the table named in the error, not the first table with keys.
-    text = (
-        '[backends.a]\nurl = "http://a"\n'
-        '[backends.b]\nurl = "http://b"\nurl2 = "http://c"\n'
+    text = '[backends.a]\nurl = "http://a"\n[backends.b]\nurl = "http://b"\nurl2 = "http://c"\n'
+    assert error_of(text).endswith(
+        "[backends.b] key 'url2': unknown key (allowed: "
+        "api_key, api_key_env, max_tokens, max_tokens_field, "
+        "model_mapping, priority, protocol, temperature, "
+        "tool_format, url, weight) (line 5)"
     )
-    assert error_of(text).endswith("[backends.b] key 'url2': unknown key (allowed: "
-                                   "api_key, api_key_env, max_tokens, max_tokens_field, "
-                                   "model_mapping, priority, protocol, temperature, "
-                                   "tool_format, url, weight) (line 5)")
 
 
 def test_unknown_sub_table_in_backend_names_its_header_line() -> None:
@@ -121,41 +120,72 @@ def test_backend_must_be_a_table() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[server]\nport = "8080"\n',
-         "cfg.toml: [server] key 'port': must be an integer, got '8080' (line 2)"),
-        ('[server]\nport = true\n',
-         "cfg.toml: [server] key 'port': must be an integer, got True (line 2)"),
-        ('[server]\nport = 80.5\n',
-         "cfg.toml: [server] key 'port': must be an integer, got 80.5 (line 2)"),
-        ('[server]\nhost = 127\n',
-         "cfg.toml: [server] key 'host': must be a string, got 127 (line 2)"),
-        ('[performance]\nenable_metrics = 1.0\n',
-         "cfg.toml: [performance] key 'enable_metrics': must be true or false, got 1.0 (line 2)"),
-        ('[performance]\nlog_requests = "yes"\n',
-         "cfg.toml: [performance] key 'log_requests': must be true or false, got 'yes' (line 2)"),
-        ('[performance]\ntimeout_seconds = "30"\n',
-         "cfg.toml: [performance] key 'timeout_seconds': must be a number, got '30' (line 2)"),
-        ('[performance]\nconnect_timeout_seconds = false\n',
-         "cfg.toml: [performance] key 'connect_timeout_seconds': must be a number, "
-         "got False (line 2)"),
-        ('[backends.q]\nurl = "http://q"\nmax_tokens = "4096"\n',
-         "cfg.toml: [backends.q] key 'max_tokens': must be an integer, got '4096' (line 3)"),
-        ('[backends.q]\nurl = "http://q"\nmax_tokens = true\n',
-         "cfg.toml: [backends.q] key 'max_tokens': must be an integer, got True (line 3)"),
-        ('[backends.q]\nurl = "http://q"\npriority = 1.5\n',
-         "cfg.toml: [backends.q] key 'priority': must be an integer, got 1.5 (line 3)"),
-        ('[backends.q]\nurl = "http://q"\ntemperature = "hot"\n',
-         "cfg.toml: [backends.q] key 'temperature': must be a number, got 'hot' (line 3)"),
-        ('[backends.q]\nurl = "http://q"\nweight = true\n',
-         "cfg.toml: [backends.q] key 'weight': must be a number, got True (line 3)"),
-        ('[backends.q]\nurl = 8080\n',
-         "cfg.toml: [backends.q] key 'url': must be a string, got 8080 (line 2)"),
-        ('[backends.q]\nurl = "http://q"\napi_key = 12\n',
-         "cfg.toml: [backends.q] key 'api_key': must be a string, got 12 (line 3)"),
-        ('[backends.q]\nurl = "http://q"\nmodel_mapping = "a=b"\n',
-         "cfg.toml: [backends.q] key 'model_mapping': must be a table, got 'a=b' (line 3)"),
-        ('server = 1\n',
-         "cfg.toml: top level key 'server': must be a table, got 1 (line 1)"),
+        (
+            '[server]\nport = "8080"\n',
+            "cfg.toml: [server] key 'port': must be an integer, got '8080' (line 2)",
+        ),
+        (
+            "[server]\nport = true\n",
+            "cfg.toml: [server] key 'port': must be an integer, got True (line 2)",
+        ),
+        (
+            "[server]\nport = 80.5\n",
+            "cfg.toml: [server] key 'port': must be an integer, got 80.5 (line 2)",
+        ),
+        (
+            "[server]\nhost = 127\n",
+            "cfg.toml: [server] key 'host': must be a string, got 127 (line 2)",
+        ),
+        (
+            "[performance]\nenable_metrics = 1.0\n",
+            "cfg.toml: [performance] key 'enable_metrics': must be true or false, got 1.0 (line 2)",
+        ),
+        (
+            '[performance]\nlog_requests = "yes"\n',
+            "cfg.toml: [performance] key 'log_requests': must be true or false, got 'yes' (line 2)",
+        ),
+        (
+            '[performance]\ntimeout_seconds = "30"\n',
+            "cfg.toml: [performance] key 'timeout_seconds': must be a number, got '30' (line 2)",
+        ),
+        (
+            "[performance]\nconnect_timeout_seconds = false\n",
+            "cfg.toml: [performance] key 'connect_timeout_seconds': must be a number, "
+            "got False (line 2)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nmax_tokens = "4096"\n',
+            "cfg.toml: [backends.q] key 'max_tokens': must be an integer, got '4096' (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nmax_tokens = true\n',
+            "cfg.toml: [backends.q] key 'max_tokens': must be an integer, got True (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\npriority = 1.5\n',
+            "cfg.toml: [backends.q] key 'priority': must be an integer, got 1.5 (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\ntemperature = "hot"\n',
+            "cfg.toml: [backends.q] key 'temperature': must be a number, got 'hot' (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nweight = true\n',
+            "cfg.toml: [backends.q] key 'weight': must be a number, got True (line 3)",
+        ),
+        (
+            "[backends.q]\nurl = 8080\n",
+            "cfg.toml: [backends.q] key 'url': must be a string, got 8080 (line 2)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\napi_key = 12\n',
+            "cfg.toml: [backends.q] key 'api_key': must be a string, got 12 (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nmodel_mapping = "a=b"\n',
+            "cfg.toml: [backends.q] key 'model_mapping': must be a table, got 'a=b' (line 3)",
+        ),
+        ("server = 1\n", "cfg.toml: top level key 'server': must be a table, got 1 (line 1)"),
     ],
 )
 def test_wrong_types(text: str, expected: str) -> None:
@@ -179,7 +209,10 @@ def test_model_mapping_value_must_be_a_string() -> None:
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("ftp://files.example.com", "must be an http:// or https:// URL, got 'ftp://files.example.com'"),
+        (
+            "ftp://files.example.com",
+            "must be an http:// or https:// URL, got 'ftp://files.example.com'",
+        ),
         ("http://", "must be an http:// or https:// URL, got 'http://'"),
         ("http:///v1", "must be an http:// or https:// URL, got 'http:///v1'"),
         ("localhost:8080", "must be an http:// or https:// URL, got 'localhost:8080'"),
@@ -216,7 +249,7 @@ def test_missing_url_for_openai_protocol() -> None:
 
 
 def test_missing_url_defaults_to_openai_protocol() -> None:
-    text = '[backends.q]\nmax_tokens = 10\n'
+    text = "[backends.q]\nmax_tokens = 10\n"
     assert error_of(text) == "cfg.toml: [backends.q] key 'url': is required for protocol 'openai'"
 
 
@@ -232,14 +265,26 @@ def test_mock_needs_no_url_and_ignores_one() -> None:
 @pytest.mark.parametrize(
     ("table", "line", "allowed"),
     [
-        ('[backends.q]\nurl = "http://q"\nprotocol = "gemini"\n', "protocol",
-         "openai, mock, got 'gemini'"),
-        ('[backends.q]\nurl = "http://q"\ntool_format = "yaml"\n', "tool_format",
-         "json, xml, got 'yaml'"),
-        ('[backends.q]\nurl = "http://q"\nmax_tokens_field = "max_output_tokens"\n',
-         "max_tokens_field", "max_tokens, max_completion_tokens, got 'max_output_tokens'"),
-        ('[performance]\nenable_metrics = true\nopenai_token_counting_mode = "exact"\n',
-         "openai_token_counting_mode", "estimate, backend, got 'exact'"),
+        (
+            '[backends.q]\nurl = "http://q"\nprotocol = "gemini"\n',
+            "protocol",
+            "openai, mock, got 'gemini'",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\ntool_format = "yaml"\n',
+            "tool_format",
+            "json, xml, got 'yaml'",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nmax_tokens_field = "max_output_tokens"\n',
+            "max_tokens_field",
+            "max_tokens, max_completion_tokens, got 'max_output_tokens'",
+        ),
+        (
+            '[performance]\nenable_metrics = true\nopenai_token_counting_mode = "exact"\n',
+            "openai_token_counting_mode",
+            "estimate, backend, got 'exact'",
+        ),
     ],
 )
 def test_bad_choices(table: str, line: str, allowed: str) -> None:
@@ -253,26 +298,44 @@ def test_bad_choices(table: str, line: str, allowed: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[performance]\ntimeout_seconds = 0\n',
-         "cfg.toml: [performance] key 'timeout_seconds': must be greater than 0, got 0 (line 2)"),
-        ('[performance]\ntimeout_seconds = -1.5\n',
-         "cfg.toml: [performance] key 'timeout_seconds': must be greater than 0, "
-         "got -1.5 (line 2)"),
-        ('[performance]\nconnect_timeout_seconds = 0.0\n',
-         "cfg.toml: [performance] key 'connect_timeout_seconds': must be greater than 0, "
-         "got 0.0 (line 2)"),
-        ('[backends.q]\nurl = "http://q"\nweight = 0\n',
-         "cfg.toml: [backends.q] key 'weight': must be greater than 0, got 0 (line 3)"),
-        ('[backends.q]\nurl = "http://q"\nweight = -2.0\n',
-         "cfg.toml: [backends.q] key 'weight': must be greater than 0, got -2.0 (line 3)"),
-        ('[backends.q]\nurl = "http://q"\nmax_tokens = 0\n',
-         "cfg.toml: [backends.q] key 'max_tokens': must be greater than 0, got 0 (line 3)"),
-        ('[backends.q]\nurl = "http://q"\nmax_tokens = -100\n',
-         "cfg.toml: [backends.q] key 'max_tokens': must be greater than 0, got -100 (line 3)"),
-        ('[server]\nport = 65536\n',
-         "cfg.toml: [server] key 'port': must be between 0 and 65535, got 65536 (line 2)"),
-        ('[server]\nport = -1\n',
-         "cfg.toml: [server] key 'port': must be between 0 and 65535, got -1 (line 2)"),
+        (
+            "[performance]\ntimeout_seconds = 0\n",
+            "cfg.toml: [performance] key 'timeout_seconds': must be greater than 0, got 0 (line 2)",
+        ),
+        (
+            "[performance]\ntimeout_seconds = -1.5\n",
+            "cfg.toml: [performance] key 'timeout_seconds': must be greater than 0, "
+            "got -1.5 (line 2)",
+        ),
+        (
+            "[performance]\nconnect_timeout_seconds = 0.0\n",
+            "cfg.toml: [performance] key 'connect_timeout_seconds': must be greater than 0, "
+            "got 0.0 (line 2)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nweight = 0\n',
+            "cfg.toml: [backends.q] key 'weight': must be greater than 0, got 0 (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nweight = -2.0\n',
+            "cfg.toml: [backends.q] key 'weight': must be greater than 0, got -2.0 (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nmax_tokens = 0\n',
+            "cfg.toml: [backends.q] key 'max_tokens': must be greater than 0, got 0 (line 3)",
+        ),
+        (
+            '[backends.q]\nurl = "http://q"\nmax_tokens = -100\n',
+            "cfg.toml: [backends.q] key 'max_tokens': must be greater than 0, got -100 (line 3)",
+        ),
+        (
+            "[server]\nport = 65536\n",
+            "cfg.toml: [server] key 'port': must be between 0 and 65535, got 65536 (line 2)",
+        ),
+        (
+            "[server]\nport = -1\n",
+            "cfg.toml: [server] key 'port': must be between 0 and 65535, got -1 (line 2)",
+        ),
     ],
 )
 def test_out_of_range(text: str, expected: str) -> None:
@@ -281,7 +344,7 @@ def test_out_of_range(text: str, expected: str) -> None:
 
 def test_numbers_become_floats() -> None:
     config = parse(
-        '[performance]\ntimeout_seconds = 5\nconnect_timeout_seconds = 2\n'
+        "[performance]\ntimeout_seconds = 5\nconnect_timeout_seconds = 2\n"
         '[backends.q]\nurl = "http://q"\ntemperature = 1\nweight = 3\n'
     )
     assert config.performance.timeout_seconds == 5.0
@@ -297,11 +360,11 @@ def test_numbers_become_floats() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        '[server\nport = 1\n',
-        'port = \n',
-        '[server]\nport = 1\nport = 2\n',
-        '[server]\n[server]\n',
-        '[a]\nb.c = 1\n[a.b]\nd = 1\n',  # table redefinition: not a ParseError in tomlkit
+        "[server\nport = 1\n",
+        "port = \n",
+        "[server]\nport = 1\nport = 2\n",
+        "[server]\n[server]\n",
+        "[a]\nb.c = 1\n[a.b]\nd = 1\n",  # table redefinition: not a ParseError in tomlkit
         'x = "unterminated\n',
     ],
 )
@@ -312,7 +375,7 @@ def test_invalid_toml(text: str) -> None:
 
 
 def test_invalid_toml_message_has_the_line() -> None:
-    assert "line 3" in error_of('[server]\nport = 1\nhost = \n')
+    assert "line 3" in error_of("[server]\nport = 1\nhost = \n")
 
 
 # --------------------------------------------------------------------------- files
@@ -341,7 +404,7 @@ def test_not_utf8_is_an_error(tmp_path: Path) -> None:
 
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "louter.toml"
-    path.write_text('[server]\nport = 1\nbad = 2\n')
+    path.write_text("[server]\nport = 1\nbad = 2\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, {})
     assert info.value.message == (
@@ -449,7 +512,7 @@ def test_config_entry_overrides_openai_preset() -> None:
 
 
 def test_partial_override_keeps_preset_values() -> None:
-    config = parse('[backends.openai]\nmax_tokens = 100\n', {"OPENAI_API_KEY": "k"})
+    config = parse("[backends.openai]\nmax_tokens = 100\n", {"OPENAI_API_KEY": "k"})
     openai = config.backend("openai")
     assert openai.url == "https://api.openai.com"
     assert openai.protocol == "openai"
@@ -484,9 +547,17 @@ def test_full_backend() -> None:
     )
     qwen = config.backend("qwen")
     assert qwen == Backend(
-        name="qwen", protocol="openai", url="http://localhost:11212", api_key="k",
-        key_env=None, tool_format="xml", max_tokens=4096, temperature=0.7, weight=2.0,
-        priority=5, max_tokens_field="max_completion_tokens",
+        name="qwen",
+        protocol="openai",
+        url="http://localhost:11212",
+        api_key="k",
+        key_env=None,
+        tool_format="xml",
+        max_tokens=4096,
+        temperature=0.7,
+        weight=2.0,
+        priority=5,
+        max_tokens_field="max_completion_tokens",
         model_mapping=qwen.model_mapping,
     )
     assert dict(qwen.model_mapping) == {"qwen3-coder": "Qwen3-Coder-30B-A3B-Instruct"}
@@ -495,9 +566,7 @@ def test_full_backend() -> None:
 
 
 def test_objects_are_frozen() -> None:
-    config = parse(
-        '[backends.q]\nurl = "http://q"\n[backends.q.model_mapping]\na = "b"\n'
-    )
+    config = parse('[backends.q]\nurl = "http://q"\n[backends.q.model_mapping]\na = "b"\n')
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.server = Server()  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -565,6 +634,14 @@ def _commented_assignment(text: str, key: str) -> bool:
 
 def test_example_mentions_lookup_order_and_presets() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    for needle in ("api_key", "api_key_env", "OPENAI_API_KEY", "preset", "overrides",
-                   '"openai" | "mock"', "mock", "openai"):
+    for needle in (
+        "api_key",
+        "api_key_env",
+        "OPENAI_API_KEY",
+        "preset",
+        "overrides",
+        '"openai" | "mock"',
+        "mock",
+        "openai",
+    ):
         assert needle in text, needle

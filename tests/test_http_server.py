@@ -150,8 +150,10 @@ async def test_chunked_request_body(louter_port):
     body = CHAT_BODY
     pieces = [body[:5], body[5:6], body[6:30], body[30:]]
     chunked = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
-    head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: louter\r\n"
-            b"transfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n")
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: louter\r\n"
+        b"transfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n"
+    )
     async with stream:
         await stream.send_all(head)
         for index in range(0, len(chunked), 9):  # the chunk framing itself split badly
@@ -178,8 +180,7 @@ async def test_expect_100_continue(louter_port):
 async def test_oversized_body_by_content_length_is_413(small_port):
     stream, reader = await connect(small_port)
     async with stream:
-        await stream.send_all(post(body=b"").replace(b"content-length: 0",
-                                                     b"content-length: 2001"))
+        await stream.send_all(post(body=b"").replace(b"content-length: 0", b"content-length: 2001"))
         response = await reader.next()  # answered before the body was sent
         assert response.status == 413
         assert response.json["error"]["type"] == "invalid_request_error"
@@ -189,8 +190,9 @@ async def test_oversized_body_by_content_length_is_413(small_port):
 
 async def test_oversized_chunked_body_is_413(small_port):
     stream, reader = await connect(small_port)
-    head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: louter\r\n"
-            b"transfer-encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: louter\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
     async with stream:
         await stream.send_all(head + b"%x\r\n%b\r\n" % (1500, b"x" * 1500))
         await stream.send_all(b"%x\r\n%b\r\n" % (1500, b"x" * 1500))
@@ -199,8 +201,9 @@ async def test_oversized_chunked_body_is_413(small_port):
 
 
 async def test_body_within_limit_is_served(small_port):
-    padded = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "ping"}],
-                           "user": "u" * 1800})
+    padded = orjson.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": "ping"}], "user": "u" * 1800}
+    )
     assert 1024 < len(padded) <= 2000
     stream, reader = await connect(small_port)
     async with stream:
@@ -239,8 +242,9 @@ async def test_endless_header_line_is_431(small_port):
 
 
 async def test_slow_headers_then_a_big_body_are_not_mistaken_for_big_headers(small_port):
-    padded = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "ping"}],
-                           "user": "u" * 1800})
+    padded = orjson.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": "ping"}], "user": "u" * 1800}
+    )
     data = post(body=padded)
     stream, reader = await connect(small_port)
     async with stream:

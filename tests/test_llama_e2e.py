@@ -137,7 +137,10 @@ def llama_url() -> Iterator[str]:
     try:
         proc = subprocess.run(
             ["bash", str(START_SCRIPT), str(port)],
-            env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT_S,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=START_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as exc:
         pid_file = Path(env.get("LLAMA_HOME", LLAMA_HOME)) / f"llama-server-{port}.pid"
@@ -175,7 +178,9 @@ class Louter:
 
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(
-            base_url=self.base + "/v1", api_key="sk-test", max_retries=0,
+            base_url=self.base + "/v1",
+            api_key="sk-test",
+            max_retries=0,
             timeout=REQUEST_TIMEOUT_S,
         )
 
@@ -270,8 +275,12 @@ def stream_text(client: openai.OpenAI) -> dict[str, Any]:
     usage = None
     models: set[str] = set()
     stream = client.chat.completions.create(
-        model=CLIENT_MODEL, messages=TEXT_MESSAGES, temperature=0, max_tokens=32,
-        stream=True, stream_options={"include_usage": True},
+        model=CLIENT_MODEL,
+        messages=TEXT_MESSAGES,
+        temperature=0,
+        max_tokens=32,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     with stream:
         for chunk in stream:
@@ -288,8 +297,12 @@ def stream_text(client: openai.OpenAI) -> dict[str, Any]:
 
 def call_tool(client: openai.OpenAI) -> Any:
     return client.chat.completions.create(
-        model=CLIENT_MODEL, messages=TOOL_MESSAGES, tools=[WEATHER_TOOL], tool_choice="auto",
-        temperature=0, max_tokens=64,
+        model=CLIENT_MODEL,
+        messages=TOOL_MESSAGES,
+        tools=[WEATHER_TOOL],
+        tool_choice="auto",
+        temperature=0,
+        max_tokens=64,
     )
 
 
@@ -299,8 +312,14 @@ def stream_tool(client: openai.OpenAI) -> dict[str, Any]:
     finish: str | None = None
     usage = None
     stream = client.chat.completions.create(
-        model=CLIENT_MODEL, messages=TOOL_MESSAGES, tools=[WEATHER_TOOL], tool_choice="auto",
-        temperature=0, max_tokens=64, stream=True, stream_options={"include_usage": True},
+        model=CLIENT_MODEL,
+        messages=TOOL_MESSAGES,
+        tools=[WEATHER_TOOL],
+        tool_choice="auto",
+        temperature=0,
+        max_tokens=64,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     with stream:
         for chunk in stream:
@@ -324,8 +343,7 @@ def stream_tool(client: openai.OpenAI) -> dict[str, Any]:
         {"id": c["id"], "name": c["name"], "arguments": "".join(c["args"])}
         for _, c in sorted(calls.items())
     ]
-    return {"tool_calls": tool_calls, "content": "".join(content), "finish": finish,
-            "usage": usage}
+    return {"tool_calls": tool_calls, "content": "".join(content), "finish": finish, "usage": usage}
 
 
 # --------------------------------------------------------------------------- tests

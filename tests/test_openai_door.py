@@ -260,9 +260,13 @@ EXTRA_FIELDS: dict[str, Any] = {
     "messages": [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "héllo"}]},
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": "c1", "type": "function",
-                         "function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "42"},
     ],
     "top_p": 0.9,
@@ -280,7 +284,8 @@ async def test_forwarded_request_and_byte_exact_response(start_louter, fake, htt
     base = await start_louter(up_config(fake.port))
     body = {"model": "client-model", **EXTRA_FIELDS}
     response = await http.post(
-        base + "/v1/chat/completions", json=body,
+        base + "/v1/chat/completions",
+        json=body,
         headers={"authorization": f"Bearer {CLIENT_KEY}", "user-agent": "test-agent/1"},
     )
     assert response.status_code == 200
@@ -300,8 +305,7 @@ async def test_forwarded_request_and_byte_exact_response(start_louter, fake, htt
 async def test_client_values_win_over_backend_defaults(start_louter, fake, http):
     fake.default = JSONReply(RAW_COMPLETION)
     base = await start_louter(up_config(fake.port))
-    explicit = {"model": "client-model", "messages": user("x"), "max_tokens": 5,
-                "temperature": 0.0}
+    explicit = {"model": "client-model", "messages": user("x"), "max_tokens": 5, "temperature": 0.0}
     unmapped = {"model": "other-model", "messages": user("x"), "temperature": 1.5}
     for body in (explicit, unmapped):
         response = await http.post(base + "/v1/chat/completions", json=body)
@@ -323,10 +327,16 @@ async def test_max_tokens_field_renames_the_clients_max_tokens(start_louter, fak
         assert (await http.post(base + "/v1/chat/completions", json=body)).status_code == 200
     sent = [r.json for r in fake.requests]
     assert [(s.get("max_completion_tokens"), "max_tokens" in s) for s in sent] == [
-        (5, False), (77, False), (9, False)
+        (5, False),
+        (77, False),
+        (9, False),
     ]
-    assert sent[0] == {"model": "real-model", "messages": user("x"), "max_completion_tokens": 5,
-                       "temperature": 0.3}
+    assert sent[0] == {
+        "model": "real-model",
+        "messages": user("x"),
+        "max_completion_tokens": 5,
+        "temperature": 0.3,
+    }
 
 
 async def test_backend_without_key_forwards_the_clients_authorization(start_louter, fake, http):
@@ -338,7 +348,8 @@ url = "http://127.0.0.1:{fake.port}"
 """
     )
     response = await http.post(
-        base + "/v1/chat/completions", json={"model": "m", "messages": user("x")},
+        base + "/v1/chat/completions",
+        json={"model": "m", "messages": user("x")},
         headers={"authorization": f"Bearer {CLIENT_KEY}"},
     )
     assert response.status_code == 200
@@ -399,8 +410,9 @@ async def test_stream_is_delivered_incrementally(start_louter, fake, http):
 
 async def test_backend_down_is_a_502_envelope(start_louter, http):
     base = await start_louter(f'[backends.down]\nurl = "http://127.0.0.1:{closed_port()}"\n')
-    response = await http.post(base + "/v1/chat/completions",
-                               json={"model": "m", "messages": user("x")})
+    response = await http.post(
+        base + "/v1/chat/completions", json={"model": "m", "messages": user("x")}
+    )
     error = assert_openai_error(response, 502)
     assert error["type"] == "api_error"
 
@@ -408,8 +420,9 @@ async def test_backend_down_is_a_502_envelope(start_louter, http):
 async def test_upstream_closing_without_answer_is_a_502(start_louter, fake, http):
     fake.script(Close())
     base = await start_louter(up_config(fake.port))
-    response = await http.post(base + "/v1/chat/completions",
-                               json={"model": "client-model", "messages": user("x")})
+    response = await http.post(
+        base + "/v1/chat/completions", json={"model": "client-model", "messages": user("x")}
+    )
     assert_openai_error(response, 502)
     assert len(fake.requests) == 1  # a fresh connection closing is not retried
 
@@ -418,8 +431,9 @@ async def test_slow_first_byte_is_a_quick_504(start_louter, fake, http):
     fake.script(Hang())
     base = await start_louter(up_config(fake.port, top="[performance]\ntimeout_seconds = 0.3"))
     started = trio.current_time()
-    response = await http.post(base + "/v1/chat/completions",
-                               json={"model": "client-model", "messages": user("x")})
+    response = await http.post(
+        base + "/v1/chat/completions", json={"model": "client-model", "messages": user("x")}
+    )
     elapsed = trio.current_time() - started
     assert_openai_error(response, 504)
     assert 0.25 <= elapsed < 3
@@ -446,8 +460,9 @@ RATE_LIMIT = {"error": {"message": "slow down", "type": "rate_limit_error", "cod
 async def test_upstream_429_passes_through_with_retry_after(start_louter, fake, http):
     fake.default = JSONReply(RATE_LIMIT, status=429, headers=[("retry-after", "7")])
     base = await start_louter(up_config(fake.port))
-    response = await http.post(base + "/v1/chat/completions",
-                               json={"model": "client-model", "messages": user("x")})
+    response = await http.post(
+        base + "/v1/chat/completions", json={"model": "client-model", "messages": user("x")}
+    )
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
     assert response.content == orjson.dumps(RATE_LIMIT)
@@ -464,8 +479,9 @@ async def test_upstream_500_body_and_status_pass_through(start_louter, fake, htt
     raw = b'{"error":{"code":500,"message":"Failed to parse input","type":"server_error"}}'
     fake.script(JSONReply(raw, status=500))
     base = await start_louter(up_config(fake.port))
-    response = await http.post(base + "/v1/chat/completions",
-                               json={"model": "client-model", "messages": user("x")})
+    response = await http.post(
+        base + "/v1/chat/completions", json={"model": "client-model", "messages": user("x")}
+    )
     assert response.status_code == 500
     assert response.content == raw
 
@@ -484,8 +500,9 @@ async def test_upstream_500_body_and_status_pass_through(start_louter, fake, htt
 )
 async def test_bad_request_bodies_are_400(start_louter, http, body, words):
     base = await start_louter()
-    response = await http.post(base + "/v1/chat/completions", content=body,
-                               headers={"content-type": "application/json"})
+    response = await http.post(
+        base + "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
     error = assert_openai_error(response, 400)
     assert error["type"] == "invalid_request_error"
     assert words in error["message"]
@@ -500,8 +517,11 @@ async def test_unknown_route_is_404_json(start_louter, http):
 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
-    [("GET", "/v1/chat/completions", "POST"), ("POST", "/v1/models", "GET"),
-     ("DELETE", "/health", "GET")],
+    [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("POST", "/v1/models", "GET"),
+        ("DELETE", "/health", "GET"),
+    ],
 )
 async def test_wrong_method_is_405_with_allow(start_louter, http, method, path, allow):
     base = await start_louter()
@@ -525,8 +545,9 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream(start_louter, f
     fake.script(SSEReply([first, sse_events(chat_chunk("more"), done=False)], end="hang"))
     base = await start_louter(up_config(fake.port))
     port = int(base.rsplit(":", 1)[1])
-    stream = await raw_request(port, {"model": "client-model", "messages": user("x"),
-                                      "stream": True})
+    stream = await raw_request(
+        port, {"model": "client-model", "messages": user("x"), "stream": True}
+    )
     received = b""
     with trio.fail_after(2):
         while b"data: " not in received:
@@ -539,8 +560,9 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream(start_louter, f
     # louter is still healthy and serves the next request on a fresh upstream connection
     assert (await http.get(base + "/health")).status_code == 200
     fake.script(JSONReply(RAW_COMPLETION))
-    response = await http.post(base + "/v1/chat/completions",
-                               json={"model": "client-model", "messages": user("x")})
+    response = await http.post(
+        base + "/v1/chat/completions", json={"model": "client-model", "messages": user("x")}
+    )
     assert response.content == RAW_COMPLETION
     assert fake.requests[1].connection is not fake.requests[0].connection
 
@@ -564,7 +586,7 @@ async def test_upstream_dying_mid_stream_gives_an_in_stream_error(start_louter, 
         with trio.fail_after(3):
             received = b"".join([chunk async for chunk in response.aiter_raw()])  # ends cleanly
     assert received.startswith(STREAM_START)
-    events = sse_data(received[len(STREAM_START):])
+    events = sse_data(received[len(STREAM_START) :])
     assert len(events) == 1
     error = orjson.loads(events[0])["error"]
     assert error["message"]
@@ -619,7 +641,8 @@ async def test_log_of_concurrent_streams(start_louter, fake, tmp_path, http):
             raw = b"".join([chunk async for chunk in response.aiter_raw()])
         text = "".join(
             orjson.loads(data)["choices"][0]["delta"].get("content", "")
-            for data in sse_data(raw) if data != "[DONE]"
+            for data in sse_data(raw)
+            if data != "[DONE]"
         )
         assert text == f"Answer for #{number}: ünïcode"
         expected[response.headers["x-louter-request-id"]] = text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,8 +10,8 @@ import pytest
 from louter.convert.openai import StreamAssembler
 from louter.convert.sse import SSEDecoder, encode_event
 from louter.errors import ConversionError
-
 from tests.paths import SAMPLES  # noqa: E402
+
 MODEL = "smollm2-135m-instruct"
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from louter.convert.sse import SSEDecoder, SSEEvent, encode_event
 from louter.errors import ConversionError
-
 from tests.paths import SAMPLES  # noqa: E402
+
 E = SSEEvent
 JSON_ERROR = b'{"error":{"code":500,"message":"boom"}}'
 JE = E(JSON_ERROR.decode(), "error")

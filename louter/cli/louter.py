@@ -44,12 +44,20 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
     for column in ("backend", "protocol", "url", "key", "models"):
         table.add_column(column)
     for backend in ctx.config.backends:
-        key = "set" if backend.api_key else (
-            f"missing ({backend.key_env})" if backend.key_env else "-")
+        key = (
+            "set"
+            if backend.api_key
+            else (f"missing ({backend.key_env})" if backend.key_env else "-")
+        )
         default = " (default)" if backend is ctx.router.default else ""
         models = ", ".join(f"{c} → {b}" for c, b in backend.model_mapping.items()) or "-"
-        table.add_row(escape(backend.name) + default, backend.protocol,
-                      escape(backend.url or "in-process"), escape(key), escape(models))
+        table.add_row(
+            escape(backend.name) + default,
+            backend.protocol,
+            escape(backend.url or "in-process"),
+            escape(key),
+            escape(models),
+        )
     table.caption = (
         f"endpoints: {', '.join(sorted(ROUTES))}\n"
         f"config: {escape(ctx.config.source or 'none (built-in presets)')}; "
@@ -75,8 +83,9 @@ def echo_to(console: Console):  # type: ignore[no-untyped-def]
     return echo
 
 
-async def _run(ctx: ProxyContext, host: str, port: int, log_file: Path | None,
-               console: Console) -> None:
+async def _run(
+    ctx: ProxyContext, host: str, port: int, log_file: Path | None, console: Console
+) -> None:
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(serve, ctx, host, port)
         console.print(summary(ctx, host, bound, log_file))
@@ -100,25 +109,41 @@ def _version(value: bool) -> None:
 
 @app.command()
 def main_command(
-    backend: Annotated[str | None, typer.Option(
-        "--backend", envvar="PROXY_BACKEND", help="Default backend for unmapped models.")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend", envvar="PROXY_BACKEND", help="Default backend for unmapped models."
+        ),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [8080].")] = None,
-    config: Annotated[Path | None, typer.Option(
-        "--config", help="config.toml (none: built-in presets, mock by default).")] = None,
-    log_file: Annotated[Path | None, typer.Option(
-        "--log-file", help="Append every exchange as JSONL here.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v",
-                                          help="Print every exchange to stderr.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="config.toml (none: built-in presets, mock by default)."),
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Append every exchange as JSONL here.")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print every exchange to stderr.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Start the louter proxy."""
     console = Console(stderr=True)
     try:
         cfg = load_config(config, os.environ)
-        ctx = build_context(cfg, default_backend=default_backend(cfg, backend),
-                            log_file=log_file, echo=echo_to(console) if verbose else None)
+        ctx = build_context(
+            cfg,
+            default_backend=default_backend(cfg, backend),
+            log_file=log_file,
+            echo=echo_to(console) if verbose else None,
+        )
     except ConfigError as exc:
         _complain(console, exc.message)
         raise typer.Exit(2) from None

@@ -61,7 +61,9 @@ def status_line(status: int) -> bytes:
 
 def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     return b"".join(
-        name + b": " + value + b"\r\n" for name, value in headers if name.lower() not in _OWN_HEADERS
+        name + b": " + value + b"\r\n"
+        for name, value in headers
+        if name.lower() not in _OWN_HEADERS
     )
 
 
@@ -101,7 +103,9 @@ class Responder:
         await self._channel.send_all(data)
         self.finished = True
 
-    async def send_json(self, status: int, payload: object, headers: HeaderList | None = None) -> None:
+    async def send_json(
+        self, status: int, payload: object, headers: HeaderList | None = None
+    ) -> None:
         body = orjson.dumps(payload)
         await self.send(status, [(b"content-type", b"application/json"), *(headers or [])], body)
 

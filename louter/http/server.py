@@ -153,8 +153,10 @@ class Connection:
     async def _next_request(self) -> Request | None:
         ready = self.protocol.ready
         while not ready:
-            timeout = self.limits.request_timeout if self.protocol.in_message else (
-                self.limits.idle_timeout
+            timeout = (
+                self.limits.request_timeout
+                if self.protocol.in_message
+                else (self.limits.idle_timeout)
             )
             self.deadline = trio.current_time() + timeout
             data = self._unparsed.pop(0) if self._unparsed else await self.stream.receive_some()

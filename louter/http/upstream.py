@@ -11,7 +11,7 @@ into `UpstreamError` (502 connect/transport, 504 no first byte in time) in one p
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -91,8 +91,12 @@ class _PooledResponse:
         while not protocol.headers_done:
             data = await self._stream.receive_some()
             if not data:
-                raise _EarlyClose() if reused else UpstreamError(
-                    f"{self._pool.label}: upstream closed the connection without answering"
+                raise (
+                    _EarlyClose()
+                    if reused
+                    else UpstreamError(
+                        f"{self._pool.label}: upstream closed the connection without answering"
+                    )
                 )
             reused = False
             self._feed(data)
@@ -207,7 +211,9 @@ class PooledTransport:
             f"{self.label}: no response within {first_byte_timeout:g}s", status_hint=504
         )
 
-    async def _exchange(self, stream: trio.SocketStream, data: bytes, reused: bool) -> _PooledResponse:
+    async def _exchange(
+        self, stream: trio.SocketStream, data: bytes, reused: bool
+    ) -> _PooledResponse:
         response = _PooledResponse(self, stream)
         try:
             await stream.send_all(data)
@@ -299,4 +305,4 @@ def open_transport(url: str, *, connect_timeout: float) -> Transport:
     return factory(url, connect_timeout=connect_timeout)
 
 
-_FACTORIES = {"http": PooledTransport, "https": HttpxTransport}
+_FACTORIES: dict[str, Callable[..., Transport]] = {"http": PooledTransport, "https": HttpxTransport}

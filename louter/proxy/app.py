@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -37,7 +38,9 @@ class Endpoint:
     dialect: str
 
 
-async def health(ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder) -> None:
+async def health(
+    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+) -> None:
     backends = {
         b.name: {
             "protocol": b.protocol,
@@ -47,8 +50,9 @@ async def health(ctx: ProxyContext, exchange: Exchange, request: Request, respon
         }
         for b in ctx.config.backends
     }
-    await responder.send_json(200, {"status": "ok", "default": ctx.router.default.name,
-                                    "backends": backends})
+    await responder.send_json(
+        200, {"status": "ok", "default": ctx.router.default.name, "backends": backends}
+    )
 
 
 ROUTES: Mapping[str, Endpoint] = {
@@ -68,8 +72,12 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
     async def handle(request: Request, responder: Responder) -> None:
         path = request.path
         endpoint = ROUTES.get(path)
-        exchange = Exchange(ctx.journal, ctx.ids.next(), path,
-                            endpoint.dialect if endpoint else dialect_for_path(path))
+        exchange = Exchange(
+            ctx.journal,
+            ctx.ids.next(),
+            path,
+            endpoint.dialect if endpoint else dialect_for_path(path),
+        )
         try:
             if endpoint is None:
                 raise LouterError(f"unknown path {path}", status_hint=404)
@@ -80,8 +88,14 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
         except LouterError as exc:
             await _fail(exchange, responder, exc.status_hint, exc.message, exc)
         except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
-            await _fail(exchange, responder, 500, f"internal error: {exc!r}", exc,
-                        trace=traceback.format_exc())
+            await _fail(
+                exchange,
+                responder,
+                500,
+                f"internal error: {exc!r}",
+                exc,
+                trace=traceback.format_exc(),
+            )
 
     return handle
 
@@ -95,11 +109,15 @@ async def _method_not_allowed(
 
 
 async def _fail(
-    exchange: Exchange, responder: Responder, status: int, message: str, exc: Exception,
+    exchange: Exchange,
+    responder: Responder,
+    status: int,
+    message: str,
+    exc: Exception,
     trace: str | None = None,
 ) -> None:
-    exchange.log("error", status=status, error=message, error_type=type(exc).__name__,
-                 **({"traceback": trace} if trace else {}))
+    extra: dict[str, Any] = {"traceback": trace} if trace else {}
+    exchange.log("error", status=status, error=message, error_type=type(exc).__name__, **extra)
     if responder.started:
         return
     if isinstance(exc, UpstreamError) and exc.body is not None:

@@ -26,7 +26,13 @@ class Exchange:
     """One client request through louter; writes its journal entries."""
 
     __slots__ = (
-        "request_id", "started", "endpoint", "format", "backend", "backend_format", "model",
+        "request_id",
+        "started",
+        "endpoint",
+        "format",
+        "backend",
+        "backend_format",
+        "model",
         "_journal",
     )
 

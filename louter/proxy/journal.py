@@ -9,8 +9,8 @@ at exit). Secrets in headers and query strings are redacted before anything is w
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 import time
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

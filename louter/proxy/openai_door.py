@@ -103,13 +103,16 @@ async def chat_completions(
     exchange.backend = route.backend.name
     exchange.backend_format = "openai"
     forwarded = orjson.dumps(prepare_request(body, route.backend, route.model))
-    exchange.log("backend_request", raw_payload=forwarded, dialect="openai",
-                 backend_model=route.model)
+    exchange.log(
+        "backend_request", raw_payload=forwarded, dialect="openai", backend_model=route.model
+    )
     headers = _headers(request, upstream.headers, route.backend)
 
     async def send() -> Any:
         return await upstream.transport.request(
-            CHAT_PATH, headers, forwarded,
+            CHAT_PATH,
+            headers,
+            forwarded,
             first_byte_timeout=ctx.config.performance.timeout_seconds,
         )
 

@@ -46,8 +46,13 @@ async def relay_whole(exchange: Exchange, response: UpstreamResponse, responder:
     if exchange.logging:
         raw = body if _is_json(body) else None
         payload = None if raw is not None else body.decode("utf-8", "replace")
-        exchange.log("backend_response", status=status, raw_payload=raw, payload=payload,
-                     dialect=exchange.backend_format)
+        exchange.log(
+            "backend_response",
+            status=status,
+            raw_payload=raw,
+            payload=payload,
+            dialect=exchange.backend_format,
+        )
         exchange.log("client_response", status=status, raw_payload=raw, payload=payload)
     await responder.send(status, response_headers(response.headers, exchange.request_id), body)
 
@@ -76,8 +81,9 @@ async def relay_stream(
         nursery.cancel_scope.cancel()
     if pump.client_gone:
         await response.aclose()
-        exchange.log("error", status=499, error="client disconnected mid-stream",
-                     chunks=pump.chunks)
+        exchange.log(
+            "error", status=499, error="client disconnected mid-stream", chunks=pump.chunks
+        )
         return
     await responder.end()
     _log_stream(exchange, response.status, pump)
@@ -128,9 +134,10 @@ def _log_stream(exchange: Exchange, status: int, pump: _Pump) -> None:
         result = pump.tap.result()
     except LouterError as exc:
         result = {"error": exc.message}
-    extra = {"stream": True, "chunks": pump.chunks, "ttft_ms": pump.ttft_ms}
-    exchange.log("backend_response", status=status, payload=result,
-                 dialect=exchange.backend_format, **extra)
+    extra: dict[str, Any] = {"stream": True, "chunks": pump.chunks, "ttft_ms": pump.ttft_ms}
+    exchange.log(
+        "backend_response", status=status, payload=result, dialect=exchange.backend_format, **extra
+    )
     if pump.error is not None:
         exchange.log("error", status=502, error=pump.error, **extra)
     exchange.log("client_response", status=status, payload=result, **extra)
