@@ -165,7 +165,6 @@ class PooledTransport:
         self.max_idle = max_idle
         self._idle: list[trio.SocketStream] = []
         self._host_header = parts.netloc.encode("latin-1")
-        self._nursery: trio.Nursery | None = None
 
     async def _connect(self) -> trio.SocketStream:
         try:
