@@ -204,7 +204,10 @@ class FakeUpstream:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._reader, stream, send, info)
-                await _Session(self, stream, receive, info).run()
+                try:
+                    await _Session(self, stream, receive, info).run()
+                except trio.BrokenResourceError:  # the peer went away while we were sending
+                    info.closed.set()
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):

@@ -7,6 +7,7 @@ are the built-in mock and the scriptable fake upstream of `tests/fakes.py`.
 from __future__ import annotations
 
 import functools
+import gc
 import socket
 from collections import defaultdict
 from collections.abc import Callable
@@ -540,9 +541,16 @@ async def raw_request(port: int, body: dict[str, Any]) -> trio.SocketStream:
     return stream
 
 
-async def test_client_disconnect_mid_stream_cancels_the_upstream(start_louter, fake, http):
+@pytest.mark.parametrize("upstream", ["waits", "floods"])
+async def test_client_disconnect_mid_stream_cancels_the_upstream(
+    start_louter, fake, http, upstream
+):
     first = sse_events(chat_chunk("first"), done=False)
-    fake.script(SSEReply([first, sse_events(chat_chunk("more"), done=False)], end="hang"))
+    more = sse_events(chat_chunk("more"), done=False)
+    if upstream == "waits":  # louter is waiting for the upstream when the client leaves
+        fake.script(SSEReply([first, more], end="hang"))
+    else:  # louter is blocked writing to a client that stopped reading, then left
+        fake.script(SSEReply([first] + [more * 50] * 400, pause=0))
     base = await start_louter(up_config(fake.port))
     port = int(base.rsplit(":", 1)[1])
     stream = await raw_request(
@@ -565,6 +573,7 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream(start_louter, f
     )
     assert response.content == RAW_COMPLETION
     assert fake.requests[1].connection is not fake.requests[0].connection
+    gc.collect()  # an abandoned upstream generator would warn (an error here) when collected
 
 
 STREAM_START = sse_events(chat_chunk("partial "), chat_chunk("answer"), done=False)

@@ -11,7 +11,7 @@ into `UpstreamError` (502 connect/transport, 504 no first byte in time) in one p
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -27,7 +27,7 @@ class UpstreamResponse(Protocol):
     status: int
     headers: HeaderList  # lower-case names
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
+    def chunks(self) -> AsyncGenerator[bytes, None]: ...
     async def read(self) -> bytes: ...
     async def aclose(self) -> None: ...
 
@@ -113,7 +113,7 @@ class _PooledResponse:
         names = {name for name, _ in self.headers}
         return b"content-length" in names or b"transfer-encoding" in names
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         protocol = self._protocol
         body = protocol.body
         while True:
@@ -247,7 +247,7 @@ class _HttpxResponse:
             if name.lower() != b"content-encoding"
         ]
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         try:
             async for chunk in self._response.aiter_bytes():
                 yield chunk

@@ -8,7 +8,7 @@ suffix; a new dialect plugs in by adding an entry.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -32,7 +32,7 @@ class MockResponse:
         self.headers = headers
         self._chunks = chunks
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         for chunk in self._chunks:
             await trio.lowlevel.checkpoint()
             yield chunk

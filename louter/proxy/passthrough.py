@@ -9,6 +9,7 @@ client closing its connection cancels the upstream request.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any, Protocol
 
 import orjson
@@ -111,13 +112,16 @@ class _Pump:
 
     async def run(self, error_event: Callable[[str], bytes]) -> None:
         try:
-            async for chunk in self.response.chunks():
-                if self.ttft_ms is None:
-                    self.ttft_ms = self.exchange.elapsed_ms()
-                self.chunks += 1
-                await self.responder.write(chunk)
-                self.at_boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
-                self.tap.feed(chunk)
+            # aclosing: a cancel (client gone) while a chunk is being written must not
+            # leave the upstream generator suspended for the garbage collector.
+            async with aclosing(self.response.chunks()) as chunks:
+                async for chunk in chunks:
+                    if self.ttft_ms is None:
+                        self.ttft_ms = self.exchange.elapsed_ms()
+                    self.chunks += 1
+                    await self.responder.write(chunk)
+                    self.at_boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
+                    self.tap.feed(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:
