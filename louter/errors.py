@@ -44,15 +44,3 @@ class UpstreamError(LouterError):
     """The upstream failed: transport error (502), timeout (504), or its own error status."""
 
     status_hint = 502
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_hint: int | None = None,
-        body: bytes | None = None,
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        super().__init__(message, status_hint=status_hint)
-        self.body = body
-        self.headers = headers or []

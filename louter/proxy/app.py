@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from louter.config import Config
-from louter.errors import LouterError, UpstreamError
+from louter.errors import LouterError
 from louter.http.message import Request, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
@@ -119,9 +119,6 @@ async def _fail(
     extra: dict[str, Any] = {"traceback": trace} if trace else {}
     exchange.log("error", status=status, error=message, error_type=type(exc).__name__, **extra)
     if responder.started:
-        return
-    if isinstance(exc, UpstreamError) and exc.body is not None:
-        await responder.send(status, exc.headers, exc.body)
         return
     body = error_body(exchange.format, status, message)
     exchange.log("client_response", status=status, payload=body)
