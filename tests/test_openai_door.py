@@ -686,3 +686,32 @@ async def test_log_of_concurrent_streams(start_louter, fake, tmp_path, http):
             assert isinstance(entry["ttft_ms"], int | float) and entry["ttft_ms"] >= 0
             assert entry["payload"]["content"] == expected[request_id]
             assert entry["payload"]["finish_reason"] == "stop"
+
+
+async def test_client_leaving_after_done_is_a_complete_exchange(start_louter, fake, tmp_path):
+    """A client may close as soon as it has `[DONE]`; the upstream then still owes its
+    terminating chunk. That is a finished answer, not a disconnect error."""
+    fake.script(SSEReply([chat_stream(["all ", "there"])], end="hang"))
+    log = tmp_path / "louter.jsonl"
+    base = await start_louter(up_config(fake.port), log_file=log)
+    port = int(base.rsplit(":", 1)[1])
+    body = orjson.dumps({"model": "client-model", "messages": user("x"), "stream": True})
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    received = b""
+    with trio.fail_after(3):
+        while b"data: [DONE]" not in received:
+            received += await stream.receive_some()
+    await stream.aclose()
+    entries = await wait_for_lines(log, 4)
+    directions = [e["direction"] for e in entries]
+    assert directions == [
+        "client_request",
+        "backend_request",
+        "backend_response",
+        "client_response",
+    ]
+    assert entries[-1]["payload"]["content"] == "all there"

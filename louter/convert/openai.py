@@ -61,6 +61,11 @@ class StreamAssembler:
         self._done = False
         self._error: dict[str, Any] | None = None
 
+    @property
+    def done(self) -> bool:
+        """The stream's terminator (`[DONE]`) has been seen."""
+        return self._done
+
     def feed(self, event: SSEEvent) -> None:
         """Take one SSE event of the stream.
 

@@ -70,6 +70,10 @@ class OpenAITap:
         for event in self._decoder.feed(chunk):
             self._assembler.feed(event)
 
+    @property
+    def complete(self) -> bool:
+        return self._assembler.done
+
     def result(self) -> dict[str, Any]:
         for event in self._decoder.flush():
             self._assembler.feed(event)

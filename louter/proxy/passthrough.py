@@ -27,6 +27,11 @@ class StreamTap(Protocol):
     """Reads a passing stream for the journal: bytes in, an assembled result out."""
 
     def feed(self, chunk: bytes) -> None: ...
+    @property
+    def complete(self) -> bool:
+        """The dialect's end-of-stream marker has passed (a client may leave after it)."""
+        ...
+
     def result(self) -> dict[str, Any]: ...
 
 
@@ -82,6 +87,9 @@ async def relay_stream(
         nursery.cancel_scope.cancel()
     if pump.client_gone:
         await response.aclose()
+        if tap.complete:  # the client left after receiving the whole answer
+            _log_stream(exchange, response.status, pump)
+            return
         exchange.log(
             "error", status=499, error="client disconnected mid-stream", chunks=pump.chunks
         )
