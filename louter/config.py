@@ -21,11 +21,15 @@ from tomlkit.exceptions import TOMLKitError
 
 from louter.errors import ConfigError
 
-PROTOCOLS = ("openai", "mock")
+PROTOCOLS = ("openai", "gemini", "anthropic", "mock")
 TOOL_FORMATS = ("json", "xml")
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 COUNTING_MODES = ("estimate", "backend")
-KEY_ENV_BY_PROTOCOL = {"openai": "OPENAI_API_KEY"}
+KEY_ENV_BY_PROTOCOL = {
+    "openai": "OPENAI_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ class Performance:
 
 @dataclass(frozen=True, slots=True)
 class Backend:
-    """One upstream. `url` is normalised: no trailing `/`, no trailing `/v1`."""
+    """One upstream. `url` is normalised: no trailing `/`, `/v1` or `/v1beta`."""
 
     name: str
     protocol: str
@@ -87,6 +91,8 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "mock": {"protocol": "mock"},
         "openai": {"protocol": "openai", "url": "https://api.openai.com"},
+        "gemini": {"protocol": "gemini", "url": "https://generativelanguage.googleapis.com"},
+        "anthropic": {"protocol": "anthropic", "url": "https://api.anthropic.com"},
     }
 )
 
@@ -210,10 +216,12 @@ def _check_table(
 
 
 def normalise_url(url: str) -> str:
-    """Strip a trailing `/` and a trailing `/v1` so paths can be appended uniformly."""
+    """Strip a trailing `/` and a trailing `/v1` (or Gemini's `/v1beta`) so paths can be
+    appended uniformly."""
     url = url.rstrip("/")
-    if url.endswith("/v1"):
-        url = url[: -len("/v1")]
+    for suffix in ("/v1", "/v1beta"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
     return url
 
 

@@ -10,6 +10,8 @@ import trio
 
 from louter.config import Config, load_config, parse_config
 from louter.proxy.app import build_context, serve
+from tests.llama import llama_server
+from tests.sdk import sdk  # noqa: F401 - a fixture, registered here for every test module
 
 StartLouter = Callable[..., Awaitable[str]]
 
@@ -39,3 +41,6 @@ def start_louter(nursery: trio.Nursery) -> StartLouter:
         return f"http://127.0.0.1:{port}"
 
     return start
+
+
+llama_url = pytest.fixture(scope="session")(llama_server)

@@ -27,7 +27,7 @@ from louter.cli.louter import app
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / "bin"
-PENDING = ("log-parser", "test-runner", "diagnostic", "xml-tool-parse")
+PENDING = ("test-runner", "diagnostic")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -122,13 +122,19 @@ def test_invalid_toml_exits_2(tmp_path: Path) -> None:
 def test_unknown_backend_option_lists_known_backends() -> None:
     result = invoke(["--backend", "nosuch"])
     assert result.exit_code == 2
-    assert result.stderr == "louter: unknown backend 'nosuch'; known backends: mock, openai\n"
+    assert (
+        result.stderr
+        == "louter: unknown backend 'nosuch'; known backends: mock, openai, gemini, anthropic\n"
+    )
 
 
 def test_unknown_backend_from_env_lists_known_backends() -> None:
     result = invoke([], PROXY_BACKEND="nosuch")
     assert result.exit_code == 2
-    assert result.stderr == "louter: unknown backend 'nosuch'; known backends: mock, openai\n"
+    assert (
+        result.stderr
+        == "louter: unknown backend 'nosuch'; known backends: mock, openai, gemini, anthropic\n"
+    )
 
 
 def test_unknown_backend_lists_configured_backends_too(tmp_path: Path) -> None:
@@ -137,7 +143,7 @@ def test_unknown_backend_lists_configured_backends_too(tmp_path: Path) -> None:
     result = invoke(["--config", str(config), "--backend", "nosuch"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "louter: unknown backend 'nosuch'; known backends: qwen, mock, openai\n"
+        "louter: unknown backend 'nosuch'; known backends: qwen, mock, openai, gemini, anthropic\n"
     )
 
 
@@ -188,7 +194,10 @@ def test_process_unknown_key_exits_2(tmp_path: Path) -> None:
 def test_process_unknown_backend_from_env_exits_2() -> None:
     result = run(louter_bin(), PROXY_BACKEND="nosuch")
     assert result.returncode == 2
-    assert result.stderr == "louter: unknown backend 'nosuch'; known backends: mock, openai\n"
+    assert (
+        result.stderr
+        == "louter: unknown backend 'nosuch'; known backends: mock, openai, gemini, anthropic\n"
+    )
 
 
 @pytest.mark.parametrize("name", PENDING)

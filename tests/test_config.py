@@ -234,7 +234,8 @@ def test_bad_urls(url: str, problem: str) -> None:
         ("http://localhost:11212/v1", "http://localhost:11212"),
         ("http://localhost:11212/v1/", "http://localhost:11212"),
         ("https://example.com/openai/v1/", "https://example.com/openai"),
-        ("https://example.com/v1beta", "https://example.com/v1beta"),
+        ("https://example.com/v1beta", "https://example.com"),
+        ("https://example.com/v1beta/", "https://example.com"),
     ],
 )
 def test_url_normalisation(url: str, normalised: str) -> None:
@@ -266,9 +267,9 @@ def test_mock_needs_no_url_and_ignores_one() -> None:
     ("table", "line", "allowed"),
     [
         (
-            '[backends.q]\nurl = "http://q"\nprotocol = "gemini"\n',
+            '[backends.q]\nurl = "http://q"\nprotocol = "grpc"\n',
             "protocol",
-            "openai, mock, got 'gemini'",
+            "openai, gemini, anthropic, mock, got 'grpc'",
         ),
         (
             '[backends.q]\nurl = "http://q"\ntool_format = "yaml"\n',
@@ -418,14 +419,14 @@ def test_load_file(tmp_path: Path) -> None:
     config = load_config(path, {})
     assert config.source == str(path)
     assert config.server == Server(host="127.0.0.1", port=9000)
-    assert [b.name for b in config.backends] == ["q", "mock", "openai"]
+    assert [b.name for b in config.backends] == ["q", "mock", "openai", "gemini", "anthropic"]
 
 
 def test_empty_file_gives_defaults_and_presets() -> None:
     config = parse("")
     assert config.server == Server()
     assert config.performance == Performance()
-    assert [b.name for b in config.backends] == ["mock", "openai"]
+    assert [b.name for b in config.backends] == ["mock", "openai", "gemini", "anthropic"]
     assert config.source == "cfg.toml"
 
 
@@ -504,7 +505,7 @@ def test_config_entry_overrides_openai_preset() -> None:
         'max_tokens_field = "max_completion_tokens"\n',
         {"CORP_KEY": "corp", "OPENAI_API_KEY": "plain"},
     )
-    assert [b.name for b in config.backends] == ["openai", "mock"]
+    assert [b.name for b in config.backends] == ["openai", "mock", "gemini", "anthropic"]
     openai = config.backend("openai")
     assert openai.url == "https://proxy.example.com"
     assert openai.api_key == "corp"
@@ -525,14 +526,17 @@ def test_config_entry_overrides_mock_preset() -> None:
     config = parse('[backends.mock]\ntool_format = "xml"\n')
     assert config.backend("mock").tool_format == "xml"
     assert config.backend("mock").protocol == "mock"
-    assert [b.name for b in config.backends] == ["mock", "openai"]
+    assert [b.name for b in config.backends] == ["mock", "openai", "gemini", "anthropic"]
 
 
 def test_unknown_backend_lists_known_ones() -> None:
     config = parse('[backends.qwen]\nurl = "http://q"\n')
     with pytest.raises(ConfigError) as info:
         config.backend("nosuch")
-    assert info.value.message == "unknown backend 'nosuch'; known backends: qwen, mock, openai"
+    assert (
+        info.value.message
+        == "unknown backend 'nosuch'; known backends: qwen, mock, openai, gemini, anthropic"
+    )
 
 
 # --------------------------------------------------------------------------- the objects
@@ -640,7 +644,9 @@ def test_example_mentions_lookup_order_and_presets() -> None:
         "OPENAI_API_KEY",
         "preset",
         "overrides",
-        '"openai" | "mock"',
+        '"openai" | "gemini" | "anthropic" | "mock"',
+        "GEMINI_API_KEY",
+        "ANTHROPIC_API_KEY",
         "mock",
         "openai",
     ):

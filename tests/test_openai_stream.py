@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from louter.convert.openai import StreamAssembler
+from louter.convert.openai_stream import StreamAssembler
 from louter.convert.sse import SSEDecoder, encode_event
 from louter.errors import ConversionError
 from tests.paths import SAMPLES  # noqa: E402

@@ -1,162 +1,621 @@
-"""OpenAI Chat Completions: wire shapes to and from louter's neutral model.
+"""OpenAI Chat Completions requests and responses <-> the neutral model (design §5).
 
-Pure like the rest of `louter.convert`: dicts, bytes and str in and out, no I/O.
-Sections are owned by their authors; keep each one self-contained.
+Messages are dispatched on `role`, never on shape: `content` may be a string, a list of
+parts or null, and an assistant message may carry `tool_calls` without content. Legacy
+`functions` / `function_call` requests and `role: "function"` messages are mapped to
+tools. `developer` messages are system messages. Streams live in `openai_stream`.
+
+Dropped when converting (no Chat Completions equivalent): Gemini/Anthropic thinking
+budgets and `top_k` (the OpenAI API rejects unknown parameters), reasoning and
+signatures in the history (Chat Completions takes no reasoning input). Also not sent:
+`reasoning_effort` (models that do not reason reject it) and `json_schema.strict`.
+
+Answers: `refusal` text is the answer's text; a legacy `function_call` is a tool call;
+calls without an id get one from the id factory; a missing or unknown finish reason is
+"error", which `emit_response` refuses (ConversionError 502), never a stop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
-from louter.convert.sse import SSEEvent
+from louter.convert.model import (
+    IdFactory,
+    Image,
+    Message,
+    Part,
+    Reasoning,
+    Request,
+    Response,
+    ResponseFormat,
+    ResponseMeta,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    Usage,
+)
 from louter.errors import ConversionError
 
-# ---------------------------------------------------------------------------------------
-# Stream assembly (for the JSONL log): SSE events of a Chat Completions stream -> one dict
-# ---------------------------------------------------------------------------------------
-#
-# Only choice 0 is assembled (what the proxy's clients ask for; `n > 1` is not streamed
-# by the backends louter targets). Tool-call fragments are keyed by `index`; the first
-# non-empty `id` and `name` win because some servers send a new id with every fragment.
-# Any chunk carrying an `error` object (llama-server's in-stream errors, surfaced by the
-# SSE decoder as `event="error"`) is recorded in `error`.
+FINISH_IN = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+FINISH_OUT = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
+              "content_filter": "content_filter"}  # fmt: skip
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+# --------------------------------------------------------------------------- requests
 
 
-@dataclass(slots=True)
-class _ToolCallParts:
-    """Mutable accumulator for one streamed tool call."""
-
-    id: str = ""
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        function = {"name": self.name, "arguments": "".join(self.arguments)}
-        return {"id": self.id, "type": "function", "function": function}
-
-
-class StreamAssembler:
-    """Rebuild the complete answer of one OpenAI Chat Completions stream.
-
-    Cheap per chunk: one `orjson.loads` and a few dict lookups. One instance per stream.
-    """
-
-    __slots__ = (
-        "_id", "_model", "_content", "_reasoning", "_tools",
-        "_finish_reason", "_usage", "_chunks", "_done", "_error",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self._id: str | None = None
-        self._model: str | None = None
-        self._content: list[str] = []
-        self._reasoning: list[str] = []
-        self._tools: dict[int, _ToolCallParts] = {}
-        self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
-        self._chunks = 0
-        self._done = False
-        self._error: dict[str, Any] | None = None
-
-    @property
-    def done(self) -> bool:
-        """The stream's terminator (`[DONE]`) has been seen."""
-        return self._done
-
-    def feed(self, event: SSEEvent) -> None:
-        """Take one SSE event of the stream.
-
-        Raises:
-            ConversionError: (502) the event's data is not a JSON object (nor `[DONE]`).
-        """
-        if event.data == "[DONE]":
-            self._done = True
-            return
-        chunk = _load_chunk(event.data)
-        self._chunks += 1
-        if self._id is None:
-            self._id = chunk.get("id") or None
-        if self._model is None:
-            self._model = chunk.get("model") or None
-        usage = chunk.get("usage")
-        if usage is not None:
-            self._usage = usage
-        error = chunk.get("error")
-        if error is not None or event.event == "error":
-            self._error = _error_object(chunk if error is None else error)
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) == 0:
-                self._choice(choice)
-
-    def result(self) -> dict[str, Any]:
-        """The assembled answer: see the section comment above for the keys."""
-        out: dict[str, Any] = {
-            "id": self._id,
-            "model": self._model,
-            "content": "".join(self._content),
-        }
-        if self._reasoning:
-            out["reasoning_content"] = "".join(self._reasoning)
-        out["tool_calls"] = [self._tools[index].as_dict() for index in sorted(self._tools)]
-        out["finish_reason"] = self._finish_reason
-        out["usage"] = self._usage
-        out["chunks"] = self._chunks
-        out["done"] = self._done
-        out["error"] = self._error
-        return out
-
-    def _choice(self, choice: dict[str, Any]) -> None:
-        finish_reason = choice.get("finish_reason")
-        if finish_reason is not None:
-            self._finish_reason = finish_reason
-        delta = choice.get("delta")
-        if not delta:
-            return
-        content = delta.get("content")
-        if content:
-            self._content.append(content)
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning:
-            self._reasoning.append(reasoning)
-        tool_calls = delta.get("tool_calls")
-        if tool_calls:
-            self._tool_fragments(tool_calls)
-
-    def _tool_fragments(self, fragments: list[dict[str, Any]]) -> None:
-        for position, fragment in enumerate(fragments):
-            index = fragment.get("index", position)
-            parts = self._tools.get(index)
-            if parts is None:
-                parts = self._tools[index] = _ToolCallParts()
-            if not parts.id:
-                parts.id = fragment.get("id") or ""
-            function = fragment.get("function")
-            if not function:
-                continue
-            if not parts.name:
-                parts.name = function.get("name") or ""
-            arguments = function.get("arguments")
-            if arguments:
-                parts.arguments.append(arguments)
+def parse_request(body: Mapping[str, Any]) -> Request:
+    """A Chat Completions request body -> `Request`. ConversionError (400) on bad input."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ConversionError("'model' is required and must be a non-empty string")
+    if body.get("n") not in (None, 1):
+        raise ConversionError("'n' other than 1 is not supported by this backend")
+    stream = bool(_optional(body, "stream", bool))
+    options = body.get("stream_options")
+    return Request(
+        model=model,
+        messages=_messages(body.get("messages")),
+        tools=_tools(body),
+        tool_choice=_tool_choice(body),
+        parallel_tool_calls=_optional(body, "parallel_tool_calls", bool),
+        max_tokens=_max_tokens(body),
+        temperature=_number(body, "temperature"),
+        top_p=_number(body, "top_p"),
+        top_k=_optional(body, "top_k", int),
+        stop=_stop(body.get("stop")),
+        stream=stream,
+        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+        response_format=_response_format(body.get("response_format")),
+        reasoning_effort=_optional(body, "reasoning_effort", str),
+    )
 
 
-def _load_chunk(data: str) -> dict[str, Any]:
+def _messages(raw: Any) -> tuple[Message, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConversionError("'messages' must be a non-empty list")
+    names: dict[str, str] = {}  # tool_call_id -> function name, for tool messages
+    pending: list[str] = []  # legacy function_call ids awaiting a `function` message
+    messages = []
+    for index, message in enumerate(raw):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise ConversionError(f"{where} must be an object")
+        role = message.get("role")
+        reader = _ROLE_READERS.get(role) if isinstance(role, str) else None
+        if reader is None:
+            raise ConversionError(f"{where}: unknown role {role!r}")
+        messages.append(reader(message, where, names, pending))
+    return tuple(messages)
+
+
+def _system(message: dict[str, Any], where: str, names: Any, pending: Any) -> Message:
+    return Message("system", _content(message.get("content"), where, images=False))
+
+
+def _user(message: dict[str, Any], where: str, names: Any, pending: Any) -> Message:
+    return Message("user", _content(message.get("content"), where, images=True))
+
+
+def _assistant(
+    message: dict[str, Any], where: str, names: dict[str, str], pending: list[str]
+) -> Message:
+    parts: list[Part] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        parts.append(Reasoning(text=reasoning))
+    parts.extend(_content(message.get("content"), where, images=False))
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ConversionError(f"{where}.tool_calls must be a list")
+    for position, call in enumerate(calls):
+        parts.append(_tool_call(call, f"{where}.tool_calls[{position}]"))
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict):
+        call_id = f"call_legacy_{where[9:-1]}"
+        pending.append(call_id)
+        parts.append(_function(legacy, call_id, f"{where}.function_call"))
+    elif legacy is not None:
+        raise ConversionError(f"{where}.function_call must be an object")
+    for part in parts:
+        if isinstance(part, ToolCall):
+            names[part.id] = part.name
+    return Message("assistant", tuple(parts))
+
+
+def _tool(message: dict[str, Any], where: str, names: dict[str, str], pending: Any) -> Message:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or call_id not in names:
+        raise ConversionError(f"{where}: 'tool_call_id' {call_id!r} matches no earlier tool call")
+    content = _content(message.get("content"), where, images=True)
+    return Message("tool", (ToolResult(call_id, names[call_id], _results(content)),))
+
+
+def _function_result(
+    message: dict[str, Any], where: str, names: dict[str, str], pending: list[str]
+) -> Message:
+    """A legacy `function` message answers the oldest open `function_call` of its name
+    (else the oldest open one)."""
+    name = message.get("name")
+    if not isinstance(name, str) or not pending:
+        raise ConversionError(f"{where}: a 'function' message needs a name and a function_call")
+    call_id = next((c for c in pending if names[c] == name), pending[0])
+    pending.remove(call_id)
+    content = _content(message.get("content"), where, images=False)
+    return Message("tool", (ToolResult(call_id, names[call_id], _results(content)),))
+
+
+def _results(parts: tuple[Part, ...]) -> tuple[Text | Image, ...]:
+    return tuple(part for part in parts if isinstance(part, Text | Image))
+
+
+_ROLE_READERS: dict[str, Callable[..., Message]] = {
+    "system": _system,
+    "developer": _system,
+    "user": _user,
+    "assistant": _assistant,
+    "tool": _tool,
+    "function": _function_result,
+}
+
+
+def _content(content: Any, where: str, *, images: bool) -> tuple[Part, ...]:
+    if content is None:
+        return ()
+    if isinstance(content, str):
+        return (Text(content),) if content else ()
+    if not isinstance(content, list):
+        raise ConversionError(f"{where}.content must be a string, a list of parts or null")
+    return tuple(_part(part, f"{where}.content[{i}]", images) for i, part in enumerate(content))
+
+
+def _part(part: Any, where: str, images: bool) -> Part:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text":
+        if isinstance(part.get("text"), str):
+            return Text(part["text"])
+        raise ConversionError(f"{where}: a text part needs a 'text' string")
+    if kind == "image_url" and images:
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        if isinstance(url, str) and url:
+            return Image.from_url(url)
+        raise ConversionError(f"{where}: image_url needs a 'url'")
+    if kind == "refusal" and isinstance(part.get("refusal"), str):
+        return Text(part["refusal"])
+    raise ConversionError(f"{where}: unsupported content part {kind!r}")
+
+
+def _tool_call(call: Any, where: str) -> ToolCall:
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        raise ConversionError(f"{where} must be an object with a 'function'")
+    call_id = call.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        raise ConversionError(f"{where}: 'id' is required")
+    return _function(call["function"], call_id, where)
+
+
+def _function(function: dict[str, Any], call_id: str, where: str) -> ToolCall:
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConversionError(f"{where}: the function needs a 'name'")
+    arguments = function.get("arguments")
+    if arguments is None:
+        arguments = "{}"
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments).decode()
+    return ToolCall(call_id, name, arguments)
+
+
+def _tools(body: Mapping[str, Any]) -> tuple[Tool, ...]:
+    out = []
+    for index, tool in enumerate(_list(body, "tools")):
+        where = f"tools[{index}]"
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise ConversionError(f"{where}: only function tools are supported")
+        out.append(_declaration(tool.get("function"), where))
+    for index, function in enumerate(_list(body, "functions")):
+        out.append(_declaration(function, f"functions[{index}]"))
+    return tuple(out)
+
+
+def _list(body: Mapping[str, Any], key: str) -> list[Any]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConversionError(f"'{key}' must be a list")
+    return value
+
+
+def _declaration(function: Any, where: str) -> Tool:
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise ConversionError(f"{where}: a function needs a 'name'")
+    parameters = function.get("parameters")
+    if parameters is None:
+        parameters = {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict):
+        raise ConversionError(f"{where}: 'parameters' must be a JSON schema object")
+    description = function.get("description")
+    return Tool(function["name"], description if isinstance(description, str) else "", parameters)
+
+
+def _first(body: Mapping[str, Any], *keys: str) -> tuple[str, Any]:
+    """The first of `keys` with a non-null value, and that value (else the last key, None)."""
+    for key in keys:
+        if body.get(key) is not None:
+            return key, body[key]
+    return keys[-1], None
+
+
+def _tool_choice(body: Mapping[str, Any]) -> ToolChoice | None:
+    key, choice = _first(body, "tool_choice", "function_call")
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise ConversionError(f"unknown {key} {choice!r}")
+        return ToolChoice(choice)
+    if isinstance(choice, dict):
+        function = choice.get("function", choice)
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str) and name:
+            return ToolChoice("tool", name)
+    raise ConversionError(f"'{key}' must be 'auto', 'none', 'required' or a function")
+
+
+def _max_tokens(body: Mapping[str, Any]) -> int | None:
+    key, value = _first(body, "max_completion_tokens", "max_tokens")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConversionError(f"'{key}' must be a positive integer")
+    return value
+
+
+def _stop(stop: Any) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        return tuple(stop)
+    raise ConversionError("'stop' must be a string or a list of strings")
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind == "json_schema" and isinstance(value.get("json_schema"), dict):
+        spec = value["json_schema"]
+        schema = spec.get("schema")
+        name = spec.get("name")
+        return ResponseFormat(
+            kind,
+            schema if isinstance(schema, dict) else None,
+            name if isinstance(name, str) else None,
+        )
+    raise ConversionError("response_format must be text, json_object or json_schema")
+
+
+def _number(body: Mapping[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConversionError(f"'{key}' must be a number")
+    return float(value)
+
+
+def _optional(body: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConversionError(f"'{key}' must be of type {kind.__name__}")
+    return value
+
+
+def emit_request(request: Request, model: str) -> dict[str, Any]:
+    """`Request` -> a Chat Completions body for an OpenAI-compatible backend."""
+    body: dict[str, Any] = {"model": model, "messages": _wire_messages(request.messages)}
+    if request.tools:
+        body["tools"] = [_wire_tool(tool) for tool in request.tools]
+        if request.tool_choice is not None:
+            body["tool_choice"] = _wire_choice(request.tool_choice)
+        if request.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = request.parallel_tool_calls
+    _set(body, "max_tokens", request.max_tokens)
+    _set(body, "temperature", request.temperature)
+    _set(body, "top_p", request.top_p)
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.response_format is not None:
+        body["response_format"] = _wire_format(request.response_format)
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _set(body: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        body[key] = value
+
+
+def _wire_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Tool messages carry text only: the images of a run of tool results follow the run
+    in one user message (a user message between two tool messages would orphan the
+    second from its assistant turn)."""
+    out: list[dict[str, Any]] = []
+    images: list[Part] = []
+    for message in messages:
+        if message.role == "tool":
+            out.extend(_wire_tool_results(message, images))
+            continue
+        if images:
+            out.append({"role": "user", "content": _wire_content(tuple(images))})
+            images = []
+        if message.role == "assistant":
+            out.append(_wire_assistant(message))
+        else:
+            out.append({"role": message.role, "content": _wire_content(message.parts)})
+    if images:
+        out.append({"role": "user", "content": _wire_content(tuple(images))})
+    return out
+
+
+def _wire_content(parts: tuple[Part, ...]) -> str | list[dict[str, Any]]:
+    """One text (or none) is a string; several texts or any image, a list of parts (the
+    backend joins the parts by its own rules; "".join would glue separate blocks)."""
+    texts = [part.text for part in parts if isinstance(part, Text)]
+    if len(texts) <= 1 and not any(isinstance(part, Image) for part in parts):
+        return "".join(texts)
+    wire: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, Text):
+            wire.append({"type": "text", "text": part.text})
+        elif isinstance(part, Image):
+            wire.append({"type": "image_url", "image_url": {"url": part.data_url()}})
+    return wire
+
+
+def _wire_assistant(message: Message) -> dict[str, Any]:
+    text = message.text()
+    calls = [part for part in message.parts if isinstance(part, ToolCall)]
+    wire: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+    if calls:
+        wire["tool_calls"] = [_wire_call(call) for call in calls]
+    return wire
+
+
+def _wire_call(call: ToolCall) -> dict[str, Any]:
+    function = {"name": call.name, "arguments": call.arguments}
+    return {"id": call.id, "type": "function", "function": function}
+
+
+def _wire_tool_results(message: Message, images: list[Part]) -> list[dict[str, Any]]:
+    """One tool message per result; the results' images are added to `images`."""
+    out: list[dict[str, Any]] = []
+    for result in message.parts:
+        if isinstance(result, ToolResult):
+            text = result.text()
+            if result.is_error:
+                text = f"Error: {text}"
+            out.append({"role": "tool", "tool_call_id": result.call_id, "content": text})
+            images.extend(part for part in result.content if isinstance(part, Image))
+    return out
+
+
+def _wire_tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+def _wire_choice(choice: ToolChoice) -> Any:
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def _wire_format(value: ResponseFormat) -> dict[str, Any]:
+    if value.kind == "json_schema" and value.schema is not None:
+        spec = {"name": value.name or "response", "schema": value.schema}
+        return {"type": "json_schema", "json_schema": spec}
+    return {"type": "json_object" if value.kind == "json_schema" else value.kind}
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def parse_response(body: Mapping[str, Any], ids: IdFactory) -> Response:
+    """A chat.completion body from a backend -> `Response`. ConversionError (502)."""
+    if isinstance(body.get("error"), dict | str):
+        raise ConversionError(f"backend error: {_message_of(body['error'])}", status_hint=502)
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ConversionError("backend answer has no choices", status_hint=502)
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
+        raise ConversionError("backend answer has no message", status_hint=502)
+    parts = _answer_parts(message, ids)
+    has_calls = any(isinstance(part, ToolCall) for part in parts)
+    return Response(
+        id=str(body.get("id") or ""),
+        model=str(body.get("model") or ""),
+        parts=parts,
+        finish_reason=map_finish(choices[0].get("finish_reason"), has_calls),
+        usage=parse_usage(body.get("usage")),
+    )
+
+
+def _answer_parts(message: dict[str, Any], ids: IdFactory) -> tuple[Part, ...]:
+    """Reasoning, then the text (or the refusal), then the tool calls; a legacy
+    `function_call` is one more call. Calls without an id get one from `ids`."""
+    parts: list[Part] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        parts.append(Reasoning(text=reasoning))
+    text = _answer_text(message.get("content")) or _answer_text(message.get("refusal"))
+    if text:
+        parts.append(Text(text))
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ConversionError("backend answer's tool_calls is not a list", status_hint=502)
+    legacy = message.get("function_call")
+    if legacy is not None:
+        calls = [*calls, {"function": legacy}]
+    for position, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise ConversionError("backend tool call has no function", status_hint=502)
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            call_id = ids(position)
+        try:
+            parts.append(_function(function, call_id, "backend tool call"))
+        except ConversionError as exc:
+            raise ConversionError(exc.message, status_hint=502) from None
+    return tuple(parts)
+
+
+def _answer_text(content: Any) -> str:
+    """`content` as a string, or a list of text parts (some servers answer that way)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def map_finish(reason: Any, has_calls: bool) -> str:
+    """An OpenAI finish_reason -> the neutral one; unknown or missing is an error."""
+    mapped = FINISH_IN.get(reason, "error") if isinstance(reason, str) else "error"
+    return "tool_calls" if has_calls and mapped == "stop" else mapped
+
+
+def parse_usage(usage: Any) -> Usage | None:
+    """An OpenAI `usage` object -> `Usage` (None when absent); bad counts read as 0/None."""
+    if not isinstance(usage, dict):
+        return None
+    return Usage(
+        input_tokens=_count(usage.get("prompt_tokens")) or 0,
+        output_tokens=_count(usage.get("completion_tokens")) or 0,
+        reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+        cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
+    )
+
+
+def _detail(usage: dict[str, Any], group: str, key: str) -> int | None:
+    details = usage.get(group)
+    return _count(details.get(key)) if isinstance(details, dict) else None
+
+
+def _count(value: Any) -> int | None:
+    """A token count: a non-negative int (a whole float is tolerated), else None."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def emit_usage(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.reasoning_tokens is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.cached_tokens is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    return out
+
+
+def emit_response(response: Response, meta: ResponseMeta) -> dict[str, Any]:
+    """`Response` -> a chat.completion body. A backend error never becomes a stop:
+    ConversionError (502) so the client gets an error."""
+    finish = FINISH_OUT.get(response.finish_reason)
+    if finish is None:
+        raise ConversionError("the backend ended its answer with an error", status_hint=502)
+    calls = response.tool_calls()
+    text = response.text()
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+    reasoning = "".join(p.text for p in response.parts if isinstance(p, Reasoning))
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    if calls:
+        message["tool_calls"] = [_wire_call(call) for call in calls]
+    body: dict[str, Any] = {
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+    }
+    usage = emit_usage(response.usage)
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def error_message(body: bytes) -> str:
+    """The message inside an upstream error body (any common envelope), else its text."""
     try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ConversionError(f"stream chunk is not JSON: {exc}", status_hint=502) from exc
-    if not isinstance(chunk, dict):
-        raise ConversionError("stream chunk is not a JSON object", status_hint=502)
-    return chunk
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").strip()[:1000] or "(empty body)"
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            if data.get(key) is not None:
+                return _message_of(data[key])
+    return body.decode("utf-8", "replace").strip()[:1000]
 
 
-def _error_object(error: Any) -> dict[str, Any]:
-    return error if isinstance(error, dict) else {"message": str(error)}
-
-
-# ---------------------------------------------------------------------------------------
-# End of stream assembly
-# ---------------------------------------------------------------------------------------
+def _message_of(error: Any) -> str:
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("msg")
+        if isinstance(message, str):
+            return message
+        return orjson.dumps(error).decode()
+    return str(error)

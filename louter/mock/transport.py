@@ -15,9 +15,11 @@ import orjson
 import trio
 
 from louter.config import Backend
+from louter.convert import anthropic, gemini
+from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList
-from louter.mock import engine
+from louter.mock import engine, neutral
 from louter.mock import openai as mock_openai
 
 _JSON: HeaderList = [(b"content-type", b"application/json")]
@@ -45,7 +47,7 @@ class MockResponse:
 
 
 def _openai(
-    body: Mapping[str, Any], backend: Backend, response_id: str, created: int
+    path: str, body: Mapping[str, Any], backend: Backend, response_id: str, created: int
 ) -> MockResponse:
     prompt = mock_openai.parse_prompt(body)
     answer = engine.answer(prompt, response_id=response_id, tool_format=backend.tool_format)
@@ -72,7 +74,85 @@ def _openai_error(status: int, message: str) -> MockResponse:
     return MockResponse(status, _JSON, [orjson.dumps(body)])
 
 
-DIALECTS = {"/chat/completions": (_openai, _openai_error)}
+def _gemini_target(path: str) -> tuple[str, bool]:
+    """`/v1beta/models/{model}:{action}?alt=sse` -> (model, SSE wanted)."""
+    base, _, query = path.partition("?")
+    model = base.split("/models/", 1)[-1].rpartition(":")[0]
+    return model, "alt=sse" in query
+
+
+def _gemini(
+    path: str, body: Mapping[str, Any], backend: Backend, response_id: str, created: int
+) -> MockResponse:
+    model, sse = _gemini_target(path)
+    stream = ":streamGenerateContent" in path
+    request = gemini.parse_request(body, model=model, stream=stream)
+    answer = engine.answer(
+        neutral.prompt_of(request), response_id=response_id, tool_format=backend.tool_format
+    )
+    meta = ResponseMeta(response_id, model, created, include_usage=True)
+    if not stream:
+        response = neutral.response_of(answer, response_id=response_id, model=model)
+        return MockResponse(200, _JSON, [orjson.dumps(gemini.emit_response(response, meta))])
+    emitter = gemini.StreamEmitter(meta, sse=sse)
+    events = neutral.stream_of(answer, response_id=response_id, model=model)
+    chunks = [emitter.feed(event) for event in events] + [emitter.flush()]
+    return MockResponse(200, _SSE if sse else _JSON, [c for c in chunks if c])
+
+
+def _gemini_count(
+    path: str, body: Mapping[str, Any], backend: Backend, response_id: str, created: int
+) -> MockResponse:
+    model, _ = _gemini_target(path)
+    prompt = neutral.prompt_of(gemini.parse_count_request(body, model=model))
+    answer = gemini.emit_count_response(prompt.prompt_tokens)
+    return MockResponse(200, _JSON, [orjson.dumps(answer)])
+
+
+def _gemini_error(status: int, message: str) -> MockResponse:
+    return MockResponse(status, _JSON, [orjson.dumps(gemini.error_body(status, message))])
+
+
+def _anthropic(
+    path: str, body: Mapping[str, Any], backend: Backend, response_id: str, created: int
+) -> MockResponse:
+    request = anthropic.parse_request(body)
+    answer = engine.answer(
+        neutral.prompt_of(request), response_id=response_id, tool_format=backend.tool_format
+    )
+    message_id = "msg_" + response_id
+    meta = ResponseMeta(message_id, request.model, created, input_tokens=answer.prompt_tokens)
+    if not request.stream:
+        response = neutral.response_of(answer, response_id=message_id, model=request.model)
+        return MockResponse(200, _JSON, [orjson.dumps(anthropic.emit_response(response, meta))])
+    emitter = anthropic.StreamEmitter(meta)
+    events = neutral.stream_of(answer, response_id=message_id, model=request.model)
+    chunks = [emitter.feed(event) for event in events] + [emitter.flush()]
+    return MockResponse(200, _SSE, [c for c in chunks if c])
+
+
+def _anthropic_count(
+    path: str, body: Mapping[str, Any], backend: Backend, response_id: str, created: int
+) -> MockResponse:
+    prompt = neutral.prompt_of(anthropic.parse_request({"max_tokens": 1, **body}))
+    answer = anthropic.emit_count_response(prompt.prompt_tokens)
+    return MockResponse(200, _JSON, [orjson.dumps(answer)])
+
+
+def _anthropic_error(status: int, message: str) -> MockResponse:
+    return MockResponse(status, _JSON, [orjson.dumps(anthropic.error_body(status, message))])
+
+
+# Path suffix (query excluded) -> (answer, error body). The mock's ids are counters.
+Respond = Callable[[str, Mapping[str, Any], Backend, str, int], MockResponse]
+DIALECTS: Mapping[str, tuple[Respond, Callable[[int, str], MockResponse]]] = {
+    "/chat/completions": (_openai, _openai_error),
+    ":generateContent": (_gemini, _gemini_error),
+    ":streamGenerateContent": (_gemini, _gemini_error),
+    ":countTokens": (_gemini_count, _gemini_error),
+    "/v1/messages": (_anthropic, _anthropic_error),
+    "/v1/messages/count_tokens": (_anthropic_count, _anthropic_error),
+}
 
 
 class MockTransport:
@@ -90,7 +170,8 @@ class MockTransport:
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
     ) -> MockResponse:
-        suffix = next((s for s in DIALECTS if path.endswith(s)), None)
+        base = path.partition("?")[0]
+        suffix = next((s for s in DIALECTS if base.endswith(s)), None)
         if suffix is None:
             return _openai_error(404, f"the mock backend has no endpoint {path}")
         respond, fail = DIALECTS[suffix]
@@ -99,7 +180,7 @@ class MockTransport:
             data = orjson.loads(body)
             if not isinstance(data, dict):
                 raise ConversionError("request body must be a JSON object")
-            return respond(data, self.backend, self._next_id(), int(self._clock()))
+            return respond(path, data, self.backend, self._next_id(), int(self._clock()))
         except orjson.JSONDecodeError as exc:
             return fail(400, f"request body is not valid JSON: {exc}")
         except ConversionError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from louter.config import Config
@@ -18,3 +19,4 @@ class ProxyContext:
     upstreams: dict[str, Upstream]
     journal: Journal
     ids: RequestIds
+    clock: Callable[[], float]  # wall-clock seconds, for `created` timestamps

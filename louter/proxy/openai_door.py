@@ -11,13 +11,18 @@ from typing import Any
 import orjson
 
 from louter.config import Backend
-from louter.convert.openai import StreamAssembler
-from louter.convert.sse import SSEDecoder
+from louter.convert import openai, openai_stream
+from louter.convert.dialects import DIALECTS
+from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
+from louter.proxy.bridge import ClientSide, backend_dialect, converse
 from louter.proxy.context import ProxyContext
 from louter.proxy.exchange import Exchange
 from louter.proxy.passthrough import forward
+from louter.proxy.routing import Route
+from louter.proxy.taps import OpenAITap
+from louter.proxy.upstreams import rename_token_field
 
 CHAT_PATH = "/v1/chat/completions"
 FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
@@ -42,9 +47,7 @@ def prepare_request(body: dict[str, Any], backend: Backend, model: str) -> dict[
     """Apply the backend's model name, default max_tokens/temperature and token field."""
     body["model"] = model
     field = backend.max_tokens_field
-    other = "max_completion_tokens" if field == "max_tokens" else "max_tokens"
-    if other in body and field not in body:
-        body[field] = body.pop(other)
+    rename_token_field(body, field)
     if backend.max_tokens is not None and field not in body:
         body[field] = backend.max_tokens
     if backend.temperature is not None and "temperature" not in body:
@@ -59,25 +62,34 @@ def client_model(body: dict[str, Any]) -> str:
     return model
 
 
-class OpenAITap:
-    """Journal tap for an OpenAI SSE stream."""
+_SSE: HeaderList = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
-    def __init__(self) -> None:
-        self._decoder = SSEDecoder()
-        self._assembler = StreamAssembler()
 
-    def feed(self, chunk: bytes) -> None:
-        for event in self._decoder.feed(chunk):
-            self._assembler.feed(event)
-
-    @property
-    def complete(self) -> bool:
-        return self._assembler.done
-
-    def result(self) -> dict[str, Any]:
-        for event in self._decoder.flush():
-            self._assembler.feed(event)
-        return self._assembler.result()
+async def _convert(
+    ctx: ProxyContext,
+    exchange: Exchange,
+    request: Request,
+    responder: Responder,
+    body: dict[str, Any],
+    route: Route,
+) -> None:
+    """A backend of another dialect: through the neutral model."""
+    parsed = openai.parse_request(body)
+    meta = ResponseMeta(
+        id="chatcmpl-" + exchange.request_id,
+        model=parsed.model,
+        created=int(ctx.clock()),
+        include_usage=parsed.include_usage,
+    )
+    auth = request.headers.get("authorization", "")
+    client = ClientSide(
+        dialect=DIALECTS["openai"],
+        meta=meta,
+        emitter=lambda: openai_stream.StreamEmitter(meta),
+        stream_headers=_SSE,
+        key=auth[7:] if auth.lower().startswith("bearer ") else None,
+    )
+    await converse(ctx, exchange, parsed, route, client, responder)
 
 
 def stream_error_event(message: str) -> bytes:
@@ -103,6 +115,9 @@ async def chat_completions(
     body = parse_body(exchange, request)
     exchange.model = model = client_model(body)
     route = ctx.router.route(model)
+    if backend_dialect(route.backend, "openai") != "openai":
+        await _convert(ctx, exchange, request, responder, body, route)
+        return
     upstream = ctx.upstreams[route.backend.name]
     exchange.backend = route.backend.name
     exchange.backend_format = "openai"
@@ -131,3 +146,13 @@ async def list_models(
         for model, backend in ctx.router.client_models()
     ]
     await responder.send_json(200, {"object": "list", "data": data})
+
+
+async def get_model(
+    ctx: ProxyContext, exchange: Exchange, model: str, responder: Responder
+) -> None:
+    """`GET /v1/models/{model}`: every name is served (unknown ones by the default backend)."""
+    backend = ctx.router.route(model).backend.name
+    await responder.send_json(
+        200, {"id": model, "object": "model", "created": 0, "owned_by": backend}
+    )

@@ -35,6 +35,49 @@ class StreamTap(Protocol):
     def result(self) -> dict[str, Any]: ...
 
 
+class StreamRelay(Protocol):
+    """Turns upstream stream bytes into client stream bytes and keeps what the journal
+    records. Passthrough returns its input; a translating relay converts dialects."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+    def fail(self, message: str) -> bytes:
+        """The client dialect's in-stream error event."""
+        ...
+
+    @property
+    def complete(self) -> bool: ...
+    def results(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The assembled (backend answer, client answer) for the journal."""
+        ...
+
+
+class PassthroughRelay:
+    """Same dialect both sides: bytes go through untouched, the tap reads them."""
+
+    def __init__(self, tap: StreamTap, error_event: Callable[[str], bytes]) -> None:
+        self._tap = tap
+        self._error_event = error_event
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._tap.feed(chunk)
+        return chunk
+
+    def flush(self) -> bytes:
+        return b""
+
+    def fail(self, message: str) -> bytes:
+        return self._error_event(message)
+
+    @property
+    def complete(self) -> bool:
+        return self._tap.complete
+
+    def results(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        result = self._tap.result()
+        return result, result
+
+
 def response_headers(upstream: HeaderList, request_id: str) -> HeaderList:
     headers = [(name, value) for name, value in upstream if name not in _DROP]
     headers.append((b"x-louter-request-id", request_id.encode("ascii")))
@@ -75,19 +118,24 @@ async def relay_stream(
     exchange: Exchange,
     response: UpstreamResponse,
     responder: Responder,
-    tap: StreamTap,
-    error_event: Callable[[str], bytes],
+    relay: StreamRelay,
+    headers: HeaderList | None = None,
 ) -> None:
-    """Stream an upstream SSE answer to the client as it arrives, with the journal tap."""
-    await responder.start(response.status, response_headers(response.headers, exchange.request_id))
-    pump = _Pump(exchange, response, responder, tap)
+    """Stream an upstream answer to the client as it arrives, through `relay`.
+
+    `headers` replace the upstream's response headers (a translating relay changes the
+    content type); by default the upstream's are sent on."""
+    if headers is None:
+        headers = response_headers(response.headers, exchange.request_id)
+    await responder.start(response.status, headers)
+    pump = _Pump(exchange, response, responder, relay)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_on_disconnect, responder, nursery.cancel_scope, pump)
-        await pump.run(error_event)
+        await pump.run()
         nursery.cancel_scope.cancel()
     if pump.client_gone:
         await response.aclose()
-        if tap.complete:  # the client left after receiving the whole answer
+        if relay.complete:  # the client left after receiving the whole answer
             _log_stream(exchange, response.status, pump)
             return
         exchange.log(
@@ -106,53 +154,62 @@ async def _cancel_on_disconnect(responder: Responder, scope: trio.CancelScope, p
 
 class _Pump:
     def __init__(
-        self, exchange: Exchange, response: UpstreamResponse, responder: Responder, tap: StreamTap
+        self,
+        exchange: Exchange,
+        response: UpstreamResponse,
+        responder: Responder,
+        relay: StreamRelay,
     ) -> None:
         self.exchange = exchange
         self.response = response
         self.responder = responder
-        self.tap = tap
+        self.relay = relay
         self.chunks = 0
         self.ttft_ms: float | None = None
         self.client_gone = False
         self.error: str | None = None
         self.at_boundary = True  # the bytes sent so far end between two SSE events
 
-    async def run(self, error_event: Callable[[str], bytes]) -> None:
+    async def run(self) -> None:
         try:
             # aclosing: a cancel (client gone) while a chunk is being written must not
             # leave the upstream generator suspended for the garbage collector.
             async with aclosing(self.response.chunks()) as chunks:
                 async for chunk in chunks:
-                    if self.ttft_ms is None:
-                        self.ttft_ms = self.exchange.elapsed_ms()
                     self.chunks += 1
-                    await self.responder.write(chunk)
-                    self.at_boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
-                    self.tap.feed(chunk)
+                    await self._send(self.relay.feed(chunk))
+            await self._send(self.relay.flush())
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:
             self.error = exc.message
             # End a half-sent event first, so the error event stands on its own.
             separator = b"" if self.at_boundary else b"\n\n"
-            await self.responder.write(separator + error_event(exc.message))
+            await self.responder.write(separator + self.relay.fail(exc.message))
+
+    async def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.ttft_ms is None:
+            self.ttft_ms = self.exchange.elapsed_ms()
+        await self.responder.write(data)
+        self.at_boundary = data.endswith((b"\n\n", b"\r\n\r\n", b"]"))
 
 
 def _log_stream(exchange: Exchange, status: int, pump: _Pump) -> None:
     if not exchange.logging:
         return
     try:
-        result = pump.tap.result()
+        backend, client = pump.relay.results()
     except LouterError as exc:
-        result = {"error": exc.message}
+        backend = client = {"error": exc.message}
     extra: dict[str, Any] = {"stream": True, "chunks": pump.chunks, "ttft_ms": pump.ttft_ms}
     exchange.log(
-        "backend_response", status=status, payload=result, dialect=exchange.backend_format, **extra
+        "backend_response", status=status, payload=backend, dialect=exchange.backend_format, **extra
     )
     if pump.error is not None:
         exchange.log("error", status=502, error=pump.error, **extra)
-    exchange.log("client_response", status=status, payload=result, **extra)
+    exchange.log("client_response", status=status, payload=client, **extra)
 
 
 async def forward(
@@ -161,10 +218,15 @@ async def forward(
     responder: Responder,
     make_tap: Callable[[], StreamTap],
     error_event: Callable[[str], bytes],
+    stream: bool = False,
 ) -> None:
-    """Run `send()` (the upstream request) and relay its answer, whole or streamed."""
+    """Run `send()` (the upstream request) and relay its answer, whole or streamed.
+
+    An SSE answer is always streamed; with `stream` any 200 answer is (Gemini's
+    streamed JSON array)."""
     response: UpstreamResponse = await send()
-    if response.status == 200 and is_event_stream(response.headers):
-        await relay_stream(exchange, response, responder, make_tap(), error_event)
+    if response.status == 200 and (stream or is_event_stream(response.headers)):
+        relay = PassthroughRelay(make_tap(), error_event)
+        await relay_stream(exchange, response, responder, relay)
     else:
         await relay_whole(exchange, response, responder)

@@ -1,18 +1,75 @@
-"""Runtime backends: each configured `Backend` with its open transport and auth headers.
+"""Runtime backends: each configured `Backend` with its open transport and auth headers,
+and how each dialect's requests are addressed (path) and finished (body fields).
 
-Protocol → factory is a dict (no if/elif ladder on provider names); a new backend dialect
-plugs in by adding an entry.
+Protocol → factory and dialect → path are dicts (no if/elif ladder on provider names); a
+new backend dialect plugs in by adding entries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from louter.config import Backend, Config
 from louter.http.message import HeaderList
 from louter.http.upstream import Transport, open_transport
 from louter.mock.transport import MockTransport
+
+ANTHROPIC_VERSION = b"2023-06-01"
+
+
+def _openai_path(model: str, stream: bool) -> str:
+    return "/v1/chat/completions"
+
+
+def _gemini_path(model: str, stream: bool) -> str:
+    action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return f"/v1beta/models/{model}:{action}"
+
+
+def _anthropic_path(model: str, stream: bool) -> str:
+    return "/v1/messages"
+
+
+PATHS: Mapping[str, Callable[[str, bool], str]] = {
+    "openai": _openai_path,
+    "gemini": _gemini_path,
+    "anthropic": _anthropic_path,
+}
+
+
+def _openai_auth(key: str) -> HeaderList:
+    return [(b"authorization", b"Bearer " + key.encode("latin-1"))]
+
+
+def _gemini_auth(key: str) -> HeaderList:
+    return [(b"x-goog-api-key", key.encode("latin-1"))]
+
+
+def _anthropic_auth(key: str) -> HeaderList:
+    return [(b"x-api-key", key.encode("latin-1"))]
+
+
+AUTH: Mapping[str, Callable[[str], HeaderList]] = {
+    "openai": _openai_auth,
+    "gemini": _gemini_auth,
+    "anthropic": _anthropic_auth,
+}
+BASE_HEADERS: Mapping[str, HeaderList] = {
+    "openai": [(b"content-type", b"application/json")],
+    "gemini": [(b"content-type", b"application/json")],
+    "anthropic": [
+        (b"content-type", b"application/json"),
+        (b"anthropic-version", ANTHROPIC_VERSION),
+    ],
+}
+
+
+def client_auth_header(dialect: str) -> str:
+    """The request header a client of `dialect` sends its key in (forwarded when the
+    backend has no key of its own)."""
+    return {"openai": "authorization", "gemini": "x-goog-api-key"}.get(dialect, "x-api-key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +78,27 @@ class Upstream:
     transport: Transport
     headers: HeaderList  # sent with every request: content type and credentials
 
+    def path(self, dialect: str, model: str, stream: bool) -> str:
+        return PATHS[dialect](model, stream)
 
-def _openai(backend: Backend, config: Config, clock: Callable[[], float]) -> Upstream:
-    headers: HeaderList = [(b"content-type", b"application/json")]
+    def prepare(self, dialect: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Backend-specific body fields: the OpenAI token-limit field name."""
+        if dialect == "openai":
+            rename_token_field(body, self.backend.max_tokens_field)
+        return body
+
+
+def rename_token_field(body: dict[str, Any], field: str) -> None:
+    """Send the token limit under `field` (`max_tokens` or `max_completion_tokens`)."""
+    other = "max_completion_tokens" if field == "max_tokens" else "max_tokens"
+    if other in body and field not in body:
+        body[field] = body.pop(other)
+
+
+def _network(backend: Backend, config: Config, clock: Callable[[], float]) -> Upstream:
+    headers = list(BASE_HEADERS[backend.protocol])
     if backend.api_key:
-        headers.append((b"authorization", b"Bearer " + backend.api_key.encode("latin-1")))
+        headers.extend(AUTH[backend.protocol](backend.api_key))
     transport = open_transport(
         backend.url, connect_timeout=config.performance.connect_timeout_seconds
     )
@@ -37,7 +110,9 @@ def _mock(backend: Backend, config: Config, clock: Callable[[], float]) -> Upstr
 
 
 FACTORIES: Mapping[str, Callable[[Backend, Config, Callable[[], float]], Upstream]] = {
-    "openai": _openai,
+    "openai": _network,
+    "gemini": _network,
+    "anthropic": _network,
     "mock": _mock,
 }
 

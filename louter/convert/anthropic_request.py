@@ -1,0 +1,381 @@
+"""Anthropic Messages requests from clients: a request body -> Request (`parse_request`).
+
+Re-exported by `louter.convert.anthropic`; the opposite direction (Request -> the body
+louter sends to an Anthropic backend) is `louter.convert.anthropic_backend`. Errors in a
+client's body raise ConversionError(400) naming the place:
+"messages[3].content[1].tool_use_id: ...".
+
+Decisions, client -> neutral (`parse_request`)
+- `system` (a string or text blocks) becomes the first message, role "system", one Text
+  per block. `role: "system"` entries inside `messages` stay in place as system messages.
+  A message whose content is empty (`[]`) carries nothing and is left out.
+- A user message's `tool_result` blocks become one message of role "tool", placed before
+  a user message holding the rest of its blocks. A result's function name is that of the
+  earlier `tool_use` with the same id (matched by id, never by position); an id no earlier
+  `tool_use` has is an error.
+- Blocks with no neutral form: `document` with a `text` or `content` source becomes Text
+  (and Images; the title, when given, leads the text); a PDF or file `document`, a file
+  image, server-tool blocks (`server_tool_use`, `*_tool_result`, `mcp_*`,
+  `container_upload`) and unknown types raise ConversionError naming the type.
+  `search_result` becomes Text (title, source, then its text); a `tool_reference` in a
+  tool result becomes Text holding the tool's name.
+- Tools: custom tools (no `type`, or `type: "custom"`) are kept, `defer_loading` ignored;
+  Anthropic-defined tools (`web_search_…`, `bash_…`, `text_editor_…`, `mcp_toolset`...)
+  have no schema to pass on and are dropped.
+- `tool_choice` auto/any/tool/none -> auto/required/tool/none;
+  `disable_parallel_tool_use: true` -> `parallel_tool_calls = False` (false leaves None).
+- `thinking` enabled -> reasoning_budget; disabled -> budget 0 and effort "none";
+  adaptive -> no budget. `output_config.effort` -> reasoning_effort (xhigh and max ->
+  "high"). `output_config.format` (or the older top-level `output_format`) json_schema ->
+  ResponseFormat.
+- Accepted and ignored: `metadata`, `cache_control` and `citations` anywhere,
+  `context_management`, `service_tier`, `container`, `mcp_servers`, `display`.
+- `max_tokens` is optional here (count_tokens bodies have none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from louter.convert.model import (
+    Image,
+    Message,
+    Part,
+    Reasoning,
+    Request,
+    ResponseFormat,
+    Text,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    dump_arguments,
+)
+from louter.errors import ConversionError
+
+__all__ = ["parse_request"]
+
+# --------------------------------------------------------------------------- validation
+
+
+def _bad(path: str, problem: str) -> ConversionError:
+    return ConversionError(f"{path}: {problem}", status_hint=400)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _bad(path, "must be an object")
+    return value
+
+
+def _array(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _bad(path, "must be an array")
+    return value
+
+
+def _string(obj: Mapping[str, Any], key: str, path: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise _bad(_join(path, key), "must be a string")
+    return value
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "an integer": (int,),
+    "a number": (int, float),
+    "a boolean": (bool,),
+    "a string": (str,),
+}
+
+
+def _option(obj: Mapping[str, Any], key: str, kind: str, path: str = "") -> Any:
+    """`obj[key]` when present and not null, checked against `kind` (a _KINDS key)."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, _KINDS[kind]) or (isinstance(value, bool) and kind != "a boolean"):
+        raise _bad(_join(path, key), f"must be {kind}")
+    return value
+
+
+# --------------------------------------------------------------------------- parse: blocks
+
+_BlockParser = Callable[["_Conversation", Mapping[str, Any], str], list[Part]]
+
+
+def _text_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    return [Text(_string(block, "text", path))]
+
+
+def _image_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    source = _mapping(block.get("source"), _join(path, "source"))
+    kind = source.get("type")
+    if kind == "base64":
+        path = _join(path, "source")
+        return [Image(_string(source, "media_type", path), _string(source, "data", path))]
+    if kind == "url":
+        return [Image.from_url(_string(source, "url", _join(path, "source")))]
+    raise _bad(_join(path, "source.type"), f"image source {kind!r} cannot be converted")
+
+
+def _document_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    source = _mapping(block.get("source"), _join(path, "source"))
+    title = _option(block, "title", "a string", path)
+    kind = source.get("type")
+    if kind == "text":
+        text = _string(source, "data", _join(path, "source"))
+        return [Text(f"{title}\n\n{text}" if title else text)]
+    if kind == "content":
+        parts = _tool_result_content(conv, source.get("content"), _join(path, "source.content"))
+        return [Text(title), *parts] if title else list(parts)
+    raise _bad(_join(path, "source.type"), f"document source {kind!r} cannot be converted")
+
+
+def _search_result_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    head = [_string(block, "title", path), _string(block, "source", path)]
+    content = _array(block.get("content"), _join(path, "content"))
+    texts = [
+        _string(_mapping(item, f"{path}.content[{i}]"), "text", f"{path}.content[{i}]")
+        for i, item in enumerate(content)
+    ]
+    return [Text("\n\n".join([*head, "\n".join(texts)]))]
+
+
+def _tool_reference_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    return [Text(_string(block, "tool_name", path))]
+
+
+def _tool_use_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    call_id, name = _string(block, "id", path), _string(block, "name", path)
+    arguments = _mapping(block.get("input", {}), _join(path, "input"))
+    conv.calls[call_id] = name
+    return [ToolCall(call_id, name, dump_arguments(arguments))]
+
+
+def _tool_result_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    call_id = _string(block, "tool_use_id", path)
+    name = conv.calls.get(call_id)
+    if name is None:
+        raise _bad(_join(path, "tool_use_id"), f"{call_id!r} matches no earlier tool_use block")
+    content = _tool_result_content(conv, block.get("content"), _join(path, "content"))
+    is_error = bool(_option(block, "is_error", "a boolean", path))
+    return [ToolResult(call_id, name, content, is_error)]
+
+
+def _tool_result_content(conv: _Conversation, value: Any, path: str) -> tuple[Text | Image, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (Text(value),)
+    parts = conv.blocks(_array(value, path), path, _RESULT_BLOCKS, "tool result")
+    return tuple(part for part in parts if isinstance(part, Text | Image))
+
+
+def _thinking_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    signature = _option(block, "signature", "a string", path)
+    return [Reasoning(_string(block, "thinking", path), signature or None)]
+
+
+def _redacted_block(conv: _Conversation, block: Mapping[str, Any], path: str) -> list[Part]:
+    return [Reasoning(redacted=_string(block, "data", path))]
+
+
+_BLOCKS: dict[str, _BlockParser] = {
+    "text": _text_block,
+    "image": _image_block,
+    "document": _document_block,
+    "search_result": _search_result_block,
+    "tool_reference": _tool_reference_block,
+    "tool_use": _tool_use_block,
+    "tool_result": _tool_result_block,
+    "thinking": _thinking_block,
+    "redacted_thinking": _redacted_block,
+}
+_ROLE_BLOCKS = {
+    "user": frozenset({"text", "image", "document", "search_result", "tool_result"}),
+    "assistant": frozenset({"text", "tool_use", "thinking", "redacted_thinking"}),
+    "system": frozenset({"text"}),
+}
+_RESULT_BLOCKS = frozenset({"text", "image", "document", "search_result", "tool_reference"})
+
+# --------------------------------------------------------------------------- parse: messages
+
+
+class _Conversation:
+    """The messages parsed so far, and the tool calls they made (id -> name)."""
+
+    __slots__ = ("messages", "calls")
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.calls: dict[str, str] = {}
+
+    def add(self, value: Any, path: str) -> None:
+        message = _mapping(value, path)
+        role = message.get("role")
+        allowed = _ROLE_BLOCKS.get(role) if isinstance(role, str) else None
+        if allowed is None:
+            raise _bad(_join(path, "role"), f"must be user, assistant or system, not {role!r}")
+        assert isinstance(role, str)
+        content, where = message.get("content"), _join(path, "content")
+        parts: list[Part]
+        if isinstance(content, str):
+            parts = [Text(content)]
+        else:
+            parts = self.blocks(_array(content, where), where, allowed, f"{role} message")
+        results = tuple(part for part in parts if isinstance(part, ToolResult))
+        self._append("tool", results)
+        self._append(role, tuple(part for part in parts if not isinstance(part, ToolResult)))
+
+    def blocks(
+        self, blocks: list[Any], path: str, allowed: frozenset[str], where: str
+    ) -> list[Part]:
+        parts: list[Part] = []
+        for position, value in enumerate(blocks):
+            block_path = f"{path}[{position}]"
+            block = _mapping(value, block_path)
+            kind = block.get("type")
+            if not isinstance(kind, str) or kind not in allowed:
+                problem = f"block type {kind!r} cannot be converted in a {where}"
+                raise _bad(block_path, problem)
+            parts += _BLOCKS[kind](self, block, block_path)
+        return parts
+
+    def _append(self, role: str, parts: tuple[Part, ...]) -> None:
+        if parts:
+            self.messages.append(Message(role, parts))
+
+
+def _system(value: Any) -> list[Message]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [Message("system", (Text(value),))]
+    parts = _Conversation().blocks(
+        _array(value, "system"), "system", _ROLE_BLOCKS["system"], "system"
+    )
+    return [Message("system", tuple(parts))] if parts else []
+
+
+def _messages(value: Any) -> list[Message]:
+    conv = _Conversation()
+    for position, message in enumerate(_array(value, "messages")):
+        conv.add(message, f"messages[{position}]")
+    return conv.messages
+
+
+# --------------------------------------------------------------------------- parse: options
+
+
+def _tools(value: Any) -> tuple[Tool, ...]:
+    tools: list[Tool] = []
+    for position, item in enumerate(_array(value, "tools") if value is not None else ()):
+        path = f"tools[{position}]"
+        tool = _mapping(item, path)
+        if tool.get("type") not in (None, "custom"):
+            continue  # an Anthropic-defined tool: no schema to pass on
+        schema = _mapping(tool.get("input_schema"), _join(path, "input_schema"))
+        description = _option(tool, "description", "a string", path) or ""
+        tools.append(Tool(_string(tool, "name", path), description, dict(schema)))
+    return tuple(tools)
+
+
+_CHOICE_MODES = {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
+
+
+def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
+    """`tool_choice` -> (ToolChoice, parallel_tool_calls)."""
+    if value is None:
+        return None, None
+    choice = _mapping(value, "tool_choice")
+    mode = _CHOICE_MODES.get(_string(choice, "type", "tool_choice"))
+    if mode is None:
+        raise _bad("tool_choice.type", f"must be one of {', '.join(_CHOICE_MODES)}")
+    name = _string(choice, "name", "tool_choice") if mode == "tool" else None
+    disable = _option(choice, "disable_parallel_tool_use", "a boolean", "tool_choice")
+    return ToolChoice(mode, name), (False if disable else None)
+
+
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+
+
+def _reasoning(body: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """`thinking` and `output_config.effort` -> (reasoning_budget, reasoning_effort)."""
+    config = _mapping(body.get("output_config") or {}, "output_config")
+    effort = _option(config, "effort", "a string", "output_config")
+    if effort is not None and effort not in _EFFORTS:
+        raise _bad("output_config.effort", f"must be one of {', '.join(_EFFORTS)}")
+    effort = _EFFORTS.get(effort) if effort else None
+    if body.get("thinking") is None:
+        return None, effort
+    thinking = _mapping(body["thinking"], "thinking")
+    kind = _string(thinking, "type", "thinking")
+    if kind == "enabled":
+        budget = _option(thinking, "budget_tokens", "an integer", "thinking")
+        if budget is None:
+            raise _bad("thinking.budget_tokens", "is required when thinking is enabled")
+        return budget, effort
+    if kind == "disabled":
+        return 0, "none"
+    if kind == "adaptive":
+        return None, effort
+    raise _bad("thinking.type", "must be enabled, disabled or adaptive")
+
+
+def _response_format(body: Mapping[str, Any]) -> ResponseFormat | None:
+    config = _mapping(body.get("output_config") or {}, "output_config")
+    path = "output_config.format" if config.get("format") is not None else "output_format"
+    value = config.get("format") or body.get("output_format")
+    if value is None:
+        return None
+    fmt = _mapping(value, path)
+    if fmt.get("type") != "json_schema":
+        raise _bad(_join(path, "type"), "must be json_schema")
+    return ResponseFormat("json_schema", dict(_mapping(fmt.get("schema"), _join(path, "schema"))))
+
+
+def _stop_sequences(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    sequences = _array(value, "stop_sequences")
+    for position, item in enumerate(sequences):
+        if not isinstance(item, str):
+            raise _bad(f"stop_sequences[{position}]", "must be a string")
+    return tuple(sequences)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def parse_request(body: Mapping[str, Any]) -> Request:
+    """A client's Messages request body (or count_tokens body) -> Request.
+
+    Raises:
+        ConversionError: (400) the body is malformed or holds a block with no neutral form.
+    """
+    body = _mapping(body, "request body")
+    choice, parallel = _tool_choice(body.get("tool_choice"))
+    budget, effort = _reasoning(body)
+    return Request(
+        model=_string(body, "model", ""),
+        messages=(*_system(body.get("system")), *_messages(body.get("messages"))),
+        tools=_tools(body.get("tools")),
+        tool_choice=choice,
+        parallel_tool_calls=parallel,
+        max_tokens=_option(body, "max_tokens", "an integer"),
+        temperature=_float(_option(body, "temperature", "a number")),
+        top_p=_float(_option(body, "top_p", "a number")),
+        top_k=_option(body, "top_k", "an integer"),
+        stop=_stop_sequences(body.get("stop_sequences")),
+        stream=bool(_option(body, "stream", "a boolean")),
+        response_format=_response_format(body),
+        reasoning_effort=effort,
+        reasoning_budget=budget,
+    )

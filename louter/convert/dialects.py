@@ -1,0 +1,78 @@
+"""The dialect table: each wire API's converters bundled under its name.
+
+The proxy looks a backend's dialect up here and calls the same functions whatever it is
+(dict dispatch, no provider ladders). Front doors call their own module's
+`parse_request` directly: its arguments differ by dialect (Gemini's model is in the path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from louter.convert import anthropic, gemini, openai, openai_stream
+from louter.convert.model import IdFactory, Request, Response, ResponseMeta, StreamEvent
+from louter.convert.sse import SSEEvent
+
+
+class StreamParser(Protocol):
+    def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
+    def flush(self) -> list[StreamEvent]: ...
+
+
+class StreamEmitter(Protocol):
+    def feed(self, event: StreamEvent) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    id_prefix: str  # of response ids louter makes up for this dialect's clients
+    emit_request: Callable[[Request, str], dict[str, Any]]
+    parse_response: Callable[[Mapping[str, Any], IdFactory], Response]
+    emit_response: Callable[[Response, ResponseMeta], dict[str, Any]]
+    stream_parser: Callable[[IdFactory], StreamParser]
+    stream_emitter: Callable[[ResponseMeta], StreamEmitter]
+    error_body: Callable[[int, str], dict[str, Any]]
+    error_message: Callable[[bytes], str]
+
+
+OPENAI = Dialect(
+    name="openai",
+    id_prefix="chatcmpl-",
+    emit_request=openai.emit_request,
+    parse_response=openai.parse_response,
+    emit_response=openai.emit_response,
+    stream_parser=openai_stream.StreamParser,
+    stream_emitter=openai_stream.StreamEmitter,
+    error_body=openai.error_body,
+    error_message=openai.error_message,
+)
+
+GEMINI = Dialect(
+    name="gemini",
+    id_prefix="",
+    emit_request=gemini.emit_request,
+    parse_response=gemini.parse_response,
+    emit_response=gemini.emit_response,
+    stream_parser=gemini.StreamParser,
+    stream_emitter=gemini.StreamEmitter,
+    error_body=gemini.error_body,
+    error_message=gemini.error_message,
+)
+
+ANTHROPIC = Dialect(
+    name="anthropic",
+    id_prefix="msg_",
+    emit_request=anthropic.emit_request,
+    parse_response=anthropic.parse_response,
+    emit_response=anthropic.emit_response,
+    stream_parser=anthropic.StreamParser,
+    stream_emitter=anthropic.StreamEmitter,
+    error_body=anthropic.error_body,
+    error_message=anthropic.error_message,
+)
+
+DIALECTS: Mapping[str, Dialect] = {"openai": OPENAI, "gemini": GEMINI, "anthropic": ANTHROPIC}

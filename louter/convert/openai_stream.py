@@ -1,0 +1,455 @@
+"""OpenAI Chat Completions streams: the journal's assembler, and the parser/emitter pair
+between `data:` chunks and neutral stream events (design §5, §6).
+
+Pure like the rest of `louter.convert`: SSE events in, neutral events out, and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from louter.convert.model import (
+    IdFactory,
+    MessageStart,
+    MessageStop,
+    ReasoningDelta,
+    ResponseMeta,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
+from louter.convert.openai import FINISH_OUT, emit_usage, map_finish, parse_usage
+from louter.convert.sse import SSEEvent
+from louter.errors import ConversionError
+
+# ---------------------------------------------------------------------------------------
+# Stream assembly (for the JSONL log): SSE events of a Chat Completions stream -> one dict
+# ---------------------------------------------------------------------------------------
+#
+# Only choice 0 is assembled (what the proxy's clients ask for; `n > 1` is not streamed
+# by the backends louter targets). Tool-call fragments are keyed by `index`; the first
+# non-empty `id` and `name` win because some servers send a new id with every fragment.
+# Any chunk carrying an `error` object (llama-server's in-stream errors, surfaced by the
+# SSE decoder as `event="error"`) is recorded in `error`. A legacy `delta.function_call`
+# is assembled as one more tool call (keyed LEGACY_CALL), a `refusal` as content.
+
+LEGACY_CALL = -1  # the fragment key of a legacy `function_call` delta
+
+
+@dataclass(slots=True)
+class _ToolCallParts:
+    """Mutable accumulator for one streamed tool call."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        function = {"name": self.name, "arguments": "".join(self.arguments)}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+class StreamAssembler:
+    """Rebuild the complete answer of one OpenAI Chat Completions stream.
+
+    Cheap per chunk: one `orjson.loads` and a few dict lookups. One instance per stream.
+    """
+
+    __slots__ = (
+        "_id", "_model", "_content", "_reasoning", "_tools",
+        "_finish_reason", "_usage", "_chunks", "_done", "_error",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self._id: str | None = None
+        self._model: str | None = None
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: dict[int, _ToolCallParts] = {}
+        self._finish_reason: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._chunks = 0
+        self._done = False
+        self._error: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        """The stream's terminator (`[DONE]`) has been seen."""
+        return self._done
+
+    def feed(self, event: SSEEvent) -> None:
+        """Take one SSE event of the stream.
+
+        Raises:
+            ConversionError: (502) the event's data is not a JSON object (nor `[DONE]`)
+                and the event is not an `error` event.
+        """
+        if event.data == "[DONE]":
+            self._done = True
+            return
+        try:
+            chunk = _load_chunk(event.data)
+        except ConversionError:
+            if event.event != "error":
+                raise
+            chunk = {"error": {"message": event.data}}
+        self._chunks += 1
+        if self._id is None:
+            self._id = chunk.get("id") or None
+        if self._model is None:
+            self._model = chunk.get("model") or None
+        usage = chunk.get("usage")
+        if usage is not None:
+            self._usage = usage
+        error = chunk.get("error")
+        if error is not None or event.event == "error":
+            self._error = _error_object(chunk if error is None else error)
+        for choice in _list(chunk.get("choices")):
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._choice(choice)
+
+    def result(self) -> dict[str, Any]:
+        """The assembled answer: see the section comment above for the keys."""
+        out: dict[str, Any] = {
+            "id": self._id,
+            "model": self._model,
+            "content": "".join(self._content),
+        }
+        if self._reasoning:
+            out["reasoning_content"] = "".join(self._reasoning)
+        out["tool_calls"] = [self._tools[index].as_dict() for index in sorted(self._tools)]
+        out["finish_reason"] = self._finish_reason
+        out["usage"] = self._usage
+        out["chunks"] = self._chunks
+        out["done"] = self._done
+        out["error"] = self._error
+        return out
+
+    def _choice(self, choice: dict[str, Any]) -> None:
+        finish_reason = choice.get("finish_reason")
+        if finish_reason is not None:
+            self._finish_reason = finish_reason
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return
+        content = _string(delta.get("content")) or _string(delta.get("refusal"))
+        if content:
+            self._content.append(content)
+        reasoning = _string(delta.get("reasoning_content")) or _string(delta.get("reasoning"))
+        if reasoning:
+            self._reasoning.append(reasoning)
+        self._tool_fragments(_list(delta.get("tool_calls")))
+        legacy = delta.get("function_call")
+        if isinstance(legacy, dict):
+            self._tool_fragments([{"index": LEGACY_CALL, "function": legacy}])
+
+    def _tool_fragments(self, fragments: list[Any]) -> None:
+        for position, fragment in enumerate(fragments):
+            if not isinstance(fragment, dict):
+                continue
+            index = _key(fragment, position)
+            parts = self._tools.get(index)
+            if parts is None:
+                parts = self._tools[index] = _ToolCallParts()
+            if not parts.id:
+                parts.id = _string(fragment.get("id"))
+            function = fragment.get("function")
+            if not isinstance(function, dict):
+                continue
+            if not parts.name:
+                parts.name = _string(function.get("name"))
+            arguments = _arguments(function.get("arguments"))
+            if arguments:
+                parts.arguments.append(arguments)
+
+
+def _load_chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConversionError(f"stream chunk is not JSON: {exc}", status_hint=502) from exc
+    if not isinstance(chunk, dict):
+        raise ConversionError("stream chunk is not a JSON object", status_hint=502)
+    return chunk
+
+
+def _error_object(error: Any) -> dict[str, Any]:
+    return error if isinstance(error, dict) else {"message": str(error)}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _key(fragment: dict[str, Any], position: int) -> int:
+    """A tool-call fragment's `index` (its position in the list when absent or bad)."""
+    index = fragment.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else position
+
+
+def _arguments(value: Any) -> str:
+    """An arguments fragment: JSON text; an object (some servers send one) as JSON."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else orjson.dumps(value).decode()
+
+
+# ---------------------------------------------------------------------------------------
+# StreamParser: a backend's chunks -> neutral events
+# ---------------------------------------------------------------------------------------
+#
+# Tool-call fragments are keyed by the backend's `index` (a legacy `function_call` delta
+# by LEGACY_CALL); the first non-empty id and name win. A call starts (ToolCallStart) once
+# its name is known and takes the next neutral index then, so calls are numbered in the
+# order they start even when a later call's name arrives first; argument fragments that
+# came before the name are replayed after the start. `refusal` text is text.
+#
+# Calls end and the stream stops at `[DONE]`: the usage chunk of
+# `stream_options.include_usage` comes after the finish_reason chunk, so MessageStop
+# waits for it. A stream that ends without `[DONE]` but with a finish reason is accepted;
+# one without either is a StreamError, as is a tool call whose name never came. An
+# `error` chunk (or an `event: error`, or llama-server's bare JSON error line) ends the
+# stream with a StreamError carrying the error's `code` when it is an HTTP status.
+
+
+class _Call:
+    __slots__ = ("index", "id", "name", "pending")
+
+    def __init__(self) -> None:
+        self.index = -1  # the neutral index, once started
+        self.id = ""
+        self.name = ""
+        self.pending: list[str] = []  # argument fragments that came before the name
+
+    @property
+    def started(self) -> bool:
+        return self.index >= 0
+
+
+class StreamParser:
+    """OpenAI `chat.completion.chunk` events -> neutral stream events. One per response."""
+
+    def __init__(self, ids: IdFactory) -> None:
+        self._ids = ids
+        self._started = False
+        self._calls: dict[int, _Call] = {}
+        self._next_index = 0
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+        self._ended = False
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        """Take one SSE event; the neutral events it completes.
+
+        Raises:
+            ConversionError: (502) the event's data is not a JSON object (nor `[DONE]`).
+        """
+        if self._ended:
+            return []
+        if event.data == "[DONE]":
+            return self._end()
+        try:
+            chunk = _load_chunk(event.data)
+        except ConversionError:
+            if event.event != "error":
+                raise
+            return self._fail({}, StreamError(event.data or "the backend reported an error"))
+        error = chunk.get("error")
+        if error is not None or event.event == "error":
+            return self._fail(chunk, _stream_error(chunk if error is None else error))
+        out = self._start(chunk)
+        usage = parse_usage(chunk.get("usage"))
+        if usage is not None:
+            self._usage = usage
+        for choice in _list(chunk.get("choices")):
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._choice(choice, out)
+        return out
+
+    def flush(self) -> list[StreamEvent]:
+        """End of stream: MessageStop if a finish reason came, else a StreamError."""
+        if self._ended:
+            return []
+        if self._finish is None:
+            return self._fail({}, StreamError("the backend's stream ended before it finished"))
+        return self._end()
+
+    def _start(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        if self._started:
+            return []
+        self._started = True
+        return [MessageStart(_string(chunk.get("id")) or None, _string(chunk.get("model")) or None)]
+
+    def _fail(self, chunk: dict[str, Any], error: StreamError) -> list[StreamEvent]:
+        self._ended = True
+        return [*self._start(chunk), error]
+
+    def _end(self) -> list[StreamEvent]:
+        if any(not call.started for call in self._calls.values()):
+            return self._fail({}, StreamError("the backend sent a tool call without a name"))
+        self._ended = True
+        out = self._start({})
+        out.extend(ToolCallEnd(index) for index in sorted(c.index for c in self._calls.values()))
+        finish = map_finish(self._finish, bool(self._calls))
+        out.append(MessageStop(finish, self._usage))
+        return out
+
+    def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            reasoning = _string(delta.get("reasoning_content")) or _string(delta.get("reasoning"))
+            if reasoning:
+                out.append(ReasoningDelta(reasoning))
+            content = _string(delta.get("content")) or _string(delta.get("refusal"))
+            if content:
+                out.append(TextDelta(content))
+            for position, fragment in enumerate(_list(delta.get("tool_calls"))):
+                if isinstance(fragment, dict):
+                    self._fragment(fragment, _key(fragment, position), out)
+            legacy = delta.get("function_call")
+            if isinstance(legacy, dict):
+                self._fragment({"function": legacy}, LEGACY_CALL, out)
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str):
+            self._finish = finish
+
+    def _fragment(self, fragment: dict[str, Any], key: int, out: list[StreamEvent]) -> None:
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = _Call()
+        call.id = call.id or _string(fragment.get("id"))
+        function = fragment.get("function")
+        if isinstance(function, dict):
+            call.name = call.name or _string(function.get("name"))
+            arguments = _arguments(function.get("arguments"))
+            if arguments:
+                call.pending.append(arguments)
+        if call.name and not call.started:
+            call.index = self._next_index
+            self._next_index += 1
+            out.append(ToolCallStart(call.index, call.id or self._ids(call.index), call.name))
+        if call.started and call.pending:
+            out.extend(ToolCallDelta(call.index, piece) for piece in call.pending)
+            call.pending.clear()
+
+
+def _stream_error(error: Any) -> StreamError:
+    error = _error_object(error)
+    code = error.get("code")
+    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+    return StreamError(str(error.get("message") or error), status)
+
+
+# ---------------------------------------------------------------------------------------
+# StreamEmitter: neutral events -> `data:` chunks for an OpenAI client
+# ---------------------------------------------------------------------------------------
+
+
+class StreamEmitter:
+    """Neutral stream events -> Chat Completions SSE bytes. One per response.
+
+    A backend error (StreamError, or a finish reason "error") becomes an in-stream
+    `data: {"error": ...}` event, which the OpenAI SDK raises; `[DONE]` ends only a
+    stream that finished normally.
+    """
+
+    def __init__(self, meta: ResponseMeta) -> None:
+        self._meta = meta
+        self._prefix = (
+            b'{"id":' + orjson.dumps(meta.id) + b',"object":"chat.completion.chunk","created":'
+            + str(meta.created).encode() + b',"model":' + orjson.dumps(meta.model)
+        )  # fmt: skip
+        self._started = False
+        self._ended = False
+        self._usage: Usage | None = None
+
+    def feed(self, event: StreamEvent) -> bytes:
+        if self._ended:
+            return b""
+        handler = _EMITTERS.get(type(event))
+        return handler(self, event) if handler is not None else b""
+
+    def flush(self) -> bytes:
+        if self._ended:
+            return b""
+        return self._error(StreamError("the stream ended before the answer was complete"))
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return b"data: " + self._prefix + b',"choices":[' + orjson.dumps(choice) + b"]}\n\n"
+
+    def _start(self, event: MessageStart) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def _text(self, event: TextDelta) -> bytes:
+        if not event.text:
+            return self._start(MessageStart())
+        return self._start(MessageStart()) + self._chunk({"content": event.text})
+
+    def _reasoning(self, event: ReasoningDelta) -> bytes:
+        if not event.text:
+            return b""
+        return self._start(MessageStart()) + self._chunk({"reasoning_content": event.text})
+
+    def _call_start(self, event: ToolCallStart) -> bytes:
+        function = {"name": event.name, "arguments": ""}
+        call = {"index": event.index, "id": event.id, "type": "function", "function": function}
+        return self._start(MessageStart()) + self._chunk({"tool_calls": [call]})
+
+    def _call_delta(self, event: ToolCallDelta) -> bytes:
+        call = {"index": event.index, "function": {"arguments": event.arguments}}
+        return self._chunk({"tool_calls": [call]})
+
+    def _usage_update(self, event: UsageUpdate) -> bytes:
+        self._usage = event.usage
+        return b""
+
+    def _stop(self, event: MessageStop) -> bytes:
+        finish = FINISH_OUT.get(event.finish_reason)
+        if finish is None:
+            return self._error(StreamError("the backend ended its answer with an error"))
+        self._ended = True
+        out = self._start(MessageStart()) + self._chunk({}, finish)
+        usage = emit_usage(event.usage or self._usage)
+        if self._meta.include_usage and usage is not None:
+            tail = b',"choices":[],"usage":' + orjson.dumps(usage) + b"}\n\n"
+            out += b"data: " + self._prefix + tail
+        return out + b"data: [DONE]\n\n"
+
+    def _error(self, event: StreamError) -> bytes:
+        self._ended = True
+        return error_event(event.message, event.status)
+
+
+def error_event(message: str, status: int = 502) -> bytes:
+    """The in-stream error event of an OpenAI stream."""
+    payload = {"error": {"message": message, "type": "upstream_error", "code": status}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+_EMITTERS: dict[type, Callable[[StreamEmitter, Any], bytes]] = {
+    MessageStart: StreamEmitter._start,
+    TextDelta: StreamEmitter._text,
+    ReasoningDelta: StreamEmitter._reasoning,
+    ToolCallStart: StreamEmitter._call_start,
+    ToolCallDelta: StreamEmitter._call_delta,
+    UsageUpdate: StreamEmitter._usage_update,
+    MessageStop: StreamEmitter._stop,
+    StreamError: StreamEmitter._error,
+}

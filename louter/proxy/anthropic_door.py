@@ -1,0 +1,165 @@
+"""The Anthropic Messages front door (design §5 "Anthropic Messages"):
+
+    POST /v1/messages                 JSON or SSE (`?beta=true` accepted)
+    POST /v1/messages/count_tokens    local estimate unless the backend speaks Anthropic
+    GET  /v1/models                   Anthropic's list shape when `anthropic-version` is sent
+
+The key comes from `x-api-key` or `Authorization: Bearer`; any `anthropic-version` date
+is accepted. An Anthropic (or mock) backend gets the body with only the model name
+changed, plus the client's `anthropic-version` and `anthropic-beta`; any other backend
+goes through the neutral model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from louter.convert import anthropic
+from louter.convert.dialects import DIALECTS
+from louter.convert.model import ResponseMeta
+from louter.convert.tokens import estimate_tokens
+from louter.errors import ConversionError
+from louter.http.message import HeaderList, Request, Responder
+from louter.proxy.bridge import ClientSide, backend_dialect, converse
+from louter.proxy.context import ProxyContext
+from louter.proxy.counting import count_with_backend
+from louter.proxy.exchange import Exchange
+from louter.proxy.openai_door import parse_body
+from louter.proxy.passthrough import forward
+from louter.proxy.routing import Route
+from louter.proxy.taps import DialectTap
+from louter.proxy.upstreams import ANTHROPIC_VERSION
+
+_SSE: HeaderList = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+FORWARDED = ("anthropic-beta", "user-agent")
+
+
+def client_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    return auth[7:] if auth.lower().startswith("bearer ") else None
+
+
+def _model(exchange: Exchange, body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ConversionError("'model' is required and must be a non-empty string")
+    exchange.model = model
+    return model
+
+
+async def messages(
+    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+) -> None:
+    body = parse_body(exchange, request)
+    route = ctx.router.route(_model(exchange, body))
+    if backend_dialect(route.backend, "anthropic") == "anthropic":
+        body["model"] = route.model
+        stream = bool(body.get("stream"))
+        await _passthrough(ctx, exchange, request, responder, route, body, stream=stream)
+        return
+    parsed = anthropic.parse_request(body)
+    meta = ResponseMeta(
+        id="msg_" + exchange.request_id.replace("-", ""),
+        model=parsed.model,
+        created=int(ctx.clock()),
+        input_tokens=estimate_tokens(parsed),
+    )
+    client = ClientSide(
+        dialect=DIALECTS["anthropic"],
+        meta=meta,
+        emitter=lambda: anthropic.StreamEmitter(meta),
+        stream_headers=_SSE,
+        key=client_key(request),
+    )
+    await converse(ctx, exchange, parsed, route, client, responder)
+
+
+async def count_tokens(
+    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+) -> None:
+    body = parse_body(exchange, request)
+    route = ctx.router.route(_model(exchange, body))
+    if backend_dialect(route.backend, "anthropic") == "anthropic":
+        body["model"] = route.model
+        await _passthrough(ctx, exchange, request, responder, route, body, count=True)
+        return
+    body.setdefault("max_tokens", 1)  # count_tokens bodies carry none
+    parsed = anthropic.parse_request(body)
+    exchange.backend = route.backend.name
+    by_backend = (
+        route.backend.protocol == "openai"
+        and ctx.config.performance.openai_token_counting_mode == "backend"
+    )
+    total = (
+        await count_with_backend(ctx, exchange, parsed, route)
+        if by_backend
+        else estimate_tokens(parsed)
+    )
+    answer = anthropic.emit_count_response(total)
+    counted_by = "backend" if by_backend else "estimate"
+    exchange.log("client_response", status=200, payload=answer, counted_by=counted_by)
+    await responder.send_json(200, answer)
+
+
+async def _passthrough(
+    ctx: ProxyContext,
+    exchange: Exchange,
+    request: Request,
+    responder: Responder,
+    route: Route,
+    body: dict[str, Any],
+    *,
+    stream: bool = False,
+    count: bool = False,
+) -> None:
+    """Same dialect: the body with the backend's model name; the client's version/betas."""
+    upstream = ctx.upstreams[route.backend.name]
+    exchange.backend = route.backend.name
+    exchange.backend_format = "anthropic"
+    forwarded = orjson.dumps(body)
+    exchange.log(
+        "backend_request", raw_payload=forwarded, dialect="anthropic", backend_model=route.model
+    )
+    headers = _headers(request, upstream.headers, route.backend.api_key)
+    path = "/v1/messages/count_tokens" if count else "/v1/messages"
+
+    async def send() -> Any:
+        return await upstream.transport.request(
+            path, headers, forwarded, first_byte_timeout=ctx.config.performance.timeout_seconds
+        )
+
+    await forward(exchange, send, responder, lambda: DialectTap("anthropic"), _error_event, stream)
+
+
+def _headers(request: Request, base: HeaderList, backend_key: str | None) -> HeaderList:
+    version = request.headers.get("anthropic-version")
+    headers = [(n, v) for n, v in base if not (version and n == b"anthropic-version")]
+    if version:
+        headers.append((b"anthropic-version", version.encode("latin-1")))
+    elif not any(n == b"anthropic-version" for n, _ in headers):
+        headers.append((b"anthropic-version", ANTHROPIC_VERSION))
+    for name in FORWARDED:
+        value = request.headers.get(name)
+        if value is not None:
+            headers.append((name.encode("latin-1"), value.encode("latin-1")))
+    key = client_key(request)
+    if key and not backend_key:
+        headers.append((b"x-api-key", key.encode("latin-1")))
+    return headers
+
+
+def _error_event(message: str) -> bytes:
+    payload = anthropic.error_body(502, message)
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def list_models(
+    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+) -> None:
+    names = [model for model, _ in ctx.router.client_models()]
+    await responder.send_json(200, anthropic.model_list(names))

@@ -1,0 +1,227 @@
+"""Cross-dialect exchanges: a neutral request to a backend of another dialect, and its
+answer back in the client's dialect, whole or streamed (design §1, §6).
+
+    client dialect A                         backend dialect B
+    neutral Request ── B.emit_request ──▶ upstream
+    client ◀── A.emit_response / A.StreamEmitter ◀── B.parse_response / B.StreamParser
+
+An upstream error status is relayed with its status and message in A's envelope
+(`Retry-After` kept). Once streaming has begun, failures become A's in-stream error event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from louter.config import Backend
+from louter.convert.collect import StreamCollector, events_of, log_view
+from louter.convert.dialects import DIALECTS, Dialect, StreamEmitter, StreamParser
+from louter.convert.model import (
+    IdFactory,
+    Request,
+    ResponseMeta,
+    StreamError,
+    StreamEvent,
+)
+from louter.convert.sse import SSEDecoder
+from louter.errors import ConversionError
+from louter.http.message import HeaderList, Responder
+from louter.http.upstream import UpstreamResponse
+from louter.proxy.context import ProxyContext
+from louter.proxy.exchange import Exchange
+from louter.proxy.passthrough import is_event_stream, relay_stream
+from louter.proxy.routing import Route
+from louter.proxy.upstreams import AUTH
+
+_KEEP_HEADERS = frozenset({b"retry-after"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSide:
+    """How the client wants its answer: its dialect and the pieces only the door knows."""
+
+    dialect: Dialect
+    meta: ResponseMeta
+    emitter: Callable[[], StreamEmitter]
+    stream_headers: HeaderList  # content type of the streamed answer
+    key: str | None = None  # the client's API key, used when the backend has none
+
+
+def backend_dialect(backend: Backend, client_dialect: str) -> str:
+    """The dialect to speak to `backend`: its protocol; the mock speaks the client's."""
+    return client_dialect if backend.protocol == "mock" else backend.protocol
+
+
+def apply_defaults(request: Request, backend: Backend) -> Request:
+    """The backend's `max_tokens` / `temperature` where the client gave none."""
+    changes: dict[str, Any] = {}
+    if request.max_tokens is None and backend.max_tokens is not None:
+        changes["max_tokens"] = backend.max_tokens
+    if request.temperature is None and backend.temperature is not None:
+        changes["temperature"] = backend.temperature
+    return dataclasses.replace(request, **changes) if changes else request
+
+
+def call_ids(exchange: Exchange) -> IdFactory:
+    """Tool-call ids for calls a backend sent without one: unique per exchange."""
+    prefix = "call_" + exchange.request_id.replace("-", "")
+    return lambda n: f"{prefix}_{n}"
+
+
+async def converse(
+    ctx: ProxyContext,
+    exchange: Exchange,
+    request: Request,
+    route: Route,
+    client: ClientSide,
+    responder: Responder,
+) -> None:
+    """Send `request` to the routed backend in its dialect; answer in the client's."""
+    upstream = ctx.upstreams[route.backend.name]
+    backend = DIALECTS[backend_dialect(route.backend, client.dialect.name)]
+    exchange.backend = route.backend.name
+    exchange.backend_format = backend.name
+    request = apply_defaults(request, route.backend)
+    body = upstream.prepare(backend.name, backend.emit_request(request, route.model))
+    forwarded = orjson.dumps(body)
+    exchange.log(
+        "backend_request", raw_payload=forwarded, dialect=backend.name, backend_model=route.model
+    )
+    headers = upstream.headers
+    if client.key and not route.backend.api_key and backend.name in AUTH:
+        headers = [*headers, *AUTH[backend.name](client.key)]
+    response = await upstream.transport.request(
+        upstream.path(backend.name, route.model, request.stream),
+        headers,
+        forwarded,
+        first_byte_timeout=ctx.config.performance.timeout_seconds,
+    )
+    if response.status != 200:
+        await relay_error(exchange, response, backend, client.dialect, responder)
+    elif request.stream:
+        relay = TranslatingRelay(backend, client, call_ids(exchange))
+        if not is_event_stream(response.headers):
+            relay.whole = True
+        headers = [*client.stream_headers, _request_id_header(exchange)]
+        await relay_stream(exchange, response, responder, relay, headers)
+    else:
+        await _answer_whole(exchange, response, backend, client, responder)
+
+
+async def relay_error(
+    exchange: Exchange,
+    response: UpstreamResponse,
+    backend: Dialect,
+    client: Dialect,
+    responder: Responder,
+) -> None:
+    """An upstream error status, relayed in the client's envelope with the same status."""
+    raw = await response.read()
+    message = backend.error_message(raw)
+    exchange.log(
+        "backend_response",
+        status=response.status,
+        payload=raw.decode("utf-8", "replace"),
+        dialect=backend.name,
+    )
+    body = client.error_body(response.status, message)
+    exchange.log("client_response", status=response.status, payload=body)
+    headers = [(n, v) for n, v in response.headers if n in _KEEP_HEADERS]
+    headers.append(_request_id_header(exchange))
+    await responder.send_json(response.status, body, headers)
+
+
+async def _answer_whole(
+    exchange: Exchange,
+    response: UpstreamResponse,
+    backend: Dialect,
+    client: ClientSide,
+    responder: Responder,
+) -> None:
+    raw = await response.read()
+    data = _json_object(raw)
+    exchange.log("backend_response", status=200, raw_payload=raw, dialect=backend.name)
+    answer = backend.parse_response(data, call_ids(exchange))
+    body = client.dialect.emit_response(answer, client.meta)
+    exchange.log("client_response", status=200, payload=body)
+    await responder.send_json(200, body, [_request_id_header(exchange)])
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ConversionError(f"backend answer is not JSON: {exc}", status_hint=502) from None
+    if not isinstance(data, dict):
+        raise ConversionError("backend answer is not a JSON object", status_hint=502)
+    return data
+
+
+def _request_id_header(exchange: Exchange) -> tuple[bytes, bytes]:
+    return (b"x-louter-request-id", exchange.request_id.encode("ascii"))
+
+
+class TranslatingRelay:
+    """Upstream stream bytes (dialect B) -> client stream bytes (dialect A).
+
+    bytes -> SSEDecoder -> B.StreamParser -> neutral events -> A.StreamEmitter -> bytes,
+    with a collector on the neutral events for the journal. `whole` handles a backend that
+    answered a stream request with one JSON body: it is parsed at the end and replayed.
+    """
+
+    def __init__(self, backend: Dialect, client: ClientSide, ids: IdFactory) -> None:
+        self._decoder = SSEDecoder()
+        self._parser: StreamParser = backend.stream_parser(ids)
+        self._backend = backend
+        self._ids = ids
+        self._emitter = client.emitter()
+        self._collector = StreamCollector()
+        self.whole = False
+        self._body: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.whole:
+            self._body.append(chunk)
+            return b""
+        events: list[StreamEvent] = []
+        for sse in self._decoder.feed(chunk):
+            events.extend(self._parser.feed(sse))
+        return self._emit(events)
+
+    def flush(self) -> bytes:
+        if self.whole:
+            return self._emit(self._replay())
+        events: list[StreamEvent] = []
+        for sse in self._decoder.flush():
+            events.extend(self._parser.feed(sse))
+        events.extend(self._parser.flush())
+        return self._emit(events) + self._emitter.flush()
+
+    def fail(self, message: str) -> bytes:
+        return self._emit([StreamError(message)])
+
+    @property
+    def complete(self) -> bool:
+        return self._collector.done
+
+    def results(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        view = log_view(self._collector.result())
+        if self._collector.error is not None:
+            view["error"] = self._collector.error.message
+        return view, view
+
+    def _emit(self, events: list[StreamEvent]) -> bytes:
+        out = []
+        for event in events:
+            self._collector.feed(event)
+            out.append(self._emitter.feed(event))
+        return b"".join(out)
+
+    def _replay(self) -> list[StreamEvent]:
+        answer = self._backend.parse_response(_json_object(b"".join(self._body)), self._ids)
+        return events_of(answer)

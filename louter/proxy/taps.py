@@ -1,0 +1,88 @@
+"""Journal taps for same-dialect streams: they read the passing bytes (never change them)
+and assemble the answer the JSONL log records (design §8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from louter.convert.collect import StreamCollector, log_view
+from louter.convert.dialects import DIALECTS
+from louter.convert.openai_stream import StreamAssembler
+from louter.convert.sse import SSEDecoder, SSEEvent
+
+
+class OpenAITap:
+    """An OpenAI SSE stream, assembled by the lean `StreamAssembler` (hot path)."""
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self._assembler = StreamAssembler()
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self._decoder.feed(chunk):
+            self._assembler.feed(event)
+
+    @property
+    def complete(self) -> bool:
+        return self._assembler.done
+
+    def result(self) -> dict[str, Any]:
+        for event in self._decoder.flush():
+            self._assembler.feed(event)
+        return self._assembler.result()
+
+
+def _no_ids(n: int) -> str:
+    return f"call_{n}"
+
+
+class DialectTap:
+    """Any dialect's stream through its own StreamParser into a neutral collector.
+
+    `sse=False` reads a stream sent as one JSON array (Gemini without `alt=sse`): the
+    bytes are kept and parsed at the end."""
+
+    def __init__(self, dialect: str, *, sse: bool = True) -> None:
+        self._parser = DIALECTS[dialect].stream_parser(_no_ids)
+        self._decoder = SSEDecoder() if sse else None
+        self._array: list[bytes] = []
+        self._collector = StreamCollector()
+
+    def feed(self, chunk: bytes) -> None:
+        if self._decoder is None:
+            self._array.append(chunk)
+            return
+        for event in self._decoder.feed(chunk):
+            self._collect(event)
+
+    @property
+    def complete(self) -> bool:
+        return self._collector.done
+
+    def result(self) -> dict[str, Any]:
+        if self._decoder is not None:
+            for event in self._decoder.flush():
+                self._collect(event)
+        else:
+            for item in _array_items(b"".join(self._array)):
+                self._collect(SSEEvent(data=orjson.dumps(item).decode()))
+        for neutral in self._parser.flush():
+            self._collector.feed(neutral)
+        view = log_view(self._collector.result())
+        if self._collector.error is not None:
+            view["error"] = self._collector.error.message
+        return view
+
+    def _collect(self, event: SSEEvent) -> None:
+        for neutral in self._parser.feed(event):
+            self._collector.feed(neutral)
+
+
+def _array_items(raw: bytes) -> list[Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    return data if isinstance(data, list) else [data]
