@@ -5,10 +5,8 @@ from __future__ import annotations
 import sys
 
 NOT_YET = {
-    "log-parser": "analysing louter's JSONL logs",
     "test-runner": "probing a backend directly",
     "diagnostic": "running the feature matrix through every front door",
-    "xml-tool-parse": "extracting Qwen-style XML tool calls",
 }
 
 
@@ -19,17 +17,9 @@ def _pending(name: str) -> None:
     raise SystemExit(3)
 
 
-def log_parser() -> None:
-    _pending("log-parser")
-
-
 def test_runner() -> None:
     _pending("test-runner")
 
 
 def diagnostic() -> None:
     _pending("diagnostic")
-
-
-def xml_tool_parse() -> None:
-    _pending("xml-tool-parse")
