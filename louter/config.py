@@ -57,6 +57,7 @@ class Backend:
     api_key: str | None = None
     key_env: str | None = None  # where the key was looked up, for the start-up summary
     tool_format: str = "json"
+    tool_call_repair: bool = True  # JSON tool calls written as text become real calls
     max_tokens: int | None = None
     temperature: float | None = None
     weight: float = 1.0
@@ -181,6 +182,7 @@ BACKEND_KEYS = {
     "api_key": "str",
     "api_key_env": "str",
     "tool_format": "str",
+    "tool_call_repair": "bool",
     "max_tokens": "int",
     "temperature": "number",
     "weight": "number",

@@ -27,7 +27,6 @@ STOP_GRACE_S = 10.0
 LLAMA_MODEL = "smollm2-135m-instruct"  # what the server reports (its --alias)
 
 
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -116,5 +115,3 @@ def llama_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(pid)
-
-

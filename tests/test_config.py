@@ -91,7 +91,7 @@ def test_unknown_key_same_name_in_other_table_picks_the_right_line() -> None:
         "[backends.b] key 'url2': unknown key (allowed: "
         "api_key, api_key_env, max_tokens, max_tokens_field, "
         "model_mapping, priority, protocol, temperature, "
-        "tool_format, url, weight) (line 5)"
+        "tool_call_repair, tool_format, url, weight) (line 5)"
     )
 
 

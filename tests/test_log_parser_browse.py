@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from louter.logs.browser import LogBrowser, compile_search, make_row
+from louter.logs.browser import LogBrowser, compile_search, make_row, run_browser
 from louter.logs.pairs import pair_entries
 from louter.logs.views import exchange_view
 from tests.test_log_parser_support import (
@@ -117,3 +118,14 @@ def test_rows_of_odd_entries() -> None:
     assert len(rows) == len(exchanges) and compile_search("status:5xx tools:no")
     for exchange in exchanges:
         Console(file=io.StringIO(), width=100).print(exchange_view(exchange))
+
+
+def test_run_browser_blocks_until_quit() -> None:
+    pressed: list[str] = []
+
+    async def quit_at_once(pilot: Pilot[None]) -> None:
+        pressed.append("q")
+        await pilot.press("q")
+
+    run_browser(list(pair_entries(dialect_entries())), headless=True, auto_pilot=quit_at_once)
+    assert pressed == ["q"]

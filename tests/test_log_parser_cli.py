@@ -323,6 +323,51 @@ def test_replay_as_curl_commands(real_log: Path) -> None:
     assert not any("authorization" in " ".join(words).lower() for words in commands)
 
 
+def test_replay_pretty_with_fresh_headers(real_log: Path) -> None:
+    curl = invoke(
+        "--pretty",
+        "-f",
+        str(real_log),
+        "replay",
+        "--curl",
+        "--status",
+        "404",
+        "--endpoint",
+        "chat",
+        "-H",
+        "Authorization: Bearer sk-new",
+    )
+    assert curl.exit_code == 1 and curl.stdout == ""  # the 404 has no chat endpoint
+    curl = invoke(
+        "--pretty",
+        "-f",
+        str(real_log),
+        "replay",
+        "--curl",
+        "--model",
+        "model-b",
+        "--direction",
+        "client_response",
+        "-H",
+        "Authorization: Bearer sk-new",
+    )
+    assert curl.exit_code == 0
+    assert all(line.startswith("curl -sS -X POST ") for line in curl.stdout.splitlines())
+    assert "-H 'authorization: Bearer sk-new'" in curl.stdout
+    sent = invoke(
+        "--pretty",
+        "-f",
+        str(real_log),
+        "replay",
+        "--to",
+        "http://127.0.0.1:9",
+        "--endpoint",
+        "nowhere",
+    )
+    assert sent.exit_code == 0
+    assert "skipped: no client_request entry in the log" in sent.stdout
+
+
 async def test_replay_to_a_running_louter(
     real_log: Path, tmp_path: Path, start_louter: Any
 ) -> None:
@@ -497,10 +542,19 @@ def test_follow_survives_appends_rotation_and_truncation(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     "command",
-    [["all"], ["filter", "--since", "1d", "--status", "2xx"], ["functions"], ["pairs"],
-     ["stats"], ["replay", "--curl"], ["--pretty", "pairs"], ["--pretty", "stats"],
-     ["--pretty", "functions"], ["--pretty", "all"]],
-)  # fmt: skip
+    [
+        ["all"],
+        ["filter", "--since", "1d", "--status", "2xx"],
+        ["functions"],
+        ["pairs"],
+        ["stats"],
+        ["replay", "--curl"],
+        ["--pretty", "pairs"],
+        ["--pretty", "stats"],
+        ["--pretty", "functions"],
+        ["--pretty", "all"],
+    ],
+)
 def test_odd_entries_never_crash(tmp_path: Path, command: list[str]) -> None:
     log = write_jsonl(tmp_path / "odd.jsonl", ODD_ENTRIES)
     options = [c for c in command if c.startswith("--pretty")]

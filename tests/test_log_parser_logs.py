@@ -137,7 +137,24 @@ def test_follow_lines_polls_until_told_to_stop(tmp_path: Path) -> None:
     assert naps == [0.5, 0.5]
 
 
+def test_follower_reopens_after_close_and_waits_for_the_file(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"a\nb\n")
+    follower = Follower(log)
+    assert follower.read() == [b"a", b"b"]
+    follower.close()
+    assert follower.read() == [b"a", b"b"]  # reopened, from the start
+    follower.close()
+    log.unlink()
+    assert follower.read() == []  # nothing at the path (yet)
+    log.write_bytes(b"c\n")
+    assert follower.read() == [b"c"]
+    follower.close()
+
+
 def test_follow_refuses_missing_and_compressed_files(tmp_path: Path) -> None:
+    with pytest.raises(LogFileError, match="cannot open .*Is a directory"):
+        Follower(tmp_path)
     with pytest.raises(LogFileError, match="No such file"):
         Follower(tmp_path / "missing.jsonl")
     packed = tmp_path / "log.jsonl.gz"
@@ -581,8 +598,9 @@ def test_views_render_every_record_kind() -> None:
     console.print(views.stats_view(stats.result()))
     console.print(views.exchange_view(exchanges[0]))
     console.print(views.replay_line({"request_id": "r", "status": None, "skipped": "why"}))
+    console.print(views.replay_line({"request_id": "r", "status": None, "error": "refused"}))
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert "call fc_2: shell({bad json)  (arguments are not valid JSON)" in out
     assert "gem-1 /v1beta/models/qwen3-coder:generateContent qwen3-coder → qwen 200" in out
     assert "tool calls (4)" in out and "percentiles: nearest rank" in out
-    assert "functionDeclarations" in out and "skipped: why" in out
+    assert "functionDeclarations" in out and "skipped: why" in out and "refused" in out

@@ -269,6 +269,8 @@ def test_read_pieces_keeps_multibyte_characters_whole() -> None:
 # --------------------------------------------------------------------------- real processes
 
 JQ = shutil.which("jq")
+
+
 def _require_jq() -> None:
     if JQ is None:
         pytest.fail("jq is not installed (apt-get install -y jq)", pytrace=False)

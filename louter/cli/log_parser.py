@@ -223,7 +223,8 @@ def main_options(
 def show_entries(run: Run, query: Query, *, follow: bool) -> NoReturn:
     counts = LineCounts()
     with guarded(run, counts):
-        selected = (e for e in entries(run, counts, follow=follow) if query.matches(e))
+        source = entries(run, counts, follow=follow)
+        selected = source if query.empty else filter(query.matches, source)
         matched = emit_all(run, selected, views.entry_line, flush=follow)
     finish(matched)
 

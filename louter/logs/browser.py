@@ -163,8 +163,7 @@ class LogBrowser(App[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value
-        if key is None:
-            return
+        assert key is not None  # every row is added with a key
         self.selected = key
         self.query_one("#detail-body", Static).update(exchange_view(self.exchanges[key]))
         self.query_one("#detail", VerticalScroll).scroll_home(animate=False)

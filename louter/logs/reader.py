@@ -77,41 +77,26 @@ def _is_gzip(raw: IO[bytes], name: str) -> bool:
     return name.endswith(".gz")
 
 
-def parse_line(raw: bytes, counts: LineCounts) -> Entry | None:
-    """One log line as an entry, or None (blank lines are ignored, bad ones counted)."""
-    counts.lines += 1
-    try:
-        entry = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if raw.strip():
-            counts.reject(f"not JSON ({exc})")
-        return None
-    if not isinstance(entry, dict):
-        counts.reject(f"not a JSON object ({type(entry).__name__})")
-        return None
-    return entry
-
-
 def parse_lines(lines: Iterable[bytes], counts: LineCounts) -> Iterator[Entry]:
-    """The entries of `lines`, skipping (and counting) bad ones.
+    """The entries of `lines`, skipping blank lines and skipping (and counting) bad ones.
 
     Raises:
         LogFileError: the stream fails mid-way (a truncated gzip file, an I/O error).
     """
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError  # hot loop: local names
     try:
         for raw in lines:
-            try:  # the common case inline: one call per line, no counting
+            counts.lines += 1
+            try:
                 entry = loads(raw)
-            except decode_error:
-                entry = None
+            except decode_error as exc:
+                if raw.strip():
+                    counts.reject(f"not JSON ({exc})")
+                continue
             if type(entry) is dict:
-                counts.lines += 1
                 yield entry
             else:
-                entry = parse_line(raw, counts)  # blank or bad: counted there
-                if entry is not None:
-                    yield entry
+                counts.reject(f"not a JSON object ({type(entry).__name__})")
     except (OSError, EOFError) as exc:
         raise LogFileError(f"read failed after line {counts.lines}: {exc}") from None
 

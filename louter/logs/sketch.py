@@ -76,12 +76,12 @@ class Sketch:
         seen = self._zeros
         if rank <= seen:
             return max(self.low, 0.0)
-        for index in sorted(self._buckets):
+        for index in sorted(self._buckets):  # rank <= count: some bucket reaches it
             seen += self._buckets[index]
             if seen >= rank:
-                value = 2 * self._gamma**index / (self._gamma + 1)
-                return min(max(value, self.low), self.high)
-        return self.high  # not reached: the buckets hold every positive value
+                break
+        value = 2 * self._gamma**index / (self._gamma + 1)
+        return min(max(value, self.low), self.high)
 
     def summary(self, digits: int = 3) -> dict[str, Any]:
         """`count`, `min`, `p50`, `p90`, `p99`, `max`, `mean` (None when empty), `method`."""

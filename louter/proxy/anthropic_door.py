@@ -22,7 +22,7 @@ from louter.convert.model import ResponseMeta
 from louter.convert.tokens import estimate_tokens
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
-from louter.proxy.bridge import ClientSide, backend_dialect, converse
+from louter.proxy.bridge import ClientSide, backend_dialect, converse, needs_tool_stage
 from louter.proxy.context import ProxyContext
 from louter.proxy.counting import count_with_backend
 from louter.proxy.exchange import Exchange
@@ -57,7 +57,8 @@ async def messages(
 ) -> None:
     body = parse_body(exchange, request)
     route = ctx.router.route(_model(exchange, body))
-    if backend_dialect(route.backend, "anthropic") == "anthropic":
+    same = backend_dialect(route.backend, "anthropic") == "anthropic"
+    if same and not needs_tool_stage(route.backend, bool(body.get("tools"))):
         body["model"] = route.model
         stream = bool(body.get("stream"))
         await _passthrough(ctx, exchange, request, responder, route, body, stream=stream)
@@ -76,7 +77,8 @@ async def messages(
         stream_headers=_SSE,
         key=client_key(request),
     )
-    await converse(ctx, exchange, parsed, route, client, responder)
+    forwarded = {**body, "model": route.model} if same else None
+    await converse(ctx, exchange, parsed, route, client, responder, body=forwarded)
 
 
 async def count_tokens(

@@ -21,14 +21,19 @@ import orjson
 from louter.config import Backend
 from louter.convert.collect import StreamCollector, events_of, log_view
 from louter.convert.dialects import DIALECTS, Dialect, StreamEmitter, StreamParser
+from louter.convert.json_tools import JsonToolExtractor
 from louter.convert.model import (
     IdFactory,
+    MessageStart,
     Request,
     ResponseMeta,
     StreamError,
     StreamEvent,
 )
 from louter.convert.sse import SSEDecoder
+from louter.convert.tool_stage import ToolTextStage, apply_stage
+from louter.convert.tool_text import BufferedExtractor
+from louter.convert.xml_tools import XmlToolExtractor
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
@@ -67,6 +72,31 @@ def apply_defaults(request: Request, backend: Backend) -> Request:
     return dataclasses.replace(request, **changes) if changes else request
 
 
+def needs_tool_stage(backend: Backend, has_tools: bool) -> bool:
+    """Whether answers must go through the tool-call stage (then no byte passthrough)."""
+    if not has_tools:
+        return False
+    if backend.tool_format == "xml":
+        return True
+    return backend.tool_call_repair and backend.protocol != "mock"
+
+
+def tool_stage(backend: Backend, request: Request, exchange: Exchange) -> ToolTextStage | None:
+    """A fresh stage for one answer, or None when the backend's calls need no help."""
+    if not needs_tool_stage(backend, bool(request.tools)):
+        return None
+    prefix = "call_" + exchange.request_id.replace("-", "") + "_t"
+    ids: IdFactory = lambda n: f"{prefix}{n}"  # noqa: E731
+    extractor = EXTRACTORS[backend.tool_format](request.tools, ids=ids)
+    return ToolTextStage(extractor)
+
+
+EXTRACTORS: dict[str, Callable[..., BufferedExtractor]] = {
+    "xml": XmlToolExtractor,
+    "json": JsonToolExtractor,
+}
+
+
 def call_ids(exchange: Exchange) -> IdFactory:
     """Tool-call ids for calls a backend sent without one: unique per exchange."""
     prefix = "call_" + exchange.request_id.replace("-", "")
@@ -80,14 +110,20 @@ async def converse(
     route: Route,
     client: ClientSide,
     responder: Responder,
+    *,
+    body: dict[str, Any] | None = None,
 ) -> None:
-    """Send `request` to the routed backend in its dialect; answer in the client's."""
+    """Send `request` to the routed backend in its dialect; answer in the client's.
+
+    `body`, when given, is sent instead of `request` written out: a same-dialect request
+    whose answer needs the tool stage still goes to the backend as the client wrote it."""
     upstream = ctx.upstreams[route.backend.name]
     backend = DIALECTS[backend_dialect(route.backend, client.dialect.name)]
     exchange.backend = route.backend.name
     exchange.backend_format = backend.name
     request = apply_defaults(request, route.backend)
-    body = upstream.prepare(backend.name, backend.emit_request(request, route.model))
+    if body is None:
+        body = upstream.prepare(backend.name, backend.emit_request(request, route.model))
     forwarded = orjson.dumps(body)
     exchange.log(
         "backend_request", raw_payload=forwarded, dialect=backend.name, backend_model=route.model
@@ -104,13 +140,15 @@ async def converse(
     if response.status != 200:
         await relay_error(exchange, response, backend, client.dialect, responder)
     elif request.stream:
-        relay = TranslatingRelay(backend, client, call_ids(exchange))
+        stage = tool_stage(route.backend, request, exchange)
+        relay = TranslatingRelay(backend, client, call_ids(exchange), stage)
         if not is_event_stream(response.headers):
             relay.whole = True
         headers = [*client.stream_headers, _request_id_header(exchange)]
         await relay_stream(exchange, response, responder, relay, headers)
     else:
-        await _answer_whole(exchange, response, backend, client, responder)
+        stage = tool_stage(route.backend, request, exchange)
+        await _answer_whole(exchange, response, backend, client, responder, stage)
 
 
 async def relay_error(
@@ -142,14 +180,23 @@ async def _answer_whole(
     backend: Dialect,
     client: ClientSide,
     responder: Responder,
+    stage: ToolTextStage | None,
 ) -> None:
     raw = await response.read()
     data = _json_object(raw)
     exchange.log("backend_response", status=200, raw_payload=raw, dialect=backend.name)
     answer = backend.parse_response(data, call_ids(exchange))
+    if stage is not None:
+        answer = apply_stage(stage, answer)
+        _log_problems(exchange, stage)
     body = client.dialect.emit_response(answer, client.meta)
     exchange.log("client_response", status=200, payload=body)
     await responder.send_json(200, body, [_request_id_header(exchange)])
+
+
+def _log_problems(exchange: Exchange, stage: ToolTextStage) -> None:
+    for problem in stage.problems:
+        exchange.log("error", status=200, error=f"tool call text kept as text: {problem}")
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -174,7 +221,14 @@ class TranslatingRelay:
     answered a stream request with one JSON body: it is parsed at the end and replayed.
     """
 
-    def __init__(self, backend: Dialect, client: ClientSide, ids: IdFactory) -> None:
+    def __init__(
+        self,
+        backend: Dialect,
+        client: ClientSide,
+        ids: IdFactory,
+        stage: ToolTextStage | None = None,
+    ) -> None:
+        self._stage = stage
         self._decoder = SSEDecoder()
         self._parser: StreamParser = backend.stream_parser(ids)
         self._backend = backend
@@ -183,6 +237,15 @@ class TranslatingRelay:
         self._collector = StreamCollector()
         self.whole = False
         self._body: list[bytes] = []
+
+    def prelude(self) -> bytes:
+        """The client dialect's opening (Anthropic: message_start and a ping) at once, so
+        a client waiting for a slow first token already sees the stream alive."""
+        if self.whole:
+            return b""
+        opening = self._emitter.feed(MessageStart())
+        ping = getattr(self._emitter, "ping", None)
+        return opening + ping() if opening and ping is not None else opening
 
     def feed(self, chunk: bytes) -> bytes:
         if self.whole:
@@ -211,11 +274,16 @@ class TranslatingRelay:
 
     def results(self) -> tuple[dict[str, Any], dict[str, Any]]:
         view = log_view(self._collector.result())
-        if self._collector.error is not None:
-            view["error"] = self._collector.error.message
+        view["done"] = self._collector.done
+        error = self._collector.error
+        view["error"] = error.message if error is not None else None
+        if self._stage is not None and self._stage.problems:
+            view["tool_text_problems"] = self._stage.problems
         return view, view
 
     def _emit(self, events: list[StreamEvent]) -> bytes:
+        if self._stage is not None:
+            events = [out for event in events for out in self._stage.feed(event)]
         out = []
         for event in events:
             self._collector.feed(event)

@@ -23,7 +23,7 @@ from louter.convert.model import ResponseMeta
 from louter.convert.tokens import estimate_tokens
 from louter.errors import LouterError
 from louter.http.message import HeaderList, Request, Responder
-from louter.proxy.bridge import ClientSide, backend_dialect, converse
+from louter.proxy.bridge import ClientSide, backend_dialect, converse, needs_tool_stage
 from louter.proxy.context import ProxyContext
 from louter.proxy.counting import count_with_backend
 from louter.proxy.exchange import Exchange
@@ -88,7 +88,8 @@ async def _generate(
 ) -> None:
     route = ctx.router.route(model)
     sse = stream and request.query.get("alt") == "sse"
-    if backend_dialect(route.backend, "gemini") == "gemini":
+    same = backend_dialect(route.backend, "gemini") == "gemini"
+    if same and not needs_tool_stage(route.backend, bool(body.get("tools"))):
         action = ("streamGenerateContent" + ("?alt=sse" if sse else "")) if stream else None
         await _passthrough(ctx, exchange, request, responder, route, body, action, stream=stream)
         return
@@ -103,7 +104,7 @@ async def _generate(
         stream_headers=_SSE if sse else _ARRAY,
         key=client_key(request),
     )
-    await converse(ctx, exchange, parsed, route, client, responder)
+    await converse(ctx, exchange, parsed, route, client, responder, body=body if same else None)
 
 
 async def _stream(

@@ -16,7 +16,7 @@ from louter.convert.dialects import DIALECTS
 from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
-from louter.proxy.bridge import ClientSide, backend_dialect, converse
+from louter.proxy.bridge import ClientSide, backend_dialect, converse, needs_tool_stage
 from louter.proxy.context import ProxyContext
 from louter.proxy.exchange import Exchange
 from louter.proxy.passthrough import forward
@@ -72,9 +72,12 @@ async def _convert(
     responder: Responder,
     body: dict[str, Any],
     route: Route,
+    *,
+    same: bool,
 ) -> None:
-    """A backend of another dialect: through the neutral model."""
+    """Through the neutral model: a backend of another dialect, or the tool stage."""
     parsed = openai.parse_request(body)
+    forwarded = prepare_request(body, route.backend, route.model) if same else None
     meta = ResponseMeta(
         id="chatcmpl-" + exchange.request_id,
         model=parsed.model,
@@ -89,7 +92,7 @@ async def _convert(
         stream_headers=_SSE,
         key=auth[7:] if auth.lower().startswith("bearer ") else None,
     )
-    await converse(ctx, exchange, parsed, route, client, responder)
+    await converse(ctx, exchange, parsed, route, client, responder, body=forwarded)
 
 
 def stream_error_event(message: str) -> bytes:
@@ -115,8 +118,11 @@ async def chat_completions(
     body = parse_body(exchange, request)
     exchange.model = model = client_model(body)
     route = ctx.router.route(model)
-    if backend_dialect(route.backend, "openai") != "openai":
-        await _convert(ctx, exchange, request, responder, body, route)
+    same = backend_dialect(route.backend, "openai") == "openai"
+    if not same or needs_tool_stage(
+        route.backend, bool(body.get("tools") or body.get("functions"))
+    ):
+        await _convert(ctx, exchange, request, responder, body, route, same=same)
         return
     upstream = ctx.upstreams[route.backend.name]
     exchange.backend = route.backend.name

@@ -39,6 +39,10 @@ class StreamRelay(Protocol):
     """Turns upstream stream bytes into client stream bytes and keeps what the journal
     records. Passthrough returns its input; a translating relay converts dialects."""
 
+    def prelude(self) -> bytes:
+        """Bytes to send as soon as the upstream answered 200, before its first chunk."""
+        ...
+
     def feed(self, chunk: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
     def fail(self, message: str) -> bytes:
@@ -58,6 +62,9 @@ class PassthroughRelay:
     def __init__(self, tap: StreamTap, error_event: Callable[[str], bytes]) -> None:
         self._tap = tap
         self._error_event = error_event
+
+    def prelude(self) -> bytes:
+        return b""
 
     def feed(self, chunk: bytes) -> bytes:
         self._tap.feed(chunk)
@@ -128,6 +135,9 @@ async def relay_stream(
     if headers is None:
         headers = response_headers(response.headers, exchange.request_id)
     await responder.start(response.status, headers)
+    prelude = relay.prelude()
+    if prelude:
+        await responder.write(prelude)
     pump = _Pump(exchange, response, responder, relay)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_on_disconnect, responder, nursery.cancel_scope, pump)

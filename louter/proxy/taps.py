@@ -71,8 +71,9 @@ class DialectTap:
         for neutral in self._parser.flush():
             self._collector.feed(neutral)
         view = log_view(self._collector.result())
-        if self._collector.error is not None:
-            view["error"] = self._collector.error.message
+        view["done"] = self._collector.done
+        error = self._collector.error
+        view["error"] = error.message if error is not None else None
         return view
 
     def _collect(self, event: SSEEvent) -> None:
