@@ -222,6 +222,7 @@ async def test_gemini_client_to_openai_backend(
     assert reply.text == 'Mock answer to: "hello there" (images: 0)'
     assert reply.usage_metadata.prompt_token_count == 4  # "be brief" + "hello there"
     entries = read_log(log)
+    assert {e["model"] for e in entries} == {"gemini-2.5-flash"}  # from the path, every hop
     formats = {e["direction"]: e["format"] for e in entries}
     assert formats["client_request"] == "gemini"
     assert formats["backend_request"] == "openai"

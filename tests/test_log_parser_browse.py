@@ -112,6 +112,24 @@ def test_search_terms() -> None:
     assert rows[0].tools == "get_time" and rows[0].status == "200"
 
 
+def test_rows_of_every_front_door(real_log: Path) -> None:
+    """The rows of the real log's Gemini and Anthropic exchanges: the client's model
+    (Gemini's from the path), the backend, the function called."""
+    exchanges = pair_entries(read_jsonl(real_log))
+    rows = [make_row(str(i), x) for i, x in enumerate(exchanges)]
+    doors = sorted((r.format, r.model, r.backend, r.tools) for r in rows if r.format != "openai")
+    assert doors == [
+        ("anthropic", "model-a", "alpha", "get_time"),
+        ("anthropic", "model-a", "alpha", "get_time"),
+        ("gemini", "model-a", "alpha", "get_weather"),
+        ("gemini", "model-b", "beta", "get_weather"),
+    ]
+    matches = compile_search("format:gemini model:model-b tools:yes")
+    assert [r.endpoint for r in rows if matches(r)] == [
+        "/v1beta/models/model-b:streamGenerateContent"
+    ]
+
+
 def test_rows_of_odd_entries() -> None:
     exchanges = list(pair_entries(ODD_ENTRIES))
     rows = [make_row(str(i), x) for i, x in enumerate(exchanges)]

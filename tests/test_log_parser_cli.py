@@ -55,6 +55,32 @@ def objects(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+def asked_model(request: dict[str, Any]) -> str:
+    """The model a logged client request asked for: in its body, or for Gemini (whose
+    body has no model) in its path, `/v1beta/models/{model}:{action}`."""
+    payload = request.get("payload")
+    if isinstance(payload, dict) and "model" in payload:
+        return str(payload["model"])
+    assert request["format"] == "gemini", request
+    return str(request["path"].split("/models/", 1)[1].rsplit(":", 1)[0])
+
+
+def usage_of(response: dict[str, Any]) -> tuple[int, int] | None:
+    """(in, out) tokens of a client response: OpenAI's usage (and a stream's assembled
+    view), Anthropic's, or Gemini's usageMetadata, by what the payload holds."""
+    payload = response.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    usage, meta = payload.get("usage") or {}, payload.get("usageMetadata") or {}
+    if "completion_tokens" in usage:
+        return usage["prompt_tokens"], usage["completion_tokens"]
+    if "output_tokens" in usage:
+        return usage["input_tokens"], usage["output_tokens"]
+    if "candidatesTokenCount" in meta:
+        return meta["promptTokenCount"], meta["candidatesTokenCount"]
+    return None
+
+
 @pytest.fixture
 def mixed_log(real_log: Path, tmp_path: Path) -> Path:
     """The real log with Gemini, Anthropic and Responses exchanges appended."""
@@ -106,7 +132,11 @@ def test_all_is_the_default_and_prints_every_entry(real_log: Path) -> None:
             lambda e: e["direction"] == "client_response" and 400 <= e["status"] < 500,
         ),
         (["--errors"], lambda e: e["direction"] == "error" or (e["status"] or 0) >= 400),
-        (["--format", "openai", "--since", "1h"], lambda e: True),
+        (["--format", "openai", "--since", "1h"], lambda e: e["format"] == "openai"),
+        (
+            ["--format", "gemini", "--direction", "client_request"],
+            lambda e: e["format"] == "gemini" and e["direction"] == "client_request",
+        ),
     ],
 )
 def test_filter_options_combine(real_log: Path, args: list[str], check: Any) -> None:
@@ -114,6 +144,26 @@ def test_filter_options_combine(real_log: Path, args: list[str], check: Any) -> 
     result = invoke("--file", str(real_log), "filter", *args)
     assert result.exit_code == 0, result.stderr
     assert objects(result.stdout) == [e for e in entries if check(e)]
+
+
+def test_filter_by_model_finds_requests_of_every_front_door(real_log: Path) -> None:
+    """A Gemini client names its model in the path, not the body: `--model` finds its
+    requests all the same, like those of the OpenAI and Anthropic doors."""
+    entries = read_jsonl(real_log)
+    result = invoke(
+        "-f", str(real_log), "filter", "--model", "model-b", "--direction", "client_request"
+    )
+    assert result.exit_code == 0
+    found = objects(result.stdout)
+    requested = {e["request_id"] for e in entries if e["direction"] == "client_request"}
+    answered = {
+        e["request_id"]
+        for e in entries
+        if e["direction"] == "client_response" and e["model"] == "model-b"
+    }
+    assert {e["request_id"] for e in found} == requested & answered
+    assert {e["format"] for e in found} == {"openai", "gemini"}
+    assert all(asked_model(e) == "model-b" for e in found)
 
 
 def test_filter_by_request_id_and_absolute_times(real_log: Path) -> None:
@@ -232,6 +282,38 @@ def test_functions_normalises_calls_in_every_dialect(mixed_log: Path) -> None:
     assert all("payload" not in r for r in records)
 
 
+def test_functions_finds_the_calls_of_every_front_door(real_log: Path) -> None:
+    """The Gemini and Anthropic exchanges of the real log: tools declared in the requests
+    (Gemini's model from the path), calls in the answers, wire shape and stream alike."""
+    entries = read_jsonl(real_log)
+    stream = {e["request_id"]: bool(e.get("stream")) for e in entries}
+    answers = invoke("-f", str(real_log), "functions", "--direction", "client_response")
+    calls = sorted(
+        (r["format"], stream[r["request_id"]], c["function"]["name"], c["arguments_text"])
+        for r in objects(answers.stdout)
+        if r["format"] != "openai"
+        for c in r["tool_calls"]
+    )
+    assert calls == [
+        ("anthropic", False, "get_time", "{}"),
+        ("anthropic", True, "get_time", "{}"),
+        ("gemini", False, "get_weather", '{"city":"mock-city"}'),
+        ("gemini", True, "get_weather", '{"city":"mock-city"}'),
+    ]
+    asked = invoke("-f", str(real_log), "functions", "--direction", "client_request")
+    declared = sorted(
+        (r["format"], r["model"], r["tools"])
+        for r in objects(asked.stdout)
+        if r["format"] != "openai"
+    )
+    assert declared == [
+        ("anthropic", "model-a", ["get_time"]),
+        ("anthropic", "model-a", ["get_time"]),
+        ("gemini", "model-a", ["get_weather"]),
+        ("gemini", "model-b", ["get_weather"]),
+    ]
+
+
 def test_functions_with_a_filter_and_pretty(mixed_log: Path) -> None:
     result = invoke("--pretty", "-f", str(mixed_log), "functions", "--format", "anthropic")
     assert result.exit_code == 0
@@ -255,11 +337,23 @@ def test_pairs_join_concurrent_exchanges(real_log: Path) -> None:
         assert sorted(map(json.dumps, filter(None, parts))) == sorted(map(json.dumps, mine))
         assert pair["status"] == pair["client_response"]["status"]
         if pair["client_request"] is not None and pair["hops"]:
-            sent = pair["client_request"]["payload"]
+            asked = asked_model(pair["client_request"])
+            assert pair["model"] == asked
             assert (
                 pair["hops"][0]["backend_model"]
-                == {"model-a": "alpha-internal", "model-b": "beta-internal"}[sent["model"]]
+                == {"model-a": "alpha-internal", "model-b": "beta-internal"}[asked]
             )
+    doors = [
+        (p["format"], p["model"], p["stream"], p["tools_declared"], p["tool_calls"])
+        for p in pairs
+        if p["format"] != "openai"
+    ]
+    assert sorted(doors) == [
+        ("anthropic", "model-a", False, ["get_time"], ["get_time"]),
+        ("anthropic", "model-a", True, ["get_time"], ["get_time"]),
+        ("gemini", "model-a", False, ["get_weather"], ["get_weather"]),
+        ("gemini", "model-b", True, ["get_weather"], ["get_weather"]),
+    ]
 
 
 def test_pairs_functions_only_and_filters(mixed_log: Path) -> None:
@@ -291,8 +385,20 @@ def test_stats_of_the_real_log(real_log: Path) -> None:
     assert stats["latency"]["p50"] == latencies[EXCHANGES // 2 - 1]
     assert stats["latency"]["max"] == latencies[-1]
     assert stats["ttft"]["count"] == stats["streaming"]["stream"]
-    usage = [e["payload"]["usage"] for e in responses if (e.get("payload") or {}).get("usage")]
-    assert stats["tokens"]["total"]["out"] == sum(u["completion_tokens"] for u in usage)
+    expected: dict[str, dict[str, list[int]]] = {"backend": {}, "model": {}}
+    total = [0, 0]
+    for response in responses:
+        tokens = usage_of(response)
+        if tokens is None:
+            continue
+        for by in ("backend", "model"):
+            sums = expected[by].setdefault(response[by], [0, 0])
+            sums[0], sums[1] = sums[0] + tokens[0], sums[1] + tokens[1]
+        total = [total[0] + tokens[0], total[1] + tokens[1]]
+    for by in ("backend", "model"):
+        got = {k: [v["in"], v["out"]] for k, v in stats["tokens"][f"by_{by}"].items()}
+        assert got == expected[by], by
+    assert [stats["tokens"]["total"]["in"], stats["tokens"]["total"]["out"]] == total
     assert set(stats["tokens"]["by_backend"]) == {"alpha", "beta"}
     assert stats["errors"]["by_type"] == {"ConversionError": 1, "LouterError": 1}
     assert stats["errors"]["failed_responses"] == 3
@@ -300,10 +406,40 @@ def test_stats_of_the_real_log(real_log: Path) -> None:
     assert stats["tool_calls"]["by_name"]["get_time"] >= 1
 
 
+@pytest.mark.parametrize(("fmt", "called"), [("gemini", "get_weather"), ("anthropic", "get_time")])
+def test_stats_count_the_other_front_doors(real_log: Path, fmt: str, called: str) -> None:
+    """Tokens and tool calls of the Gemini and Anthropic exchanges, streamed (the assembled
+    answer) and not (the wire shape: `usageMetadata`, `usage.input_tokens`)."""
+    responses = [
+        e
+        for e in read_jsonl(real_log)
+        if e["direction"] == "client_response" and e["format"] == fmt
+    ]
+    assert sorted(bool(e.get("stream")) for e in responses) == [False, True]
+    shape = "usageMetadata" if fmt == "gemini" else "usage"
+    assert all(shape in e["payload"] for e in responses if not e.get("stream"))
+    result = invoke("-f", str(real_log), "stats", "--format", fmt)
+    assert result.exit_code == 0
+    [stats] = objects(result.stdout)
+    assert stats["responses"] == 2 and stats["tool_calls"]["by_name"] == {called: 2}
+    tokens = [usage_of(e) for e in responses]
+    assert None not in tokens
+    spent = [sum(t[0] for t in tokens if t), sum(t[1] for t in tokens if t)]
+    assert spent[0] > 0 and spent[1] > 0
+    assert stats["tokens"]["total"] == {"in": spent[0], "out": spent[1]}
+    for by in ("backend", "model"):
+        names = {e[by] for e in responses}
+        assert set(stats["tokens"][f"by_{by}"]) == names, by
+        assert sum(v["out"] for v in stats["tokens"][f"by_{by}"].values()) == spent[1]
+
+
 def test_stats_pretty_and_filtered(mixed_log: Path) -> None:
+    gemini = [e for e in read_jsonl(mixed_log) if e.get("format") == "gemini"]
+    answered = sum(1 for e in gemini if e["direction"] == "client_response")
+    assert answered == 3  # two from the real log, one written by hand
     pretty = invoke("--pretty", "-f", str(mixed_log), "stats", "--format", "gemini")
     assert pretty.exit_code == 0
-    assert "2 entries, 1 client responses" in pretty.stdout
+    assert f"{len(gemini)} entries, {answered} client responses" in pretty.stdout
     assert "nearest rank" in pretty.stdout
     empty = invoke("-f", str(mixed_log), "stats", "--backend", "nobody")
     assert empty.exit_code == 1 and objects(empty.stdout)[0]["entries"] == 0
@@ -321,6 +457,42 @@ def test_replay_as_curl_commands(real_log: Path) -> None:
     assert bodies == ['{"model": "model-a", "messages": [', '{"model":"model-b"}']
     assert all(words[4] == "http://127.0.0.1:8080/v1/chat/completions" for words in commands)
     assert not any("authorization" in " ".join(words).lower() for words in commands)
+
+
+def curl_parts(command: str) -> tuple[str, list[str], Any]:
+    """A `replay --curl` command's URL, headers and JSON body."""
+    words = shlex.split(command)
+    headers = [words[i + 1] for i, word in enumerate(words) if word == "-H"]
+    return words[4], headers, json.loads(words[words.index("--data-binary") + 1])
+
+
+def test_replay_other_front_doors_as_curl(real_log: Path) -> None:
+    """Gemini requests go back to the path they were logged at (the model and `alt=sse`
+    in it, the redacted `?key=` left out), Anthropic ones to /v1/messages with their
+    headers; the redacted keys are never sent, fresh ones are."""
+    entries = read_jsonl(real_log)
+    logged = {e["request_id"]: e for e in entries if e["direction"] == "client_request"}
+    base = "http://127.0.0.1:8080"
+    gemini = objects(invoke("-f", str(real_log), "replay", "--curl", "--format", "gemini").stdout)
+    parts = [curl_parts(r["curl"]) for r in gemini]
+    assert [url for url, _, _ in parts] == [
+        base + "/v1beta/models/model-a:generateContent",
+        base + "/v1beta/models/model-b:streamGenerateContent?alt=sse",
+    ]
+    assert [body for _, _, body in parts] == [logged[r["request_id"]]["payload"] for r in gemini]
+    assert not any("goog" in h or "REDACTED" in h for _, headers, _ in parts for h in headers)
+    anthropic = invoke(
+        "-f", str(real_log), "replay", "--curl", "--format", "anthropic", "-H", "X-Api-Key: sk-new"
+    )
+    reports = objects(anthropic.stdout)
+    assert len(reports) == 2
+    for report in reports:
+        url, headers, body = curl_parts(report["curl"])
+        assert url == base + "/v1/messages"
+        assert body == logged[report["request_id"]]["payload"]
+        assert "anthropic-version: 2023-06-01" in headers
+        assert [h for h in headers if h.startswith("x-api-key")] == ["x-api-key: sk-new"]
+        assert f"x-louter-replay-of: {report['request_id']}" in headers
 
 
 def test_replay_pretty_with_fresh_headers(real_log: Path) -> None:
@@ -405,6 +577,17 @@ async def test_replay_to_a_running_louter(
         r["request_id"] for r in reports if not r.get("skipped")
     }
     assert all(e["headers"]["authorization"] == "[REDACTED]" for e in requests)
+    logged = {
+        e["request_id"]: e for e in read_jsonl(real_log) if e["direction"] == "client_request"
+    }
+    for request in requests:  # every front door: the same path, less the redacted key
+        first = logged[request["headers"]["x-louter-replay-of"]]
+        assert request["path"] == first["path"].replace("&key=[REDACTED]", "")
+        assert request["payload"] == first["payload"]
+        assert request["headers"].get("anthropic-version") == first["headers"].get(
+            "anthropic-version"
+        )
+    assert {e["format"] for e in requests} == {"openai", "gemini", "anthropic"}
 
 
 def test_replay_to_nowhere_exits_2(real_log: Path) -> None:
@@ -469,8 +652,12 @@ def test_jq_pairs_stats_and_replay(mixed_log: Path) -> None:
         mixed_log, ["stats"], [".tool_calls.by_name.get_time > 0, .latency.p99 >= .latency.p50"]
     )
     assert gets.split() == ["true", "true"]
-    urls = jq(mixed_log, ["replay", "--curl", "--format", "gemini"], ["-r", ".curl"])
-    assert shlex.split(urls)[4] == "http://127.0.0.1:8080/v1beta/models/qwen3-coder:generateContent"
+    curls = jq(mixed_log, ["replay", "--curl", "--format", "gemini"], ["-r", ".curl"])
+    assert [shlex.split(line)[4] for line in curls.splitlines()] == [
+        "http://127.0.0.1:8080/v1beta/models/model-a:generateContent",
+        "http://127.0.0.1:8080/v1beta/models/model-b:streamGenerateContent?alt=sse",
+        "http://127.0.0.1:8080/v1beta/models/qwen3-coder:generateContent",  # no path: endpoint
+    ]
 
 
 def test_bin_wrapper_help_and_a_closed_pipe(real_log: Path, tmp_path: Path) -> None:

@@ -19,7 +19,14 @@ import pytest
 
 from louter.logs import views
 from louter.logs.pairs import Pairer, pair_entries, select_exchanges, to_dict
-from louter.logs.query import QueryError, build_query, entry_time, parse_time
+from louter.logs.query import (
+    QueryError,
+    build_query,
+    client_model,
+    entry_time,
+    gemini_path_model,
+    parse_time,
+)
 from louter.logs.reader import (
     Follower,
     LineCounts,
@@ -240,6 +247,38 @@ def test_query_criteria_combine(criteria: dict[str, Any], expected: list[str]) -
     assert query.empty == (not criteria)
 
 
+@pytest.mark.parametrize(
+    ("target", "model"),
+    [
+        ("/v1beta/models/gemini-pro:generateContent", "gemini-pro"),
+        ("/v1beta/models/gpt-oss:20b:streamGenerateContent?alt=sse&key=x", "gpt-oss:20b"),
+        ("/v1/models/qwen3:latest:countTokens", "qwen3:latest"),
+        ("/v1beta/models/qwen3:latest", "qwen3:latest"),  # GET models/{m}: no action
+        ("/v1beta/models/my%2Fmodel:generateContent", "my/model"),
+        ("/v1beta/models/", None),
+        ("/v1/chat/completions", None),
+        (None, None),
+    ],
+)
+def test_gemini_path_model(target: Any, model: str | None) -> None:
+    assert gemini_path_model(target) == model
+
+
+def test_client_model_in_every_dialect() -> None:
+    """The entry's `model`; a Gemini request without one: its path's (then endpoint's)."""
+    path = "/v1beta/models/m-1:streamGenerateContent?alt=sse"
+    endpoint = "/v1beta/models/m-2:generateContent"
+    gemini = entry("g", "client_request", format="gemini", model=None, path=path)
+    assert client_model(gemini) == "m-1"
+    assert client_model({**gemini, "path": None, "endpoint": endpoint}) == "m-2"
+    assert client_model({**gemini, "model": "named"}) == "named"
+    assert client_model({**gemini, "format": "openai"}) is None  # only Gemini paths
+    assert client_model(entry("o", "client_request", format="openai", model="gpt")) == "gpt"
+    assert client_model({}) is None
+    query = build_query(now=NOW, model="m-1")
+    assert query.matches(gemini) and not query.matches({**gemini, "path": endpoint})
+
+
 def test_query_rejects_bad_input() -> None:
     with pytest.raises(QueryError, match="bad status 'ok'"):
         build_query(now=NOW, status="ok")
@@ -398,6 +437,18 @@ def test_response_without_request_and_selection() -> None:
     gemini = to_dict(exchanges[1])
     assert gemini["tools_declared"] == ["get_weather", "get_time"]
     assert gemini["tool_calls"] == ["get_time"]
+
+
+def test_model_of_an_unanswered_gemini_exchange_is_in_its_path() -> None:
+    """A Gemini client left mid-stream: no response, and a request whose body and entry
+    name no model; the pair, its browse row and its `functions` record take the path's."""
+    request = {**gemini_entries()[0], "model": None, "request_id": "gone"}
+    [exchange] = pair_entries([request])
+    assert not exchange.complete and exchange.model() == "qwen3-coder"
+    assert to_dict(exchange)["model"] == "qwen3-coder"
+    record = function_record(request)
+    assert record is not None and record["model"] == "qwen3-coder"
+    assert "qwen3-coder" in views.entry_line(request).plain
 
 
 def test_pairs_of_the_real_log(real_log: Path) -> None:

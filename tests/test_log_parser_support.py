@@ -1,11 +1,14 @@
 """Logs for the log-parser tests: one written by a real louter run, plus hand-written
-entries in the wire shapes of the dialects whose front doors are not built yet.
+entries in the wire shapes of every dialect (tool results and shapes the mock backend
+never produces, and the Responses dialect, whose front door is not built yet).
 
 `real_log` starts louter in-process (two mock backends, a model mapping each), drives it
 with the OpenAI SDK and httpx — plain, streamed, tool calls (streamed and not), a tool
-result, bad JSON, an unknown path, an upstream 400, and a burst of concurrent requests —
-and returns the JSONL file louter wrote. The tests here check that log is what the other
-modules rely on (interleaved, every exchange answered).
+result, bad JSON, an unknown path, an upstream 400, the Gemini and Anthropic front doors
+(tool calls, streamed and not, with API keys the journal redacts), and a burst of
+concurrent requests — and returns the JSONL file louter wrote. The tests here check that
+log is what the other modules rely on (interleaved, every exchange answered, every front
+door present).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ protocol = "mock"
 "model-b" = "beta-internal"
 """
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -51,12 +54,12 @@ WEATHER = {
         },
     },
 }
-CLOCK = {  # no parameters: the mock calls it with arguments "{}"
+CLOCK: dict[str, Any] = {  # no parameters: the mock calls it with arguments "{}"
     "type": "function",
     "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
 }
 CONCURRENT = 12
-SEQUENTIAL = 8  # exchanges before the concurrent burst
+SEQUENTIAL = 12  # exchanges before the concurrent burst (8 OpenAI, 2 Gemini, 2 Anthropic)
 
 
 def user(text: str) -> list[dict[str, Any]]:
@@ -125,10 +128,33 @@ async def one_concurrent(client: httpx.AsyncClient, index: int) -> None:
             await trio.sleep(0.001)  # keep the streams open side by side
 
 
+async def other_doors(client: httpx.AsyncClient) -> None:
+    """The Gemini and Anthropic front doors, with tools, streaming and not."""
+    declaration = {"name": "get_weather", "parametersJsonSchema": WEATHER["function"]["parameters"]}
+    gemini = {
+        "contents": [{"role": "user", "parts": [{"text": "weather?"}]}],
+        "tools": [{"functionDeclarations": [declaration]}],
+    }
+    await client.post(
+        "/v1beta/models/model-a:generateContent",
+        json=gemini,
+        headers={"x-goog-api-key": "gm-secret"},  # the journal redacts keys, both ways
+    )
+    await client.post(
+        "/v1beta/models/model-b:streamGenerateContent?alt=sse&key=gm-secret", json=gemini
+    )
+    tool = {"name": "get_time", "input_schema": CLOCK["function"]["parameters"]}
+    anthropic = {"model": "model-a", "max_tokens": 64, "tools": [tool], "messages": user("time?")}
+    headers = {"x-api-key": "sk-ant-secret", "anthropic-version": "2023-06-01"}
+    await client.post("/v1/messages", json=anthropic, headers=headers)
+    await client.post("/v1/messages", json={**anthropic, "stream": True}, headers=headers)
+
+
 async def drive(base: str) -> None:
     await trio.to_thread.run_sync(sdk_calls, base)
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         await sequential(client)
+        await other_doors(client)
         async with trio.open_nursery() as nursery:
             for index in range(CONCURRENT):
                 nursery.start_soon(one_concurrent, client, index)
@@ -409,6 +435,10 @@ def test_real_log_answers_every_exchange(real_log: Path) -> None:
     assert {e["backend"] for e in responses} >= {"alpha", "beta"}
     assert any(e.get("stream") for e in responses)
     assert any(e["direction"] == "error" for e in entries)
+    assert {(e["format"], bool(e.get("stream"))) for e in responses} == {
+        (door, stream) for door in ("openai", "gemini", "anthropic") for stream in (False, True)
+    }
+    assert "secret" not in real_log.read_text()  # the keys sent were redacted
 
 
 def test_real_log_interleaves_concurrent_exchanges(real_log: Path) -> None:

@@ -61,7 +61,7 @@ def make_row(key: str, exchange: Exchange) -> Row:
     row = Row(
         key=key,
         time=short_time(first.get("timestamp")),
-        model=str(last.get("model") or first.get("model") or "-"),
+        model=str(exchange.model() or "-"),
         backend=str(backend or last.get("backend") or "-"),
         status="-" if status is None else str(status),
         latency=latency_text(last.get("latency_ms")) if exchange.complete else "-",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from louter.logs.query import client_model
 from louter.logs.tools import ToolUse, tool_use
 
 Entry = dict[str, Any]
@@ -65,6 +66,15 @@ class Exchange:
         response = self.client_response
         found = tool_use(response.get("payload")) if response is not None else None
         return [call["function"]["name"] for call in found.calls] if found else []
+
+    def model(self) -> Any:
+        """The client's model name: from the response, else the request (for Gemini,
+        whose body has none, its path), else the first hop that names one."""
+        for entry in (self.client_response, self.client_request, *self.hops):
+            model = client_model(entry) if entry is not None else None
+            if model not in (None, ""):
+                return model
+        return None
 
     def declared(self) -> tuple[str, ...]:
         request = self.client_request
@@ -162,7 +172,7 @@ def to_dict(exchange: Exchange) -> dict[str, Any]:
         "endpoint": first.get("endpoint"),
         "format": first.get("format"),
         "backend": backend or last.get("backend"),
-        "model": last.get("model") or first.get("model"),
+        "model": exchange.model(),
         "status": last.get("status") if exchange.complete else None,
         "latency_ms": last.get("latency_ms") if exchange.complete else None,
         "stream": bool(last.get("stream")),

@@ -5,6 +5,10 @@ per criterion given, and then only answers `matches(entry)`. Criteria combine wi
 entry without a timestamp never matches `--since`/`--until`.
 Times compare as canonical UTC strings (`2026-01-01T10:30:45.123Z`, the journal's own
 format), so the common case costs a string comparison, not a datetime parse.
+
+`client_model` is the model an entry's client asked for, in every dialect: a Gemini
+client names it in the path (`/v1beta/models/{model}:generateContent`), not in the body,
+and its `client_request` entry may have no `model` of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 Entry = dict[str, Any]
 Check = Callable[[Entry], bool]
@@ -22,6 +27,11 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _CANONICAL_LEN = len("2026-01-01T10:30:45.123Z")
+GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
+GEMINI_ACTIONS = frozenset(
+    {"generateContent", "streamGenerateContent", "countTokens", "embedContent",
+     "batchEmbedContents"}
+)  # fmt: skip
 
 
 class QueryError(ValueError):
@@ -93,13 +103,35 @@ def is_error(entry: Entry) -> bool:
     return entry.get("direction") == "error" or (isinstance(status, int) and status >= 400)
 
 
+def gemini_path_model(target: Any) -> str | None:
+    """`/v1beta/models/gpt-oss:20b:generateContent?alt=sse` -> `gpt-oss:20b` (model names
+    may hold colons: only a known action after the last one is split off); None when
+    `target` is not a Gemini `models/...` path."""
+    if not isinstance(target, str):
+        return None
+    path = target.partition("?")[0]
+    rest = next((path[len(p) :] for p in GEMINI_PREFIXES if path.startswith(p)), "")
+    model, sep, action = rest.rpartition(":")
+    name = unquote(model if sep and action in GEMINI_ACTIONS else rest)
+    return name or None
+
+
+def client_model(entry: Entry) -> Any:
+    """The model the client asked for: the entry's `model`, or for a Gemini entry that
+    has none (its client request: the model is in the path), the path's model."""
+    model = entry.get("model")
+    if model not in (None, "") or entry.get("format") != "gemini":
+        return model
+    return gemini_path_model(entry.get("path")) or gemini_path_model(entry.get("endpoint"))
+
+
 def _equals(field: str) -> Callable[[str, float], Check]:
     return lambda value, now: lambda entry: entry.get(field) == value
 
 
 def _model(value: str, now: float) -> Check:
-    """The client's model name, or the name the backend was asked for."""
-    return lambda entry: value in (entry.get("model"), entry.get("backend_model"))
+    """The client's model name (`client_model`), or the name the backend was asked for."""
+    return lambda entry: value in (client_model(entry), entry.get("backend_model"))
 
 
 def _endpoint(value: str, now: float) -> Check:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from louter.logs.query import client_model
 from louter.logs.sketch import Sketch
 from louter.logs.tools import tool_use
 
@@ -131,7 +132,7 @@ class Stats:
         get = entry.get
         backend, model, status = (
             _scalar(get("backend")),
-            _scalar(get("model")),
+            _scalar(client_model(entry)),
             _scalar(get("status")),
         )
         self.by_format[_scalar(get("format"))] += 1

@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from louter.logs.query import client_model
+
 Json = dict[str, Any]
 
 
@@ -225,12 +227,14 @@ SUMMARY_KEYS = (
 
 def function_record(entry: Json) -> Json | None:
     """The `log-parser functions` record of an entry, or None when it has nothing
-    tool-related: the entry's summary fields plus `tools` (names declared),
+    tool-related: the entry's summary fields (`model`: the client's, see
+    `louter.logs.query.client_model`) plus `tools` (names declared),
     `tool_calls` and `tool_results` (normalised, see the module docstring)."""
     found = tool_use(entry.get("payload"))
     if not found:
         return None
     record = {key: entry.get(key) for key in SUMMARY_KEYS}
+    record["model"] = client_model(entry)
     record["tools"] = list(found.declared)
     record["tool_calls"] = list(found.calls)
     record["tool_results"] = list(found.results)

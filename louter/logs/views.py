@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from louter.logs.pairs import Exchange
+from louter.logs.query import client_model
 
 Json = dict[str, Any]
 
@@ -64,7 +65,7 @@ def entry_line(entry: Json) -> Text:
         (f"{direction:<16}", DIRECTION_STYLE.get(direction, "")),
         (f"{entry.get('format') or '-':<9}", ""),
         (str(entry.get("backend") or "-"), "magenta"),
-        (str(entry.get("model") or "-"), ""),
+        (str(client_model(entry) or "-"), ""),
         ("" if status is None else str(status), status_style(status)),
         (latency_text(entry.get("latency_ms")), "dim"),
     )

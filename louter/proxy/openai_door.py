@@ -36,7 +36,8 @@ def parse_body(exchange: Exchange, request: Request) -> dict[str, Any]:
         exchange.log_client_request(request, valid_json=False)
         raise ConversionError(f"request body is not valid JSON: {exc}") from None
     model = data.get("model") if isinstance(data, dict) else None
-    exchange.model = model if isinstance(model, str) else None
+    if isinstance(model, str):  # a Gemini body has none: its door set the path's model
+        exchange.model = model
     exchange.log_client_request(request, valid_json=True)
     if not isinstance(data, dict):
         raise ConversionError("request body must be a JSON object")
