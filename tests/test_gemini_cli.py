@@ -44,7 +44,7 @@ def _settings(home: Path, exclude: list[str]) -> None:
 
 
 async def run_gemini(
-    binary: Path, base: str, tmp: Path, prompt: str, exclude: list[str]
+    binary: Path, base: str, tmp: Path, prompt: str, exclude: list[str], model: bool = True
 ) -> dict[str, Any]:
     home, work = tmp / "home", tmp / "work"
     work.mkdir()
@@ -58,7 +58,8 @@ async def run_gemini(
         "GOOGLE_GEMINI_BASE_URL": base,
         "NO_COLOR": "1",
     }
-    command = [str(binary), "--skip-trust", "-m", "gemini-2.5-flash", "-o", "json", "-p", prompt]
+    chosen = ["-m", "gemini-2.5-flash"] if model else []  # without -m, the router runs first
+    command = [str(binary), "--skip-trust", *chosen, "-o", "json", "-p", prompt]
     proc = await trio.run_process(
         command,
         cwd=work,
@@ -111,3 +112,26 @@ async def test_tool_round_trip(start_louter: StartLouter, gemini_bin: Path, tmp_
     call = contents[-2]["parts"][0]["functionCall"]
     response = contents[-1]["parts"][0]["functionResponse"]
     assert call["name"] == response["name"] == "list_directory"
+
+
+async def test_default_model_router_call(
+    start_louter: StartLouter, gemini_bin: Path, tmp_path: Path
+) -> None:
+    """Without -m gemini-cli first asks a small model for a JSON "complexity score"
+    (generateContent, responseMimeType JSON with an upper-case schema); a non-JSON answer
+    would make it retry that call."""
+    log = tmp_path / "louter.jsonl"
+    base = await start_louter(log_file=log)
+    with trio.fail_after(RUN_TIMEOUT_S):
+        result = await run_gemini(
+            gemini_bin, base, tmp_path, "say hi", exclude=DEFAULT_TOOLS, model=False
+        )
+    assert total_errors(result) == 0
+    assert "say hi" in result["response"]
+    requests = client_requests(log)
+    assert [r["endpoint"].rsplit(":", 1)[1] for r in requests] == [
+        "generateContent",
+        "streamGenerateContent",
+    ]
+    config = requests[0]["payload"]["generationConfig"]
+    assert config["responseMimeType"] == "application/json"

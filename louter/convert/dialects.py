@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from louter.convert import anthropic, gemini, openai, openai_stream
+from louter.convert import anthropic, gemini, openai, openai_stream, responses
 from louter.convert.model import IdFactory, Request, Response, ResponseMeta, StreamEvent
 from louter.convert.sse import SSEEvent
 
@@ -75,4 +75,21 @@ ANTHROPIC = Dialect(
     error_message=anthropic.error_message,
 )
 
-DIALECTS: Mapping[str, Dialect] = {"openai": OPENAI, "gemini": GEMINI, "anthropic": ANTHROPIC}
+RESPONSES = Dialect(
+    name="responses",
+    id_prefix="resp_",
+    emit_request=responses.emit_request,
+    parse_response=responses.parse_response,
+    emit_response=responses.emit_response,
+    stream_parser=responses.StreamParser,
+    stream_emitter=responses.StreamEmitter,
+    error_body=responses.error_body,
+    error_message=responses.error_message,
+)
+
+DIALECTS: Mapping[str, Dialect] = {
+    "openai": OPENAI,
+    "gemini": GEMINI,
+    "anthropic": ANTHROPIC,
+    "responses": RESPONSES,
+}

@@ -36,6 +36,11 @@ Rules of the mock:
   `<tool_call>\\n<function=NAME>\\n<parameter=KEY>\\nVALUE\\n</parameter>\\n</function>\\n</tool_call>`
   (one parameter block per argument, in order; VALUE is a string as is, anything else as
   JSON), finish reason `stop`.
+- JSON output requested (OpenAI `response_format` `json_object`/`json_schema`, Gemini
+  `responseMimeType: "application/json"` with or without a schema, Anthropic
+  `output_config.format`) and no tool call due: the answer is JSON text, an object
+  generated from the schema by the tool-argument rules above, or without a schema
+  `{"answer": "<the plain answer text>"}`; finish reason `stop`, never cut.
 - A request without a non-empty `messages` list, or with a message that is not an
   object, is a `ConversionError` (400).
 """
@@ -76,6 +81,8 @@ class MockPrompt:
     forced_tool: str | None = None
     tools_disabled: bool = False
     max_tokens: int | None = None
+    json_output: bool = False  # the request asked for JSON (response format / MIME type)
+    response_schema: Mapping[str, Any] | None = None  # ... following this JSON schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +132,18 @@ def answer(prompt: MockPrompt, *, response_id: str, tool_format: str = "json") -
         tool = select_tool(prompt)
         return render_call(prompt, tool.name, arguments_for(tool.parameters), response_id)
     quoted = f'Mock answer to: "{prompt.user_text}" (images: {prompt.image_count})'
+    if prompt.json_output:
+        return _json_answer(prompt, quoted)
     return _text_answer(prompt, quoted)
+
+
+def _json_answer(prompt: MockPrompt, quoted: str) -> MockAnswer:
+    """JSON output: an object generated from the schema, else `{"answer": <the text>}`.
+    Never cut by max_tokens (half a JSON document helps no one)."""
+    schema = prompt.response_schema
+    value = arguments_for(schema) if schema is not None else {"answer": quoted}
+    text = _json(value)
+    return MockAnswer(text, (), "stop", prompt.prompt_tokens, count_words(text))
 
 
 def select_tool(prompt: MockPrompt) -> MockTool:

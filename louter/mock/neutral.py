@@ -53,7 +53,13 @@ def prompt_of(request: Request) -> MockPrompt:
         forced_tool=choice.name if choice and choice.mode == "tool" else None,
         tools_disabled=bool(choice and choice.mode == "none"),
         max_tokens=request.max_tokens,
+        json_output=_wants_json(request),
+        response_schema=request.response_format.schema if request.response_format else None,
     )
+
+
+def _wants_json(request: Request) -> bool:
+    return request.response_format is not None and request.response_format.kind != "text"
 
 
 def _texts(parts: tuple[Part, ...]) -> list[str]:

@@ -76,6 +76,7 @@ def parse_prompt(body: Mapping[str, Any]) -> MockPrompt:
         forced_tool=forced_tool,
         tools_disabled=tools_disabled,
         max_tokens=_max_tokens(body),
+        **_response_format(body),
     )
 
 
@@ -238,6 +239,17 @@ def _tool_choice(body: Mapping[str, Any]) -> tuple[str | None, bool]:
             f"'{key}' must be 'auto', 'required', 'none' or name a function, not {choice!r}"
         )
     return name, False
+
+
+def _response_format(body: Mapping[str, Any]) -> dict[str, Any]:
+    """`json_output` / `response_schema` from `response_format` (text: neither)."""
+    value = body.get("response_format")
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind not in ("json_object", "json_schema"):
+        return {}
+    spec = value.get("json_schema") if isinstance(value, Mapping) else None
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    return {"json_output": True, "response_schema": schema if isinstance(schema, Mapping) else None}
 
 
 def _max_tokens(body: Mapping[str, Any]) -> int | None:

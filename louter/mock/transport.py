@@ -15,7 +15,7 @@ import orjson
 import trio
 
 from louter.config import Backend
-from louter.convert import anthropic, gemini
+from louter.convert import anthropic, gemini, responses
 from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList
@@ -143,6 +143,30 @@ def _anthropic_error(status: int, message: str) -> MockResponse:
     return MockResponse(status, _JSON, [orjson.dumps(anthropic.error_body(status, message))])
 
 
+def _responses(
+    path: str, body: Mapping[str, Any], backend: Backend, response_id: str, created: int
+) -> MockResponse:
+    request = responses.parse_request(body)
+    kinds = responses.tool_kinds(body)
+    answer = engine.answer(
+        neutral.prompt_of(request), response_id=response_id, tool_format=backend.tool_format
+    )
+    answer_id = "resp_" + response_id
+    meta = ResponseMeta(answer_id, request.model, created, input_tokens=answer.prompt_tokens)
+    if not request.stream:
+        response = neutral.response_of(answer, response_id=answer_id, model=request.model)
+        payload = responses.emit_response(response, meta, kinds=kinds)
+        return MockResponse(200, _JSON, [orjson.dumps(payload)])
+    emitter = responses.StreamEmitter(meta, kinds=kinds)
+    events = neutral.stream_of(answer, response_id=answer_id, model=request.model)
+    chunks = [emitter.feed(event) for event in events] + [emitter.flush()]
+    return MockResponse(200, _SSE, [c for c in chunks if c])
+
+
+def _responses_error(status: int, message: str) -> MockResponse:
+    return MockResponse(status, _JSON, [orjson.dumps(responses.error_body(status, message))])
+
+
 # Path suffix (query excluded) -> (answer, error body). The mock's ids are counters.
 Respond = Callable[[str, Mapping[str, Any], Backend, str, int], MockResponse]
 DIALECTS: Mapping[str, tuple[Respond, Callable[[int, str], MockResponse]]] = {
@@ -152,6 +176,7 @@ DIALECTS: Mapping[str, tuple[Respond, Callable[[int, str], MockResponse]]] = {
     ":countTokens": (_gemini_count, _gemini_error),
     "/v1/messages": (_anthropic, _anthropic_error),
     "/v1/messages/count_tokens": (_anthropic_count, _anthropic_error),
+    "/v1/responses": (_responses, _responses_error),
 }
 
 
