@@ -590,6 +590,25 @@ async def test_replay_to_a_running_louter(
     assert {e["format"] for e in requests} == {"openai", "gemini", "anthropic"}
 
 
+async def test_replay_into_the_log_being_read_ends(
+    real_log: Path, tmp_path: Path, start_louter: Any
+) -> None:
+    """Replaying to the louter that writes the very log being replayed reads the log as
+    it was at the start: each request is sent once, nothing loops."""
+    shared = tmp_path / "shared.jsonl"
+    shared.write_bytes(real_log.read_bytes())
+    base = await start_louter(CONFIG, log_file=shared)
+    with trio.fail_after(60):
+        process = await trio.run_process(
+            [*LOG_PARSER, "-f", str(shared), "replay", "--to", base],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert process.returncode == 0, process.stderr
+    assert len(objects(process.stdout.decode())) == EXCHANGES
+
+
 def test_replay_to_nowhere_exits_2(real_log: Path) -> None:
     result = invoke(
         "-f",

@@ -27,7 +27,14 @@ from rich.text import Text
 from louter.logs import views
 from louter.logs.pairs import Exchange, pair_entries, select_exchanges, to_dict
 from louter.logs.query import EVERYTHING, Query, QueryError, build_query
-from louter.logs.reader import STDIN, LineCounts, LogFileError, follow_lines, open_log
+from louter.logs.reader import (
+    STDIN,
+    LineCounts,
+    LogFileError,
+    follow_lines,
+    open_log,
+    snapshot,
+)
 from louter.logs.reader import parse_lines as parse
 from louter.logs.replay import build_request, curl_command, send
 from louter.logs.stats import Stats
@@ -101,7 +108,7 @@ def entries(run: Run, counts: LineCounts, *, follow: bool = False) -> Iterator[J
         return
     stream = open_log(run.file, sys.stdin.buffer)
     try:
-        yield from parse(stream, counts)
+        yield from parse(snapshot(stream), counts)
     finally:
         if run.file != STDIN:
             stream.close()

@@ -78,6 +78,7 @@ def echo_to(console: Console):  # type: ignore[no-untyped-def]
             f"{entry.get('status') or ''} {'' if latency is None else f'{latency:.1f}ms'}"
             f"{' ' + escape(str(entry['error'])) if entry.get('error') else ''}",
             highlight=False,
+            soft_wrap=True,  # one line per entry, also when stderr is not a terminal
         )
 
     return echo

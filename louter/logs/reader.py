@@ -13,7 +13,9 @@ and copy-truncate (the file is emptied in place and written again: reading resta
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -68,6 +70,32 @@ def open_log(name: str, stdin: IO[bytes]) -> IO[bytes]:
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     raw.close()  # a GzipFile does not close a file object it was given: let it own one
     return gzip.GzipFile(name, mode="rb")  # type: ignore[return-value]
+
+
+def snapshot(stream: IO[bytes]) -> Iterator[bytes]:
+    """The lines of `stream` as it was when opened: a plain file read while something
+    appends to it (a louter writing the log that `replay` sends requests to) stops at the
+    size it had, so reading ends. Compressed files and pipes are read to their end."""
+    size = _plain_size(stream)
+    if size is None:
+        yield from stream
+        return
+    read = 0
+    for line in stream:
+        read += len(line)
+        if read > size:
+            return
+        yield line
+
+
+def _plain_size(stream: IO[bytes]) -> int | None:
+    if isinstance(stream, gzip.GzipFile):
+        return None
+    try:
+        status = os.fstat(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 def _is_gzip(raw: IO[bytes], name: str) -> bool:
