@@ -21,7 +21,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from louter.errors import ConfigError
 
-PROTOCOLS = ("openai", "gemini", "anthropic", "mock")
+PROTOCOLS = ("openai", "gemini", "anthropic", "responses", "mock")
 TOOL_FORMATS = ("json", "xml")
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 COUNTING_MODES = ("estimate", "backend")
@@ -29,6 +29,7 @@ KEY_ENV_BY_PROTOCOL = {
     "openai": "OPENAI_API_KEY",
     "gemini": "GEMINI_API_KEY",
     "anthropic": "ANTHROPIC_API_KEY",
+    "responses": "OPENAI_API_KEY",
 }
 
 
@@ -45,6 +46,9 @@ class Performance:
     enable_metrics: bool = True
     log_requests: bool = True
     openai_token_counting_mode: str = "estimate"
+    stream_idle_timeout_seconds: float = 300.0  # silence between two stream chunks
+    failure_threshold: int = 5  # consecutive failures that open a backend's breaker; 0 = off
+    cooldown_seconds: float = 30.0  # how long an open breaker skips its backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,8 @@ class Backend:
     temperature: float | None = None
     weight: float = 1.0
     priority: int = 100
+    max_retries: int = 0  # further tries on this backend after a retryable failure
+    retry_backoff_seconds: float = 0.5  # first wait between tries; doubles per try
     max_tokens_field: str = "max_tokens"
     model_mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -175,6 +181,9 @@ PERFORMANCE_KEYS = {
     "enable_metrics": "bool",
     "log_requests": "bool",
     "openai_token_counting_mode": "str",
+    "stream_idle_timeout_seconds": "number",
+    "failure_threshold": "int",
+    "cooldown_seconds": "number",
 }
 BACKEND_KEYS = {
     "url": "str",
@@ -187,6 +196,8 @@ BACKEND_KEYS = {
     "temperature": "number",
     "weight": "number",
     "priority": "int",
+    "max_retries": "int",
+    "retry_backoff_seconds": "number",
     "max_tokens_field": "str",
     "model_mapping": "table",
 }
@@ -244,6 +255,20 @@ def _positive(where: _Where, table: str, data: Mapping[str, Any], keys: tuple[st
             raise where.error(table, key, f"must be greater than 0, got {data[key]!r}")
 
 
+def _non_negative(
+    where: _Where, table: str, data: Mapping[str, Any], keys: tuple[str, ...]
+) -> None:
+    for key in keys:
+        if key in data and data[key] < 0:
+            raise where.error(table, key, f"must be 0 or more, got {data[key]!r}")
+
+
+def _floats(values: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in values:
+            values[key] = float(values[key])
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -257,10 +282,15 @@ def _parse_server(where: _Where, data: Mapping[str, Any]) -> Server:
 
 def _parse_performance(where: _Where, data: Mapping[str, Any]) -> Performance:
     values = _check_table(where, "performance", data, PERFORMANCE_KEYS)
-    _positive(where, "performance", values, ("timeout_seconds", "connect_timeout_seconds"))
-    for key in ("timeout_seconds", "connect_timeout_seconds"):
-        if key in values:
-            values[key] = float(values[key])
+    seconds = (
+        "timeout_seconds",
+        "connect_timeout_seconds",
+        "stream_idle_timeout_seconds",
+        "cooldown_seconds",
+    )
+    _positive(where, "performance", values, seconds)
+    _non_negative(where, "performance", values, ("failure_threshold",))
+    _floats(values, seconds)
     return Performance(**values)
 
 
@@ -295,6 +325,7 @@ def _parse_backend(
     else:
         values["url"] = _check_url(where, table, values["url"])
     _positive(where, table, values, ("max_tokens", "weight"))
+    _non_negative(where, table, values, ("max_retries", "retry_backoff_seconds"))
     mapping = _parse_mapping(where, f"{table}.model_mapping", values.pop("model_mapping", {}))
     values["api_key"] = _resolve_key(values, env)
     values["key_env"] = (
@@ -303,10 +334,7 @@ def _parse_backend(
         else (values.pop("api_key_env", None) or KEY_ENV_BY_PROTOCOL.get(values["protocol"]))
     )
     values.pop("api_key_env", None)
-    if "temperature" in values:
-        values["temperature"] = float(values["temperature"])
-    if "weight" in values:
-        values["weight"] = float(values["weight"])
+    _floats(values, ("temperature", "weight", "retry_backoff_seconds"))
     return Backend(name=name, model_mapping=mapping, **values)
 
 

@@ -108,8 +108,9 @@ def test_unknown_key_exits_2_naming_key_table_and_line(tmp_path: Path) -> None:
     # long message is not wrapped.
     assert result.stderr == (
         f"louter: {config}: [backends.qwen] key 'bogus': unknown key (allowed: api_key, "
-        "api_key_env, max_tokens, max_tokens_field, model_mapping, priority, protocol, "
-        "temperature, tool_call_repair, tool_format, url, weight) (line 6)\n"
+        "api_key_env, max_retries, max_tokens, max_tokens_field, model_mapping, priority, "
+        "protocol, retry_backoff_seconds, temperature, tool_call_repair, tool_format, url, "
+        "weight) (line 6)\n"
     )
 
 

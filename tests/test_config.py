@@ -89,8 +89,8 @@ def test_unknown_key_same_name_in_other_table_picks_the_right_line() -> None:
     text = '[backends.a]\nurl = "http://a"\n[backends.b]\nurl = "http://b"\nurl2 = "http://c"\n'
     assert error_of(text).endswith(
         "[backends.b] key 'url2': unknown key (allowed: "
-        "api_key, api_key_env, max_tokens, max_tokens_field, "
-        "model_mapping, priority, protocol, temperature, "
+        "api_key, api_key_env, max_retries, max_tokens, max_tokens_field, "
+        "model_mapping, priority, protocol, retry_backoff_seconds, temperature, "
         "tool_call_repair, tool_format, url, weight) (line 5)"
     )
 
@@ -269,7 +269,7 @@ def test_mock_needs_no_url_and_ignores_one() -> None:
         (
             '[backends.q]\nurl = "http://q"\nprotocol = "grpc"\n',
             "protocol",
-            "openai, gemini, anthropic, mock, got 'grpc'",
+            "openai, gemini, anthropic, responses, mock, got 'grpc'",
         ),
         (
             '[backends.q]\nurl = "http://q"\ntool_format = "yaml"\n',
@@ -644,7 +644,7 @@ def test_example_mentions_lookup_order_and_presets() -> None:
         "OPENAI_API_KEY",
         "preset",
         "overrides",
-        '"openai" | "gemini" | "anthropic" | "mock"',
+        '"openai" | "gemini" | "anthropic" | "responses" | "mock"',
         "GEMINI_API_KEY",
         "ANTHROPIC_API_KEY",
         "mock",

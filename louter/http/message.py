@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 HeaderList = list[tuple[bytes, bytes]]
 
@@ -51,6 +51,8 @@ class Request:
 
 
 class _Channel(Protocol):
+    closed_by_peer: bool
+
     async def send_all(self, data: bytes) -> None: ...
     async def wait_disconnect(self) -> None: ...
 
@@ -81,7 +83,7 @@ def simple_response(status: int, message: str) -> bytes:
 class Responder:
     """Writes one response: whole (`send`) or streamed with chunked encoding (`start`...)."""
 
-    __slots__ = ("_channel", "keep_alive", "started", "finished", "_chunked", "status")
+    __slots__ = ("_channel", "keep_alive", "started", "finished", "_chunked", "status", "stamp")
 
     def __init__(self, channel: _Channel, keep_alive: bool) -> None:
         self._channel = channel
@@ -90,11 +92,22 @@ class Responder:
         self.finished = False
         self._chunked = False
         self.status = 0
+        # One more header computed as the head is written (louter's overhead so far).
+        self.stamp: Callable[[], tuple[bytes, bytes]] | None = None
+
+    @property
+    def client_gone(self) -> bool:
+        """The client closed its side of the connection."""
+        return self._channel.closed_by_peer
 
     def _head(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         self.status = status
         connection = b"" if self.keep_alive else b"connection: close\r\n"
-        return status_line(status) + encode_headers(headers) + connection
+        stamp = b""
+        if self.stamp is not None:
+            name, value = self.stamp()
+            stamp = name + b": " + value + b"\r\n"
+        return status_line(status) + encode_headers(headers) + stamp + connection
 
     async def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
         """Send a complete response with a content-length."""

@@ -5,14 +5,17 @@ request to the application as a `Request` plus a `Responder`. Keep-alive, pipeli
 (requests are answered in order), chunked request bodies, `Expect: 100-continue`, size
 limits (413 body, 431 headers) and timeouts (idle keep-alive, slow client) are handled
 here, so handlers never see parser details. Deadlines are enforced by one watchdog task
-for all connections instead of a cancel scope per request (cheaper on the hot path).
+for all connections instead of a cancel scope per request (cheaper on the hot path); the
+same task notices a client that hung up while its answer was still awaited and cancels
+that request (a streaming answer watches its client itself).
 """
 
 from __future__ import annotations
 
 import math
+import select
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httptools
@@ -125,6 +128,7 @@ class Connection:
         self.deadline = math.inf
         self.scope = trio.CancelScope()
         self.closed_by_peer = False
+        self.waiting: Responder | None = None  # a handler runs and has sent nothing yet
         self._unparsed: list[bytes] = []
 
     async def run(self) -> None:
@@ -143,7 +147,11 @@ class Connection:
             keep_alive = request.keep_alive
             responder = Responder(self, keep_alive)
             self.deadline = math.inf
-            await self.handler(request, responder)
+            self.waiting = responder
+            try:
+                await self.handler(request, responder)
+            finally:
+                self.waiting = None
             if not responder.finished:
                 await responder.abort()
                 return
@@ -174,7 +182,8 @@ class Connection:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            await self._reject(400, "protocol upgrades are not supported")
+            # 426: plain HTTP only. Codex then falls back from its WebSocket to POST at once.
+            await self._reject(426, "protocol upgrades (WebSocket) are not supported; use HTTP")
             return False
         except httptools.HttpParserError as exc:
             # httptools wraps a callback's exception: it is the error's __context__.
@@ -220,7 +229,9 @@ class Connection:
 
 
 class Watchdog:
-    """Cancels connections whose deadline passed. One task for all connections."""
+    """Cancels connections whose deadline passed, and requests whose client hung up while
+    louter was still waiting for the answer (so the upstream request is cancelled too).
+    One task for all connections."""
 
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
@@ -233,6 +244,32 @@ class Watchdog:
             for connection in list(self.connections):
                 if connection.deadline < now:
                     connection.scope.cancel()
+            for connection in hung_up(self.connections):
+                connection.closed_by_peer = True
+                connection.scope.cancel()
+
+
+_RDHUP = getattr(select, "POLLRDHUP", 0)  # Linux: the peer shut down its sending side
+
+
+def hung_up(connections: set[Connection]) -> list[Connection]:
+    """Connections whose handler has not answered yet and whose peer has closed: one
+    `poll` call for all of them, which consumes nothing (pipelined bytes stay unread).
+    Without `POLLRDHUP` (not Linux) a half-closed peer is not seen: nothing is reported."""
+    if not _RDHUP:
+        return []
+    waiting = {
+        c.stream.socket.fileno(): c
+        for c in connections
+        if c.waiting is not None and not c.waiting.started
+    }
+    if not waiting:
+        return []
+    poller = select.poll()
+    hangup = _RDHUP | select.POLLHUP | select.POLLERR
+    for fd in waiting:
+        poller.register(fd, hangup)
+    return [waiting[fd] for fd, events in poller.poll(0) if events & hangup]
 
 
 async def serve(
@@ -241,9 +278,13 @@ async def serve(
     port: int,
     *,
     limits: Limits | None = None,
+    background: Sequence[Callable[[], Awaitable[None]]] = (),
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `handler` on host:port until cancelled; reports the bound port via task_status."""
+    """Serve `handler` on host:port until cancelled; reports the bound port via task_status.
+
+    `background` tasks run alongside the server and stop with it. A port that cannot be
+    bound raises `OSError` before anything starts."""
     limits = limits or Limits()
     listeners = await trio.open_tcp_listeners(port, host=host)
     watchdog = Watchdog()
@@ -258,6 +299,8 @@ async def serve(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watchdog.run)
+        for task in background:
+            nursery.start_soon(task)
         bound = listeners[0].socket.getsockname()[1]
         await nursery.start(trio.serve_listeners, on_connection, listeners)
         task_status.started(bound)

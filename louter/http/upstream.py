@@ -6,12 +6,18 @@ connections reused LIFO, responses parsed by httptools. `HttpxTransport` serves 
 backends (TLS, proxies, compression handled by a kept library). Both return an
 `UpstreamResponse` whose body is read incrementally, and both turn transport failures
 into `UpstreamError` (502 connect/transport, 504 no first byte in time) in one place.
+
+Deadlines: `connect_timeout` per new connection, `first_byte_timeout` per request (until
+the response head), `idle_timeout` between the pieces of a body read whole (`read()`).
+A streamed body (`chunks()`) has no deadline of its own: the proxy bounds the silence
+between chunks with one watchdog task for all streams.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -114,6 +120,8 @@ class _PooledResponse:
         return b"content-length" in names or b"transfer-encoding" in names
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives. No deadline here: the proxy's stall watch bounds the
+        silence between chunks (one task for all streams, not a cancel scope per read)."""
         protocol = self._protocol
         body = protocol.body
         while True:
@@ -121,21 +129,46 @@ class _PooledResponse:
                 yield body.popleft()
             if protocol.complete or self._stream is None:
                 break
-            try:
-                data = await self._stream.receive_some()
-            except trio.BrokenResourceError as exc:  # reset by the upstream, not the client
-                await self.aclose()
-                raise UpstreamError(f"{self._pool.label}: connection lost mid-response") from exc
-            if not data:
-                if self._delimited():
-                    await self.aclose()
-                    raise UpstreamError(f"{self._pool.label}: upstream closed mid-response")
+            if not await self._receive(self._stream):
                 break
-            self._feed(data)
         self._finish()
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
+        """The whole body, waiting at most `idle_timeout` for each piece of it (a body
+        that came with the head, the usual case, needs no wait and no cancel scope)."""
+        protocol = self._protocol
+        while not protocol.complete and self._stream is not None:
+            with trio.move_on_after(self._pool.idle_timeout) as scope:
+                more = await self._receive(self._stream)
+            if scope.cancelled_caught:
+                await self.aclose()
+                raise UpstreamError(
+                    f"{self._pool.label}: no data for {self._pool.idle_timeout:g}s"
+                    " in the middle of the answer",
+                    status_hint=504,
+                )
+            if not more:
+                break
+        data = b"".join(protocol.body)
+        protocol.body.clear()
+        self._finish()
+        return data
+
+    async def _receive(self, stream: trio.SocketStream) -> bool:
+        """Feed the next bytes to the parser; False at a clean end of a close-delimited
+        body. An upstream dying mid-body is an `UpstreamError`."""
+        try:
+            data = await stream.receive_some()
+        except trio.BrokenResourceError as exc:  # reset by the upstream, not the client
+            await self.aclose()
+            raise UpstreamError(f"{self._pool.label}: connection lost mid-response") from exc
+        if not data:
+            if self._delimited():
+                await self.aclose()
+                raise UpstreamError(f"{self._pool.label}: upstream closed mid-response")
+            return False
+        self._feed(data)
+        return True
 
     def _finish(self) -> None:
         stream, self._stream = self._stream, None
@@ -155,13 +188,16 @@ class _PooledResponse:
 class PooledTransport:
     """Keep-alive pool to one `http://host:port` upstream."""
 
-    def __init__(self, url: str, *, connect_timeout: float, max_idle: int = 256) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout: float, idle_timeout: float = 300.0, max_idle: int = 256
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.prefix = parts.path.rstrip("/")
         self.label = url
         self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
         self.max_idle = max_idle
         self._idle: list[trio.SocketStream] = []
         self._host_header = parts.netloc.encode("latin-1")
@@ -237,9 +273,10 @@ class PooledTransport:
 
 
 class _HttpxResponse:
-    def __init__(self, response: httpx.Response, label: str) -> None:
+    def __init__(self, response: httpx.Response, label: str, idle_timeout: float) -> None:
         self._response = response
         self._label = label
+        self._idle_timeout = idle_timeout
         self.status = response.status_code
         self.headers: HeaderList = [
             (name.lower(), value)
@@ -257,7 +294,21 @@ class _HttpxResponse:
             await self._response.aclose()
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
+        """The whole body, waiting at most `idle_timeout` for each piece of it."""
+        parts: list[bytes] = []
+        async with aclosing(self.chunks()) as chunks:
+            while True:
+                with trio.move_on_after(self._idle_timeout) as scope:
+                    chunk = await anext(chunks, None)
+                if scope.cancelled_caught:
+                    raise UpstreamError(
+                        f"{self._label}: no data for {self._idle_timeout:g}s"
+                        " in the middle of the answer",
+                        status_hint=504,
+                    )
+                if chunk is None:
+                    return b"".join(parts)
+                parts.append(chunk)
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -266,8 +317,9 @@ class _HttpxResponse:
 class HttpxTransport:
     """httpx for TLS and proxied upstreams; the first-byte deadline is ours, reads are unbounded."""
 
-    def __init__(self, url: str, *, connect_timeout: float) -> None:
+    def __init__(self, url: str, *, connect_timeout: float, idle_timeout: float = 300.0) -> None:
         self.label = url
+        self.idle_timeout = idle_timeout
         self._base = url.rstrip("/")
         timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
         self._client = httpx.AsyncClient(timeout=timeout)
@@ -292,16 +344,16 @@ class HttpxTransport:
             raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(f"{self.label}: {type(exc).__name__}: {exc}") from exc
-        return _HttpxResponse(response, self.label)
+        return _HttpxResponse(response, self.label, self.idle_timeout)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def open_transport(url: str, *, connect_timeout: float) -> Transport:
+def open_transport(url: str, *, connect_timeout: float, idle_timeout: float = 300.0) -> Transport:
     """The right transport for `url`: the fast pool for http://, httpx for https://."""
     factory = _FACTORIES[urlsplit(url).scheme]
-    return factory(url, connect_timeout=connect_timeout)
+    return factory(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout)
 
 
 _FACTORIES: dict[str, Callable[..., Transport]] = {"http": PooledTransport, "https": HttpxTransport}

@@ -22,15 +22,17 @@ from louter.convert.model import ResponseMeta
 from louter.convert.tokens import estimate_tokens
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
-from louter.proxy.bridge import ClientSide, backend_dialect, converse, needs_tool_stage
+from louter.proxy.attempts import Plan, run
+from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
 from louter.proxy.counting import count_with_backend
 from louter.proxy.exchange import Exchange
 from louter.proxy.openai_door import parse_body
-from louter.proxy.passthrough import forward
+from louter.proxy.passthrough import Forward
 from louter.proxy.routing import Route
 from louter.proxy.taps import DialectTap
 from louter.proxy.upstreams import ANTHROPIC_VERSION
+from louter.proxy.usage import LazyRequest
 
 _SSE: HeaderList = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 FORWARDED = ("anthropic-beta", "user-agent")
@@ -56,40 +58,51 @@ async def messages(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
     body = parse_body(exchange, request)
-    route = ctx.router.route(_model(exchange, body))
-    same = backend_dialect(route.backend, "anthropic") == "anthropic"
-    if same and not needs_tool_stage(route.backend, bool(body.get("tools"))):
-        body["model"] = route.model
-        stream = bool(body.get("stream"))
-        await _passthrough(ctx, exchange, request, responder, route, body, stream=stream)
-        return
-    parsed = anthropic.parse_request(body)
-    meta = ResponseMeta(
-        id="msg_" + exchange.request_id.replace("-", ""),
-        model=parsed.model,
-        created=int(ctx.clock()),
-        input_tokens=estimate_tokens(parsed),
-    )
-    client = ClientSide(
-        dialect=DIALECTS["anthropic"],
-        meta=meta,
-        emitter=lambda: anthropic.StreamEmitter(meta),
-        stream_headers=_SSE,
-        key=client_key(request),
-    )
-    forwarded = {**body, "model": route.model} if same else None
-    await converse(ctx, exchange, parsed, route, client, responder, body=forwarded)
+    model = _model(exchange, body)
+    has_tools = bool(body.get("tools"))
+    stream = bool(body.get("stream"))
+
+    parsed = LazyRequest(lambda: anthropic.parse_request(body))
+
+    def client() -> ClientSide:
+        meta = ResponseMeta(
+            id="msg_" + exchange.request_id.replace("-", ""),
+            model=parsed().model,
+            created=int(ctx.clock()),
+            input_tokens=estimate_tokens(parsed()),
+        )
+        return ClientSide(
+            dialect=DIALECTS["anthropic"],
+            meta=meta,
+            emitter=lambda: anthropic.StreamEmitter(meta),
+            stream_headers=_SSE,
+            key=client_key(request),
+        )
+
+    def plan(route: Route) -> Plan:
+        same = backend_dialect(route.backend, "anthropic") == "anthropic"
+        if same and not needs_tool_stage(route.backend, has_tools):
+            return _forward(ctx, request, route, {**body, "model": route.model}, stream=stream)
+        forwarded = {**body, "model": route.model} if same else None
+        return conversation(ctx, parsed(), route, client(), body=forwarded)
+
+    await run(ctx, exchange, responder, ctx.router.candidates(model), plan, parsed.estimate)
 
 
 async def count_tokens(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
     body = parse_body(exchange, request)
-    route = ctx.router.route(_model(exchange, body))
-    if backend_dialect(route.backend, "anthropic") == "anthropic":
-        body["model"] = route.model
-        await _passthrough(ctx, exchange, request, responder, route, body, count=True)
+    routes = ctx.router.candidates(_model(exchange, body))
+    if backend_dialect(routes[0].backend, "anthropic") == "anthropic":
+        same = [r for r in routes if backend_dialect(r.backend, "anthropic") == "anthropic"]
+
+        def plan(route: Route) -> Plan:
+            return _forward(ctx, request, route, {**body, "model": route.model}, count=True)
+
+        await run(ctx, exchange, responder, same, plan, _no_tokens)
         return
+    route = routes[0]
     body.setdefault("max_tokens", 1)  # count_tokens bodies carry none
     parsed = anthropic.parse_request(body)
     exchange.backend = route.backend.name
@@ -108,34 +121,32 @@ async def count_tokens(
     await responder.send_json(200, answer)
 
 
-async def _passthrough(
+def _no_tokens() -> int:
+    return 0
+
+
+def _forward(
     ctx: ProxyContext,
-    exchange: Exchange,
     request: Request,
-    responder: Responder,
     route: Route,
     body: dict[str, Any],
     *,
     stream: bool = False,
     count: bool = False,
-) -> None:
+) -> Plan:
     """Same dialect: the body with the backend's model name; the client's version/betas."""
     upstream = ctx.upstreams[route.backend.name]
-    exchange.backend = route.backend.name
-    exchange.backend_format = "anthropic"
-    forwarded = orjson.dumps(body)
-    exchange.log(
-        "backend_request", raw_payload=forwarded, dialect="anthropic", backend_model=route.model
-    )
     headers = _headers(request, upstream.headers, route.backend.api_key)
-    path = "/v1/messages/count_tokens" if count else "/v1/messages"
-
-    async def send() -> Any:
-        return await upstream.transport.request(
-            path, headers, forwarded, first_byte_timeout=ctx.config.performance.timeout_seconds
-        )
-
-    await forward(exchange, send, responder, lambda: DialectTap("anthropic"), _error_event, stream)
+    return Forward(
+        route,
+        "anthropic",
+        "/v1/messages/count_tokens" if count else "/v1/messages",
+        headers,
+        orjson.dumps(body),
+        make_tap=lambda: DialectTap("anthropic"),
+        error_event=_error_event,
+        stream=stream,
+    )
 
 
 def _headers(request: Request, base: HeaderList, backend_key: str | None) -> HeaderList:

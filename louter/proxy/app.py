@@ -15,17 +15,20 @@ from typing import Any
 
 import trio
 
-from louter.config import Config
+from louter.config import Backend, Config
 from louter.convert.dialects import DIALECTS
-from louter.errors import LouterError
+from louter.errors import ConversionError, LouterError, UpstreamError
 from louter.http.message import Request, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
-from louter.proxy import anthropic_door, gemini_door, openai_door
+from louter.proxy import anthropic_door, gemini_door, openai_door, responses_door
+from louter.proxy.breaker import COOLING_DOWN, Breaker
 from louter.proxy.context import ProxyContext
 from louter.proxy.exchange import Exchange, RequestIds
-from louter.proxy.journal import Entry, Journal
+from louter.proxy.journal import Entry, Journal, format_timestamp
+from louter.proxy.metrics import CONTENT_TYPE, Metrics
 from louter.proxy.routing import Router
+from louter.proxy.stalls import StallWatch
 from louter.proxy.upstreams import open_upstreams
 
 HandlerFn = Callable[[ProxyContext, Exchange, Request, Responder], Awaitable[None]]
@@ -41,18 +44,46 @@ class Endpoint:
 async def health(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    backends = {
-        b.name: {
-            "protocol": b.protocol,
-            "url": b.url or None,
-            "models": sorted(b.model_mapping),
-            "state": "healthy",
-        }
-        for b in ctx.config.backends
-    }
+    """Each backend's breaker state; 503 when no backend a request can reach is usable."""
+    router = ctx.router
+    wall, now = ctx.clock(), router.clock()
+    backends = {b.name: _backend_health(b, router.breakers[b.name], wall, now)
+                for b in ctx.config.backends}  # fmt: skip
+    usable = any(router.breakers[name].usable() for name in router.routed())
     await responder.send_json(
-        200, {"status": "ok", "default": ctx.router.default.name, "backends": backends}
+        200 if usable else 503,
+        {
+            "status": "ok" if usable else "unavailable",
+            "default": router.default.name,
+            "backends": backends,
+        },
     )
+
+
+def _backend_health(backend: Backend, breaker: Breaker, wall: float, now: float) -> dict[str, Any]:
+    state = breaker.state
+    failed_at = breaker.last_error_at
+    return {
+        "protocol": backend.protocol,
+        "url": backend.url or None,
+        "models": sorted(backend.model_mapping),
+        "state": state,
+        "cooling_down_until": (
+            format_timestamp(wall + breaker.remaining()) if state == COOLING_DOWN else None
+        ),
+        "consecutive_failures": breaker.failures,
+        "last_error": breaker.last_error,
+        "last_error_at": None if failed_at is None else format_timestamp(wall - (now - failed_at)),
+    }
+
+
+async def metrics(
+    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+) -> None:
+    """Prometheus text format; 404 with `enable_metrics = false`."""
+    if ctx.metrics is None:
+        raise LouterError("metrics are disabled (enable_metrics = false)", status_hint=404)
+    await responder.send(200, [(b"content-type", CONTENT_TYPE)], ctx.metrics.render())
 
 
 def _is_gemini_client(request: Request) -> bool:
@@ -94,7 +125,10 @@ ROUTES: Mapping[str, Endpoint] = {
     "/v1beta/models": Endpoint("GET", gemini_door.list_models, "gemini"),
     "/v1/messages": Endpoint("POST", anthropic_door.messages, "anthropic"),
     "/v1/messages/count_tokens": Endpoint("POST", anthropic_door.count_tokens, "anthropic"),
+    "/v1/responses": Endpoint("POST", responses_door.create, "responses"),
+    "/responses": Endpoint("POST", responses_door.create, "responses"),
     "/health": Endpoint("GET", health, "openai"),
+    "/metrics": Endpoint("GET", metrics, "openai"),
 }
 # Paths with a parameter (`models/{model}:{action}`): the handler checks the method.
 PREFIX_ROUTES: tuple[tuple[str, Endpoint], ...] = (
@@ -104,49 +138,113 @@ PREFIX_ROUTES: tuple[tuple[str, Endpoint], ...] = (
 
 
 def match(path: str) -> Endpoint | None:
+    return resolve(path)[0]
+
+
+def resolve(path: str) -> tuple[Endpoint | None, str]:
+    """The endpoint for `path`, and its metrics label: the path itself, with a model
+    name replaced by `{model}` (labels must not grow with the names clients send)."""
     endpoint = ROUTES.get(path)
     if endpoint is not None:
-        return endpoint
-    return next((e for prefix, e in PREFIX_ROUTES if path.startswith(prefix)), None)
+        return endpoint, path
+    for prefix, found in PREFIX_ROUTES:
+        if path.startswith(prefix):
+            _, sep, action = path[len(prefix) :].rpartition(":")
+            suffix = ":" + action if sep and action in gemini_door.ACTIONS else ""
+            return found, prefix + "{model}" + suffix
+    return None, "unmatched"
 
 
 def dialect_for_path(path: str) -> str:
     """The error dialect for a path no endpoint matched."""
     if path.startswith("/v1beta/"):
         return "gemini"
+    if path.startswith("/v1/responses"):
+        return "responses"
     return "anthropic" if path.startswith("/v1/messages") else "openai"
 
 
 def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[None]]:
+    metrics = ctx.metrics
+
     async def handle(request: Request, responder: Responder) -> None:
         path = request.path
-        endpoint = match(path)
+        endpoint, label = resolve(path)
         exchange = Exchange(
             ctx.journal,
             ctx.ids.next(),
             path,
             endpoint.dialect if endpoint else dialect_for_path(path),
         )
+        exchange.label = label
+        responder.stamp = exchange.overhead_header
+        if metrics is not None:
+            metrics.in_flight.inc()
         try:
-            if endpoint is None:
-                raise LouterError(f"unknown path {path}", status_hint=404)
-            if endpoint.method not in ("*", request.method):
-                await _method_not_allowed(exchange, endpoint, request, responder)
-                return
-            await endpoint.handler(ctx, exchange, request, responder)
-        except LouterError as exc:
-            await _fail(exchange, responder, exc.status_hint, exc.message, exc)
-        except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
-            await _fail(
-                exchange,
-                responder,
-                500,
-                f"internal error: {exc!r}",
-                exc,
-                trace=traceback.format_exc(),
-            )
+            await _dispatch(ctx, endpoint, exchange, request, responder)
+        except trio.Cancelled:
+            if responder.client_gone:
+                _client_left(ctx, exchange)
+            raise
+        finally:
+            if metrics is not None:
+                _observe(metrics, exchange, request.method, responder.status or 499)
 
     return handle
+
+
+async def _dispatch(
+    ctx: ProxyContext,
+    endpoint: Endpoint | None,
+    exchange: Exchange,
+    request: Request,
+    responder: Responder,
+) -> None:
+    try:
+        if endpoint is None:
+            raise LouterError(f"unknown path {request.path}", status_hint=404)
+        if endpoint.method not in ("*", request.method):
+            await _method_not_allowed(exchange, endpoint, request, responder)
+            _count_error(ctx, exchange, "bad_request")
+            return
+        await endpoint.handler(ctx, exchange, request, responder)
+    except LouterError as exc:
+        _count_error(ctx, exchange, error_kind(exc))
+        await _fail(exchange, responder, exc.status_hint, exc.message, exc)
+    except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
+        _count_error(ctx, exchange, "internal")
+        trace = traceback.format_exc()
+        await _fail(exchange, responder, 500, f"internal error: {exc!r}", exc, trace=trace)
+
+
+def _observe(metrics: Metrics, exchange: Exchange, method: str, status: int) -> None:
+    metrics.in_flight.dec()
+    metrics.request(exchange.label, method, status, time.perf_counter() - exchange.started)
+    metrics.overhead.observe(exchange.overhead())
+
+
+def _client_left(ctx: ProxyContext, exchange: Exchange) -> None:
+    exchange.log("error", status=499, error="client disconnected before the answer")
+    _count_error(ctx, exchange, "client_disconnect")
+
+
+def _count_error(ctx: ProxyContext, exchange: Exchange, kind: str) -> None:
+    if ctx.metrics is not None:
+        ctx.metrics.error(kind, exchange.label)
+
+
+# errors_total{type}: LouterError subclass and status -> kind
+_UPSTREAM_KINDS = {502: "upstream_unreachable", 503: "no_backend", 504: "upstream_timeout"}
+
+
+def error_kind(exc: LouterError) -> str:
+    if isinstance(exc, UpstreamError):
+        return _UPSTREAM_KINDS.get(exc.status_hint, "upstream")
+    if isinstance(exc, ConversionError) and exc.status_hint >= 500:
+        return "bad_upstream_answer"
+    if exc.status_hint == 404:
+        return "not_found"
+    return "bad_request" if exc.status_hint < 500 else "internal"
 
 
 async def _method_not_allowed(
@@ -166,6 +264,8 @@ async def _fail(
     trace: str | None = None,
 ) -> None:
     extra: dict[str, Any] = {"traceback": trace} if trace else {}
+    if exchange.attempts:
+        extra["attempts"] = exchange.attempts
     exchange.log("error", status=status, error=message, error_type=type(exc).__name__, **extra)
     if responder.started:
         return
@@ -182,11 +282,29 @@ def build_context(
     log_file: Path | None = None,
     echo: Callable[[Entry], None] | None = None,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> ProxyContext:
-    """Everything handlers need. Raises `ConfigError` for an unknown default backend."""
-    router = Router(config, default_backend)
+    """Everything handlers need. Raises `ConfigError` for an unknown default backend.
+
+    `clock` is wall time (timestamps); `monotonic` drives the breakers' cool-downs."""
+    router = Router(config, default_backend, clock=monotonic)
     journal = Journal(log_file, clock=clock, echo=echo, payloads=config.performance.log_requests)
-    return ProxyContext(config, router, open_upstreams(config, clock), journal, RequestIds(), clock)
+    performance = config.performance
+    metrics = (
+        Metrics([b.name for b in config.backends], router.breakers)
+        if performance.enable_metrics
+        else None
+    )
+    return ProxyContext(
+        config,
+        router,
+        open_upstreams(config, clock),
+        journal,
+        RequestIds(),
+        clock,
+        StallWatch(performance.stream_idle_timeout_seconds),
+        metrics,
+    )
 
 
 async def serve(
@@ -199,7 +317,14 @@ async def serve(
 ) -> None:
     """Serve louter on host:port until cancelled; the bound port is reported via task_status."""
     try:
-        await serve_http(make_handler(ctx), host, port, limits=limits, task_status=task_status)
+        await serve_http(
+            make_handler(ctx),
+            host,
+            port,
+            limits=limits,
+            background=[ctx.stalls.run],
+            task_status=task_status,
+        )
     finally:
         with trio.CancelScope(shield=True):
             for upstream in ctx.upstreams.values():

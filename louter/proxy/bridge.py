@@ -5,16 +5,20 @@ answer back in the client's dialect, whole or streamed (design §1, §6).
     neutral Request ── B.emit_request ──▶ upstream
     client ◀── A.emit_response / A.StreamEmitter ◀── B.parse_response / B.StreamParser
 
-An upstream error status is relayed with its status and message in A's envelope
-(`Retry-After` kept). Once streaming has begun, failures become A's in-stream error event.
+`conversation` builds the plan for one candidate backend (the attempt loop may build
+several); `Converse.relay` answers; `converse` runs the whole exchange for a door that
+always converts. An upstream error status is relayed with its status
+and message in A's envelope (`Retry-After` kept). Once streaming has begun, failures
+become A's in-stream error event.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -31,17 +35,21 @@ from louter.convert.model import (
     StreamEvent,
 )
 from louter.convert.sse import SSEDecoder
+from louter.convert.tokens import estimate_tokens
 from louter.convert.tool_stage import ToolTextStage, apply_stage
 from louter.convert.tool_text import BufferedExtractor
 from louter.convert.xml_tools import XmlToolExtractor
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
-from louter.proxy.context import ProxyContext
+from louter.proxy.attempts import Delivery, Plan, run
 from louter.proxy.exchange import Exchange
 from louter.proxy.passthrough import is_event_stream, relay_stream
 from louter.proxy.routing import Route
 from louter.proxy.upstreams import AUTH
+
+if TYPE_CHECKING:
+    from louter.proxy.context import ProxyContext
 
 _KEEP_HEADERS = frozenset({b"retry-after"})
 
@@ -107,48 +115,95 @@ async def converse(
     ctx: ProxyContext,
     exchange: Exchange,
     request: Request,
-    route: Route,
     client: ClientSide,
     responder: Responder,
+) -> None:
+    """Answer `request` (for the client's model `request.model`) through the neutral
+    model from whichever of its backends answers first: the attempt loop fails over
+    between them, each spoken to in its own dialect. For doors that always convert."""
+    routes = ctx.router.candidates(request.model)
+    await run(
+        ctx,
+        exchange,
+        responder,
+        routes,
+        lambda route: conversation(ctx, request, route, client),
+        lambda: estimate_tokens(request),
+    )
+
+
+def conversation(
+    ctx: ProxyContext,
+    request: Request,
+    route: Route,
+    client: ClientSide,
     *,
     body: dict[str, Any] | None = None,
-) -> None:
-    """Send `request` to the routed backend in its dialect; answer in the client's.
+) -> Converse:
+    """The plan to send `request` to `route`'s backend in its dialect and answer in the
+    client's.
 
     `body`, when given, is sent instead of `request` written out: a same-dialect request
     whose answer needs the tool stage still goes to the backend as the client wrote it."""
     upstream = ctx.upstreams[route.backend.name]
-    backend = DIALECTS[backend_dialect(route.backend, client.dialect.name)]
-    exchange.backend = route.backend.name
-    exchange.backend_format = backend.name
+    dialect = backend_dialect(route.backend, client.dialect.name)
     request = apply_defaults(request, route.backend)
     if body is None:
-        body = upstream.prepare(backend.name, backend.emit_request(request, route.model))
-    forwarded = orjson.dumps(body)
-    exchange.log(
-        "backend_request", raw_payload=forwarded, dialect=backend.name, backend_model=route.model
-    )
+        body = upstream.prepare(dialect, DIALECTS[dialect].emit_request(request, route.model))
     headers = upstream.headers
-    if client.key and not route.backend.api_key and backend.name in AUTH:
-        headers = [*headers, *AUTH[backend.name](client.key)]
-    response = await upstream.transport.request(
-        upstream.path(backend.name, route.model, request.stream),
-        headers,
-        forwarded,
-        first_byte_timeout=ctx.config.performance.timeout_seconds,
-    )
-    if response.status != 200:
-        await relay_error(exchange, response, backend, client.dialect, responder)
-    elif request.stream:
-        stage = tool_stage(route.backend, request, exchange)
-        relay = TranslatingRelay(backend, client, call_ids(exchange), stage)
-        if not is_event_stream(response.headers):
-            relay.whole = True
-        headers = [*client.stream_headers, _request_id_header(exchange)]
-        await relay_stream(exchange, response, responder, relay, headers)
-    else:
-        stage = tool_stage(route.backend, request, exchange)
-        await _answer_whole(exchange, response, backend, client, responder, stage)
+    if client.key and not route.backend.api_key and dialect in AUTH:
+        headers = [*headers, *AUTH[dialect](client.key)]
+    path = upstream.path(dialect, route.model, request.stream)
+    return Converse(route, dialect, path, headers, orjson.dumps(body), request, client)
+
+
+class Converse(Plan):
+    """Through the neutral model: the answer is parsed in the backend's dialect and
+    written in the client's, whole or streamed."""
+
+    __slots__ = ("request", "client")
+
+    def __init__(
+        self,
+        route: Route,
+        dialect: str,
+        path: str,
+        headers: HeaderList,
+        body: bytes,
+        request: Request,
+        client: ClientSide,
+    ) -> None:
+        super().__init__(route, dialect, path, headers, body)
+        self.request = request
+        self.client = client
+
+    async def relay(
+        self,
+        ctx: ProxyContext,
+        exchange: Exchange,
+        response: UpstreamResponse,
+        responder: Responder,
+    ) -> Delivery:
+        backend = DIALECTS[self.dialect]
+        if response.status != 200:
+            await relay_error(exchange, response, backend, self.client.dialect, responder)
+            return Delivery()
+        stage = tool_stage(self.route.backend, self.request, exchange)
+        if self.request.stream:
+            relay = TranslatingRelay(backend, self.client, call_ids(exchange), stage)
+            if not is_event_stream(response.headers):
+                relay.whole = True
+            headers = [*self.client.stream_headers, _request_id_header(exchange)]
+            return await relay_stream(ctx, exchange, response, responder, relay, headers)
+        return await _answer_whole(exchange, response, backend, self.client, responder, stage)
+
+
+async def _read(exchange: Exchange, response: UpstreamResponse) -> bytes:
+    started = time.perf_counter()
+    try:
+        return await response.read()
+    finally:
+        exchange.upstream_wait += time.perf_counter() - started
 
 
 async def relay_error(
@@ -159,7 +214,7 @@ async def relay_error(
     responder: Responder,
 ) -> None:
     """An upstream error status, relayed in the client's envelope with the same status."""
-    raw = await response.read()
+    raw = await _read(exchange, response)
     message = backend.error_message(raw)
     exchange.log(
         "backend_response",
@@ -181,9 +236,14 @@ async def _answer_whole(
     client: ClientSide,
     responder: Responder,
     stage: ToolTextStage | None,
-) -> None:
-    raw = await response.read()
-    data = _json_object(raw)
+) -> Delivery:
+    raw = await _read(exchange, response)
+    try:
+        data = _json_object(raw)
+    except ConversionError:
+        text = raw.decode("utf-8", "replace")
+        exchange.log("backend_response", status=200, payload=text, dialect=backend.name)
+        raise
     exchange.log("backend_response", status=200, raw_payload=raw, dialect=backend.name)
     answer = backend.parse_response(data, call_ids(exchange))
     if stage is not None:
@@ -192,6 +252,12 @@ async def _answer_whole(
     body = client.dialect.emit_response(answer, client.meta)
     exchange.log("client_response", status=200, payload=body)
     await responder.send_json(200, body, [_request_id_header(exchange)])
+    usage = answer.usage
+    return Delivery(
+        ttft=time.perf_counter() - exchange.started,
+        tokens=None if usage is None else (usage.input_tokens, usage.output_tokens),
+        text="" if usage is not None else answer.text(),
+    )
 
 
 def _log_problems(exchange: Exchange, stage: ToolTextStage) -> None:

@@ -1,4 +1,9 @@
-"""Per-request state: the request id, timings, and journal entries of one exchange."""
+"""Per-request state: the request id, timings, and journal entries of one exchange.
+
+Overhead accounting: every wait on an upstream (a response head, a body read, each
+stream chunk, a retry's backoff) adds to `upstream_wait`; the rest of the elapsed time
+is louter's own (`overhead`, the `x-louter-overhead-ms` header, `louter_overhead_seconds`).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +38,10 @@ class Exchange:
         "backend",
         "backend_format",
         "model",
+        "label",
+        "upstream_wait",
+        "attempts",
+        "logging",
         "_journal",
     )
 
@@ -44,14 +53,21 @@ class Exchange:
         self.backend: str | None = None
         self.backend_format: str | None = None
         self.model: str | None = None
+        self.label = endpoint  # metrics label; the app sets it with model names as {model}
+        self.upstream_wait = 0.0  # seconds spent waiting on upstreams (heads, bodies, backoff)
+        self.attempts = 0  # upstream requests made
+        self.logging = journal.active  # entries are written (else `log` does nothing)
         self._journal = journal
-
-    @property
-    def logging(self) -> bool:
-        return self._journal.active
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)
+
+    def overhead(self) -> float:
+        """Seconds spent inside louter so far: elapsed time minus upstream waiting."""
+        return time.perf_counter() - self.started - self.upstream_wait
+
+    def overhead_header(self) -> tuple[bytes, bytes]:
+        return (b"x-louter-overhead-ms", b"%.3f" % (self.overhead() * 1000))
 
     def log(
         self,

@@ -12,6 +12,7 @@ backend's model name in the path; any other backend goes through the neutral mod
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,13 +24,16 @@ from louter.convert.model import ResponseMeta
 from louter.convert.tokens import estimate_tokens
 from louter.errors import LouterError
 from louter.http.message import HeaderList, Request, Responder
-from louter.proxy.bridge import ClientSide, backend_dialect, converse, needs_tool_stage
+from louter.proxy.attempts import Plan, run
+from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
 from louter.proxy.counting import count_with_backend
 from louter.proxy.exchange import Exchange
 from louter.proxy.openai_door import parse_body
-from louter.proxy.passthrough import forward
+from louter.proxy.passthrough import Forward
+from louter.proxy.routing import Route
 from louter.proxy.taps import DialectTap
+from louter.proxy.usage import LazyRequest
 
 PREFIXES = ("/v1beta/models/", "/v1/models/")
 ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
@@ -86,14 +90,9 @@ async def _generate(
     *,
     stream: bool = False,
 ) -> None:
-    route = ctx.router.route(model)
     sse = stream and request.query.get("alt") == "sse"
-    same = backend_dialect(route.backend, "gemini") == "gemini"
-    if same and not needs_tool_stage(route.backend, bool(body.get("tools"))):
-        action = ("streamGenerateContent" + ("?alt=sse" if sse else "")) if stream else None
-        await _passthrough(ctx, exchange, request, responder, route, body, action, stream=stream)
-        return
-    parsed = gemini.parse_request(body, model=model, stream=stream)
+    has_tools = bool(body.get("tools"))
+    action = ("streamGenerateContent" + ("?alt=sse" if sse else "")) if stream else None
     meta = ResponseMeta(
         id=exchange.request_id, model=model, created=int(ctx.clock()), include_usage=True
     )
@@ -104,7 +103,16 @@ async def _generate(
         stream_headers=_SSE if sse else _ARRAY,
         key=client_key(request),
     )
-    await converse(ctx, exchange, parsed, route, client, responder, body=body if same else None)
+
+    parsed = LazyRequest(lambda: gemini.parse_request(body, model=model, stream=stream))
+
+    def plan(route: Route) -> Plan:
+        same = backend_dialect(route.backend, "gemini") == "gemini"
+        if same and not needs_tool_stage(route.backend, has_tools):
+            return _forward(ctx, request, route, action, stream=stream)
+        return conversation(ctx, parsed(), route, client, body=body if same else None)
+
+    await run(ctx, exchange, responder, ctx.router.candidates(model), plan, parsed.estimate)
 
 
 async def _stream(
@@ -126,10 +134,13 @@ async def _count(
     model: str,
     body: dict[str, Any],
 ) -> None:
-    route = ctx.router.route(model)
-    if backend_dialect(route.backend, "gemini") == "gemini":
-        await _passthrough(ctx, exchange, request, responder, route, body, "countTokens")
+    routes = ctx.router.candidates(model)
+    if backend_dialect(routes[0].backend, "gemini") == "gemini":
+        gemini_routes = [r for r in routes if backend_dialect(r.backend, "gemini") == "gemini"]
+        plan = functools.partial(_forward, ctx, request, action="countTokens")
+        await run(ctx, exchange, responder, gemini_routes, plan, _no_tokens)
         return
+    route = routes[0]
     parsed = gemini.parse_count_request(body, model=model)
     exchange.backend = route.backend.name
     by_backend = (
@@ -146,39 +157,36 @@ async def _count(
     await responder.send_json(200, answer)
 
 
-async def _passthrough(
+def _no_tokens() -> int:
+    return 0
+
+
+def _forward(
     ctx: ProxyContext,
-    exchange: Exchange,
     request: Request,
-    responder: Responder,
-    route: Any,
-    body: dict[str, Any],
+    route: Route,
     action: str | None,
     *,
     stream: bool = False,
-) -> None:
+) -> Plan:
     """Same dialect: the body as sent, the backend's model name in the path."""
     upstream = ctx.upstreams[route.backend.name]
-    exchange.backend = route.backend.name
-    exchange.backend_format = "gemini"
     path = f"/v1beta/models/{route.model}:{action or 'generateContent'}"
-    forwarded = request.body
-    exchange.log(
-        "backend_request", raw_payload=forwarded, dialect="gemini", backend_model=route.model
-    )
     headers = list(upstream.headers)
     key = client_key(request)
     if key and not route.backend.api_key:
         headers.append((b"x-goog-api-key", key.encode("latin-1")))
-
-    async def send() -> Any:
-        return await upstream.transport.request(
-            path, headers, forwarded, first_byte_timeout=ctx.config.performance.timeout_seconds
-        )
-
     sse = "alt=sse" in (action or "")
-    tap = lambda: DialectTap("gemini", sse=sse)  # noqa: E731
-    await forward(exchange, send, responder, tap, _stream_error, stream)
+    return Forward(
+        route,
+        "gemini",
+        path,
+        headers,
+        request.body,
+        make_tap=lambda: DialectTap("gemini", sse=sse),
+        error_event=_stream_error,
+        stream=stream,
+    )
 
 
 def _stream_error(message: str) -> bytes:

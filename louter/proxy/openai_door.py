@@ -2,6 +2,8 @@
 
 OpenAI-protocol (and mock) backends are same-dialect: the request gets its model name
 mapped, the backend's defaults and key, and the answer passes through byte for byte.
+The request is planned per candidate backend (`attempts.run` may fail over to a backend
+of another dialect, which then goes through the neutral model).
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import orjson
 from louter.config import Backend
 from louter.convert import openai, openai_stream
 from louter.convert.dialects import DIALECTS
+from louter.convert.model import Request as NeutralRequest
 from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
-from louter.proxy.bridge import ClientSide, backend_dialect, converse, needs_tool_stage
+from louter.proxy.attempts import Plan, run
+from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
 from louter.proxy.exchange import Exchange
-from louter.proxy.passthrough import forward
+from louter.proxy.passthrough import Forward
 from louter.proxy.routing import Route
 from louter.proxy.taps import OpenAITap
 from louter.proxy.upstreams import rename_token_field
+from louter.proxy.usage import LazyRequest
 
 CHAT_PATH = "/v1/chat/completions"
 FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
@@ -66,19 +71,18 @@ def client_model(body: dict[str, Any]) -> str:
 _SSE: HeaderList = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
-async def _convert(
+def _conversion(
     ctx: ProxyContext,
     exchange: Exchange,
     request: Request,
-    responder: Responder,
     body: dict[str, Any],
+    parsed: NeutralRequest,
     route: Route,
     *,
     same: bool,
-) -> None:
+) -> Plan:
     """Through the neutral model: a backend of another dialect, or the tool stage."""
-    parsed = openai.parse_request(body)
-    forwarded = prepare_request(body, route.backend, route.model) if same else None
+    forwarded = prepare_request(dict(body), route.backend, route.model) if same else None
     meta = ResponseMeta(
         id="chatcmpl-" + exchange.request_id,
         model=parsed.model,
@@ -93,7 +97,7 @@ async def _convert(
         stream_headers=_SSE,
         key=auth[7:] if auth.lower().startswith("bearer ") else None,
     )
-    await converse(ctx, exchange, parsed, route, client, responder, body=forwarded)
+    return conversation(ctx, parsed, route, client, body=forwarded)
 
 
 def stream_error_event(message: str) -> bytes:
@@ -118,31 +122,33 @@ async def chat_completions(
 ) -> None:
     body = parse_body(exchange, request)
     exchange.model = model = client_model(body)
-    route = ctx.router.route(model)
-    same = backend_dialect(route.backend, "openai") == "openai"
-    if not same or needs_tool_stage(
-        route.backend, bool(body.get("tools") or body.get("functions"))
-    ):
-        await _convert(ctx, exchange, request, responder, body, route, same=same)
-        return
+    has_tools = bool(body.get("tools") or body.get("functions"))
+
+    parsed = LazyRequest(lambda: openai.parse_request(body))
+
+    def plan(route: Route) -> Plan:
+        same = backend_dialect(route.backend, "openai") == "openai"
+        if same and not needs_tool_stage(route.backend, has_tools):
+            return _forward(ctx, request, body, route)
+        return _conversion(ctx, exchange, request, body, parsed(), route, same=same)
+
+    await run(ctx, exchange, responder, ctx.router.candidates(model), plan, parsed.estimate)
+
+
+def _forward(ctx: ProxyContext, request: Request, body: dict[str, Any], route: Route) -> Plan:
+    """Same dialect: the client's body with the backend's model name and defaults."""
     upstream = ctx.upstreams[route.backend.name]
-    exchange.backend = route.backend.name
-    exchange.backend_format = "openai"
-    forwarded = orjson.dumps(prepare_request(body, route.backend, route.model))
-    exchange.log(
-        "backend_request", raw_payload=forwarded, dialect="openai", backend_model=route.model
-    )
+    forwarded = orjson.dumps(prepare_request(dict(body), route.backend, route.model))
     headers = _headers(request, upstream.headers, route.backend)
-
-    async def send() -> Any:
-        return await upstream.transport.request(
-            CHAT_PATH,
-            headers,
-            forwarded,
-            first_byte_timeout=ctx.config.performance.timeout_seconds,
-        )
-
-    await forward(exchange, send, responder, OpenAITap, stream_error_event)
+    return Forward(
+        route,
+        "openai",
+        CHAT_PATH,
+        headers,
+        forwarded,
+        make_tap=OpenAITap,
+        error_event=stream_error_event,
+    )
 
 
 async def list_models(
@@ -159,7 +165,7 @@ async def get_model(
     ctx: ProxyContext, exchange: Exchange, model: str, responder: Responder
 ) -> None:
     """`GET /v1/models/{model}`: every name is served (unknown ones by the default backend)."""
-    backend = ctx.router.route(model).backend.name
+    backend = ctx.router.owner(model).name
     await responder.send_json(
         200, {"id": model, "object": "model", "created": 0, "owned_by": backend}
     )

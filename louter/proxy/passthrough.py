@@ -1,5 +1,6 @@
 """Same-dialect forwarding: the upstream's status, headers and body bytes reach the client
 unchanged (chunk boundaries aside), streamed as they arrive; only the journal tap reads them.
+`relay_stream` is shared with the bridge (a translating relay in place of the tap).
 
 Once the first byte has reached the client nothing is retried: an upstream failure after
 that point becomes the dialect's in-stream error event (and an `error` journal entry). The
@@ -8,17 +9,24 @@ client closing its connection cancels the upstream request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import trio
 
-from louter.errors import LouterError
+from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
+from louter.proxy.attempts import Delivery, Plan
 from louter.proxy.exchange import Exchange
+from louter.proxy.routing import Route
+from louter.proxy.usage import view_text, view_tokens, whole_text, whole_tokens
+
+if TYPE_CHECKING:
+    from louter.proxy.context import ProxyContext
 
 _DROP = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
 
@@ -95,43 +103,76 @@ def is_event_stream(headers: HeaderList) -> bool:
     return any(n == b"content-type" and v.startswith(b"text/event-stream") for n, v in headers)
 
 
-async def relay_whole(exchange: Exchange, response: UpstreamResponse, responder: Responder) -> None:
-    """Read a non-streamed upstream answer and send it on with its status and headers."""
-    body = await response.read()
-    status = response.status
-    if exchange.logging:
-        raw = body if _is_json(body) else None
-        payload = None if raw is not None else body.decode("utf-8", "replace")
-        exchange.log(
-            "backend_response",
-            status=status,
-            raw_payload=raw,
-            payload=payload,
-            dialect=exchange.backend_format,
-        )
-        exchange.log("client_response", status=status, raw_payload=raw, payload=payload)
-    await responder.send(status, response_headers(response.headers, exchange.request_id), body)
+async def relay_whole(
+    exchange: Exchange,
+    response: UpstreamResponse,
+    responder: Responder,
+    dialect: str,
+    *,
+    count: bool = True,
+) -> Delivery:
+    """Read a non-streamed upstream answer and send it on with its status and headers.
 
-
-def _is_json(body: bytes) -> bool:
+    A 200 answer must be JSON (`ConversionError`, 502, before anything is sent
+    otherwise); it is parsed once, for its usage (when `count`: metrics are on) and the
+    journal."""
+    started = time.perf_counter()
     try:
-        orjson.loads(body)
+        body = await response.read()
+    finally:
+        exchange.upstream_wait += time.perf_counter() - started
+    status = response.status
+    delivery = Delivery()
+    data = _load(body) if status == 200 or exchange.logging else None
+    if status == 200:
+        if data is _NOT_JSON:
+            _log_whole(exchange, status, body, None, dialect)
+            raise ConversionError("backend answer is not JSON", status_hint=502)
+        if count and isinstance(data, dict):
+            delivery.tokens = whole_tokens(dialect, data)
+            if delivery.tokens is None:
+                delivery.text = whole_text(dialect, data)
+    _log_whole(exchange, status, body, data, dialect)
+    await responder.send(status, response_headers(response.headers, exchange.request_id), body)
+    delivery.ttft = time.perf_counter() - exchange.started
+    return delivery
+
+
+_NOT_JSON = object()
+
+
+def _load(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
-    return True
+        return _NOT_JSON
+
+
+def _log_whole(exchange: Exchange, status: int, body: bytes, data: Any, dialect: str) -> None:
+    if not exchange.logging:
+        return
+    raw = body if data is not _NOT_JSON and data is not None else None
+    payload = None if raw is not None else body.decode("utf-8", "replace")
+    exchange.log(
+        "backend_response", status=status, raw_payload=raw, payload=payload, dialect=dialect
+    )
+    exchange.log("client_response", status=status, raw_payload=raw, payload=payload)
 
 
 async def relay_stream(
+    ctx: ProxyContext,
     exchange: Exchange,
     response: UpstreamResponse,
     responder: Responder,
     relay: StreamRelay,
     headers: HeaderList | None = None,
-) -> None:
+) -> Delivery:
     """Stream an upstream answer to the client as it arrives, through `relay`.
 
     `headers` replace the upstream's response headers (a translating relay changes the
-    content type); by default the upstream's are sent on."""
+    content type); by default the upstream's are sent on. The client leaving cancels the
+    upstream read; so does the upstream staying silent for `stream_idle_timeout_seconds`
+    (then the client gets the dialect's error event)."""
     if headers is None:
         headers = response_headers(response.headers, exchange.request_id)
     await responder.start(response.status, headers)
@@ -139,21 +180,39 @@ async def relay_stream(
     if prelude:
         await responder.write(prelude)
     pump = _Pump(exchange, response, responder, relay)
+    watch = ctx.stalls
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_cancel_on_disconnect, responder, nursery.cancel_scope, pump)
-        await pump.run()
+        pump.scope = nursery.cancel_scope
+        watch.streams.add(pump)
+        try:
+            nursery.start_soon(_cancel_on_disconnect, responder, nursery.cancel_scope, pump)
+            await pump.run()
+        finally:
+            watch.streams.discard(pump)
         nursery.cancel_scope.cancel()
-    if pump.client_gone:
-        await response.aclose()
-        if relay.complete:  # the client left after receiving the whole answer
-            _log_stream(exchange, response.status, pump)
-            return
+    await response.aclose()  # a no-op when the answer was read to its end
+    if pump.stalled and not pump.client_gone:
+        await pump.fail(f"the upstream sent nothing for {watch.idle_timeout:g}s")
+    return await _finish(ctx, exchange, response.status, pump)
+
+
+async def _finish(ctx: ProxyContext, exchange: Exchange, status: int, pump: _Pump) -> Delivery:
+    delivery = Delivery(ttft=pump.ttft, error=pump.error)
+    if pump.client_gone and not pump.relay.complete and pump.error is None:
+        delivery.client_gone = True
         exchange.log(
             "error", status=499, error="client disconnected mid-stream", chunks=pump.chunks
         )
-        return
-    await responder.end()
-    _log_stream(exchange, response.status, pump)
+        return delivery
+    if not pump.client_gone:
+        await pump.responder.end()
+    if exchange.logging or ctx.metrics is not None:
+        backend, client = _results(pump.relay)
+        _log_stream(exchange, status, pump, backend, client)
+        delivery.tokens = view_tokens(backend)
+        if delivery.tokens is None:
+            delivery.text = view_text(backend)
+    return delivery
 
 
 async def _cancel_on_disconnect(responder: Responder, scope: trio.CancelScope, pump: _Pump) -> None:
@@ -163,6 +222,8 @@ async def _cancel_on_disconnect(responder: Responder, scope: trio.CancelScope, p
 
 
 class _Pump:
+    """Moves one stream from the upstream to the client; watched for stalls."""
+
     def __init__(
         self,
         exchange: Exchange,
@@ -175,45 +236,79 @@ class _Pump:
         self.responder = responder
         self.relay = relay
         self.chunks = 0
-        self.ttft_ms: float | None = None
+        self.ttft: float | None = None  # seconds from arrival to the first byte sent
         self.client_gone = False
         self.error: str | None = None
         self.at_boundary = True  # the bytes sent so far end between two SSE events
+        self.waiting_since = 0.0  # perf_counter() when the current upstream read began
+        self.stalled = False
+        self.scope: trio.CancelScope | None = None
+
+    def stall(self) -> None:
+        self.stalled = True
+        if self.scope is not None:
+            self.scope.cancel()
 
     async def run(self) -> None:
         try:
             # aclosing: a cancel (client gone) while a chunk is being written must not
             # leave the upstream generator suspended for the garbage collector.
             async with aclosing(self.response.chunks()) as chunks:
-                async for chunk in chunks:
+                while (chunk := await self._next(chunks)) is not None:
                     self.chunks += 1
                     await self._send(self.relay.feed(chunk))
             await self._send(self.relay.flush())
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:
-            self.error = exc.message
-            # End a half-sent event first, so the error event stands on its own.
-            separator = b"" if self.at_boundary else b"\n\n"
-            await self.responder.write(separator + self.relay.fail(exc.message))
+            await self.fail(exc.message)
+
+    async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
+        self.waiting_since = started = time.perf_counter()
+        try:
+            return await anext(chunks, None)
+        finally:
+            self.waiting_since = 0.0
+            self.exchange.upstream_wait += time.perf_counter() - started
+
+    async def fail(self, message: str) -> None:
+        """Send the client dialect's in-stream error event (the head is already out)."""
+        self.error = message
+        # End a half-sent event first, so the error event stands on its own.
+        separator = b"" if self.at_boundary else b"\n\n"
+        try:
+            await self.responder.write(separator + self.relay.fail(message))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.client_gone = True
 
     async def _send(self, data: bytes) -> None:
         if not data:
             return
-        if self.ttft_ms is None:
-            self.ttft_ms = self.exchange.elapsed_ms()
+        if self.ttft is None:
+            self.ttft = time.perf_counter() - self.exchange.started
         await self.responder.write(data)
         self.at_boundary = data.endswith((b"\n\n", b"\r\n\r\n", b"]"))
 
 
-def _log_stream(exchange: Exchange, status: int, pump: _Pump) -> None:
+def _results(relay: StreamRelay) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        return relay.results()
+    except LouterError as exc:
+        view = {"error": exc.message}
+        return view, view
+
+
+def _log_stream(
+    exchange: Exchange,
+    status: int,
+    pump: _Pump,
+    backend: dict[str, Any],
+    client: dict[str, Any],
+) -> None:
     if not exchange.logging:
         return
-    try:
-        backend, client = pump.relay.results()
-    except LouterError as exc:
-        backend = client = {"error": exc.message}
-    extra: dict[str, Any] = {"stream": True, "chunks": pump.chunks, "ttft_ms": pump.ttft_ms}
+    ttft_ms = None if pump.ttft is None else round(pump.ttft * 1000, 3)
+    extra: dict[str, Any] = {"stream": True, "chunks": pump.chunks, "ttft_ms": ttft_ms}
     exchange.log(
         "backend_response", status=status, payload=backend, dialect=exchange.backend_format, **extra
     )
@@ -222,21 +317,40 @@ def _log_stream(exchange: Exchange, status: int, pump: _Pump) -> None:
     exchange.log("client_response", status=status, payload=client, **extra)
 
 
-async def forward(
-    exchange: Exchange,
-    send: Callable[[], Any],
-    responder: Responder,
-    make_tap: Callable[[], StreamTap],
-    error_event: Callable[[str], bytes],
-    stream: bool = False,
-) -> None:
-    """Run `send()` (the upstream request) and relay its answer, whole or streamed.
+class Forward(Plan):
+    """Same dialect both sides: the answer goes to the client as the upstream sent it.
 
     An SSE answer is always streamed; with `stream` any 200 answer is (Gemini's
     streamed JSON array)."""
-    response: UpstreamResponse = await send()
-    if response.status == 200 and (stream or is_event_stream(response.headers)):
-        relay = PassthroughRelay(make_tap(), error_event)
-        await relay_stream(exchange, response, responder, relay)
-    else:
-        await relay_whole(exchange, response, responder)
+
+    __slots__ = ("make_tap", "error_event", "stream")
+
+    def __init__(
+        self,
+        route: Route,
+        dialect: str,
+        path: str,
+        headers: HeaderList,
+        body: bytes,
+        *,
+        make_tap: Callable[[], StreamTap],
+        error_event: Callable[[str], bytes],
+        stream: bool = False,
+    ) -> None:
+        super().__init__(route, dialect, path, headers, body)
+        self.make_tap = make_tap
+        self.error_event = error_event
+        self.stream = stream
+
+    async def relay(
+        self,
+        ctx: ProxyContext,
+        exchange: Exchange,
+        response: UpstreamResponse,
+        responder: Responder,
+    ) -> Delivery:
+        if response.status == 200 and (self.stream or is_event_stream(response.headers)):
+            relay = PassthroughRelay(self.make_tap(), self.error_event)
+            return await relay_stream(ctx, exchange, response, responder, relay)
+        count = ctx.metrics is not None
+        return await relay_whole(exchange, response, responder, self.dialect, count=count)

@@ -1,16 +1,28 @@
-"""Routing v1: which backend serves a client's model name (design §4).
+"""Routing: the ordered candidate backends for a client's model name (design §4).
 
-1. A backend whose `model_mapping` has the name (config order) serves it, under the
-   mapped name.
+1. The backends whose `model_mapping` has the name serve it, under their mapped name.
+   They are grouped by `priority` (lower first). Within a group the first candidate is
+   chosen by smooth weighted round-robin on `weight` (nginx's algorithm: deterministic,
+   and any window of sum-of-weights picks holds each backend exactly its share); the
+   others follow as fallbacks.
 2. A backend's own name routes to that backend, the model name passed through.
 3. Otherwise the default backend (`--backend`) serves it, the name passed through.
+
+Backends whose breaker is open are ordered after the usable ones of their group and take
+no part in the round-robin, so the healthy ones keep their relative shares. The attempt
+loop (`attempts.py`) walks the list; the Router only orders it. All state (round-robin
+counters per model group, breakers per backend) lives in the Router object.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 from louter.config import Backend, Config
+from louter.proxy.breaker import Breaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,23 +31,110 @@ class Route:
     model: str  # the name the backend knows the model by
 
 
-class Router:
-    def __init__(self, config: Config, default: str) -> None:
-        self.default = config.backend(default)
-        self._by_model: dict[str, Backend] = {}
-        for backend in sorted(config.backends, key=lambda b: b.priority):
-            for client_model in backend.model_mapping:
-                self._by_model.setdefault(client_model, backend)
-        self._by_name = {backend.name: backend for backend in config.backends}
+class _Group:
+    """The backends of one priority serving one model name."""
 
-    def route(self, model: str) -> Route:
-        backend = self._by_model.get(model)
-        if backend is not None:
-            return Route(backend, backend.model_mapping[model])
-        return Route(self._by_name.get(model, self.default), model)
+    __slots__ = ("routes", "weights", "current")
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.routes = routes
+        self.weights = [route.backend.weight for route in routes]
+        self.current = [0.0] * len(routes)
+
+    def order(self, breakers: Mapping[str, Breaker]) -> list[Route]:
+        """This group's routes, the round-robin's pick first (one pick per call)."""
+        routes = self.routes
+        usable = [breakers[route.backend.name].usable() for route in routes]
+        best = self._pick(usable)
+        if best < 0:
+            return list(routes)
+        rest = [route for i, route in enumerate(routes) if i != best and usable[i]]
+        rest.extend(route for i, route in enumerate(routes) if not usable[i])
+        return [routes[best], *rest]
+
+    def _pick(self, usable: list[bool]) -> int:
+        """Smooth weighted round-robin over the usable members; -1 when none is."""
+        current, weights = self.current, self.weights
+        best, total = -1, 0.0
+        for i, ok in enumerate(usable):
+            if ok:
+                current[i] += weights[i]
+                total += weights[i]
+                if best < 0 or current[i] > current[best]:
+                    best = i
+        if best >= 0:
+            current[best] -= total
+        return best
+
+
+class Router:
+    def __init__(
+        self, config: Config, default: str, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.default = config.backend(default)
+        self.clock = clock
+        performance = config.performance
+        self.breakers = {
+            backend.name: Breaker(
+                performance.failure_threshold, performance.cooldown_seconds, clock
+            )
+            for backend in config.backends
+        }
+        self._by_name = {backend.name: backend for backend in config.backends}
+        self._groups = _groups(config.backends)
+        self._single = {
+            model: groups[0].routes
+            for model, groups in self._groups.items()
+            if len(groups) == 1 and len(groups[0].routes) == 1
+        }
+
+    def candidates(self, model: str) -> Sequence[Route]:
+        """The backends to try for `model`, in order."""
+        single = self._single.get(model)
+        if single is not None:
+            return single
+        groups = self._groups.get(model)
+        if groups is None:
+            return (Route(self._by_name.get(model, self.default), model),)
+        return [route for group in groups for route in group.order(self.breakers)]
+
+    def owner(self, model: str) -> Backend:
+        """The preferred backend for `model` (first by priority, then config order),
+        without advancing any round-robin: for model listings."""
+        groups = self._groups.get(model)
+        if groups is None:
+            return self._by_name.get(model, self.default)
+        return groups[0].routes[0].backend
 
     def client_models(self) -> list[tuple[str, str]]:
         """(client model name, backend name) for every mapped name, then backend names."""
-        mapped = [(model, backend.name) for model, backend in self._by_model.items()]
-        names = [(name, name) for name in self._by_name if name not in self._by_model]
+        mapped = [
+            (model, groups[0].routes[0].backend.name) for model, groups in self._groups.items()
+        ]
+        names = [(name, name) for name in self._by_name if name not in self._groups]
         return mapped + names
+
+    def routed(self) -> set[str]:
+        """The backends some request can reach without naming them: the default and
+        every backend with a model mapping."""
+        names = {self.default.name}
+        for groups in self._groups.values():
+            names.update(route.backend.name for group in groups for route in group.routes)
+        return names
+
+
+def _groups(backends: Sequence[Backend]) -> dict[str, list[_Group]]:
+    """Client model name -> its priority groups (each in config order), lowest first."""
+    routes: dict[str, list[Route]] = {}
+    for backend in backends:
+        for client_model, backend_model in backend.model_mapping.items():
+            routes.setdefault(client_model, []).append(Route(backend, backend_model))
+    return {
+        model: [
+            _Group(tuple(group))
+            for _, group in groupby(
+                sorted(found, key=lambda r: r.backend.priority), key=lambda r: r.backend.priority
+            )
+        ]
+        for model, found in routes.items()
+    }

@@ -32,10 +32,15 @@ def _anthropic_path(model: str, stream: bool) -> str:
     return "/v1/messages"
 
 
+def _responses_path(model: str, stream: bool) -> str:
+    return "/v1/responses"
+
+
 PATHS: Mapping[str, Callable[[str, bool], str]] = {
     "openai": _openai_path,
     "gemini": _gemini_path,
     "anthropic": _anthropic_path,
+    "responses": _responses_path,
 }
 
 
@@ -55,6 +60,7 @@ AUTH: Mapping[str, Callable[[str], HeaderList]] = {
     "openai": _openai_auth,
     "gemini": _gemini_auth,
     "anthropic": _anthropic_auth,
+    "responses": _openai_auth,
 }
 BASE_HEADERS: Mapping[str, HeaderList] = {
     "openai": [(b"content-type", b"application/json")],
@@ -63,6 +69,7 @@ BASE_HEADERS: Mapping[str, HeaderList] = {
         (b"content-type", b"application/json"),
         (b"anthropic-version", ANTHROPIC_VERSION),
     ],
+    "responses": [(b"content-type", b"application/json")],
 }
 
 
@@ -99,8 +106,11 @@ def _network(backend: Backend, config: Config, clock: Callable[[], float]) -> Up
     headers = list(BASE_HEADERS[backend.protocol])
     if backend.api_key:
         headers.extend(AUTH[backend.protocol](backend.api_key))
+    performance = config.performance
     transport = open_transport(
-        backend.url, connect_timeout=config.performance.connect_timeout_seconds
+        backend.url,
+        connect_timeout=performance.connect_timeout_seconds,
+        idle_timeout=performance.stream_idle_timeout_seconds,
     )
     return Upstream(backend, transport, headers)
 
@@ -113,6 +123,7 @@ FACTORIES: Mapping[str, Callable[[Backend, Config, Callable[[], float]], Upstrea
     "openai": _network,
     "gemini": _network,
     "anthropic": _network,
+    "responses": _network,
     "mock": _mock,
 }
 

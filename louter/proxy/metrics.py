@@ -1,0 +1,209 @@
+"""Prometheus metrics (design §9), served at `GET /metrics` in the text format.
+
+Cheap on the hot path: louter runs on one trio thread, so the values are plain numbers in
+slotted objects (no locks, no label validation per request), bound once per backend at
+start-up and per endpoint/method/status on first use. prometheus-client renders them:
+one collector turns them into metric families when scraped, in a `CollectorRegistry` of
+this context (never the process-global one: tests run several louters in one process).
+`backend_up` is read from the breakers when scraped, so it is never stale.
+
+    http_request_duration_seconds{endpoint,method,status}   whole request, as the client saw it
+    backend_request_duration_seconds{backend,status}        one attempt, head to last byte
+    tokens_total{backend,type}                              type = input | output
+    errors_total{type,endpoint}
+    time_to_first_token_seconds{backend}                    first answer byte to the client
+    louter_overhead_seconds                                 time inside louter per request
+    routing_decisions_total{backend,outcome}                served | failed | skipped
+    backend_up{backend}                                     0 while its breaker cools down
+    http_requests_in_flight, backend_requests_in_flight{backend}
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from louter.proxy.breaker import Breaker
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST.encode("ascii")
+Labels = tuple[str, ...]  # label values, in the order of the family's label names
+OUTCOMES = ("served", "failed", "skipped")
+DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+OVERHEAD_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
+
+
+class Count:
+    """A counter or gauge value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self) -> None:
+        self.value -= 1.0
+
+
+class Histogram:
+    """Bucket counts (not cumulative until rendered), sum and count."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            total += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), float(total)))
+        return out
+
+
+class _Backend:
+    """The values of one backend, bound at start-up."""
+
+    __slots__ = ("name", "input", "output", "ttft", "decisions", "in_flight", "durations")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.input = Count()
+        self.output = Count()
+        self.ttft = Histogram(DURATION_BUCKETS)
+        self.decisions = {outcome: Count() for outcome in OUTCOMES}
+        self.in_flight = Count()
+        self.durations: dict[str, Histogram] = {}  # by status label
+
+    def duration(self, status: str) -> Histogram:
+        found = self.durations.get(status)
+        if found is None:
+            found = self.durations[status] = Histogram(DURATION_BUCKETS)
+        return found
+
+
+class Metrics:
+    def __init__(self, backends: Sequence[str], breakers: Mapping[str, Breaker]) -> None:
+        self.backends = {name: _Backend(name) for name in backends}
+        self.in_flight = Count()
+        self.overhead = Histogram(OVERHEAD_BUCKETS)
+        self._requests: dict[tuple[str, str, int], Histogram] = {}
+        self._errors: dict[Labels, Count] = {}
+        self._breakers = breakers
+        self.registry = CollectorRegistry()
+        self.registry.register(self)  # collected by `collect` below
+
+    def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        key = (endpoint, method, status)
+        found = self._requests.get(key)
+        if found is None:
+            found = self._requests[key] = Histogram(DURATION_BUCKETS)
+        found.observe(seconds)
+
+    def error(self, kind: str, endpoint: str) -> None:
+        key = (kind, endpoint)
+        found = self._errors.get(key)
+        if found is None:
+            found = self._errors[key] = Count()
+        found.value += 1
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # ------------------------------------------------------------------ exposition
+
+    def collect(self) -> Iterator[Metric]:
+        backends = self.backends.values()
+        yield _histograms(
+            "http_request_duration_seconds",
+            "Requests to louter, from arrival to the last byte sent",
+            ["endpoint", "method", "status"],
+            {(e, m, str(s)): h for (e, m, s), h in self._requests.items()},
+        )
+        yield _histograms(
+            "backend_request_duration_seconds",
+            "Upstream attempts, from sending the request to the end of the answer",
+            ["backend", "status"],
+            {(b.name, s): h for b in backends for s, h in b.durations.items()},
+        )
+        tokens: dict[Labels, Count] = {(b.name, "input"): b.input for b in backends}
+        tokens.update({(b.name, "output"): b.output for b in backends})
+        yield _counters(
+            "tokens", "Tokens by backend, from its usage (estimated when absent)",
+            ["backend", "type"], tokens,
+        )  # fmt: skip
+        yield _counters("errors", "Failed requests by kind", ["type", "endpoint"], self._errors)
+        yield _histograms(
+            "time_to_first_token_seconds",
+            "From the request's arrival to the first byte of the answer sent to the client",
+            ["backend"],
+            {(b.name,): b.ttft for b in backends},
+        )
+        yield _histograms(
+            "louter_overhead_seconds",
+            "Time spent inside louter per request (elapsed minus waiting on upstreams)",
+            [],
+            {(): self.overhead},
+        )
+        yield _counters(
+            "routing_decisions", "Per candidate backend and attempt: served, failed or skipped",
+            ["backend", "outcome"],
+            {(b.name, o): count for b in backends for o, count in b.decisions.items()},
+        )  # fmt: skip
+        yield from self._gauges()
+
+    def _gauges(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "backend_up",
+            "1 when the backend takes requests, 0 while it cools down",
+            labels=["backend"],
+        )
+        for name, breaker in self._breakers.items():
+            up.add_metric([name], 1.0 if breaker.usable() else 0.0)
+        yield up
+        yield GaugeMetricFamily(
+            "http_requests_in_flight", "Requests being handled", value=self.in_flight.value
+        )
+        upstream = GaugeMetricFamily(
+            "backend_requests_in_flight", "Upstream requests open", labels=["backend"]
+        )
+        for backend in self.backends.values():
+            upstream.add_metric([backend.name], backend.in_flight.value)
+        yield upstream
+
+
+def _histograms(
+    name: str, doc: str, labels: list[str], values: Mapping[Labels, Histogram]
+) -> Metric:
+    family = HistogramMetricFamily(name, doc, labels=labels)
+    for label_values, histogram in values.items():
+        family.add_metric(list(label_values), histogram.cumulative(), histogram.sum)
+    return family
+
+
+def _counters(name: str, doc: str, labels: list[str], values: Mapping[Labels, Count]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for label_values, count in values.items():
+        family.add_metric(list(label_values), count.value)
+    return family

@@ -1,0 +1,112 @@
+"""Token counts for `tokens_total`: the backend's own usage where it reports one, else
+louter's estimate (4 characters a token, `convert/tokens.py`).
+
+Whole answers are read with each dialect's usage reader (a dict lookup, no full parse);
+streams report what their tap or relay assembled. Only an answer without usage pays for
+an estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from louter.convert import anthropic_wire, gemini_response, openai
+from louter.convert.dialects import DIALECTS
+from louter.convert.model import Request, Usage
+from louter.convert.tokens import estimate_text, estimate_tokens
+from louter.errors import LouterError
+
+Tokens = tuple[int, int]  # (input, output)
+
+
+def _openai(data: Mapping[str, Any]) -> Usage | None:
+    return openai.parse_usage(data.get("usage"))
+
+
+def _gemini(data: Mapping[str, Any]) -> Usage | None:
+    return gemini_response.read_usage(data.get("usageMetadata"))
+
+
+def _anthropic(data: Mapping[str, Any]) -> Usage | None:
+    usage = data.get("usage")
+    return anthropic_wire.parse_usage(usage) if isinstance(usage, dict) else None
+
+
+READERS: Mapping[str, Callable[[Mapping[str, Any]], Usage | None]] = {
+    "openai": _openai,
+    "gemini": _gemini,
+    "anthropic": _anthropic,
+}
+
+
+def whole_tokens(dialect: str, data: Mapping[str, Any]) -> Tokens | None:
+    """The usage of a whole answer in `dialect`, or None when it reports none."""
+    usage = data.get("usage")
+    if dialect == "openai" and isinstance(usage, dict):  # the hot path: two lookups
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if type(prompt) is int and type(completion) is int:
+            return prompt, completion
+    reader = READERS.get(dialect)
+    try:
+        usage = reader(data) if reader is not None else None
+    except LouterError:  # a malformed usage object counts as none
+        return None
+    return None if usage is None else (usage.input_tokens, usage.output_tokens)
+
+
+def whole_text(dialect: str, data: Mapping[str, Any]) -> str:
+    """The answer's text and tool-call arguments, for an output estimate."""
+    try:
+        answer = DIALECTS[dialect].parse_response(data, lambda n: f"call_{n}")
+    except (LouterError, KeyError):
+        return ""
+    return answer.text() + "".join(call.arguments for call in answer.tool_calls())
+
+
+def view_tokens(view: Mapping[str, Any]) -> Tokens | None:
+    """The usage of a journal view of an answer (`prompt_tokens`/`completion_tokens`)."""
+    usage = view.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return prompt, completion
+
+
+def view_text(view: Mapping[str, Any]) -> str:
+    calls = view.get("tool_calls") or []
+    arguments = "".join(
+        str(call.get("function", {}).get("arguments") or "")
+        for call in calls
+        if isinstance(call, dict)
+    )
+    return str(view.get("content") or "") + arguments
+
+
+def estimate_output(text: str) -> int:
+    return estimate_text(text)
+
+
+class LazyRequest:
+    """The client's request in neutral form, parsed on first use only (a passthrough
+    answer with usage never needs it) and shared by every candidate's plan."""
+
+    __slots__ = ("_parse", "_request")
+
+    def __init__(self, parse: Callable[[], Request]) -> None:
+        self._parse = parse
+        self._request: Request | None = None
+
+    def __call__(self) -> Request:
+        if self._request is None:
+            self._request = self._parse()
+        return self._request
+
+    def estimate(self) -> int:
+        """Its input tokens, estimated; a request that does not parse counts 0."""
+        try:
+            return estimate_tokens(self())
+        except LouterError:
+            return 0
