@@ -21,7 +21,8 @@ Rules of the mock:
   appears (case-insensitive) in the user's text, else the first tool. Its arguments are
   generated from the tool's JSON schema: `default`, then `const`, then the first `enum`
   value win; otherwise string → `"mock-<property name>"`, integer → `minimum` or 1,
-  number → `minimum` or 1.5 (both capped by `maximum`), boolean → true, null → null,
+  number → `minimum` or 1 (both capped by `maximum`; a whole number, as some clients
+  parse JSON numbers as integers), boolean → true, null → null,
   array → one item generated from `items`, object → recurse; a type list such as
   `["string", "null"]` uses its first non-null type (`anyOf`/`oneOf`: first non-null
   option). Every property and every `required` key is present, in declaration order.
@@ -336,7 +337,7 @@ def _integer_value(schema: Mapping[str, Any], name: str) -> Any:
 
 
 def _number_value(schema: Mapping[str, Any], name: str) -> Any:
-    return _bounded(schema, 1.5)
+    return _bounded(schema, 1)
 
 
 def _array_value(schema: Mapping[str, Any], name: str) -> list[Any]:
