@@ -38,6 +38,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from louter.convert.fields import array as _array
+from louter.convert.fields import bad_request as _bad
+from louter.convert.fields import join as _join
+from louter.convert.fields import mapping as _mapping
+from louter.convert.fields import option as _option
+from louter.convert.fields import string as _string
 from louter.convert.model import (
     Image,
     Message,
@@ -52,56 +58,10 @@ from louter.convert.model import (
     ToolResult,
     dump_arguments,
 )
-from louter.errors import ConversionError
 
 __all__ = ["parse_request"]
 
 # --------------------------------------------------------------------------- validation
-
-
-def _bad(path: str, problem: str) -> ConversionError:
-    return ConversionError(f"{path}: {problem}", status_hint=400)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _bad(path, "must be an object")
-    return value
-
-
-def _array(value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _bad(path, "must be an array")
-    return value
-
-
-def _string(obj: Mapping[str, Any], key: str, path: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise _bad(_join(path, key), "must be a string")
-    return value
-
-
-_KINDS: dict[str, tuple[type, ...]] = {
-    "an integer": (int,),
-    "a number": (int, float),
-    "a boolean": (bool,),
-    "a string": (str,),
-}
-
-
-def _option(obj: Mapping[str, Any], key: str, kind: str, path: str = "") -> Any:
-    """`obj[key]` when present and not null, checked against `kind` (a _KINDS key)."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, _KINDS[kind]) or (isinstance(value, bool) and kind != "a boolean"):
-        raise _bad(_join(path, key), f"must be {kind}")
-    return value
 
 
 # --------------------------------------------------------------------------- parse: blocks
