@@ -296,3 +296,14 @@ def test_serve_one_request_and_stop_on_signal(tmp_path: Path, signum: signal.Sig
     assert "mock (default)" in err
     assert "in-process" in err
     assert signal.Signals(signum).name in err
+
+
+def test_busy_port_exits_1_with_a_message() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke(["--port", str(port)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"louter: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in result.stderr

@@ -155,8 +155,9 @@ def main_command(
     listen_port = cfg.server.port if port is None else port
     try:
         trio.run(_run, ctx, listen_host, listen_port, log_file, console)
-    except OSError as exc:
-        _complain(console, f"cannot listen on {listen_host}:{listen_port}: {exc}")
+    except* OSError as group:  # trio reports a failed bind from inside its nursery
+        reason = group.exceptions[0]
+        _complain(console, f"cannot listen on {listen_host}:{listen_port}: {reason}")
         raise typer.Exit(1) from None
 
 
