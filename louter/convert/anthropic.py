@@ -51,6 +51,7 @@ from louter.convert.model import (
     ToolCall,
     ToolResult,
     dump_arguments,
+    number_calls,
 )
 from louter.errors import ConversionError
 
@@ -102,7 +103,7 @@ def parse_response(body: Mapping[str, Any], ids: IdFactory) -> Response:
     return Response(
         id=answer_id if isinstance(answer_id, str) else "",
         model=model if isinstance(model, str) else "",
-        parts=_number_calls(parts, ids),
+        parts=number_calls(parts, ids),
         finish_reason=finish_reason(body.get("stop_reason")),
         usage=parse_usage(usage) if isinstance(usage, Mapping) else None,
     )
@@ -116,19 +117,6 @@ def _answer_part(block: Any, where: str) -> Part:
     if parse is None:
         raise _bad_answer(f"{where}: block type {kind!r} cannot be converted")
     return parse(block, where)
-
-
-def _number_calls(parts: list[Part], ids: IdFactory) -> tuple[Part, ...]:
-    """Give tool calls without an id a fresh one, numbered in order of the calls."""
-    calls = 0
-    out: list[Part] = []
-    for part in parts:
-        if isinstance(part, ToolCall):
-            if not part.id:
-                part = ToolCall(ids(calls), part.name, part.arguments)
-            calls += 1
-        out.append(part)
-    return tuple(out)
 
 
 def _answer_text(block: Mapping[str, Any], where: str) -> Part:

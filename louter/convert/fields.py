@@ -4,8 +4,10 @@ the dialect parsers of client requests."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
 
 from louter.errors import ConversionError
 
@@ -52,4 +54,28 @@ def option(obj: Mapping[str, Any], key: str, kind: str, path: str = "") -> Any:
         return None
     if not isinstance(value, _KINDS[kind]) or (isinstance(value, bool) and kind != "a boolean"):
         raise bad_request(join(path, key), f"must be {kind}")
+    return value
+
+
+# Upstream stream events: errors are the caller's (`fail`, a 502 naming the dialect).
+
+
+def load_object(data: str, fail: Callable[[str], ConversionError]) -> dict[str, Any]:
+    """One event's data as a JSON object."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise fail(f"event data is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise fail("event data is not a JSON object")
+    return value
+
+
+def typed(
+    obj: Mapping[str, Any], key: str, kind: type, where: str, fail: Callable[[str], ConversionError]
+) -> Any:
+    """`obj[key]`, which must be a `kind` (a bool is not an int here)."""
+    value = obj.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise fail(f"{where}.{key} is missing or not a {kind.__name__}")
     return value

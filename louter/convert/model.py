@@ -44,7 +44,8 @@ Per dialect (`louter.convert.<dialect>`), the same surface:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -308,6 +309,19 @@ def arguments_object(arguments: str, name: str) -> dict[str, Any]:
             f"tool call {name!r} has arguments that are not a JSON object", status_hint=502
         )
     return value
+
+
+def number_calls(parts: Iterable[Part], ids: IdFactory) -> tuple[Part, ...]:
+    """The parts with every tool call lacking an id given `ids(n)`, n counting the calls."""
+    calls = 0
+    out: list[Part] = []
+    for part in parts:
+        if isinstance(part, ToolCall):
+            if not part.id:
+                part = dataclasses.replace(part, id=ids(calls))
+            calls += 1
+        out.append(part)
+    return tuple(out)
 
 
 def dump_arguments(value: Any) -> str:

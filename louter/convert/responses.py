@@ -38,7 +38,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from louter.convert.collect import events_of
-from louter.convert.model import IdFactory, Part, Response, ResponseMeta, Text, ToolCall
+from louter.convert.model import (
+    IdFactory,
+    Part,
+    Response,
+    ResponseMeta,
+    Text,
+    ToolCall,
+    number_calls,
+)
 from louter.convert.responses_backend import emit_request
 from louter.convert.responses_emitter import ResponseWriter, StreamEmitter
 from louter.convert.responses_request import parse_request
@@ -158,19 +166,6 @@ def _output_item(item: Any, where: str) -> list[Part]:
     return parse(item, where)
 
 
-def _number_calls(parts: list[Part], ids: IdFactory) -> tuple[Part, ...]:
-    """Give calls without an id a fresh one, numbered in order of the calls."""
-    calls = 0
-    out: list[Part] = []
-    for part in parts:
-        if isinstance(part, ToolCall):
-            if not part.id:
-                part = ToolCall(ids(calls), part.name, part.arguments)
-            calls += 1
-        out.append(part)
-    return tuple(out)
-
-
 def parse_response(body: Mapping[str, Any], ids: IdFactory) -> Response:
     """A Responses body (from a backend) -> Response.
 
@@ -189,7 +184,7 @@ def parse_response(body: Mapping[str, Any], ids: IdFactory) -> Response:
     if not isinstance(output, list):
         raise _bad_answer("output is missing or not an array")
     parts = [part for i, item in enumerate(output) for part in _output_item(item, f"output[{i}]")]
-    numbered = _number_calls(parts, ids)
+    numbered = number_calls(parts, ids)
     finish = finish_of(
         status, body.get("incomplete_details"), any(isinstance(p, ToolCall) for p in numbered)
     )

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from louter.convert.fields import load_object, typed
 from louter.convert.model import (
     IdFactory,
     MessageStart,
@@ -78,20 +79,11 @@ def _upstream(problem: str) -> ConversionError:
 
 
 def _load(data: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise _upstream(f"event data is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise _upstream("event data is not a JSON object")
-    return value
+    return load_object(data, _upstream)
 
 
 def _field(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    value = obj.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise _upstream(f"{where}.{key} is missing or not a {kind.__name__}")
-    return value
+    return typed(obj, key, kind, where, _upstream)
 
 
 def _text(obj: Mapping[str, Any], key: str) -> str:
