@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any
 
 from louter.convert.sse import SSEEvent
-from louter.probes.fields import Notes, compact, count, load_json
+from louter.probes.fields import Notes, compact, count, load_json, read_token_count
 from louter.probes.image import base64_text
 from louter.probes.model import (
     COUNT,
@@ -130,11 +130,7 @@ def read_answer(body: Any) -> tuple[Answer, list[str]]:
 
 
 def read_count(body: Any) -> tuple[Answer, list[str]]:
-    notes = Notes()
-    tokens = count(notes.mapping(body, "the answer").get("input_tokens"))
-    if tokens is None:
-        notes.add("input_tokens is missing or not a count")
-    return Answer(count=tokens), notes.problems
+    return read_token_count(body, "input_tokens")
 
 
 def read_error(status: int, body: Any) -> tuple[Answer, list[str]]:

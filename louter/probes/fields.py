@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from louter.probes.model import Answer
+
 
 class Notes:
     """The problems found while reading one answer, in order, without repeats."""
@@ -69,3 +71,12 @@ def short(text: str, limit: int = 160) -> str:
     """One line of at most `limit` characters."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def read_token_count(body: Any, key: str) -> tuple[Answer, list[str]]:
+    """A token-counting answer whose count is the top-level `key`."""
+    notes = Notes()
+    tokens = count(notes.mapping(body, "the answer").get(key))
+    if tokens is None:
+        notes.add(f"{key} is missing or not a count")
+    return Answer(count=tokens), notes.problems

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from louter.convert.sse import SSEEvent
-from louter.probes.fields import Notes, count, load_json
+from louter.probes.fields import Notes, count, load_json, read_token_count
 from louter.probes.image import base64_text
 from louter.probes.model import (
     COUNT,
@@ -139,11 +139,7 @@ def read_answer(body: Any) -> tuple[Answer, list[str]]:
 
 
 def read_count(body: Any) -> tuple[Answer, list[str]]:
-    notes = Notes()
-    total = count(notes.mapping(body, "the answer").get("totalTokens"))
-    if total is None:
-        notes.add("totalTokens is missing or not a count")
-    return Answer(count=total), notes.problems
+    return read_token_count(body, "totalTokens")
 
 
 def read_error(status: int, body: Any) -> tuple[Answer, list[str]]:
