@@ -29,7 +29,6 @@ class StreamEmitter(Protocol):
 @dataclass(frozen=True, slots=True)
 class Dialect:
     name: str
-    id_prefix: str  # of response ids louter makes up for this dialect's clients
     emit_request: Callable[[Request, str], dict[str, Any]]
     parse_response: Callable[[Mapping[str, Any], IdFactory], Response]
     emit_response: Callable[[Response, ResponseMeta], dict[str, Any]]
@@ -41,7 +40,6 @@ class Dialect:
 
 OPENAI = Dialect(
     name="openai",
-    id_prefix="chatcmpl-",
     emit_request=openai.emit_request,
     parse_response=openai.parse_response,
     emit_response=openai.emit_response,
@@ -53,7 +51,6 @@ OPENAI = Dialect(
 
 GEMINI = Dialect(
     name="gemini",
-    id_prefix="",
     emit_request=gemini.emit_request,
     parse_response=gemini.parse_response,
     emit_response=gemini.emit_response,
@@ -65,7 +62,6 @@ GEMINI = Dialect(
 
 ANTHROPIC = Dialect(
     name="anthropic",
-    id_prefix="msg_",
     emit_request=anthropic.emit_request,
     parse_response=anthropic.parse_response,
     emit_response=anthropic.emit_response,
@@ -77,7 +73,6 @@ ANTHROPIC = Dialect(
 
 RESPONSES = Dialect(
     name="responses",
-    id_prefix="resp_",
     emit_request=responses.emit_request,
     parse_response=responses.parse_response,
     emit_response=responses.emit_response,
