@@ -19,13 +19,12 @@ import orjson
 from louter.convert import anthropic
 from louter.convert.dialects import DIALECTS
 from louter.convert.model import ResponseMeta
-from louter.convert.tokens import estimate_tokens
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
-from louter.proxy.counting import count_with_backend
+from louter.proxy.counting import answer_count
 from louter.proxy.exchange import Exchange
 from louter.proxy.openai_door import parse_body
 from louter.proxy.passthrough import Forward
@@ -69,7 +68,7 @@ async def messages(
             id="msg_" + exchange.request_id.replace("-", ""),
             model=parsed().model,
             created=int(ctx.clock()),
-            input_tokens=estimate_tokens(parsed()),
+            input_tokens=parsed.estimate(),
         )
         return ClientSide(
             dialect=DIALECTS["anthropic"],
@@ -105,20 +104,7 @@ async def count_tokens(
     route = routes[0]
     body.setdefault("max_tokens", 1)  # count_tokens bodies carry none
     parsed = anthropic.parse_request(body)
-    exchange.backend = route.backend.name
-    by_backend = (
-        route.backend.protocol == "openai"
-        and ctx.config.performance.openai_token_counting_mode == "backend"
-    )
-    total = (
-        await count_with_backend(ctx, exchange, parsed, route)
-        if by_backend
-        else estimate_tokens(parsed)
-    )
-    answer = anthropic.emit_count_response(total)
-    counted_by = "backend" if by_backend else "estimate"
-    exchange.log("client_response", status=200, payload=answer, counted_by=counted_by)
-    await responder.send_json(200, answer)
+    await answer_count(ctx, exchange, parsed, route, anthropic.emit_count_response, responder)
 
 
 def _no_tokens() -> int:

@@ -8,15 +8,45 @@ own tokenizer and template, at the cost of one token of generation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from louter.convert.dialects import OPENAI
 from louter.convert.model import Request
+from louter.convert.tokens import estimate_tokens
 from louter.errors import ConversionError, UpstreamError
+from louter.http.message import Responder
 from louter.proxy.context import ProxyContext
 from louter.proxy.exchange import Exchange
 from louter.proxy.routing import Route
+
+
+async def answer_count(
+    ctx: ProxyContext,
+    exchange: Exchange,
+    request: Request,
+    route: Route,
+    emit: Callable[[int], dict[str, Any]],
+    responder: Responder,
+) -> None:
+    """Answer a counting request for a backend that cannot count in the client's dialect:
+    exactly by the backend (`openai_token_counting_mode = "backend"`, OpenAI protocol),
+    else by estimate. `emit` writes the count in the client's dialect."""
+    exchange.backend = route.backend.name
+    by_backend = (
+        route.backend.protocol == "openai"
+        and ctx.config.performance.openai_token_counting_mode == "backend"
+    )
+    if by_backend:
+        total = await count_with_backend(ctx, exchange, request, route)
+    else:
+        total = estimate_tokens(request)
+    answer = emit(total)
+    counted_by = "backend" if by_backend else "estimate"
+    exchange.log("client_response", status=200, payload=answer, counted_by=counted_by)
+    await responder.send_json(200, answer)
 
 
 async def count_with_backend(

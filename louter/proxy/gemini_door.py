@@ -21,13 +21,12 @@ import orjson
 from louter.convert import gemini
 from louter.convert.dialects import DIALECTS
 from louter.convert.model import ResponseMeta
-from louter.convert.tokens import estimate_tokens
 from louter.errors import LouterError
 from louter.http.message import HeaderList, Request, Responder
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
-from louter.proxy.counting import count_with_backend
+from louter.proxy.counting import answer_count
 from louter.proxy.exchange import Exchange
 from louter.proxy.openai_door import parse_body
 from louter.proxy.passthrough import Forward
@@ -142,19 +141,7 @@ async def _count(
         return
     route = routes[0]
     parsed = gemini.parse_count_request(body, model=model)
-    exchange.backend = route.backend.name
-    by_backend = (
-        route.backend.protocol == "openai"
-        and ctx.config.performance.openai_token_counting_mode == "backend"
-    )
-    if by_backend:
-        total = await count_with_backend(ctx, exchange, parsed, route)
-    else:
-        total = estimate_tokens(parsed)
-    answer = gemini.emit_count_response(total)
-    counted_by = "backend" if by_backend else "estimate"
-    exchange.log("client_response", status=200, payload=answer, counted_by=counted_by)
-    await responder.send_json(200, answer)
+    await answer_count(ctx, exchange, parsed, route, gemini.emit_count_response, responder)
 
 
 def _no_tokens() -> int:

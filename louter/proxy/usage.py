@@ -93,11 +93,12 @@ class LazyRequest:
     """The client's request in neutral form, parsed on first use only (a passthrough
     answer with usage never needs it) and shared by every candidate's plan."""
 
-    __slots__ = ("_parse", "_request")
+    __slots__ = ("_parse", "_request", "_estimate")
 
     def __init__(self, parse: Callable[[], Request]) -> None:
         self._parse = parse
         self._request: Request | None = None
+        self._estimate: int | None = None
 
     def __call__(self) -> Request:
         if self._request is None:
@@ -105,8 +106,10 @@ class LazyRequest:
         return self._request
 
     def estimate(self) -> int:
-        """Its input tokens, estimated; a request that does not parse counts 0."""
-        try:
-            return estimate_tokens(self())
-        except LouterError:
-            return 0
+        """Its input tokens, estimated once; a request that does not parse counts 0."""
+        if self._estimate is None:
+            try:
+                self._estimate = estimate_tokens(self())
+            except LouterError:
+                self._estimate = 0
+        return self._estimate
