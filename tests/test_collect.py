@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from louter.convert.collect import StreamCollector, events_of, log_view, usage_view
+from louter.convert.collect import StreamCollector, events_of, log_view, stream_view, usage_view
 from louter.convert.model import (
     Image,
     Message,
@@ -366,3 +366,16 @@ def test_estimate_tokens_grows_with_input() -> None:
     small = estimate_tokens(request(Message("user", (Text("hi"),))))
     large = estimate_tokens(request(Message("user", (Text("hi " * 100),))))
     assert large > small > 0
+
+
+def test_stream_view_says_whether_and_how_the_stream_ended() -> None:
+    open_stream = StreamCollector()
+    open_stream.feed(MessageStart("r", "m"))
+    open_stream.feed(TextDelta("half"))
+    view = stream_view(open_stream)
+    assert (view["content"], view["done"], view["error"]) == ("half", False, None)
+    failed = StreamCollector()
+    failed.feed(MessageStart("r", "m"))
+    failed.feed(StreamError("upstream cut", 502))
+    view = stream_view(failed)
+    assert (view["done"], view["error"], view["finish_reason"]) == (True, "upstream cut", "error")

@@ -204,3 +204,12 @@ def log_view(response: Response) -> dict[str, Any]:
     out["finish_reason"] = response.finish_reason
     out["usage"] = usage_view(response.usage)
     return out
+
+
+def stream_view(collector: StreamCollector) -> dict[str, Any]:
+    """The journal's record of a stream so far: `log_view` plus whether it finished
+    (`done`) and the in-stream error it ended with, if any."""
+    view = log_view(collector.result())
+    view["done"] = collector.done
+    view["error"] = collector.error.message if collector.error is not None else None
+    return view

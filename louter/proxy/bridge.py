@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from louter.config import Backend
-from louter.convert.collect import StreamCollector, events_of, log_view
+from louter.convert.collect import StreamCollector, events_of, stream_view
 from louter.convert.dialects import DIALECTS, Dialect, StreamEmitter, StreamParser
 from louter.convert.json_tools import JsonToolExtractor
 from louter.convert.model import (
@@ -339,10 +339,7 @@ class TranslatingRelay:
         return self._collector.done
 
     def results(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        view = log_view(self._collector.result())
-        view["done"] = self._collector.done
-        error = self._collector.error
-        view["error"] = error.message if error is not None else None
+        view = stream_view(self._collector)
         if self._stage is not None and self._stage.problems:
             view["tool_text_problems"] = self._stage.problems
         return view, view

@@ -18,13 +18,12 @@ import orjson
 from louter.convert import responses
 from louter.convert.dialects import DIALECTS, Dialect
 from louter.convert.model import Response, ResponseMeta
-from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
 from louter.proxy.exchange import Exchange
-from louter.proxy.openai_door import parse_body
+from louter.proxy.openai_door import client_model, parse_body
 from louter.proxy.passthrough import Forward
 from louter.proxy.routing import Route
 from louter.proxy.taps import DialectTap
@@ -39,10 +38,7 @@ def client_key(request: Request) -> str | None:
 
 
 def _model(exchange: Exchange, body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise ConversionError("'model' is required and must be a non-empty string")
-    exchange.model = model
+    exchange.model = model = client_model(body)
     return model
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from louter.convert.collect import StreamCollector, log_view
+from louter.convert.collect import StreamCollector, stream_view
 from louter.convert.dialects import DIALECTS
 from louter.convert.openai_stream import StreamAssembler
 from louter.convert.sse import SSEDecoder, SSEEvent
@@ -70,11 +70,7 @@ class DialectTap:
                 self._collect(SSEEvent(data=orjson.dumps(item).decode()))
         for neutral in self._parser.flush():
             self._collector.feed(neutral)
-        view = log_view(self._collector.result())
-        view["done"] = self._collector.done
-        error = self._collector.error
-        view["error"] = error.message if error is not None else None
-        return view
+        return stream_view(self._collector)
 
     def _collect(self, event: SSEEvent) -> None:
         for neutral in self._parser.feed(event):
