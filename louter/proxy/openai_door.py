@@ -100,11 +100,6 @@ def _conversion(
     return conversation(ctx, parsed, route, client, body=forwarded)
 
 
-def stream_error_event(message: str) -> bytes:
-    payload = {"error": {"message": message, "type": "upstream_error", "code": 502}}
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
 def _headers(request: Request, upstream_headers: HeaderList, backend: Backend) -> HeaderList:
     headers = list(upstream_headers)
     for name in FORWARDED_HEADERS:
@@ -147,7 +142,7 @@ def _forward(ctx: ProxyContext, request: Request, body: dict[str, Any], route: R
         headers,
         forwarded,
         make_tap=OpenAITap,
-        error_event=stream_error_event,
+        error_event=openai_stream.error_event,
     )
 
 
