@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 import trio
 from google.genai import types
@@ -212,3 +214,48 @@ async def test_json_repair_off_passes_through(
     )
     assert reply.choices[0].message.content == TEXT_CALL
     assert reply.id == body["id"]  # byte-for-byte passthrough: the backend's own id
+
+
+STRUCTURED = {
+    "id": "chatcmpl-structured",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                    }
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [chat_completion("It is sunny in Rome, no call needed."), STRUCTURED],
+    ids=["prose", "structured-call"],
+)
+async def test_json_repair_passes_answers_without_call_text_through(
+    start_louter: StartLouter, nursery: trio.Nursery, body: dict
+) -> None:
+    """With repair on, a whole answer whose text cannot hold a call is relayed byte for
+    byte (nothing to repair, so it is not rewritten)."""
+    base, _ = await repair_louter(start_louter, nursery, JSONReply(body))
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            base + "/v1/chat/completions",
+            json={"model": "m", "messages": ask("w"), "tools": [OPENAI_TOOL]},
+        )
+    assert response.status_code == 200
+    assert response.content == orjson.dumps(body)

@@ -49,7 +49,7 @@ import orjson
 from louter.convert.model import IdFactory, Tool
 from louter.convert.tool_text import DEFAULT_CAP, BufferedExtractor, XmlEvent, XmlText
 
-__all__ = ["JsonToolExtractor"]
+__all__ = ["JsonToolExtractor", "may_hold_call"]
 
 _KEYS = frozenset({"name", "arguments", "parameters"})
 _FENCE = "```json"
@@ -67,6 +67,12 @@ class _State(Enum):
     FENCE_END = auto()  # the block's value is a call: waiting for the closing fence line
     WHOLE = auto()  # the message starts with `{` or `[`: scanning the value
     WHOLE_END = auto()  # the message's value is a call: only whitespace may follow
+
+
+def may_hold_call(text: str) -> bool:
+    """Whether `text` could hold a call (cheap: it starts with `{` or `[`, or has a
+    ```` ```json ```` fence). False means the extractor would give `text` back unchanged."""
+    return text.lstrip()[:1] in ("{", "[") or _FENCE in text.lower()
 
 
 class JsonToolExtractor(BufferedExtractor):

@@ -28,7 +28,7 @@ from louter.convert.model import (
     UsageUpdate,
 )
 from louter.convert.openai import FINISH_OUT, emit_usage, map_finish, parse_usage
-from louter.convert.sse import SSEEvent
+from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
 
 # ---------------------------------------------------------------------------------------
@@ -43,6 +43,7 @@ from louter.errors import ConversionError
 # is assembled as one more tool call (keyed LEGACY_CALL), a `refusal` as content.
 
 LEGACY_CALL = -1  # the fragment key of a legacy `function_call` delta
+_PLAIN_DELTA = frozenset({"role", "content", "refusal"})
 
 
 @dataclass(slots=True)
@@ -102,6 +103,36 @@ class StreamAssembler:
             if event.event != "error":
                 raise
             chunk = {"error": {"message": event.data}}
+        self._absorb(chunk, event.event == "error")
+
+    def feed_chunks(self, chunks: list[dict[str, Any]], done: bool) -> None:
+        """Take a whole stream's chunks, already parsed (see `assemble`). The usual
+        chunk (one choice 0, a plain content delta, nothing else to record) only adds
+        its text; any other goes through the full `_absorb`."""
+        content = self._content
+        plain = 0
+        for chunk in chunks:
+            if self._id is not None and "usage" not in chunk and "error" not in chunk:
+                choices = chunk.get("choices")
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.get("delta") if type(choice) is dict else None
+                    if (
+                        type(delta) is dict
+                        and delta.keys() <= _PLAIN_DELTA
+                        and choice.get("finish_reason") is None
+                        and choice.get("index", 0) == 0
+                    ):
+                        text = delta.get("content") or delta.get("refusal")
+                        if text and type(text) is str:
+                            content.append(text)
+                        plain += 1
+                        continue
+            self._absorb(chunk, False)
+        self._chunks += plain
+        self._done = done
+
+    def _absorb(self, chunk: dict[str, Any], error_event: bool) -> None:
         self._chunks += 1
         if self._id is None:
             self._id = chunk.get("id") or None
@@ -111,11 +142,13 @@ class StreamAssembler:
         if usage is not None:
             self._usage = usage
         error = chunk.get("error")
-        if error is not None or event.event == "error":
+        if error is not None or error_event:
             self._error = _error_object(chunk if error is None else error)
-        for choice in _list(chunk.get("choices")):
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._choice(choice)
+        choices = chunk.get("choices")
+        if type(choices) is list:
+            for choice in choices:
+                if type(choice) is dict and choice.get("index", 0) == 0:
+                    self._choice(choice)
 
     def result(self) -> dict[str, Any]:
         """The assembled answer: see the section comment above for the keys."""
@@ -139,11 +172,13 @@ class StreamAssembler:
         if finish_reason is not None:
             self._finish_reason = finish_reason
         delta = choice.get("delta")
-        if not isinstance(delta, dict):
+        if type(delta) is not dict:
             return
-        content = _string(delta.get("content")) or _string(delta.get("refusal"))
-        if content:
+        content = delta.get("content") or delta.get("refusal")
+        if content and type(content) is str:
             self._content.append(content)
+        if delta.keys() <= _PLAIN_DELTA:
+            return  # the usual delta: a role and/or a content (or refusal) fragment
         reasoning = _string(delta.get("reasoning_content")) or _string(delta.get("reasoning"))
         if reasoning:
             self._reasoning.append(reasoning)
@@ -170,6 +205,50 @@ class StreamAssembler:
             arguments = _arguments(function.get("arguments"))
             if arguments:
                 parts.arguments.append(arguments)
+
+
+def assemble(body: bytes) -> StreamAssembler:
+    """Assemble a whole Chat Completions SSE body.
+
+    The usual body (only `data: ` lines, one per event, `\n\n` between events) becomes
+    one JSON array with a single `replace` and is parsed by one `orjson.loads`: far
+    cheaper than an SSE decoder and a parse per event. Anything else (comments, `event:`
+    lines, CRLF, multi-line data, a chunk that is not an object) takes the general path,
+    with the same result."""
+    assembler = StreamAssembler()
+    bulk = _bulk_chunks(body)
+    if bulk is not None:
+        assembler.feed_chunks(*bulk)
+        return assembler
+    decoder = SSEDecoder()
+    for event in decoder.feed(body):
+        assembler.feed(event)
+    for event in decoder.flush():
+        assembler.feed(event)
+    return assembler
+
+
+_DATA = b"data: "
+_DONE = b"\n\ndata: [DONE]"
+
+
+def _bulk_chunks(body: bytes) -> tuple[list[dict[str, Any]], bool] | None:
+    text = body.rstrip(b"\n")
+    if not text.startswith(_DATA) or b"\r" in text:
+        return None
+    if text == b"data: [DONE]":
+        return [], True
+    done = text.endswith(_DONE)
+    if done:
+        text = text[: -len(_DONE)]
+    events = text.count(b"\n\n") + 1
+    try:
+        chunks = orjson.loads(b"[" + text[len(_DATA) :].replace(b"\n\ndata: ", b",") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(chunks) != events or not all(type(chunk) is dict for chunk in chunks):
+        return None
+    return chunks, done
 
 
 def _load_chunk(data: str) -> dict[str, Any]:

@@ -109,6 +109,12 @@ def _match(buf: str, pos: int, end: int, tags: Sequence[str]) -> str | None:
     return "" if any(tag.startswith(rest) for tag in tags) else None
 
 
+def may_hold_call(text: str) -> bool:
+    """Whether `text` could hold a call (cheap: an opener appears in it). False means the
+    extractor would give `text` back unchanged."""
+    return any(opener in text for opener in _OPENERS)
+
+
 class XmlToolExtractor(BufferedExtractor):
     """Text in, text and tool-call events out; one instance per message.
 

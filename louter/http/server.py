@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import select
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import httptools
 import trio
 
 from louter.http.message import Request, Responder, simple_response
+from louter.http.sockets import Socket, accept, open_listeners
 
 Handler = Callable[[Request, Responder], Awaitable[None]]
 
@@ -118,7 +120,7 @@ class _ParserProtocol:
 class Connection:
     """One client connection: parse, dispatch, respond, repeat while keep-alive."""
 
-    def __init__(self, stream: trio.SocketStream, handler: Handler, limits: Limits) -> None:
+    def __init__(self, stream: Socket, handler: Handler, limits: Limits) -> None:
         self.stream = stream
         self.handler = handler
         self.limits = limits
@@ -132,12 +134,13 @@ class Connection:
         self._unparsed: list[bytes] = []
 
     async def run(self) -> None:
-        with self.scope:
-            try:
+        try:
+            with self.scope:
                 await self._serve()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-        await self._close()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.stream.close()
 
     async def _serve(self) -> None:
         while True:
@@ -167,7 +170,7 @@ class Connection:
                 else (self.limits.idle_timeout)
             )
             self.deadline = trio.current_time() + timeout
-            data = self._unparsed.pop(0) if self._unparsed else await self.stream.receive_some()
+            data = self._unparsed.pop(0) if self._unparsed else await self.stream.receive()
             if not data:
                 return None
             if not await self._feed(data):
@@ -216,16 +219,11 @@ class Connection:
     async def wait_disconnect(self) -> None:
         """Return when the peer closes; bytes it sends meanwhile are kept for later."""
         while True:
-            data = await self.stream.receive_some()
+            data = await self.stream.receive()
             if not data:
                 self.closed_by_peer = True
                 return
             self._unparsed.append(data)
-
-    async def _close(self) -> None:
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(1):
-                await self.stream.aclose()
 
 
 class Watchdog:
@@ -259,7 +257,7 @@ def hung_up(connections: set[Connection]) -> list[Connection]:
     if not _RDHUP:
         return []
     waiting = {
-        c.stream.socket.fileno(): c
+        c.stream.fileno(): c
         for c in connections
         if c.waiting is not None and not c.waiting.started
     }
@@ -286,10 +284,10 @@ async def serve(
     `background` tasks run alongside the server and stop with it. A port that cannot be
     bound raises `OSError` before anything starts."""
     limits = limits or Limits()
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await open_listeners(host, port)
     watchdog = Watchdog()
 
-    async def on_connection(stream: trio.SocketStream) -> None:
+    async def on_connection(stream: Socket) -> None:
         connection = Connection(stream, handler, limits)
         watchdog.connections.add(connection)
         try:
@@ -297,10 +295,15 @@ async def serve(
         finally:
             watchdog.connections.discard(connection)
 
+    async def accept_loop(listener: socket.socket) -> None:
+        with listener:
+            while True:
+                nursery.start_soon(on_connection, await accept(listener))
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watchdog.run)
         for task in background:
             nursery.start_soon(task)
-        bound = listeners[0].socket.getsockname()[1]
-        await nursery.start(trio.serve_listeners, on_connection, listeners)
-        task_status.started(bound)
+        for listener in listeners:
+            nursery.start_soon(accept_loop, listener)
+        task_status.started(listeners[0].getsockname()[1])

@@ -15,6 +15,8 @@ between chunks with one watchdog task for all streams.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -26,7 +28,9 @@ import httpx
 import trio
 
 from louter.errors import UpstreamError
+from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
+from louter.http.sockets import Socket, connect
 
 
 class UpstreamResponse(Protocol):
@@ -48,6 +52,10 @@ class Transport(Protocol):
 
 class _EarlyClose(Exception):
     """The upstream closed a reused connection before answering: safe to retry."""
+
+
+class _TimedOut(Exception):
+    """No response head before the request's deadline."""
 
 
 # --------------------------------------------------------------------------- fast pool
@@ -80,22 +88,36 @@ class _ResponseProtocol:
 
 
 class _PooledResponse:
-    """A response on a pooled connection; the connection goes back when fully read."""
+    """A response on a pooled connection; the connection goes back when fully read.
 
-    def __init__(self, pool: PooledTransport, stream: trio.SocketStream) -> None:
+    While it waits on the upstream (for the head, or for the rest of a body read whole)
+    it is registered with the pool's `Deadlines`; expiring closes the connection, which
+    ends the wait with `trio.ClosedResourceError` and `timed_out` set."""
+
+    __slots__ = ("_pool", "_stream", "_protocol", "_parser", "status", "headers", "deadline",
+                 "timed_out")  # fmt: skip
+
+    def __init__(self, pool: PooledTransport, stream: Socket) -> None:
         self._pool = pool
-        self._stream: trio.SocketStream | None = stream
+        self._stream: Socket | None = stream
         self._protocol = _ResponseProtocol()
         self._parser = httptools.HttpResponseParser(self._protocol)
         self._protocol.parser = self._parser
         self.status = 0
         self.headers: HeaderList = []
+        self.deadline = math.inf
+        self.timed_out = False
+
+    def expire(self) -> None:
+        self.timed_out = True
+        if self._stream is not None:
+            self._stream.close()
 
     async def read_head(self, reused: bool) -> None:
         protocol = self._protocol
         assert self._stream is not None
         while not protocol.headers_done:
-            data = await self._stream.receive_some()
+            data = await self._stream.receive()
             if not data:
                 raise (
                     _EarlyClose()
@@ -135,32 +157,40 @@ class _PooledResponse:
 
     async def read(self) -> bytes:
         """The whole body, waiting at most `idle_timeout` for each piece of it (a body
-        that came with the head, the usual case, needs no wait and no cancel scope)."""
+        that came with the head, the usual case, needs no wait)."""
         protocol = self._protocol
-        while not protocol.complete and self._stream is not None:
-            with trio.move_on_after(self._pool.idle_timeout) as scope:
-                more = await self._receive(self._stream)
-            if scope.cancelled_caught:
-                await self.aclose()
-                raise UpstreamError(
-                    f"{self._pool.label}: no data for {self._pool.idle_timeout:g}s"
-                    " in the middle of the answer",
-                    status_hint=504,
-                )
-            if not more:
-                break
-        data = b"".join(protocol.body)
+        if not protocol.complete and self._stream is not None:
+            await self._read_rest(self._stream)
+        data = protocol.body[0] if len(protocol.body) == 1 else b"".join(protocol.body)
         protocol.body.clear()
         self._finish()
         return data
 
-    async def _receive(self, stream: trio.SocketStream) -> bool:
-        """Feed the next bytes to the parser; False at a clean end of a close-delimited
-        body. An upstream dying mid-body is an `UpstreamError`."""
+    async def _read_rest(self, stream: Socket) -> None:
+        deadlines = self._pool.deadlines
+        deadlines.add(self)
         try:
-            data = await stream.receive_some()
-        except trio.BrokenResourceError as exc:  # reset by the upstream, not the client
+            while not self._protocol.complete:
+                self.deadline = time.perf_counter() + self._pool.idle_timeout
+                if not await self._receive(stream):
+                    return
+        finally:
+            deadlines.discard(self)
+            self.deadline = math.inf
+
+    async def _receive(self, stream: Socket) -> bool:
+        """Feed the next bytes to the parser; False at a clean end of a close-delimited
+        body. An upstream dying (or timing out) mid-body is an `UpstreamError`."""
+        try:
+            data = await stream.receive()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             await self.aclose()
+            if self.timed_out:
+                raise UpstreamError(
+                    f"{self._pool.label}: no data for {self._pool.idle_timeout:g}s"
+                    " in the middle of the answer",
+                    status_hint=504,
+                ) from None
             raise UpstreamError(f"{self._pool.label}: connection lost mid-response") from exc
         if not data:
             if self._delimited():
@@ -177,19 +207,25 @@ class _PooledResponse:
         if self._protocol.complete and self._protocol.keep_alive:
             self._pool.release(stream)
         else:
-            self._pool.discard(stream)
+            stream.close()
 
     async def aclose(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            self._pool.discard(stream)
+            stream.close()
 
 
 class PooledTransport:
     """Keep-alive pool to one `http://host:port` upstream."""
 
     def __init__(
-        self, url: str, *, connect_timeout: float, idle_timeout: float = 300.0, max_idle: int = 256
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        deadlines: Deadlines,
+        idle_timeout: float = 300.0,
+        max_idle: int = 256,
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
@@ -198,28 +234,25 @@ class PooledTransport:
         self.label = url
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
+        self.deadlines = deadlines
         self.max_idle = max_idle
-        self._idle: list[trio.SocketStream] = []
+        self._idle: list[Socket] = []
         self._host_header = parts.netloc.encode("latin-1")
 
-    async def _connect(self) -> trio.SocketStream:
+    async def _connect(self) -> Socket:
         try:
             with trio.fail_after(self.connect_timeout):
-                return await trio.open_tcp_stream(self.host, self.port)
+                return await connect(self.host, self.port)
         except trio.TooSlowError:
             raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from None
         except OSError as exc:
             raise UpstreamError(f"{self.label}: cannot connect: {exc.strerror or exc}") from exc
 
-    def release(self, stream: trio.SocketStream) -> None:
+    def release(self, stream: Socket) -> None:
         if len(self._idle) < self.max_idle:
             self._idle.append(stream)
         else:
-            self.discard(stream)
-
-    def discard(self, stream: trio.SocketStream) -> None:
-        # Closing a trio SocketStream synchronously: the socket is closed at once.
-        stream.socket.close()
+            stream.close()
 
     def _encode(self, path: str, headers: HeaderList, body: bytes) -> bytes:
         head = b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
@@ -233,40 +266,51 @@ class PooledTransport:
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
     ) -> _PooledResponse:
         data = self._encode(path, headers, body)
-        with trio.move_on_after(first_byte_timeout) as scope:
+        deadline = time.perf_counter() + first_byte_timeout
+        try:
             while self._idle:
                 stream = self._idle.pop()
                 try:
-                    return await self._exchange(stream, data, reused=True)
+                    return await self._exchange(stream, data, deadline, reused=True)
                 except _EarlyClose:
                     continue
-            return await self._exchange(await self._connect(), data, reused=False)
-        assert scope.cancelled_caught
+            if time.perf_counter() < deadline:
+                stream = await self._connect()
+                return await self._exchange(stream, data, deadline, reused=False)
+        except _TimedOut:
+            pass
         raise UpstreamError(
             f"{self.label}: no response within {first_byte_timeout:g}s", status_hint=504
         )
 
     async def _exchange(
-        self, stream: trio.SocketStream, data: bytes, reused: bool
+        self, stream: Socket, data: bytes, deadline: float, reused: bool
     ) -> _PooledResponse:
         response = _PooledResponse(self, stream)
+        response.deadline = deadline
+        self.deadlines.add(response)
         try:
             await stream.send_all(data)
             await response.read_head(reused)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             await response.aclose()
+            if response.timed_out:
+                raise _TimedOut() from None
             if reused:
                 raise _EarlyClose() from exc
             raise UpstreamError(f"{self.label}: connection lost: {exc}") from exc
         except BaseException:
             await response.aclose()
             raise
+        finally:
+            self.deadlines.discard(response)
+            response.deadline = math.inf
         return response
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for stream in idle:
-            stream.socket.close()
+            stream.close()
 
 
 # --------------------------------------------------------------------------- httpx
@@ -350,10 +394,12 @@ class HttpxTransport:
         await self._client.aclose()
 
 
-def open_transport(url: str, *, connect_timeout: float, idle_timeout: float = 300.0) -> Transport:
+def open_transport(
+    url: str, *, connect_timeout: float, deadlines: Deadlines, idle_timeout: float = 300.0
+) -> Transport:
     """The right transport for `url`: the fast pool for http://, httpx for https://."""
-    factory = _FACTORIES[urlsplit(url).scheme]
-    return factory(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout)
-
-
-_FACTORIES: dict[str, Callable[..., Transport]] = {"http": PooledTransport, "https": HttpxTransport}
+    if urlsplit(url).scheme == "http":
+        return PooledTransport(
+            url, connect_timeout=connect_timeout, idle_timeout=idle_timeout, deadlines=deadlines
+        )
+    return HttpxTransport(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout)

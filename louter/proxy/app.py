@@ -18,6 +18,7 @@ import trio
 from louter.config import Backend, Config
 from louter.convert.dialects import DIALECTS
 from louter.errors import ConversionError, LouterError, UpstreamError
+from louter.http.deadlines import Deadlines
 from louter.http.message import Request, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
@@ -28,7 +29,6 @@ from louter.proxy.exchange import Exchange, RequestIds
 from louter.proxy.journal import Entry, Journal, format_timestamp
 from louter.proxy.metrics import CONTENT_TYPE, Metrics
 from louter.proxy.routing import Router
-from louter.proxy.stalls import StallWatch
 from louter.proxy.upstreams import open_upstreams
 
 HandlerFn = Callable[[ProxyContext, Exchange, Request, Responder], Awaitable[None]]
@@ -187,6 +187,7 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
                 _client_left(ctx, exchange)
             raise
         finally:
+            exchange.flush()
             if metrics is not None:
                 _observe(metrics, exchange, request.method, responder.status or 499)
 
@@ -295,14 +296,17 @@ def build_context(
         if performance.enable_metrics
         else None
     )
+    deadlines = Deadlines(
+        min(performance.timeout_seconds, performance.stream_idle_timeout_seconds)
+    )
     return ProxyContext(
         config,
         router,
-        open_upstreams(config, clock),
+        open_upstreams(config, clock, deadlines),
         journal,
         RequestIds(),
         clock,
-        StallWatch(performance.stream_idle_timeout_seconds),
+        deadlines,
         metrics,
     )
 
@@ -322,7 +326,7 @@ async def serve(
             host,
             port,
             limits=limits,
-            background=[ctx.stalls.run],
+            background=[ctx.deadlines.run],
             task_status=task_status,
         )
     finally:

@@ -25,6 +25,7 @@ import orjson
 from louter.config import Backend
 from louter.convert.collect import StreamCollector, events_of, stream_view
 from louter.convert.dialects import DIALECTS, Dialect, StreamEmitter, StreamParser
+from louter.convert import json_tools, xml_tools
 from louter.convert.json_tools import JsonToolExtractor
 from louter.convert.model import (
     IdFactory,
@@ -102,6 +103,11 @@ def tool_stage(backend: Backend, request: Request, exchange: Exchange) -> ToolTe
 EXTRACTORS: dict[str, Callable[..., BufferedExtractor]] = {
     "xml": XmlToolExtractor,
     "json": JsonToolExtractor,
+}
+# tool_format -> whether a text may hold a call its extractor would take out
+TEXT_CALL_CHECKS: dict[str, Callable[[str], bool]] = {
+    "xml": xml_tools.may_hold_call,
+    "json": json_tools.may_hold_call,
 }
 
 

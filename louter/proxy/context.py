@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from louter.config import Config
+from louter.http.deadlines import Deadlines
 from louter.proxy.exchange import RequestIds
 from louter.proxy.journal import Journal
 from louter.proxy.metrics import Metrics
 from louter.proxy.routing import Router
-from louter.proxy.stalls import StallWatch
 from louter.proxy.upstreams import Upstream
 
 
@@ -22,5 +22,5 @@ class ProxyContext:
     journal: Journal
     ids: RequestIds
     clock: Callable[[], float]  # wall-clock seconds, for `created` timestamps
-    stalls: StallWatch
+    deadlines: Deadlines  # upstream first-byte and stream-idle timeouts
     metrics: Metrics | None = None  # None with `enable_metrics = false`

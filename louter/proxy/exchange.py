@@ -43,6 +43,7 @@ class Exchange:
         "attempts",
         "logging",
         "_journal",
+        "_lines",
     )
 
     def __init__(self, journal: Journal, request_id: str, endpoint: str, dialect: str) -> None:
@@ -58,6 +59,7 @@ class Exchange:
         self.attempts = 0  # upstream requests made
         self.logging = journal.active  # entries are written (else `log` does nothing)
         self._journal = journal
+        self._lines: list[bytes] = []  # encoded entries not written yet
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)
@@ -79,7 +81,9 @@ class Exchange:
         dialect: str | None = None,
         **extra: Any,
     ) -> None:
-        if not self._journal.active:
+        """Record one entry. Entries are written together when the answer is complete
+        (`client_response`), when a stream starts, and when the request ends (`flush`)."""
+        if not self.logging:
             return
         entry: dict[str, Any] = {
             "request_id": self.request_id,
@@ -91,12 +95,23 @@ class Exchange:
             "status": status,
             "latency_ms": None if direction.endswith("request") else self.elapsed_ms(),
         }
-        entry.update(extra)
-        self._journal.write(entry, payload=payload, raw_payload=raw_payload)
+        if extra:
+            entry.update(extra)
+        line = self._journal.encode(entry, payload=payload, raw_payload=raw_payload)
+        if line is not None:
+            self._lines.append(line)
+            if direction == "client_response":
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the entries recorded so far (one system call)."""
+        if self._lines:
+            self._journal.write_lines(self._lines)
+            self._lines = []
 
     def log_client_request(self, request: Request, *, valid_json: bool) -> None:
         """The client's request: redacted headers and target, the body as sent."""
-        if not self._journal.active:
+        if not self.logging:
             return
         body = request.body
         self.log(

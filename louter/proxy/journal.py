@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +42,12 @@ def redact_target(target: str) -> str:
     return path + "?" + "&".join(parts)
 
 
-@lru_cache(maxsize=4)
 def _second(whole: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
 def format_timestamp(seconds: float) -> str:
-    """ISO 8601 UTC with milliseconds; the per-second part is cached (it is the slow part)."""
+    """ISO 8601 UTC with milliseconds."""
     whole = int(seconds)
     return f"{_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
 
@@ -72,7 +70,10 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Journal:
-    """Appends entries to a JSONL file and/or hands them to an echo callback (--verbose)."""
+    """Appends entries to a JSONL file and/or hands them to an echo callback (--verbose).
+
+    `encode` turns an entry into its line; `write_lines` appends lines with one `os.write`
+    (a request's entries are written together: one system call per exchange, not four)."""
 
     def __init__(
         self,
@@ -86,6 +87,7 @@ class Journal:
         self._echo = echo
         self.payloads = payloads
         self._fd = -1
+        self._last = (-1, "")  # (millisecond, its timestamp text)
         if path is not None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
             self._fd = os.open(path, flags, 0o600)
@@ -94,18 +96,40 @@ class Journal:
     def active(self) -> bool:
         return self._fd >= 0 or self._echo is not None
 
-    def write(self, entry: Entry, *, payload: Any = None, raw_payload: bytes | None = None) -> None:
-        """Record one entry; `timestamp` is added here."""
-        entry["timestamp"] = format_timestamp(self._clock())
+    def timestamp(self) -> str:
+        """Now, formatted; the text is cached per millisecond (entries come in bursts)."""
+        ms = int(self._clock() * 1000)
+        last, text = self._last
+        if ms != last:
+            whole, frac = divmod(ms, 1000)
+            text = f"{_second(whole)}.{frac:03d}Z"
+            self._last = (ms, text)
+        return text
+
+    def encode(
+        self, entry: Entry, *, payload: Any = None, raw_payload: bytes | None = None
+    ) -> bytes | None:
+        """The line for one entry (None when only echoed); `timestamp` is added here."""
+        entry["timestamp"] = self.timestamp()
         if self._echo is not None:
             self._echo(entry)
         if self._fd < 0:
-            return
+            return None
         if not self.payloads:
             payload = raw_payload = None
         elif payload is not None:
             entry["payload"] = payload
-        _write_all(self._fd, encode_entry(entry, raw_payload))
+        return encode_entry(entry, raw_payload)
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        if self._fd >= 0 and lines:
+            _write_all(self._fd, lines[0] if len(lines) == 1 else b"".join(lines))
+
+    def write(self, entry: Entry, *, payload: Any = None, raw_payload: bytes | None = None) -> None:
+        """Record one entry at once."""
+        line = self.encode(entry, payload=payload, raw_payload=raw_payload)
+        if line is not None:
+            self.write_lines([line])
 
     def close(self) -> None:
         if self._fd >= 0:

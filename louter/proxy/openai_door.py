@@ -8,6 +8,7 @@ of another dialect, which then goes through the neutral model).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,10 +21,16 @@ from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
 from louter.proxy.attempts import Plan, run
-from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
+from louter.proxy.bridge import (
+    TEXT_CALL_CHECKS,
+    ClientSide,
+    backend_dialect,
+    conversation,
+    needs_tool_stage,
+)
 from louter.proxy.context import ProxyContext
 from louter.proxy.exchange import Exchange
-from louter.proxy.passthrough import Forward
+from louter.proxy.passthrough import Forward, Repair
 from louter.proxy.routing import Route
 from louter.proxy.taps import OpenAITap
 from louter.proxy.upstreams import rename_token_field
@@ -125,12 +132,45 @@ async def chat_completions(
         same = backend_dialect(route.backend, "openai") == "openai"
         if same and not needs_tool_stage(route.backend, has_tools):
             return _forward(ctx, request, body, route)
+        if same and body.get("stream") is not True:
+            # Whole answers pass through too unless their text may hold a tool call.
+            repair = Repair(
+                _text_call_check(route.backend),
+                lambda: _conversion(ctx, exchange, request, body, parsed(), route, same=True),
+            )
+            return _forward(ctx, request, body, route, repair)
         return _conversion(ctx, exchange, request, body, parsed(), route, same=same)
 
     await run(ctx, exchange, responder, ctx.router.candidates(model), plan, parsed.estimate)
 
 
-def _forward(ctx: ProxyContext, request: Request, body: dict[str, Any], route: Route) -> Plan:
+def _text_call_check(backend: Backend) -> Callable[[bytes], bool]:
+    """Whether a Chat Completions answer's message text may hold a tool call."""
+    may_hold_call = TEXT_CALL_CHECKS[backend.tool_format]
+
+    def needed(body: bytes) -> bool:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False  # passed on, and reported as not JSON
+        choices = data.get("choices") if isinstance(data, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            message = choice.get("message") if isinstance(choice, dict) else None
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str) and may_hold_call(content):
+                return True
+        return False
+
+    return needed
+
+
+def _forward(
+    ctx: ProxyContext,
+    request: Request,
+    body: dict[str, Any],
+    route: Route,
+    repair: Repair | None = None,
+) -> Plan:
     """Same dialect: the client's body with the backend's model name and defaults."""
     upstream = ctx.upstreams[route.backend.name]
     forwarded = orjson.dumps(prepare_request(dict(body), route.backend, route.model))
@@ -143,6 +183,7 @@ def _forward(ctx: ProxyContext, request: Request, body: dict[str, Any], route: R
         forwarded,
         make_tap=OpenAITap,
         error_event=openai_stream.error_event,
+        repair=repair,
     )
 
 

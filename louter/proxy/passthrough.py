@@ -9,9 +9,11 @@ client closing its connection cancels the upstream request.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -20,7 +22,7 @@ import trio
 from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
-from louter.proxy.attempts import Delivery, Plan
+from louter.proxy.attempts import Buffered, Delivery, Plan
 from louter.proxy.exchange import Exchange
 from louter.proxy.routing import Route
 from louter.proxy.usage import view_text, view_tokens, whole_text, whole_tokens
@@ -116,11 +118,7 @@ async def relay_whole(
     A 200 answer must be JSON (`ConversionError`, 502, before anything is sent
     otherwise); it is parsed once, for its usage (when `count`: metrics are on) and the
     journal."""
-    started = time.perf_counter()
-    try:
-        body = await response.read()
-    finally:
-        exchange.upstream_wait += time.perf_counter() - started
+    body = await _read(exchange, response)
     status = response.status
     delivery = Delivery()
     data = _load(body) if status == 200 or exchange.logging else None
@@ -139,6 +137,14 @@ async def relay_whole(
 
 
 _NOT_JSON = object()
+
+
+async def _read(exchange: Exchange, response: UpstreamResponse) -> bytes:
+    started = time.perf_counter()
+    try:
+        return await response.read()
+    finally:
+        exchange.upstream_wait += time.perf_counter() - started
 
 
 def _load(body: bytes) -> Any:
@@ -176,23 +182,25 @@ async def relay_stream(
     if headers is None:
         headers = response_headers(response.headers, exchange.request_id)
     await responder.start(response.status, headers)
+    exchange.flush()  # a long stream's request shows in the log while it runs
     prelude = relay.prelude()
     if prelude:
         await responder.write(prelude)
-    pump = _Pump(exchange, response, responder, relay)
-    watch = ctx.stalls
+    idle_timeout = ctx.config.performance.stream_idle_timeout_seconds
+    pump = _Pump(exchange, response, responder, relay, idle_timeout)
+    deadlines = ctx.deadlines
     async with trio.open_nursery() as nursery:
         pump.scope = nursery.cancel_scope
-        watch.streams.add(pump)
+        deadlines.add(pump)
         try:
             nursery.start_soon(_cancel_on_disconnect, responder, nursery.cancel_scope, pump)
             await pump.run()
         finally:
-            watch.streams.discard(pump)
+            deadlines.discard(pump)
         nursery.cancel_scope.cancel()
     await response.aclose()  # a no-op when the answer was read to its end
     if pump.stalled and not pump.client_gone:
-        await pump.fail(f"the upstream sent nothing for {watch.idle_timeout:g}s")
+        await pump.fail(f"the upstream sent nothing for {idle_timeout:g}s")
     return await _finish(ctx, exchange, response.status, pump)
 
 
@@ -230,8 +238,10 @@ class _Pump:
         response: UpstreamResponse,
         responder: Responder,
         relay: StreamRelay,
+        idle_timeout: float,
     ) -> None:
         self.exchange = exchange
+        self.idle_timeout = idle_timeout
         self.response = response
         self.responder = responder
         self.relay = relay
@@ -240,11 +250,12 @@ class _Pump:
         self.client_gone = False
         self.error: str | None = None
         self.at_boundary = True  # the bytes sent so far end between two SSE events
-        self.waiting_since = 0.0  # perf_counter() when the current upstream read began
+        self.deadline = math.inf  # perf_counter() by which the upstream must send more
         self.stalled = False
         self.scope: trio.CancelScope | None = None
 
-    def stall(self) -> None:
+    def expire(self) -> None:
+        """The upstream stayed silent for `idle_timeout`: end the stream."""
         self.stalled = True
         if self.scope is not None:
             self.scope.cancel()
@@ -264,11 +275,12 @@ class _Pump:
             await self.fail(exc.message)
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
-        self.waiting_since = started = time.perf_counter()
+        started = time.perf_counter()
+        self.deadline = started + self.idle_timeout
         try:
             return await anext(chunks, None)
         finally:
-            self.waiting_since = 0.0
+            self.deadline = math.inf
             self.exchange.upstream_wait += time.perf_counter() - started
 
     async def fail(self, message: str) -> None:
@@ -317,13 +329,23 @@ def _log_stream(
     exchange.log("client_response", status=status, payload=client, **extra)
 
 
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """For a backend whose tool calls may come as text: a whole 200 answer for which
+    `needed(body)` holds is answered by `plan()` (through the tool stage) instead of
+    passing through."""
+
+    needed: Callable[[bytes], bool]
+    plan: Callable[[], Plan]
+
+
 class Forward(Plan):
     """Same dialect both sides: the answer goes to the client as the upstream sent it.
 
     An SSE answer is always streamed; with `stream` any 200 answer is (Gemini's
     streamed JSON array)."""
 
-    __slots__ = ("make_tap", "error_event", "stream")
+    __slots__ = ("make_tap", "error_event", "stream", "repair")
 
     def __init__(
         self,
@@ -336,11 +358,13 @@ class Forward(Plan):
         make_tap: Callable[[], StreamTap],
         error_event: Callable[[str], bytes],
         stream: bool = False,
+        repair: Repair | None = None,
     ) -> None:
         super().__init__(route, dialect, path, headers, body)
         self.make_tap = make_tap
         self.error_event = error_event
         self.stream = stream
+        self.repair = repair
 
     async def relay(
         self,
@@ -352,5 +376,10 @@ class Forward(Plan):
         if response.status == 200 and (self.stream or is_event_stream(response.headers)):
             relay = PassthroughRelay(self.make_tap(), self.error_event)
             return await relay_stream(ctx, exchange, response, responder, relay)
+        if self.repair is not None and response.status == 200:
+            body = await _read(exchange, response)
+            response = Buffered(200, response.headers, body)
+            if self.repair.needed(body):
+                return await self.repair.plan().relay(ctx, exchange, response, responder)
         count = ctx.metrics is not None
         return await relay_whole(exchange, response, responder, self.dialect, count=count)

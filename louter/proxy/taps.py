@@ -9,29 +9,28 @@ import orjson
 
 from louter.convert.collect import StreamCollector, stream_view
 from louter.convert.dialects import DIALECTS
-from louter.convert.openai_stream import StreamAssembler
+from louter.convert.openai_stream import assemble
 from louter.convert.sse import SSEDecoder, SSEEvent
 
 
 class OpenAITap:
-    """An OpenAI SSE stream, assembled by the lean `StreamAssembler` (hot path)."""
+    """An OpenAI SSE stream: the chunks are kept as they pass (nothing per chunk on the
+    hot path) and assembled once, at the end (`openai_stream.assemble`)."""
 
     def __init__(self) -> None:
-        self._decoder = SSEDecoder()
-        self._assembler = StreamAssembler()
+        self._chunks: list[bytes] = []
 
     def feed(self, chunk: bytes) -> None:
-        for event in self._decoder.feed(chunk):
-            self._assembler.feed(event)
+        self._chunks.append(chunk)
 
     @property
     def complete(self) -> bool:
-        return self._assembler.done
+        """`data: [DONE]` has passed (it ends the stream, so it is in the last bytes)."""
+        tail = b"".join(self._chunks[-2:])[-64:].rstrip()
+        return tail.endswith(b"[DONE]") and tail[:-6].rstrip().endswith(b"data:")
 
     def result(self) -> dict[str, Any]:
-        for event in self._decoder.flush():
-            self._assembler.feed(event)
-        return self._assembler.result()
+        return assemble(b"".join(self._chunks)).result()
 
 
 def _no_ids(n: int) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from louter.config import Backend, Config
+from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
 from louter.http.upstream import Transport, open_transport
 from louter.mock.transport import MockTransport
@@ -102,7 +103,9 @@ def rename_token_field(body: dict[str, Any], field: str) -> None:
         body[field] = body.pop(other)
 
 
-def _network(backend: Backend, config: Config, clock: Callable[[], float]) -> Upstream:
+def _network(
+    backend: Backend, config: Config, clock: Callable[[], float], deadlines: Deadlines
+) -> Upstream:
     headers = list(BASE_HEADERS[backend.protocol])
     if backend.api_key:
         headers.extend(AUTH[backend.protocol](backend.api_key))
@@ -111,15 +114,19 @@ def _network(backend: Backend, config: Config, clock: Callable[[], float]) -> Up
         backend.url,
         connect_timeout=performance.connect_timeout_seconds,
         idle_timeout=performance.stream_idle_timeout_seconds,
+        deadlines=deadlines,
     )
     return Upstream(backend, transport, headers)
 
 
-def _mock(backend: Backend, config: Config, clock: Callable[[], float]) -> Upstream:
+def _mock(
+    backend: Backend, config: Config, clock: Callable[[], float], deadlines: Deadlines
+) -> Upstream:
     return Upstream(backend, MockTransport(backend, clock=clock), [])
 
 
-FACTORIES: Mapping[str, Callable[[Backend, Config, Callable[[], float]], Upstream]] = {
+Factory = Callable[[Backend, Config, Callable[[], float], Deadlines], Upstream]
+FACTORIES: Mapping[str, Factory] = {
     "openai": _network,
     "gemini": _network,
     "anthropic": _network,
@@ -128,5 +135,7 @@ FACTORIES: Mapping[str, Callable[[Backend, Config, Callable[[], float]], Upstrea
 }
 
 
-def open_upstreams(config: Config, clock: Callable[[], float]) -> dict[str, Upstream]:
-    return {b.name: FACTORIES[b.protocol](b, config, clock) for b in config.backends}
+def open_upstreams(
+    config: Config, clock: Callable[[], float], deadlines: Deadlines
+) -> dict[str, Upstream]:
+    return {b.name: FACTORIES[b.protocol](b, config, clock, deadlines) for b in config.backends}
