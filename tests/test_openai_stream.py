@@ -10,6 +10,7 @@ import pytest
 from louter.convert.openai_stream import StreamAssembler
 from louter.convert.sse import SSEDecoder, encode_event
 from louter.errors import ConversionError
+from louter.proxy.taps import OpenAITap
 from tests.paths import SAMPLES  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
@@ -24,6 +25,8 @@ def load_sample(name: str) -> bytes:
 
 
 def assemble(raw: bytes, *, byte_by_byte: bool = False) -> dict[str, Any]:
+    """Event by event through the SSE decoder; the proxy's tap (whole blocks of events
+    parsed at once) must give the same result however the bytes are split."""
     decoder = SSEDecoder()
     assembler = StreamAssembler()
     chunks = [raw[i : i + 1] for i in range(len(raw))] if byte_by_byte else [raw]
@@ -32,7 +35,17 @@ def assemble(raw: bytes, *, byte_by_byte: bool = False) -> dict[str, Any]:
             assembler.feed(event)
     for event in decoder.flush():
         assembler.feed(event)
-    return assembler.result()
+    result = assembler.result()
+    for size in (len(raw) or 1, 1, 7, 64):
+        assert tap_result(raw, size) == result, size
+    return result
+
+
+def tap_result(raw: bytes, size: int) -> dict[str, Any]:
+    tap = OpenAITap()
+    for start in range(0, len(raw), size):
+        tap.feed(raw[start : start + size])
+    return tap.result()
 
 
 def stream(*chunks: dict[str, Any] | str, done: bool = True) -> bytes:
@@ -248,6 +261,31 @@ def test_invalid_chunk_is_a_502(data: str) -> None:
     with pytest.raises(ConversionError) as info:
         assemble(encode_event(data))
     assert info.value.status_hint == 502
+    with pytest.raises(ConversionError):  # the tap: before the bad chunk is passed on
+        OpenAITap().feed(stream(delta({"content": "ok"}), done=False) + encode_event(data))
+
+
+def test_tap_takes_the_bulk_path_and_the_decoder_path_alike() -> None:
+    plain = stream(delta({"role": "assistant", "content": ""}), delta({"content": "a"}),
+                   delta({"content": "b"}), delta({}, "stop"), usage_chunk())  # fmt: skip
+    variants = {
+        "plain": plain,
+        "crlf": plain.replace(b"\n", b"\r\n"),
+        "comments": b": keep-alive\n\n" + plain,
+        "no space after data:": plain.replace(b"data: ", b"data:"),
+        "multi-line data": plain.replace(b'{"id"', b'\ndata: {"id"', 1),
+    }
+    expected = assemble(plain)
+    assert (expected["content"], expected["chunks"], expected["done"]) == ("ab", 5, True)
+    for name, raw in variants.items():
+        for size in (len(raw), 1, 5, 33):
+            assert tap_result(raw, size) == expected, (name, size)
+
+
+def usage_chunk() -> dict[str, Any]:
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    return {"id": "c1", "model": "m", "object": "chat.completion.chunk", "choices": [],
+            "usage": usage}  # fmt: skip
 
 
 def test_empty_stream() -> None:

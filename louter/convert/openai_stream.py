@@ -105,6 +105,29 @@ class StreamAssembler:
             chunk = {"error": {"message": event.data}}
         self._absorb(chunk, event.event == "error")
 
+    def feed_block(self, block: bytes) -> None:
+        """Take whole SSE events at once (`block` ends at an event boundary, or is the
+        stream's end).
+
+        The usual block (only `data: ` lines, one per event, `\\n\\n` between events)
+        becomes one JSON array with a single `replace` and is parsed by one
+        `orjson.loads`: far cheaper than an SSE decoder and a parse per event. Anything
+        else (comments, `event:` lines, CRLF, multi-line data, a chunk that is not an
+        object) goes through the SSE decoder event by event, with the same result.
+
+        Raises:
+            ConversionError: as `feed`.
+        """
+        bulk = _bulk_chunks(block)
+        if bulk is not None:
+            self.feed_chunks(*bulk)
+            return
+        decoder = SSEDecoder()
+        for event in decoder.feed(block):
+            self.feed(event)
+        for event in decoder.flush():
+            self.feed(event)
+
     def feed_chunks(self, chunks: list[dict[str, Any]], done: bool) -> None:
         """Take a whole stream's chunks, already parsed (see `assemble`). The usual
         chunk (one choice 0, a plain content delta, nothing else to record) only adds
@@ -130,7 +153,7 @@ class StreamAssembler:
                         continue
             self._absorb(chunk, False)
         self._chunks += plain
-        self._done = done
+        self._done = self._done or done
 
     def _absorb(self, chunk: dict[str, Any], error_event: bool) -> None:
         self._chunks += 1
@@ -205,27 +228,6 @@ class StreamAssembler:
             arguments = _arguments(function.get("arguments"))
             if arguments:
                 parts.arguments.append(arguments)
-
-
-def assemble(body: bytes) -> StreamAssembler:
-    """Assemble a whole Chat Completions SSE body.
-
-    The usual body (only `data: ` lines, one per event, `\n\n` between events) becomes
-    one JSON array with a single `replace` and is parsed by one `orjson.loads`: far
-    cheaper than an SSE decoder and a parse per event. Anything else (comments, `event:`
-    lines, CRLF, multi-line data, a chunk that is not an object) takes the general path,
-    with the same result."""
-    assembler = StreamAssembler()
-    bulk = _bulk_chunks(body)
-    if bulk is not None:
-        assembler.feed_chunks(*bulk)
-        return assembler
-    decoder = SSEDecoder()
-    for event in decoder.feed(body):
-        assembler.feed(event)
-    for event in decoder.flush():
-        assembler.feed(event)
-    return assembler
 
 
 _DATA = b"data: "

@@ -257,9 +257,7 @@ def hung_up(connections: set[Connection]) -> list[Connection]:
     if not _RDHUP:
         return []
     waiting = {
-        c.stream.fileno(): c
-        for c in connections
-        if c.waiting is not None and not c.waiting.started
+        c.stream.fileno(): c for c in connections if c.waiting is not None and not c.waiting.started
     }
     if not waiting:
         return []

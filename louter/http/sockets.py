@@ -18,6 +18,7 @@ import socket
 
 import trio
 
+
 class Socket:
     """A connected, non-blocking TCP socket."""
 

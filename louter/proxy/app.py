@@ -296,9 +296,7 @@ def build_context(
         if performance.enable_metrics
         else None
     )
-    deadlines = Deadlines(
-        min(performance.timeout_seconds, performance.stream_idle_timeout_seconds)
-    )
+    deadlines = Deadlines(min(performance.timeout_seconds, performance.stream_idle_timeout_seconds))
     return ProxyContext(
         config,
         router,

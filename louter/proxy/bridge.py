@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from louter.config import Backend
+from louter.convert import json_tools, xml_tools
 from louter.convert.collect import StreamCollector, events_of, stream_view
 from louter.convert.dialects import DIALECTS, Dialect, StreamEmitter, StreamParser
-from louter.convert import json_tools, xml_tools
 from louter.convert.json_tools import JsonToolExtractor
 from louter.convert.model import (
     IdFactory,

@@ -9,28 +9,49 @@ import orjson
 
 from louter.convert.collect import StreamCollector, stream_view
 from louter.convert.dialects import DIALECTS
-from louter.convert.openai_stream import assemble
+from louter.convert.openai_stream import StreamAssembler
 from louter.convert.sse import SSEDecoder, SSEEvent
 
 
 class OpenAITap:
-    """An OpenAI SSE stream: the chunks are kept as they pass (nothing per chunk on the
-    hot path) and assembled once, at the end (`openai_stream.assemble`)."""
+    """An OpenAI SSE stream, checked and assembled a network chunk at a time: the complete
+    events in each chunk are parsed together (`StreamAssembler.feed_block`), so a chunk
+    that is not valid stream data raises before it is passed on. A CRLF stream goes
+    through the SSE decoder instead."""
 
     def __init__(self) -> None:
-        self._chunks: list[bytes] = []
+        self._assembler = StreamAssembler()
+        self._rest = b""  # the start of an event whose end has not arrived
+        self._decoder: SSEDecoder | None = None  # CRLF line ends: decode event by event
 
     def feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
+        if self._decoder is None and b"\r" in chunk:
+            self._decoder = SSEDecoder()
+            chunk, self._rest = self._rest + chunk, b""
+        if self._decoder is not None:
+            for event in self._decoder.feed(chunk):
+                self._assembler.feed(event)
+            return
+        data = self._rest + chunk if self._rest else chunk
+        end = data.rfind(b"\n\n") + 2
+        if end == 1:  # no event ends in it yet
+            self._rest = data
+            return
+        self._rest = data[end:]
+        self._assembler.feed_block(data[:end])
 
     @property
     def complete(self) -> bool:
-        """`data: [DONE]` has passed (it ends the stream, so it is in the last bytes)."""
-        tail = b"".join(self._chunks[-2:])[-64:].rstrip()
-        return tail.endswith(b"[DONE]") and tail[:-6].rstrip().endswith(b"data:")
+        return self._assembler.done
 
     def result(self) -> dict[str, Any]:
-        return assemble(b"".join(self._chunks)).result()
+        if self._decoder is not None:
+            for event in self._decoder.flush():
+                self._assembler.feed(event)
+        elif self._rest.strip():
+            self._assembler.feed_block(self._rest)
+            self._rest = b""
+        return self._assembler.result()
 
 
 def _no_ids(n: int) -> str:
