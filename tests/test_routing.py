@@ -542,15 +542,13 @@ class _Channel:
     """A client connection that keeps what louter writes."""
 
     closed_by_peer = False
+    hangup = None
 
     def __init__(self) -> None:
         self.sent = b""
 
     async def send_all(self, data: bytes) -> None:
         self.sent += data
-
-    async def wait_disconnect(self) -> None:
-        await trio.sleep_forever()
 
 
 async def test_converse_fails_over_for_doors_that_always_convert() -> None:

@@ -8,13 +8,14 @@ Response headers are passed as a list of (name, value) byte pairs; `content-leng
 from __future__ import annotations
 
 from http import HTTPStatus
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
 HeaderList = list[tuple[bytes, bytes]]
 
@@ -52,9 +53,9 @@ class Request:
 
 class _Channel(Protocol):
     closed_by_peer: bool
+    hangup: Callable[[], None] | None
 
     async def send_all(self, data: bytes) -> None: ...
-    async def wait_disconnect(self) -> None: ...
 
 
 def status_line(status: int) -> bytes:
@@ -144,6 +145,8 @@ class Responder:
         """The handler returned without finishing: close the connection (no keep-alive)."""
         self.keep_alive = False
 
-    async def wait_disconnect(self) -> None:
-        """Return when the client closes its side of the connection."""
-        await self._channel.wait_disconnect()
+    def watch_hangup(self, callback: Callable[[], None] | None) -> None:
+        """Have `callback` called if the client hangs up while this (streamed) answer is
+        being sent (checked a couple of times a second, for all connections at once);
+        None stops watching."""
+        self._channel.hangup = callback

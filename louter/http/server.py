@@ -130,8 +130,10 @@ class Connection:
         self.deadline = math.inf
         self.scope = trio.CancelScope()
         self.closed_by_peer = False
-        self.waiting: Responder | None = None  # a handler runs and has sent nothing yet
-        self._unparsed: list[bytes] = []
+        self.waiting: Responder | None = None  # a handler runs
+        # Called (instead of cancelling the connection) when the peer hangs up while a
+        # handler streams its answer: the streaming code ends itself.
+        self.hangup: Callable[[], None] | None = None
 
     async def run(self) -> None:
         try:
@@ -155,6 +157,7 @@ class Connection:
                 await self.handler(request, responder)
             finally:
                 self.waiting = None
+                self.hangup = None
             if not responder.finished:
                 await responder.abort()
                 return
@@ -170,7 +173,7 @@ class Connection:
                 else (self.limits.idle_timeout)
             )
             self.deadline = trio.current_time() + timeout
-            data = self._unparsed.pop(0) if self._unparsed else await self.stream.receive()
+            data = await self.stream.receive()
             if not data:
                 return None
             if not await self._feed(data):
@@ -216,14 +219,6 @@ class Connection:
         await self.stream.send_all(data)
         self.deadline = math.inf
 
-    async def wait_disconnect(self) -> None:
-        """Return when the peer closes; bytes it sends meanwhile are kept for later."""
-        while True:
-            data = await self.stream.receive()
-            if not data:
-                self.closed_by_peer = True
-                return
-            self._unparsed.append(data)
 
 
 class Watchdog:
@@ -244,20 +239,26 @@ class Watchdog:
                     connection.scope.cancel()
             for connection in hung_up(self.connections):
                 connection.closed_by_peer = True
-                connection.scope.cancel()
+                if connection.hangup is not None:
+                    connection.hangup()
+                else:
+                    connection.scope.cancel()
 
 
 _RDHUP = getattr(select, "POLLRDHUP", 0)  # Linux: the peer shut down its sending side
 
 
 def hung_up(connections: set[Connection]) -> list[Connection]:
-    """Connections whose handler has not answered yet and whose peer has closed: one
+    """Connections whose handler has not answered yet (or streams its answer and watches
+    for a hang-up) and whose peer has closed: one
     `poll` call for all of them, which consumes nothing (pipelined bytes stay unread).
     Without `POLLRDHUP` (not Linux) a half-closed peer is not seen: nothing is reported."""
     if not _RDHUP:
         return []
     waiting = {
-        c.stream.fileno(): c for c in connections if c.waiting is not None and not c.waiting.started
+        c.stream.fileno(): c
+        for c in connections
+        if c.waiting is not None and (not c.waiting.started or c.hangup is not None)
     }
     if not waiting:
         return []

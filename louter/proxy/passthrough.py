@@ -189,15 +189,14 @@ async def relay_stream(
     idle_timeout = ctx.config.performance.stream_idle_timeout_seconds
     pump = _Pump(exchange, response, responder, relay, idle_timeout)
     deadlines = ctx.deadlines
-    async with trio.open_nursery() as nursery:
-        pump.scope = nursery.cancel_scope
+    with pump.scope:
         deadlines.add(pump)
+        responder.watch_hangup(pump.client_left)
         try:
-            nursery.start_soon(_cancel_on_disconnect, responder, nursery.cancel_scope, pump)
             await pump.run()
         finally:
             deadlines.discard(pump)
-        nursery.cancel_scope.cancel()
+            responder.watch_hangup(None)
     await response.aclose()  # a no-op when the answer was read to its end
     if pump.stalled and not pump.client_gone:
         await pump.fail(f"the upstream sent nothing for {idle_timeout:g}s")
@@ -223,12 +222,6 @@ async def _finish(ctx: ProxyContext, exchange: Exchange, status: int, pump: _Pum
     return delivery
 
 
-async def _cancel_on_disconnect(responder: Responder, scope: trio.CancelScope, pump: _Pump) -> None:
-    await responder.wait_disconnect()
-    pump.client_gone = True
-    scope.cancel()
-
-
 class _Pump:
     """Moves one stream from the upstream to the client; watched for stalls."""
 
@@ -252,13 +245,16 @@ class _Pump:
         self.at_boundary = True  # the bytes sent so far end between two SSE events
         self.deadline = math.inf  # perf_counter() by which the upstream must send more
         self.stalled = False
-        self.scope: trio.CancelScope | None = None
+        self.scope = trio.CancelScope()  # cancelled by a stall or the client leaving
 
     def expire(self) -> None:
         """The upstream stayed silent for `idle_timeout`: end the stream."""
         self.stalled = True
-        if self.scope is not None:
-            self.scope.cancel()
+        self.scope.cancel()
+
+    def client_left(self) -> None:
+        self.client_gone = True
+        self.scope.cancel()
 
     async def run(self) -> None:
         try:
