@@ -7,8 +7,8 @@ Response headers are passed as a list of (name, value) byte pairs; `content-leng
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl
 

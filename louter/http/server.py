@@ -220,7 +220,6 @@ class Connection:
         self.deadline = math.inf
 
 
-
 class Watchdog:
     """Cancels connections whose deadline passed, and requests whose client hung up while
     louter was still waiting for the answer (so the upstream request is cancelled too).
