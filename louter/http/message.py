@@ -1,8 +1,8 @@
 """What handlers see of HTTP: a parsed `Request` and a `Responder` to answer it.
 
 Headers are a dict of lower-case names to values (repeated headers joined with ", ").
-Response headers are passed as a list of (name, value) byte pairs; `content-length`,
-`transfer-encoding` and `connection` are written by the responder itself.
+Response headers are passed as a list of (lower-case name, value) byte pairs;
+`content-length`, `transfer-encoding` and `connection` are written by the responder itself.
 """
 
 from __future__ import annotations
@@ -63,10 +63,9 @@ def status_line(status: int) -> bytes:
 
 
 def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Header lines; names are lower-case (the responder writes its own framing ones)."""
     return b"".join(
-        name + b": " + value + b"\r\n"
-        for name, value in headers
-        if name.lower() not in _OWN_HEADERS
+        [name + b": " + value + b"\r\n" for name, value in headers if name not in _OWN_HEADERS]
     )
 
 

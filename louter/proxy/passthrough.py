@@ -30,8 +30,6 @@ from louter.proxy.usage import view_text, view_tokens, whole_text, whole_tokens
 if TYPE_CHECKING:
     from louter.proxy.context import ProxyContext
 
-_DROP = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
-
 
 class StreamTap(Protocol):
     """Reads a passing stream for the journal: bytes in, an assembled result out."""
@@ -96,9 +94,8 @@ class PassthroughRelay:
 
 
 def response_headers(upstream: HeaderList, request_id: str) -> HeaderList:
-    headers = [(name, value) for name, value in upstream if name not in _DROP]
-    headers.append((b"x-louter-request-id", request_id.encode("ascii")))
-    return headers
+    """The upstream's headers (the responder drops their framing ones) and the id."""
+    return [*upstream, (b"x-louter-request-id", request_id.encode("ascii"))]
 
 
 def is_event_stream(headers: HeaderList) -> bool:
