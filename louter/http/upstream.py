@@ -1,9 +1,10 @@
 """Upstream transports: how louter talks to a backend over HTTP.
 
 `PooledTransport` is the fast path for plain `http://` backends (llama-server, vLLM,
-Ollama on the same machine, where proxy overhead matters most): trio sockets, keep-alive
-connections reused LIFO, responses parsed by httptools. `HttpxTransport` serves `https://`
-backends (TLS, proxies, compression handled by a kept library). Both return an
+Ollama on the same machine, where proxy overhead matters most): non-blocking sockets,
+keep-alive connections reused LIFO, responses parsed by httptools. `HttpxTransport`
+(`louter.http.tls`, imported only when needed) serves `https://` backends (TLS, proxies,
+compression handled by a kept library). Both return an
 `UpstreamResponse` whose body is read incrementally, and both turn transport failures
 into `UpstreamError` (502 connect/transport, 504 no first byte in time) in one place.
 
@@ -19,12 +20,10 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import httptools
-import httpx
 import trio
 
 from louter.errors import UpstreamError
@@ -313,87 +312,6 @@ class PooledTransport:
             stream.close()
 
 
-# --------------------------------------------------------------------------- httpx
-
-
-class _HttpxResponse:
-    def __init__(self, response: httpx.Response, label: str, idle_timeout: float) -> None:
-        self._response = response
-        self._label = label
-        self._idle_timeout = idle_timeout
-        self.status = response.status_code
-        self.headers: HeaderList = [
-            (name.lower(), value)
-            for name, value in response.headers.raw
-            if name.lower() != b"content-encoding"
-        ]
-
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        try:
-            async for chunk in self._response.aiter_bytes():
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{self._label}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            await self._response.aclose()
-
-    async def read(self) -> bytes:
-        """The whole body, waiting at most `idle_timeout` for each piece of it."""
-        parts: list[bytes] = []
-        async with aclosing(self.chunks()) as chunks:
-            while True:
-                with trio.move_on_after(self._idle_timeout) as scope:
-                    chunk = await anext(chunks, None)
-                if scope.cancelled_caught:
-                    raise UpstreamError(
-                        f"{self._label}: no data for {self._idle_timeout:g}s"
-                        " in the middle of the answer",
-                        status_hint=504,
-                    )
-                if chunk is None:
-                    return b"".join(parts)
-                parts.append(chunk)
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-class HttpxTransport:
-    """httpx for TLS and proxied upstreams; the first-byte deadline is ours, reads are unbounded."""
-
-    def __init__(self, url: str, *, connect_timeout: float, idle_timeout: float = 300.0) -> None:
-        self.label = url
-        self.idle_timeout = idle_timeout
-        self._base = url.rstrip("/")
-        timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
-        self._client = httpx.AsyncClient(timeout=timeout)
-
-    async def request(
-        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
-    ) -> _HttpxResponse:
-        request = self._client.build_request(
-            "POST",
-            self._base + path,
-            headers=[*headers, (b"accept-encoding", b"identity")],
-            content=body,
-        )
-        try:
-            with trio.fail_after(first_byte_timeout):
-                response = await self._client.send(request, stream=True)
-        except trio.TooSlowError:
-            raise UpstreamError(
-                f"{self.label}: no response within {first_byte_timeout:g}s", status_hint=504
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{self.label}: {type(exc).__name__}: {exc}") from exc
-        return _HttpxResponse(response, self.label, self.idle_timeout)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
 def open_transport(
     url: str, *, connect_timeout: float, deadlines: Deadlines, idle_timeout: float = 300.0
 ) -> Transport:
@@ -402,4 +320,30 @@ def open_transport(
         return PooledTransport(
             url, connect_timeout=connect_timeout, idle_timeout=idle_timeout, deadlines=deadlines
         )
-    return HttpxTransport(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout)
+    return _OnFirstUse(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout)
+
+
+class _OnFirstUse:
+    """An `https://` backend's transport, opened by its first request: httpx and its TLS
+    stack cost ~9 MiB and some start-up time, paid only when such a backend is used (the
+    built-in cloud presets are configured on every louter, used by few)."""
+
+    def __init__(self, url: str, *, connect_timeout: float, idle_timeout: float) -> None:
+        self.label = url
+        self._options = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
+        self._transport: Transport | None = None
+
+    async def request(
+        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+    ) -> UpstreamResponse:
+        if self._transport is None:
+            from louter.http.tls import HttpxTransport
+
+            self._transport = HttpxTransport(self.label, **self._options)
+        return await self._transport.request(
+            path, headers, body, first_byte_timeout=first_byte_timeout
+        )
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
