@@ -59,7 +59,7 @@ class Exchange:
         self.attempts = 0  # upstream requests made
         self.logging = journal.active  # entries are written (else `log` does nothing)
         self._journal = journal
-        self._lines: list[bytes] = []  # encoded entries not written yet
+        self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)
@@ -97,9 +97,9 @@ class Exchange:
         }
         if extra:
             entry.update(extra)
-        line = self._journal.encode(entry, payload=payload, raw_payload=raw_payload)
-        if line is not None:
-            self._lines.append(line)
+        pieces = self._journal.encode(entry, payload=payload, raw_payload=raw_payload)
+        if pieces is not None:
+            self._lines += pieces
             if direction == "client_response":
                 self.flush()
 

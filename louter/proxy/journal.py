@@ -52,28 +52,40 @@ def format_timestamp(seconds: float) -> str:
     return f"{_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
 
 
-def encode_entry(entry: Entry, raw_payload: bytes | None = None) -> bytes:
-    """One log line. `raw_payload` is JSON text already validated by the caller; it is
-    spliced in without re-serialising (JSON forbids raw newlines inside strings, so
-    replacing them with spaces keeps the document equal)."""
+def encode_entry(entry: Entry, raw_payload: bytes | None = None) -> list[bytes]:
+    """One log line, as pieces to write one after the other (a large payload is not
+    copied). `raw_payload` is JSON text already validated by the caller; it is spliced in
+    without re-serialising (JSON forbids raw line breaks inside strings, so replacing
+    them with spaces keeps the document equal)."""
     line = orjson.dumps(entry)
     if raw_payload is None:
-        return line + b"\n"
-    payload = raw_payload.replace(b"\n", b" ").replace(b"\r", b" ")
-    return line[:-1] + b',"payload":' + payload + b"}\n"
+        return [line, b"\n"]
+    if b"\n" in raw_payload or b"\r" in raw_payload:
+        raw_payload = raw_payload.replace(b"\n", b" ").replace(b"\r", b" ")
+    return [line[:-1], b',"payload":', raw_payload, b"}\n"]
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+_IOV_MAX = 512  # pieces per writev (the system's limit is 1024)
+
+
+def _write_all(fd: int, pieces: list[bytes]) -> None:
+    """Append `pieces` in order: one `writev` call, however many pieces (up to IOV_MAX)."""
+    for start in range(0, len(pieces), _IOV_MAX):
+        batch = pieces[start : start + _IOV_MAX]
+        written = os.writev(fd, batch)
+        total = sum(map(len, batch))
+        if written < total:  # a short write (disk full, a signal): finish it plainly
+            view = memoryview(b"".join(batch))[written:]
+            while view:
+                view = view[os.write(fd, view) :]
 
 
 class Journal:
     """Appends entries to a JSONL file and/or hands them to an echo callback (--verbose).
 
-    `encode` turns an entry into its line; `write_lines` appends lines with one `os.write`
-    (a request's entries are written together: one system call per exchange, not four)."""
+    `encode` turns an entry into its line; `write_lines` appends lines with one `writev`
+    (a request's entries are written together: one system call per exchange, not four,
+    and payloads are not copied into one buffer first)."""
 
     def __init__(
         self,
@@ -88,6 +100,7 @@ class Journal:
         self.payloads = payloads
         self._fd = -1
         self._last = (-1, "")  # (millisecond, its timestamp text)
+        self._second = (-1, "")  # (second, its date and time text)
         if path is not None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
             self._fd = os.open(path, flags, 0o600)
@@ -97,19 +110,25 @@ class Journal:
         return self._fd >= 0 or self._echo is not None
 
     def timestamp(self) -> str:
-        """Now, formatted; the text is cached per millisecond (entries come in bursts)."""
+        """Now, formatted; cached per millisecond (entries come in bursts), the date and
+        time part per second."""
         ms = int(self._clock() * 1000)
         last, text = self._last
         if ms != last:
             whole, frac = divmod(ms, 1000)
-            text = f"{_second(whole)}.{frac:03d}Z"
+            second, prefix = self._second
+            if whole != second:
+                prefix = _second(whole)
+                self._second = (whole, prefix)
+            text = f"{prefix}.{frac:03d}Z"
             self._last = (ms, text)
         return text
 
     def encode(
         self, entry: Entry, *, payload: Any = None, raw_payload: bytes | None = None
-    ) -> bytes | None:
-        """The line for one entry (None when only echoed); `timestamp` is added here."""
+    ) -> list[bytes] | None:
+        """The line for one entry, in pieces (None when only echoed); `timestamp` is
+        added here."""
         entry["timestamp"] = self.timestamp()
         if self._echo is not None:
             self._echo(entry)
@@ -121,15 +140,16 @@ class Journal:
             entry["payload"] = payload
         return encode_entry(entry, raw_payload)
 
-    def write_lines(self, lines: list[bytes]) -> None:
-        if self._fd >= 0 and lines:
-            _write_all(self._fd, lines[0] if len(lines) == 1 else b"".join(lines))
+    def write_lines(self, pieces: list[bytes]) -> None:
+        """Append encoded lines (their pieces, in order) with one system call."""
+        if self._fd >= 0 and pieces:
+            _write_all(self._fd, pieces)
 
     def write(self, entry: Entry, *, payload: Any = None, raw_payload: bytes | None = None) -> None:
         """Record one entry at once."""
-        line = self.encode(entry, payload=payload, raw_payload=raw_payload)
-        if line is not None:
-            self.write_lines([line])
+        pieces = self.encode(entry, payload=payload, raw_payload=raw_payload)
+        if pieces is not None:
+            self.write_lines(pieces)
 
     def close(self) -> None:
         if self._fd >= 0:
