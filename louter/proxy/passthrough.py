@@ -179,7 +179,6 @@ async def relay_stream(
     if headers is None:
         headers = response_headers(response.headers, exchange.request_id)
     await responder.start(response.status, headers)
-    exchange.flush()  # a long stream's request shows in the log while it runs
     prelude = relay.prelude()
     if prelude:
         await responder.write(prelude)
@@ -289,10 +288,13 @@ class _Pump:
     async def _send(self, data: bytes) -> None:
         if not data:
             return
-        if self.ttft is None:
+        first = self.ttft is None
+        if first:
             self.ttft = time.perf_counter() - self.exchange.started
         await self.responder.write(data)
         self.at_boundary = data.endswith((b"\n\n", b"\r\n\r\n", b"]"))
+        if first:  # after the first token, not before: a long stream's request is logged
+            self.exchange.flush()
 
 
 def _results(relay: StreamRelay) -> tuple[dict[str, Any], dict[str, Any]]:
