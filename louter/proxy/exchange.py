@@ -82,7 +82,7 @@ class Exchange:
         **extra: Any,
     ) -> None:
         """Record one entry. Entries are written together when the answer is complete
-        (`client_response`), when a stream starts, and when the request ends (`flush`)."""
+        (`client_response`), after a stream's first chunk, and when the request ends (`flush`)."""
         if not self.logging:
             return
         entry: dict[str, Any] = {
