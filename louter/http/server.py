@@ -1,4 +1,4 @@
-"""Inbound HTTP/1.1 server: trio sockets + httptools (llhttp).
+"""Inbound HTTP/1.1 server: non-blocking sockets on trio's event loop + httptools (llhttp).
 
 One task per connection reads requests with the compiled parser and hands each complete
 request to the application as a `Request` plus a `Responder`. Keep-alive, pipelining
@@ -7,7 +7,7 @@ limits (413 body, 431 headers) and timeouts (idle keep-alive, slow client) are h
 here, so handlers never see parser details. Deadlines are enforced by one watchdog task
 for all connections instead of a cancel scope per request (cheaper on the hot path); the
 same task notices a client that hung up while its answer was still awaited and cancels
-that request (a streaming answer watches its client itself).
+that request, or tells a streaming answer that watches for it (`Responder.watch_hangup`).
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class _PooledResponse:
         return b"content-length" in names or b"transfer-encoding" in names
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The body as it arrives. No deadline here: the proxy's stall watch bounds the
+        """The body as it arrives. No deadline here: the proxy's `Deadlines` bound the
         silence between chunks (one task for all streams, not a cancel scope per read)."""
         protocol = self._protocol
         body = protocol.body
