@@ -220,11 +220,7 @@ class _Attempts:
         return None
 
     async def _read_failure(self, plan: Plan, response: UpstreamResponse) -> _Failure:
-        started = time.perf_counter()
-        try:
-            body = await response.read()
-        finally:
-            self.exchange.upstream_wait += time.perf_counter() - started
+        body = await self.exchange.read_body(response)
         message = f"HTTP {response.status}: {DIALECTS[plan.dialect].error_message(body)}"
         return _Failure(
             plan,

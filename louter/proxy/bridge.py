@@ -204,14 +204,6 @@ class Converse(Plan):
         return await _answer_whole(exchange, response, backend, self.client, responder, stage)
 
 
-async def _read(exchange: Exchange, response: UpstreamResponse) -> bytes:
-    started = time.perf_counter()
-    try:
-        return await response.read()
-    finally:
-        exchange.upstream_wait += time.perf_counter() - started
-
-
 async def relay_error(
     exchange: Exchange,
     response: UpstreamResponse,
@@ -220,7 +212,7 @@ async def relay_error(
     responder: Responder,
 ) -> None:
     """An upstream error status, relayed in the client's envelope with the same status."""
-    raw = await _read(exchange, response)
+    raw = await exchange.read_body(response)
     message = backend.error_message(raw)
     exchange.log(
         "backend_response",
@@ -243,7 +235,7 @@ async def _answer_whole(
     responder: Responder,
     stage: ToolTextStage | None,
 ) -> Delivery:
-    raw = await _read(exchange, response)
+    raw = await exchange.read_body(response)
     try:
         data = _json_object(raw)
     except ConversionError:

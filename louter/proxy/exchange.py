@@ -10,10 +10,13 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from louter.http.message import Request
 from louter.proxy.journal import Journal, redact_headers, redact_target
+
+if TYPE_CHECKING:
+    from louter.http.upstream import UpstreamResponse
 
 
 class RequestIds:
@@ -67,6 +70,14 @@ class Exchange:
     def overhead(self) -> float:
         """Seconds spent inside louter so far: elapsed time minus upstream waiting."""
         return time.perf_counter() - self.started - self.upstream_wait
+
+    async def read_body(self, response: UpstreamResponse) -> bytes:
+        """An upstream answer's whole body; the time it takes counts as upstream wait."""
+        started = time.perf_counter()
+        try:
+            return await response.read()
+        finally:
+            self.upstream_wait += time.perf_counter() - started
 
     def overhead_header(self) -> tuple[bytes, bytes]:
         return (b"x-louter-overhead-ms", b"%.3f" % (self.overhead() * 1000))

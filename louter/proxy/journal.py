@@ -1,9 +1,9 @@
 """The JSONL exchange log (`--log-file`), design §8.
 
-One JSON object per line. Each entry is written with a single `os.write` on a file opened
-with O_APPEND, so lines of concurrent requests never interleave and every line is on its
-way to disk as soon as it is written (nothing is buffered in the process, so nothing is lost
-at exit). Secrets in headers and query strings are redacted before anything is written.
+One JSON object per line. An exchange's entries are written together with one system call
+on a file opened with O_APPEND (`Exchange` collects them until its answer is complete), so
+lines of concurrent requests never interleave and nothing waits in the process beyond its
+request. Secrets in headers and query strings are redacted before anything is written.
 """
 
 from __future__ import annotations
@@ -91,9 +91,8 @@ def _write_view(fd: int, view: memoryview) -> None:
 class Journal:
     """Appends entries to a JSONL file and/or hands them to an echo callback (--verbose).
 
-    `encode` turns an entry into its line; `write_lines` appends lines with one `writev`
-    (a request's entries are written together: one system call per exchange, not four,
-    and payloads are not copied into one buffer first)."""
+    `encode` turns an entry into its line; `write_lines` appends lines with one system
+    call (a request's entries are written together: one call per exchange, not four)."""
 
     def __init__(
         self,

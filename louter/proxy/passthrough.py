@@ -115,7 +115,7 @@ async def relay_whole(
     A 200 answer must be JSON (`ConversionError`, 502, before anything is sent
     otherwise); it is parsed once, for its usage (when `count`: metrics are on) and the
     journal."""
-    body = await _read(exchange, response)
+    body = await exchange.read_body(response)
     status = response.status
     delivery = Delivery()
     data = _load(body) if status == 200 or exchange.logging else None
@@ -134,14 +134,6 @@ async def relay_whole(
 
 
 _NOT_JSON = object()
-
-
-async def _read(exchange: Exchange, response: UpstreamResponse) -> bytes:
-    started = time.perf_counter()
-    try:
-        return await response.read()
-    finally:
-        exchange.upstream_wait += time.perf_counter() - started
 
 
 def _load(body: bytes) -> Any:
@@ -372,7 +364,7 @@ class Forward(Plan):
             relay = PassthroughRelay(self.make_tap(), self.error_event)
             return await relay_stream(ctx, exchange, response, responder, relay)
         if self.repair is not None and response.status == 200:
-            body = await _read(exchange, response)
+            body = await exchange.read_body(response)
             response = Buffered(200, response.headers, body)
             if self.repair.needed(body):
                 return await self.repair.plan().relay(ctx, exchange, response, responder)
