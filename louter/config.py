@@ -37,6 +37,10 @@ KEY_ENV_BY_PROTOCOL = {
 class Server:
     host: str = "127.0.0.1"
     port: int = 8080
+    header_timeout_seconds: float = 10.0  # a request's head, from its first byte
+    request_timeout_seconds: float = 60.0  # the whole request, body included
+    idle_timeout_seconds: float = 75.0  # a keep-alive connection waiting for a request
+    max_connections: int | None = None  # None: half the open-file limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,14 @@ _TYPE_CHECKS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType
     }
 )
 
-SERVER_KEYS = {"host": "str", "port": "int"}
+SERVER_KEYS = {
+    "host": "str",
+    "port": "int",
+    "header_timeout_seconds": "number",
+    "request_timeout_seconds": "number",
+    "idle_timeout_seconds": "number",
+    "max_connections": "int",
+}
 PERFORMANCE_KEYS = {
     "timeout_seconds": "number",
     "connect_timeout_seconds": "number",
@@ -277,6 +288,9 @@ def _parse_server(where: _Where, data: Mapping[str, Any]) -> Server:
     port = values.get("port", 8080)
     if not 0 <= port <= 65535:
         raise where.error("server", "port", f"must be between 0 and 65535, got {port}")
+    seconds = ("header_timeout_seconds", "request_timeout_seconds", "idle_timeout_seconds")
+    _positive(where, "server", values, (*seconds, "max_connections"))
+    _floats(values, seconds)
     return Server(**values)
 
 

@@ -16,12 +16,21 @@ class LouterError(Exception):
     """Base class; `status_hint` is the HTTP status a front door should answer with."""
 
     status_hint: int = 500
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # extra response headers (`allow`, ...)
 
-    def __init__(self, message: str, *, status_hint: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_hint: int | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status_hint is not None:
             self.status_hint = status_hint
+        if headers:
+            self.headers = headers
 
 
 class ConfigError(LouterError):

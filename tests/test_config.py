@@ -59,7 +59,28 @@ def test_unknown_top_level_table_names_its_header_line() -> None:
 def test_unknown_key_in_server() -> None:
     text = '[server]\nhost = "0.0.0.0"\n\n# a comment\nprot = 8080\n'
     assert error_of(text) == (
-        "cfg.toml: [server] key 'prot': unknown key (allowed: host, port) (line 5)"
+        "cfg.toml: [server] key 'prot': unknown key (allowed: header_timeout_seconds, host, "
+        "idle_timeout_seconds, max_connections, port, request_timeout_seconds) (line 5)"
+    )
+
+
+def test_server_limits_are_parsed_and_checked() -> None:
+    text = (
+        "[server]\nheader_timeout_seconds = 2\nrequest_timeout_seconds = 30.5\n"
+        "idle_timeout_seconds = 5\nmax_connections = 100\n"
+    )
+    server = parse_config(text, path="cfg.toml", env={}).server
+    assert server.header_timeout_seconds == 2.0
+    assert isinstance(server.header_timeout_seconds, float)
+    assert server.request_timeout_seconds == 30.5
+    assert server.idle_timeout_seconds == 5.0
+    assert server.max_connections == 100
+    assert parse_config("", path="cfg.toml", env={}).server.max_connections is None
+    assert error_of("[server]\nmax_connections = 0\n") == (
+        "cfg.toml: [server] key 'max_connections': must be greater than 0, got 0 (line 2)"
+    )
+    assert error_of("[server]\nheader_timeout_seconds = -1\n") == (
+        "cfg.toml: [server] key 'header_timeout_seconds': must be greater than 0, got -1 (line 2)"
     )
 
 
@@ -409,7 +430,8 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, {})
     assert info.value.message == (
-        f"{path}: [server] key 'bad': unknown key (allowed: host, port) (line 3)"
+        f"{path}: [server] key 'bad': unknown key (allowed: header_timeout_seconds, host, "
+        "idle_timeout_seconds, max_connections, port, request_timeout_seconds) (line 3)"
     )
 
 

@@ -69,13 +69,24 @@ def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     )
 
 
-def simple_response(status: int, message: str) -> bytes:
-    """A complete `connection: close` JSON error response, for protocol-level errors."""
-    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error"}})
+ErrorBody = Callable[["bytes | None", int, str], bytes]
+"""Renders a protocol error's JSON body: (request target if known, status, message)."""
+
+
+def plain_error_body(target: bytes | None, status: int, message: str) -> bytes:
+    """OpenAI's error envelope, whatever the path (the server's default renderer)."""
+    kind = "api_error" if status >= 500 else "invalid_request_error"
+    return orjson.dumps({"error": {"message": message, "type": kind}})
+
+
+def simple_response(status: int, body: bytes, headers: bytes = b"") -> bytes:
+    """A complete `connection: close` JSON response, for protocol-level errors; `headers`
+    are extra complete header lines."""
     return (
         status_line(status)
-        + b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n"
-        % len(body)
+        + b"content-type: application/json\r\nconnection: close\r\n"
+        + headers
+        + b"content-length: %d\r\n\r\n" % len(body)
         + body
     )
 

@@ -3,16 +3,21 @@
 One task per connection reads requests with the compiled parser and hands each complete
 request to the application as a `Request` plus a `Responder`. Keep-alive, pipelining
 (requests are answered in order), chunked request bodies, `Expect: 100-continue`, size
-limits (413 body, 431 headers) and timeouts (idle keep-alive, slow client) are handled
-here, so handlers never see parser details. Deadlines are enforced by one watchdog task
-for all connections instead of a cancel scope per request (cheaper on the hot path); the
-same task notices a client that hung up while its answer was still awaited and cancels
-that request, or tells a streaming answer that watches for it (`Responder.watch_hangup`).
+limits (413 body, 431 headers), a cap on open connections (503 beyond it) and timeouts
+(idle keep-alive; a request's head and whole body must arrive within budgets counted from
+its first byte, so trickling bytes does not extend them) are handled here, so handlers
+never see parser details. Protocol errors are rendered by an `ErrorBody` the application
+passes in (the envelope of the dialect the path belongs to). Deadlines are enforced by
+one watchdog task for all connections instead of a cancel scope per request (cheaper on
+the hot path); the same task notices a client that hung up while its answer was still
+awaited and cancels that request, or tells a streaming answer that watches for it
+(`Responder.watch_hangup`).
 """
 
 from __future__ import annotations
 
 import math
+import resource
 import select
 import socket
 from collections import deque
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 import httptools
 import trio
 
-from louter.http.message import Request, Responder, simple_response
+from louter.http.message import ErrorBody, Request, Responder, plain_error_body, simple_response
 from louter.http.sockets import Socket, accept, open_listeners
 
 Handler = Callable[[Request, Responder], Awaitable[None]]
@@ -35,11 +40,24 @@ class Limits:
     max_body: int = 100 * 1024 * 1024
     max_header: int = 64 * 1024
     idle_timeout: float = 75.0  # keep-alive connection waiting for its next request
+    header_timeout: float = 10.0  # a started request's head must be complete within this
     request_timeout: float = 60.0  # a started request must arrive completely within this
     write_timeout: float = 300.0  # a client that stops reading is dropped after this
+    max_connections: int | None = None  # open client connections; None: from RLIMIT_NOFILE
 
 
-class _TooLarge(Exception):
+def connection_cap(limits: Limits) -> int:
+    """`max_connections`, or half the open-file limit (the other half is left for upstream
+    connections, the log and the runtime)."""
+    if limits.max_connections is not None:
+        return limits.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 16384
+    return max(1, (soft - 32) // 2)
+
+
+class _Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
@@ -75,7 +93,7 @@ class _ParserProtocol:
     def _count_header(self, size: int) -> None:
         self.header_bytes += size
         if self.header_bytes > self.limits.max_header:
-            raise _TooLarge(431, "request header fields too large")
+            raise _Refused(431, "request header fields too large")
 
     def on_url(self, url: bytes) -> None:
         self._count_header(len(url))
@@ -96,14 +114,18 @@ class _ParserProtocol:
         self.method = self.parser.get_method().decode("ascii")
         length = self.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.limits.max_body:
-            raise _TooLarge(413, "request body too large")
+            raise _Refused(413, "request body too large")
+        coding = self.headers.get("transfer-encoding")
+        if coding is not None and coding.strip().lower() != "chunked":
+            # llhttp accepts `gzip, chunked` and would hand on the body still compressed.
+            raise _Refused(501, f"transfer-encoding {coding!r} is not supported; use chunked")
         if self.headers.get("expect", "").lower() == "100-continue":
             self.expect_continue = True
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
         if self.body_size > self.limits.max_body:
-            raise _TooLarge(413, "request body too large")
+            raise _Refused(413, "request body too large")
         self.body_parts.append(body)
 
     def on_message_complete(self) -> None:
@@ -120,10 +142,17 @@ class _ParserProtocol:
 class Connection:
     """One client connection: parse, dispatch, respond, repeat while keep-alive."""
 
-    def __init__(self, stream: Socket, handler: Handler, limits: Limits) -> None:
+    def __init__(
+        self,
+        stream: Socket,
+        handler: Handler,
+        limits: Limits,
+        error_body: ErrorBody = plain_error_body,
+    ) -> None:
         self.stream = stream
         self.handler = handler
         self.limits = limits
+        self.error_body = error_body
         self.protocol = _ParserProtocol(limits)
         self.parser = httptools.HttpRequestParser(self.protocol)
         self.protocol.parser = self.parser
@@ -165,19 +194,33 @@ class Connection:
                 return
 
     async def _next_request(self) -> Request | None:
-        ready = self.protocol.ready
+        """The next complete request; None when the connection is to be closed.
+
+        Idle, the connection waits `idle_timeout` for a request to begin; from its first
+        byte the head must be complete within `header_timeout` and the whole request
+        within `request_timeout`. Those budgets are not renewed by each arriving byte. (A
+        pipelined request already begun is counted from here, after the previous answer.)
+        """
+        protocol = self.protocol
+        ready = protocol.ready
+        limits = self.limits
+        started = trio.current_time() if protocol.in_message else math.inf
         while not ready:
-            timeout = (
-                self.limits.request_timeout
-                if self.protocol.in_message
-                else (self.limits.idle_timeout)
-            )
-            self.deadline = trio.current_time() + timeout
+            if not protocol.in_message:
+                self.deadline = trio.current_time() + limits.idle_timeout
+                started = math.inf
             data = await self.stream.receive()
             if not data:
                 return None
             if not await self._feed(data):
                 return None
+            if protocol.in_message:
+                if started == math.inf:
+                    started = trio.current_time()
+                budget = limits.request_timeout
+                if not protocol.headers_done:
+                    budget = min(budget, limits.header_timeout)
+                self.deadline = started + budget
         return ready.popleft()
 
     async def _feed(self, data: bytes) -> bool:
@@ -194,7 +237,7 @@ class Connection:
         except httptools.HttpParserError as exc:
             # httptools wraps a callback's exception: it is the error's __context__.
             cause = exc.__context__
-            if isinstance(cause, _TooLarge):
+            if isinstance(cause, _Refused):
                 await self._reject(cause.status, cause.reason)
             else:
                 await self._reject(400, f"malformed HTTP request: {exc}")
@@ -212,7 +255,8 @@ class Connection:
         return True
 
     async def _reject(self, status: int, reason: str) -> None:
-        await self.send_all(simple_response(status, reason))
+        target = self.protocol.url or None  # the request target, as far as it arrived
+        await self.send_all(simple_response(status, self.error_body(target, status, reason)))
 
     async def send_all(self, data: bytes) -> None:
         self.deadline = trio.current_time() + self.limits.write_timeout
@@ -242,6 +286,35 @@ class Watchdog:
                     connection.hangup()
                 else:
                     connection.scope.cancel()
+
+
+REFUSAL_LINGER = 1.0  # seconds a refused connection may take to send its head and leave
+
+
+async def refuse(stream: Socket, error_body: ErrorBody) -> None:
+    """Answer a connection beyond the cap with 503 (`retry-after`, `connection: close`)
+    and close it. Waits for the request's first bytes (to answer in its path's dialect,
+    and so that closing with unread data does not reset the answer away), then for the
+    client to leave; at most `REFUSAL_LINGER` seconds in all."""
+    with trio.move_on_after(REFUSAL_LINGER):
+        try:
+            head = await stream.receive()
+            message = "louter is at its connection limit; retry shortly"
+            body = error_body(_request_target(head), 503, message)
+            await stream.send_all(simple_response(503, body, b"retry-after: 1\r\n"))
+            stream.sock.shutdown(socket.SHUT_WR)
+            while await stream.receive():
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # the client left: nothing more to tell it
+    stream.close()
+
+
+def _request_target(head: bytes) -> bytes | None:
+    """The target of a request line (`POST /v1/messages HTTP/1.1`), if it is complete."""
+    line, sep, _ = head.partition(b"\r\n")
+    parts = line.split(b" ")
+    return parts[1] if sep and len(parts) == 3 else None
 
 
 _RDHUP = getattr(select, "POLLRDHUP", 0)  # Linux: the peer shut down its sending side
@@ -274,29 +347,41 @@ async def serve(
     port: int,
     *,
     limits: Limits | None = None,
+    error_body: ErrorBody = plain_error_body,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `handler` on host:port until cancelled; reports the bound port via task_status.
 
-    `background` tasks run alongside the server and stop with it. A port that cannot be
-    bound raises `OSError` before anything starts."""
+    `error_body` renders protocol errors (malformed requests, size limits, the connection
+    cap). `background` tasks run alongside the server and stop with it. A port that cannot
+    be bound raises `OSError` before anything starts."""
     limits = limits or Limits()
+    cap = connection_cap(limits)
+    active = 0  # connections admitted (counted before their task starts)
     listeners = await open_listeners(host, port)
     watchdog = Watchdog()
 
     async def on_connection(stream: Socket) -> None:
-        connection = Connection(stream, handler, limits)
+        nonlocal active
+        connection = Connection(stream, handler, limits, error_body)
         watchdog.connections.add(connection)
         try:
             await connection.run()
         finally:
             watchdog.connections.discard(connection)
+            active -= 1
 
     async def accept_loop(listener: socket.socket) -> None:
+        nonlocal active
         with listener:
             while True:
-                nursery.start_soon(on_connection, await accept(listener))
+                stream = await accept(listener)
+                if active >= cap:
+                    nursery.start_soon(refuse, stream, error_body)
+                    continue
+                active += 1
+                nursery.start_soon(on_connection, stream)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watchdog.run)

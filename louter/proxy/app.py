@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import trio
 
-from louter.config import Backend, Config
+from louter.config import Backend, Config, Server
 from louter.convert.dialects import DIALECTS
 from louter.errors import ConversionError, LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
@@ -164,6 +165,27 @@ def dialect_for_path(path: str) -> str:
     return "anthropic" if path.startswith("/v1/messages") else "openai"
 
 
+def protocol_error_body(target: bytes | None, status: int, message: str) -> bytes:
+    """The server's protocol errors (400, 413, 431, 501, 503) in the envelope of the
+    dialect the request's path belongs to; OpenAI's while the path is not known."""
+    dialect = "openai"
+    if target is not None:
+        path = target.split(b"?", 1)[0].decode("latin-1")
+        endpoint = match(path)
+        dialect = endpoint.dialect if endpoint else dialect_for_path(path)
+    return orjson.dumps(DIALECTS[dialect].error_body(status, message))
+
+
+def server_limits(server: Server) -> Limits:
+    """The inbound limits `[server]` configures (the others keep their defaults)."""
+    return Limits(
+        header_timeout=server.header_timeout_seconds,
+        request_timeout=server.request_timeout_seconds,
+        idle_timeout=server.idle_timeout_seconds,
+        max_connections=server.max_connections,
+    )
+
+
 def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[None]]:
     metrics = ctx.metrics
 
@@ -265,6 +287,7 @@ async def _fail(
     trace: str | None = None,
 ) -> None:
     extra: dict[str, Any] = {"traceback": trace} if trace else {}
+    own = exc.headers if isinstance(exc, LouterError) else ()
     if exchange.attempts:
         extra["attempts"] = exchange.attempts
     exchange.log("error", status=status, error=message, error_type=type(exc).__name__, **extra)
@@ -272,7 +295,7 @@ async def _fail(
         return
     body = DIALECTS[exchange.format].error_body(status, message)
     exchange.log("client_response", status=status, payload=body)
-    headers = [(b"x-louter-request-id", exchange.request_id.encode("ascii"))]
+    headers = [(b"x-louter-request-id", exchange.request_id.encode("ascii")), *own]
     await responder.send_json(status, body, headers)
 
 
@@ -323,7 +346,8 @@ async def serve(
             make_handler(ctx),
             host,
             port,
-            limits=limits,
+            limits=limits or server_limits(ctx.config.server),
+            error_body=protocol_error_body,
             background=[ctx.deadlines.run],
             task_status=task_status,
         )

@@ -72,7 +72,8 @@ async def model_action(
         await get_model(ctx, exchange, model, responder)
         return
     if request.method != "POST":
-        raise LouterError(f"{action} needs POST, not {request.method}", status_hint=405)
+        message = f"{action} needs POST, not {request.method}"
+        raise LouterError(message, status_hint=405, headers=((b"allow", b"POST"),))
     exchange.model = model
     body = parse_body(exchange, request)
     exchange.model = model
