@@ -47,8 +47,8 @@ class Limits:
 
 
 def connection_cap(limits: Limits) -> int:
-    """`max_connections`, or half the open-file limit (the other half is left for upstream
-    connections, the log and the runtime)."""
+    """`max_connections`, or half the open-file limit less 16 (the rest is left for
+    upstream connections, refusals, the log and the runtime)."""
     if limits.max_connections is not None:
         return limits.max_connections
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
