@@ -169,6 +169,7 @@ def _post(path: str, body: bytes, extra: bytes = b"") -> bytes:
 DOORS = {
     "/v1/chat/completions": "openai",
     "/v1beta/models/x:generateContent": "gemini",
+    "/v1beta/models/x:streamGenerateContent?alt=sse&key=k": "gemini",
     "/v1/messages": "anthropic",
     "/v1/responses": "responses",
 }
