@@ -176,6 +176,7 @@ async def relay_stream(
         await responder.write(prelude)
     idle_timeout = ctx.config.performance.stream_idle_timeout_seconds
     pump = _Pump(exchange, response, responder, relay, idle_timeout)
+    pump.scrub = ctx.scrub
     deadlines = ctx.deadlines
     with pump.scope:
         deadlines.add(pump)
@@ -234,6 +235,7 @@ class _Pump:
         self.deadline = math.inf  # perf_counter() by which the upstream must send more
         self.stalled = False
         self.scope = trio.CancelScope()  # cancelled by a stall or the client leaving
+        self.scrub: Callable[[str], str] = str  # backend addresses and keys out of errors
 
     def expire(self) -> None:
         """The upstream stayed silent for `idle_timeout`: end the stream."""
@@ -255,8 +257,8 @@ class _Pump:
             await self._send(self.relay.flush())
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
-        except LouterError as exc:
-            await self.fail(exc.message)
+        except LouterError as exc:  # transport errors may name an address: scrubbed
+            await self.fail(self.scrub(exc.message))
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
         started = time.perf_counter()
