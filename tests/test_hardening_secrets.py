@@ -26,7 +26,17 @@ from louter.errors import ConfigError
 from louter.proxy.journal import REDACTED, redact_headers, redact_target
 from louter.proxy.scrub import Scrubber
 from tests.conftest import StartLouter
-from tests.fakes import Close, FakeUpstream, Hang, Recorded, Reply, SSEReply, chat_chunk, sse_events
+from tests.fakes import (
+    Close,
+    FakeUpstream,
+    Hang,
+    JSONReply,
+    Recorded,
+    Reply,
+    SSEReply,
+    chat_chunk,
+    sse_events,
+)
 
 BIN = Path(__file__).resolve().parent.parent / "bin"
 
@@ -162,6 +172,15 @@ def test_scrubber_names_backends_and_hides_keys() -> None:
     assert scrub("http://api: connect timed out") == "api: connect timed out"
 
 
+def test_backends_sharing_an_address_are_named_by_the_one_that_failed() -> None:
+    url = "http://10.9.8.7:8000"
+    scrub = Scrubber([Backend("first", "openai", url=url), Backend("second", "openai", url=url)])
+    assert scrub(f"{url}: upstream closed mid-response", "second") == (
+        "second: upstream closed mid-response"
+    )
+    assert scrub(f"{url}: upstream closed mid-response") == "first: upstream closed mid-response"
+
+
 # --------------------------------------------------------------------------- /health
 
 
@@ -174,6 +193,44 @@ async def test_health_shows_no_urls(start_louter: StartLouter) -> None:
     assert "url" not in health["backends"]["inner"]
     text = orjson.dumps(health).decode()
     assert "10.200.30.40" not in text and "8123" not in text and "sk-HEALTH-9" not in text
+
+
+# --------------------------------------------------------------------------- echoed keys
+
+ECHOED = "sk-ECHOED-backend-key-8"
+
+
+@pytest.mark.parametrize("status", [401, 500])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": [{"role": "user",
+                                                                      "content": "x"}]}),
+    ],
+    ids=["passthrough", "translated"],
+)  # fmt: skip
+async def test_a_key_the_upstream_echoes_is_not_relayed(
+    status: int, path: str, body: dict[str, Any], start_louter: StartLouter,
+    nursery: trio.Nursery, tmp_path: Path,
+) -> None:  # fmt: skip
+    echo = {"error": {"message": f"Incorrect API key provided: {ECHOED}", "type": "auth"}}
+    fake = FakeUpstream(JSONReply(echo, status=status))
+    await nursery.start(fake.serve)
+    log_file = tmp_path / "log.jsonl"
+    toml = f'[backends.inner]\nurl = "{fake.url}"\napi_key = "{ECHOED}"\n'
+    base = await start_louter(toml, log_file=log_file)
+    async with httpx.AsyncClient() as client:
+        headers = {"anthropic-version": "2023-06-01"}
+        response = await client.post(base + path, json=body, headers=headers)
+        health = (await client.get(base + "/health")).text
+    assert response.status_code == status
+    assert "Incorrect API key provided" in response.text and REDACTED in response.text
+    assert fake.requests[0].headers["authorization"] == f"Bearer {ECHOED}"  # it was sent
+    for where, text in (("answer", response.text), ("log", log_file.read_text()),
+                        ("/health", health)):  # fmt: skip
+        assert ECHOED not in text, where
+        assert fake.url not in text and f":{fake.port}" not in text, where
 
 
 # --------------------------------------------------------------------------- end to end
@@ -300,6 +357,9 @@ async def test_nothing_secret_reaches_clients_health_metrics_log_or_stderr(
     assert log.count('"direction":"client_request"') == len(answers)
     assert f"%6Bey={REDACTED}" in log and f"KEY={REDACTED}" in log
     assert_clean("the log", log, addresses)
+    cut_errors = [e["error"] for e in map(orjson.loads, log.splitlines())
+                  if e["backend"] == "cut" and e["direction"] == "error"]  # fmt: skip
+    assert cut_errors and all(e.startswith("cut: ") for e in cut_errors), cut_errors
     assert_upstream_got_no_client_key(fake)
     err = stderr_file.read_text()
     assert "shutting down" in err and "down" in err

@@ -65,7 +65,7 @@ def _backend_health(
     backend: Backend, breaker: Breaker, wall: float, now: float, scrub: Scrubber
 ) -> dict[str, Any]:
     """No URL (an internal address) and no key: the protocol, models and breaker state."""
-    state = breaker.state
+    state, error = breaker.state, breaker.last_error
     failed_at = breaker.last_error_at
     return {
         "protocol": backend.protocol,
@@ -75,7 +75,7 @@ def _backend_health(
             format_timestamp(wall + breaker.remaining()) if state == COOLING_DOWN else None
         ),
         "consecutive_failures": breaker.failures,
-        "last_error": None if breaker.last_error is None else scrub(breaker.last_error),
+        "last_error": error if error is None else scrub(error, backend.name),
         "last_error_at": None if failed_at is None else format_timestamp(wall - (now - failed_at)),
     }
 
@@ -214,11 +214,12 @@ async def _dispatch(
         await endpoint.handler(ctx, exchange, request, responder)
     except LouterError as exc:
         _count_error(ctx, exchange, error_kind(exc))
-        await _fail(exchange, responder, exc.status_hint, ctx.scrub(exc.message), exc)
+        message = ctx.scrub(exc.message, exchange.backend)
+        await _fail(exchange, responder, exc.status_hint, message, exc)
     except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
         _count_error(ctx, exchange, "internal")
-        trace = ctx.scrub(traceback.format_exc())
-        message = ctx.scrub(f"internal error: {exc!r}")
+        trace = ctx.scrub(traceback.format_exc(), exchange.backend)
+        message = ctx.scrub(f"internal error: {exc!r}", exchange.backend)
         await _fail(exchange, responder, 500, message, exc, trace=trace)
 
 

@@ -22,9 +22,10 @@ import trio
 from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
-from louter.proxy.attempts import Buffered, Delivery, Plan
+from louter.proxy.attempts import Buffered, Delivery, Plan, without_keys
 from louter.proxy.exchange import Exchange
 from louter.proxy.routing import Route
+from louter.proxy.scrub import Scrubber
 from louter.proxy.usage import view_text, view_tokens, whole_text, whole_tokens
 
 if TYPE_CHECKING:
@@ -235,7 +236,7 @@ class _Pump:
         self.deadline = math.inf  # perf_counter() by which the upstream must send more
         self.stalled = False
         self.scope = trio.CancelScope()  # cancelled by a stall or the client leaving
-        self.scrub: Callable[[str], str] = str  # backend addresses and keys out of errors
+        self.scrub = Scrubber()  # backend addresses and keys out of error texts
 
     def expire(self) -> None:
         """The upstream stayed silent for `idle_timeout`: end the stream."""
@@ -258,7 +259,7 @@ class _Pump:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:  # transport errors may name an address: scrubbed
-            await self.fail(self.scrub(exc.message))
+            await self.fail(self.scrub(exc.message, self.exchange.backend))
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
         started = time.perf_counter()
@@ -370,5 +371,7 @@ class Forward(Plan):
             response = Buffered(200, response.headers, body)
             if self.repair.needed(body):
                 return await self.repair.plan().relay(ctx, exchange, response, responder)
+        if response.status >= 400:
+            response = await without_keys(ctx, exchange, response)
         count = ctx.metrics is not None
         return await relay_whole(exchange, response, responder, self.dialect, count=count)

@@ -29,43 +29,58 @@ def _addresses(url: str) -> list[str]:
     return sorted((a for a in found if a), key=len, reverse=True)
 
 
-class Scrubber:
-    """`scrubber(text)`: `text` without backend addresses (replaced by the backend's
-    name) or configured keys."""
+def _pattern(addresses: Iterable[str]) -> re.Pattern[str] | None:
+    """Any of `addresses` as a whole word: host "api" must not eat "rapid"."""
+    ordered = sorted(set(addresses), key=len, reverse=True)
+    if not ordered:
+        return None
+    either = "|".join(map(re.escape, ordered))
+    return re.compile(r"(?<![\w.-])(?:" + either + r")(?![\w-]|\.\w)")
 
-    __slots__ = ("_keys", "_pattern", "_names")
+
+class Scrubber:
+    """`scrubber(text, backend)`: `text` without configured keys, and without backend
+    addresses: each replaced by its backend's name. `backend` (the one that failed)
+    names its own address first, for backends sharing one."""
+
+    __slots__ = ("_keys", "_all", "_names", "_own")
 
     def __init__(self, backends: Iterable[Backend] = ()) -> None:
         names: dict[str, str] = {}
+        own: dict[str, re.Pattern[str]] = {}
         keys: set[str] = set()
         for backend in backends:
             if backend.api_key:
                 keys.add(backend.api_key)
             if backend.url:
-                for address in _addresses(backend.url):
+                addresses = _addresses(backend.url)
+                for address in addresses:
                     names.setdefault(address, backend.name)
-        self._names = names
+                own[backend.name] = _pattern(addresses)  # type: ignore[assignment]
         self._keys = sorted(keys, key=len, reverse=True)
-        ordered = sorted(names, key=len, reverse=True)
-        # An address counts only as a whole word: host "api" must not eat "rapid".
-        self._pattern = (
-            re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, ordered)) + r")(?![\w-]|\.\w)")
-            if ordered
-            else None
-        )
+        self._names = names
+        self._own = own
+        self._all = _pattern(names)
 
-    def __call__(self, text: str) -> str:
+    def __call__(self, text: str, backend: str | None = None) -> str:
         for key in self._keys:
             if key in text:
                 text = text.replace(key, REDACTED)
-        if self._pattern is not None:
-            text = self._pattern.sub(lambda m: self._names[m.group(0)], text)
+        mine = self._own.get(backend) if backend is not None else None
+        if mine is not None:
+            text = mine.sub(backend, text)  # type: ignore[arg-type]
+        if self._all is not None:
+            text = self._all.sub(lambda m: self._names[m.group(0)], text)
         return text
 
-    def scrub_bytes(self, data: bytes) -> bytes:
-        """`data` without configured keys (an upstream's error body, relayed)."""
+    @property
+    def has_keys(self) -> bool:
+        return bool(self._keys)
+
+    def keys_out(self, data: bytes) -> bytes:
+        """`data` without configured keys (an upstream's error answer, relayed)."""
         for key in self._keys:
-            encoded = key.encode("utf-8", "replace")
+            encoded = key.encode("utf-8")
             if encoded in data:
                 data = data.replace(encoded, REDACTED.encode("ascii"))
         return data
