@@ -176,8 +176,7 @@ async def relay_stream(
     if prelude:
         await responder.write(prelude)
     idle_timeout = ctx.config.performance.stream_idle_timeout_seconds
-    pump = _Pump(exchange, response, responder, relay, idle_timeout)
-    pump.scrub = ctx.scrub
+    pump = _Pump(exchange, response, responder, relay, idle_timeout, ctx.scrub)
     deadlines = ctx.deadlines
     with pump.scope:
         deadlines.add(pump)
@@ -222,6 +221,7 @@ class _Pump:
         responder: Responder,
         relay: StreamRelay,
         idle_timeout: float,
+        scrub: Scrubber,
     ) -> None:
         self.exchange = exchange
         self.idle_timeout = idle_timeout
@@ -236,7 +236,7 @@ class _Pump:
         self.deadline = math.inf  # perf_counter() by which the upstream must send more
         self.stalled = False
         self.scope = trio.CancelScope()  # cancelled by a stall or the client leaving
-        self.scrub = Scrubber()  # backend addresses and keys out of error texts
+        self.scrub = scrub  # backend addresses and keys out of error texts
 
     def expire(self) -> None:
         """The upstream stayed silent for `idle_timeout`: end the stream."""
