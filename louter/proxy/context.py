@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from louter.config import Config
 from louter.http.deadlines import Deadlines
@@ -25,4 +25,4 @@ class ProxyContext:
     clock: Callable[[], float]  # wall-clock seconds, for `created` timestamps
     deadlines: Deadlines  # upstream first-byte and stream-idle timeouts
     metrics: Metrics | None = None  # None with `enable_metrics = false`
-    scrub: Scrubber = Scrubber()  # backend addresses and keys out of error texts
+    scrub: Scrubber = field(default_factory=Scrubber)  # addresses and keys out of errors
