@@ -16,6 +16,7 @@ from louter.config import Backend
 from louter.proxy.journal import REDACTED
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_SHORTEST_KEY = 4  # shorter "keys" ("-", "no") are placeholders: replacing them mangles text
 
 
 def _addresses(url: str) -> list[str]:
@@ -29,12 +30,10 @@ def _addresses(url: str) -> list[str]:
     return sorted((a for a in found if a), key=len, reverse=True)
 
 
-def _pattern(addresses: Iterable[str]) -> re.Pattern[str] | None:
+def _pattern(addresses: Iterable[str]) -> re.Pattern[str]:
     """Any of `addresses` as a whole word: host "api" must not eat "rapid"."""
     ordered = sorted(set(addresses), key=len, reverse=True)
-    if not ordered:
-        return None
-    either = "|".join(map(re.escape, ordered))
+    either = "|".join(map(re.escape, ordered)) or r"(?!)"  # none: matches nothing
     return re.compile(r"(?<![\w.-])(?:" + either + r")(?![\w-]|\.\w)")
 
 
@@ -50,13 +49,13 @@ class Scrubber:
         own: dict[str, re.Pattern[str]] = {}
         keys: set[str] = set()
         for backend in backends:
-            if backend.api_key:
+            if backend.api_key and len(backend.api_key) >= _SHORTEST_KEY:
                 keys.add(backend.api_key)
             if backend.url:
                 addresses = _addresses(backend.url)
                 for address in addresses:
                     names.setdefault(address, backend.name)
-                own[backend.name] = _pattern(addresses)  # type: ignore[assignment]
+                own[backend.name] = _pattern(addresses)
         self._keys = sorted(keys, key=len, reverse=True)
         self._names = names
         self._own = own
@@ -66,10 +65,9 @@ class Scrubber:
         for key in self._keys:
             if key in text:
                 text = text.replace(key, REDACTED)
-        mine = self._own.get(backend) if backend is not None else None
-        if mine is not None:
-            text = mine.sub(backend, text)  # type: ignore[arg-type]
-        if self._all is not None:
+        if backend is not None and backend in self._own:
+            text = self._own[backend].sub(lambda _: backend, text)
+        if self._names:
             text = self._all.sub(lambda m: self._names[m.group(0)], text)
         return text
 
