@@ -21,6 +21,7 @@ import orjson
 import pytest
 import trio
 
+from louter.cli.test_runner import UsageError, make_plan
 from louter.config import Backend, load_config, parse_config, url_problem
 from louter.errors import ConfigError
 from louter.proxy.journal import REDACTED, redact_headers, redact_target
@@ -384,3 +385,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_test_runner_refuses_credentials_in_its_url() -> None:
+    with pytest.raises(UsageError) as caught:
+        make_plan(
+            "openai", ["http://me:pw-RUNNER-1@10.1.2.3:9000"], url=None, key=None, model=None,
+            probes=[], expect="auto", env={},
+        )  # fmt: skip
+    assert "credentials" in str(caught.value) and "pw-RUNNER-1" not in str(caught.value)
