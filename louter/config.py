@@ -249,14 +249,49 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _check_url(where: _Where, table: str, url: str) -> str:
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5})|:([^:]*))?")
+_CHARACTERS = {"\r": "a carriage return (CR)", "\n": "a line feed (LF)", " ": "a space"}
+
+
+def _bad_character(url: str) -> str | None:
+    for position, char in enumerate(url):
+        if char in _CHARACTERS:
+            return f"contains {_CHARACTERS[char]} at position {position}"
+        if not " " < char < "\x7f":
+            kind = "a control character" if char.isascii() else "a non-ASCII character"
+            hint = "" if char.isascii() else " (write the host in its IDNA form, xn--...)"
+            return f"contains {kind} ({char!r}) at position {position}{hint}"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a backend URL (None when it is usable). Never repeats
+    credentials found in it: messages may reach logs."""
+    problem = _bad_character(url)
+    if problem is not None:
+        return problem
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return (
+            "must not contain credentials (user:password@); put the key in api_key or api_key_env"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise where.error(table, "url", f"must be an http:// or https:// URL, got {url!r}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise where.error(table, "url", f"has an invalid port: {url!r}") from None
+        return f"must be an http:// or https:// URL, got {url!r}"
+    if "?" in url or "#" in url:
+        return f"must not have a query or fragment (?... or #...), got {url!r}"
+    found = _HOST_PORT.fullmatch(parts.netloc)
+    if found is None:
+        return f"has an invalid host: {url!r}"
+    port = found.group(2)
+    if found.group(3) is not None or (port is not None and not 0 < int(port) < 65536):
+        return f"has an invalid port: {url!r}"
+    return None
+
+
+def _check_url(where: _Where, table: str, url: str) -> str:
+    problem = url_problem(url)
+    if problem is not None:
+        raise where.error(table, "url", problem)
     return normalise_url(url)
 
 

@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from louter.config import KEY_ENV_BY_PROTOCOL, normalise_url
+from louter.config import KEY_ENV_BY_PROTOCOL, normalise_url, url_problem
 from louter.probes import BY_NAME, Probe, ProbeResult, Target, run_probes, select
 from louter.probes.run import Sink
 from louter.proxy.journal import Journal
@@ -90,6 +90,9 @@ def make_plan(
         if not rest:
             raise UsageError("missing URL: give it after PROTOCOL or with --url")
         url = rest.pop(0)
+    problem = url_problem(url)
+    if problem is not None:
+        raise UsageError(f"the backend URL {problem}")
     if key is None and rest and rest[0] not in BY_NAME:
         key = rest.pop(0)
     try:

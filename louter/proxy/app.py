@@ -30,6 +30,7 @@ from louter.proxy.exchange import Exchange, RequestIds
 from louter.proxy.journal import Entry, Journal, format_timestamp
 from louter.proxy.metrics import CONTENT_TYPE, Metrics
 from louter.proxy.routing import Router
+from louter.proxy.scrub import Scrubber
 from louter.proxy.upstreams import open_upstreams
 
 HandlerFn = Callable[[ProxyContext, Exchange, Request, Responder], Awaitable[None]]
@@ -48,7 +49,7 @@ async def health(
     """Each backend's breaker state; 503 when no backend a request can reach is usable."""
     router = ctx.router
     wall, now = ctx.clock(), router.clock()
-    backends = {b.name: _backend_health(b, router.breakers[b.name], wall, now)
+    backends = {b.name: _backend_health(b, router.breakers[b.name], wall, now, ctx.scrub)
                 for b in ctx.config.backends}  # fmt: skip
     usable = any(router.breakers[name].usable() for name in router.routed())
     await responder.send_json(
@@ -61,19 +62,21 @@ async def health(
     )
 
 
-def _backend_health(backend: Backend, breaker: Breaker, wall: float, now: float) -> dict[str, Any]:
-    state = breaker.state
+def _backend_health(
+    backend: Backend, breaker: Breaker, wall: float, now: float, scrub: Scrubber
+) -> dict[str, Any]:
+    """No URL (an internal address) and no key: the protocol, models and breaker state."""
+    state, error = breaker.state, breaker.last_error
     failed_at = breaker.last_error_at
     return {
         "protocol": backend.protocol,
-        "url": backend.url or None,
         "models": sorted(backend.model_mapping),
         "state": state,
         "cooling_down_until": (
             format_timestamp(wall + breaker.remaining()) if state == COOLING_DOWN else None
         ),
         "consecutive_failures": breaker.failures,
-        "last_error": breaker.last_error,
+        "last_error": error if error is None else scrub(error, backend.name),
         "last_error_at": None if failed_at is None else format_timestamp(wall - (now - failed_at)),
     }
 
@@ -233,11 +236,13 @@ async def _dispatch(
         await endpoint.handler(ctx, exchange, request, responder)
     except LouterError as exc:
         _count_error(ctx, exchange, error_kind(exc))
-        await _fail(exchange, responder, exc.status_hint, exc.message, exc)
+        message = ctx.scrub(exc.message, exchange.backend)
+        await _fail(exchange, responder, exc.status_hint, message, exc)
     except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
         _count_error(ctx, exchange, "internal")
-        trace = traceback.format_exc()
-        await _fail(exchange, responder, 500, f"internal error: {exc!r}", exc, trace=trace)
+        trace = ctx.scrub(traceback.format_exc(), exchange.backend)
+        message = ctx.scrub(f"internal error: {exc!r}", exchange.backend)
+        await _fail(exchange, responder, 500, message, exc, trace=trace)
 
 
 def _observe(metrics: Metrics, exchange: Exchange, method: str, status: int) -> None:
@@ -329,6 +334,7 @@ def build_context(
         clock,
         deadlines,
         metrics,
+        Scrubber(config.backends),
     )
 
 

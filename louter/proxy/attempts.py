@@ -101,6 +101,17 @@ class Buffered:
         return None
 
 
+async def without_keys(
+    ctx: ProxyContext, exchange: Exchange, response: UpstreamResponse
+) -> UpstreamResponse:
+    """An upstream error answer without any configured key it repeats (some servers
+    echo the key they refused): read whole, so the client and the log get it clean."""
+    if not ctx.scrub.has_keys:
+        return response
+    body = ctx.scrub.keys_out(await exchange.read_body(response))
+    return Buffered(response.status, response.headers, body)
+
+
 @dataclass(slots=True)
 class _Failure:
     plan: Plan
@@ -210,7 +221,8 @@ class _Attempts:
                 return plan, response, started
             failure = await self._read_failure(plan, response)
         except UpstreamError as exc:
-            failure = _Failure(plan, exc.message, exc.status_hint, error=exc)
+            clean = _scrubbed(self.ctx, exc, name)
+            failure = _Failure(plan, clean.message, clean.status_hint, error=clean)
         except BaseException:  # cancelled (the client left): no outcome to record
             breaker.release()
             if metrics is not None:
@@ -222,6 +234,7 @@ class _Attempts:
     async def _read_failure(self, plan: Plan, response: UpstreamResponse) -> _Failure:
         body = await self.exchange.read_body(response)
         message = f"HTTP {response.status}: {DIALECTS[plan.dialect].error_message(body)}"
+        message = self.ctx.scrub(message, plan.route.backend.name)
         return _Failure(
             plan,
             message,
@@ -295,11 +308,14 @@ class _Attempts:
         metrics = self.ctx.metrics
         try:
             delivery = await plan.relay(self.ctx, self.exchange, response, responder)
-        except LouterError as exc:  # the answer was unusable (e.g. not JSON)
-            self.ctx.router.breakers[name].fail(exc.message)
+        except LouterError as exc:  # the answer was unusable (e.g. not JSON), or broke off
+            clean = _scrubbed(self.ctx, exc, name)
+            self.ctx.router.breakers[name].fail(clean.message)
             if metrics is not None:
                 metrics.backends[name].duration("error").observe(time.perf_counter() - started)
-            raise
+            if clean is exc:
+                raise
+            raise clean from exc
         finally:
             if metrics is not None:
                 metrics.backends[name].in_flight.dec()
@@ -335,6 +351,15 @@ def _account(
         tokens = (estimate(), estimate_output(delivery.text))
     children.input.inc(tokens[0])
     children.output.inc(tokens[1])
+
+
+def _scrubbed(ctx: ProxyContext, exc: LouterError, backend: str) -> LouterError:
+    """`exc`, or a copy without backend addresses or keys in its message (transport
+    errors name the address they failed on; clients, the log and /health see names)."""
+    message = ctx.scrub(exc.message, backend)
+    if message == exc.message:
+        return exc
+    return type(exc)(message, status_hint=exc.status_hint)
 
 
 def _build(make_plan: MakePlan, route: Route, breaker: Breaker) -> Plan:

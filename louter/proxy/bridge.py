@@ -43,7 +43,7 @@ from louter.convert.xml_tools import XmlToolExtractor
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
-from louter.proxy.attempts import Delivery, Plan, run
+from louter.proxy.attempts import Delivery, Plan, run, without_keys
 from louter.proxy.exchange import Exchange
 from louter.proxy.passthrough import is_event_stream, relay_stream
 from louter.proxy.routing import Route
@@ -192,6 +192,7 @@ class Converse(Plan):
     ) -> Delivery:
         backend = DIALECTS[self.dialect]
         if response.status != 200:
+            response = await without_keys(ctx, exchange, response)
             await relay_error(exchange, response, backend, self.client.dialect, responder)
             return Delivery()
         stage = tool_stage(self.route.backend, self.request, exchange)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from louter.config import Config
 from louter.http.deadlines import Deadlines
@@ -11,6 +11,7 @@ from louter.proxy.exchange import RequestIds
 from louter.proxy.journal import Journal
 from louter.proxy.metrics import Metrics
 from louter.proxy.routing import Router
+from louter.proxy.scrub import Scrubber
 from louter.proxy.upstreams import Upstream
 
 
@@ -24,3 +25,4 @@ class ProxyContext:
     clock: Callable[[], float]  # wall-clock seconds, for `created` timestamps
     deadlines: Deadlines  # upstream first-byte and stream-idle timeouts
     metrics: Metrics | None = None  # None with `enable_metrics = false`
+    scrub: Scrubber = field(default_factory=Scrubber)  # addresses and keys out of errors

@@ -65,6 +65,8 @@ async def count_with_backend(
         first_byte_timeout=ctx.config.performance.timeout_seconds,
     )
     raw = await response.read()
+    if response.status != 200:  # some servers echo the key they refused
+        raw = ctx.scrub.keys_out(raw)
     exchange.log("backend_response", status=response.status, dialect="openai", raw_payload=None,
                  payload=raw.decode("utf-8", "replace"))  # fmt: skip
     if response.status != 200:

@@ -13,13 +13,22 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 
 SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "x-goog-api-key",
+        "api-key",
+        "cookie",
+        "set-cookie",
+    }
 )
-SECRET_PARAMS = ("key", "api_key", "apikey")
+SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token"})
 REDACTED = "[REDACTED]"
 
 Entry = dict[str, Any]
@@ -31,15 +40,26 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def redact_target(target: str) -> str:
-    """Redact `?key=...`-style secrets in a request target."""
+    """Redact `?key=...`-style secrets in a request target. Parameter names are compared
+    as a server reads them: percent-decoded (`%6Bey`), `+` as a space, any case; a
+    parameter whose name cannot be read that way is redacted too."""
     path, sep, query = target.partition("?")
     if not sep:
         return target
     parts = []
     for item in query.split("&"):
         name, eq, _ = item.partition("=")
-        parts.append(f"{name}={REDACTED}" if eq and name.lower() in SECRET_PARAMS else item)
+        parts.append(f"{name}={REDACTED}" if eq and _secret_param(name) else item)
     return path + "?" + "&".join(parts)
+
+
+def _secret_param(name: str) -> bool:
+    if "%" in name or "+" in name:
+        try:
+            name = unquote_plus(name, errors="strict")
+        except UnicodeDecodeError:
+            return True
+    return name.strip().lower() in SECRET_PARAMS
 
 
 def _second(whole: int) -> str:

@@ -22,9 +22,10 @@ import trio
 from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
-from louter.proxy.attempts import Buffered, Delivery, Plan
+from louter.proxy.attempts import Buffered, Delivery, Plan, without_keys
 from louter.proxy.exchange import Exchange
 from louter.proxy.routing import Route
+from louter.proxy.scrub import Scrubber
 from louter.proxy.usage import view_text, view_tokens, whole_text, whole_tokens
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ async def relay_stream(
     if prelude:
         await responder.write(prelude)
     idle_timeout = ctx.config.performance.stream_idle_timeout_seconds
-    pump = _Pump(exchange, response, responder, relay, idle_timeout)
+    pump = _Pump(exchange, response, responder, relay, idle_timeout, ctx.scrub)
     deadlines = ctx.deadlines
     with pump.scope:
         deadlines.add(pump)
@@ -220,6 +221,7 @@ class _Pump:
         responder: Responder,
         relay: StreamRelay,
         idle_timeout: float,
+        scrub: Scrubber,
     ) -> None:
         self.exchange = exchange
         self.idle_timeout = idle_timeout
@@ -234,6 +236,7 @@ class _Pump:
         self.deadline = math.inf  # perf_counter() by which the upstream must send more
         self.stalled = False
         self.scope = trio.CancelScope()  # cancelled by a stall or the client leaving
+        self.scrub = scrub  # backend addresses and keys out of error texts
 
     def expire(self) -> None:
         """The upstream stayed silent for `idle_timeout`: end the stream."""
@@ -255,8 +258,8 @@ class _Pump:
             await self._send(self.relay.flush())
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
-        except LouterError as exc:
-            await self.fail(exc.message)
+        except LouterError as exc:  # transport errors may name an address: scrubbed
+            await self.fail(self.scrub(exc.message, self.exchange.backend))
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
         started = time.perf_counter()
@@ -368,5 +371,7 @@ class Forward(Plan):
             response = Buffered(200, response.headers, body)
             if self.repair.needed(body):
                 return await self.repair.plan().relay(ctx, exchange, response, responder)
+        if response.status >= 400:
+            response = await without_keys(ctx, exchange, response)
         count = ctx.metrics is not None
         return await relay_whole(exchange, response, responder, self.dialect, count=count)
