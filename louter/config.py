@@ -37,6 +37,7 @@ KEY_ENV_BY_PROTOCOL = {
 class Server:
     host: str = "127.0.0.1"
     port: int = 8080
+    drain_seconds: float = 120.0  # graceful stop: how long answers in flight may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ _TYPE_CHECKS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType
     }
 )
 
-SERVER_KEYS = {"host": "str", "port": "int"}
+SERVER_KEYS = {"host": "str", "port": "int", "drain_seconds": "number"}
 PERFORMANCE_KEYS = {
     "timeout_seconds": "number",
     "connect_timeout_seconds": "number",
@@ -277,6 +278,8 @@ def _parse_server(where: _Where, data: Mapping[str, Any]) -> Server:
     port = values.get("port", 8080)
     if not 0 <= port <= 65535:
         raise where.error("server", "port", f"must be between 0 and 65535, got {port}")
+    _non_negative(where, "server", values, ("drain_seconds",))
+    _floats(values, ("drain_seconds",))
     return Server(**values)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import httptools
 import trio
 
+from louter.http.drain import Drain
 from louter.http.message import Request, Responder, simple_response
 from louter.http.sockets import Socket, accept, open_listeners
 
@@ -134,6 +135,9 @@ class Connection:
         # Called (instead of cancelling the connection) when the peer hangs up while a
         # handler streams its answer: the streaming code ends itself.
         self.hangup: Callable[[], None] | None = None
+        # Called by a graceful stop whose time is up, while a handler streams its answer.
+        self.stop: Callable[[str], None] | None = None
+        self.draining = False  # a graceful stop: close after the current answer
 
     async def run(self) -> None:
         try:
@@ -149,19 +153,18 @@ class Connection:
             request = await self._next_request()
             if request is None:
                 return
-            keep_alive = request.keep_alive
-            responder = Responder(self, keep_alive)
+            responder = Responder(self, request.keep_alive and not self.draining)
             self.deadline = math.inf
             self.waiting = responder
             try:
                 await self.handler(request, responder)
             finally:
                 self.waiting = None
-                self.hangup = None
+                self.hangup = self.stop = None
             if not responder.finished:
                 await responder.abort()
                 return
-            if not keep_alive or self.closed_by_peer:
+            if not responder.keep_alive or self.closed_by_peer or self.draining:
                 return
 
     async def _next_request(self) -> Request | None:
@@ -275,12 +278,14 @@ async def serve(
     *,
     limits: Limits | None = None,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
+    drain: Drain | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `handler` on host:port until cancelled; reports the bound port via task_status.
 
     `background` tasks run alongside the server and stop with it. A port that cannot be
-    bound raises `OSError` before anything starts."""
+    bound raises `OSError` before anything starts. With a `drain`, `drain.start()` stops
+    the server gracefully (louter/http/drain.py) and `serve` returns."""
     limits = limits or Limits()
     listeners = await open_listeners(host, port)
     watchdog = Watchdog()
@@ -298,10 +303,20 @@ async def serve(
             while True:
                 nursery.start_soon(on_connection, await accept(listener))
 
+    async def accept_all(task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        async with trio.open_nursery() as accepting:
+            for listener in listeners:
+                accepting.start_soon(accept_loop, listener)
+            task_status.started(accepting.cancel_scope)
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watchdog.run)
         for task in background:
             nursery.start_soon(task)
-        for listener in listeners:
-            nursery.start_soon(accept_loop, listener)
+        accepting = await nursery.start(accept_all)
         task_status.started(listeners[0].getsockname()[1])
+        if drain is not None:
+            await drain.requested.wait()
+            accepting.cancel()  # closes the listening sockets
+            await drain.run(watchdog.connections)
+            nursery.cancel_scope.cancel()
