@@ -9,9 +9,10 @@ times a second until none is left or `seconds` have passed:
 - closes connections waiting idle for their next request (keep-alive).
 
 At the deadline, streamed answers that registered a stop (`Responder.watch_hangup`'s
-`stop`) are ended with the dialect's error event, and get `grace` seconds to write it;
-then `serve` cancels whatever is left (a whole answer still awaited: its exchange logs
-the cancellation). Nothing here runs while louter is not stopping.
+`stop`) are ended with the dialect's error event, and answers being sent get up to
+`grace` seconds to finish; then `serve` cancels whatever is left (a whole answer still
+awaited from its upstream: its connection closes unanswered, its exchange logs an error).
+Nothing here runs while louter is not stopping.
 """
 
 from __future__ import annotations
@@ -57,16 +58,20 @@ class Drain:
     async def run(self, connections: Collection[Draining]) -> None:
         """Until `connections` is empty or the time is up (see the module docstring)."""
         with trio.move_on_after(self.seconds):
-            await _settle(connections)
+            await _settle(connections, lambda: bool(connections))
         for connection in list(connections):
             if connection.stop is not None:
                 connection.stop(STOP_MESSAGE)
-        with trio.move_on_after(self.grace):
-            await _settle(connections)
+        with trio.move_on_after(self.grace):  # while answers are being sent (error events)
+            await _settle(connections, lambda: any(_sending(c) for c in connections))
 
 
-async def _settle(connections: Collection[Draining]) -> None:
-    while connections:
+def _sending(connection: Draining) -> bool:
+    return connection.waiting is not None and connection.waiting.started
+
+
+async def _settle(connections: Collection[Draining], busy: Callable[[], bool]) -> None:
+    while busy():
         for connection in list(connections):
             _mark(connection)
         await trio.sleep(TICK)
