@@ -87,7 +87,13 @@ def _write_all(fd: int, pieces: list[bytes]) -> int:
     `TornWrite` (how much of it is in the file)."""
     total = sum(map(len, pieces))
     if total < _JOIN_BELOW:
-        _write_view(fd, memoryview(b"".join(pieces)), 0)
+        data = b"".join(pieces)
+        try:
+            count = os.write(fd, data)
+        except OSError as exc:
+            raise TornWrite(0) from exc
+        if count < total:  # a short write (disk full, a signal)
+            _write_view(fd, memoryview(data)[count:], count)
         return total
     written = 0
     for start in range(0, len(pieces), _IOV_MAX):
