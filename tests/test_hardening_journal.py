@@ -206,3 +206,31 @@ async def test_follow_survives_rotation(tmp_path: Path) -> None:
     assert [line.split(b'"')[3] for line in seen] == [f"r{n:03d}".encode() for n in range(30)]
     assert log.with_name("louter.jsonl.1").exists()
     assert log_entries(log)
+
+
+def test_journal_reopen_failing_keeps_the_old_file(tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    reports: list[str] = []
+    journal = Journal(folder / "louter.jsonl", clock=time.time, report=reports.append)
+    journal.write({"request_id": "a", "direction": "client_request"})
+    folder.rename(tmp_path / "moved")  # the path cannot be opened again
+    journal.reopen()
+    journal.write({"request_id": "b", "direction": "client_request"})
+    journal.close()
+    assert len(reports) == 1
+    assert reports[0].startswith("cannot reopen the log file")
+    assert [e["request_id"] for e in log_entries(tmp_path / "moved" / "louter.jsonl")] == ["a", "b"]
+
+
+def test_rotation_without_backups_starts_the_file_again(tmp_path: Path) -> None:
+    log = tmp_path / "louter.jsonl"
+    journal = Journal(log, clock=time.time, max_bytes=200, backups=0)
+    for number in range(10):
+        journal.write({"request_id": f"r{number}", "direction": "client_request"})
+    journal.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["louter.jsonl"]
+    kept = [e["request_id"] for e in log_entries(log)]
+    assert kept[-1] == "r9"
+    assert 1 <= len(kept) < 10
+    assert log.stat().st_size <= 200

@@ -178,9 +178,9 @@ async def test_second_signal_stops_at_once(tmp_path: Path, nursery: trio.Nursery
             whole, streamed = await _start_both(clients, fake, louter)
             louter.proc.send_signal(signal.SIGTERM)
             await _stderr_has(louter, "SIGTERM, stopping")
-            louter.proc.send_signal(signal.SIGINT)
+            louter.proc.send_signal(signal.SIGTERM)
             assert await _exit_status(louter, timeout=5) == 1
-        assert "SIGINT again, stopping now" in louter.stderr
+        assert "SIGTERM again, stopping now" in louter.stderr
     assert "cut" in whole
     assert "cut" in streamed
     last = {}
