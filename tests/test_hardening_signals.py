@@ -159,7 +159,8 @@ async def test_stream_outliving_the_drain_ends_with_an_error_event(
     await nursery.start(fake.serve)
     fake.script(Hang(), _stream_reply(trio.Event()))  # neither ever finishes
     log = tmp_path / "louter.jsonl"
-    with Louter(tmp_path, "--log-file", str(log), config=_config(fake.url, 1)) as louter:
+    args = ("--log-file", str(log), "--drain-seconds", "1")  # the flag beats the config
+    with Louter(tmp_path, *args, config=_config(fake.url, 60)) as louter:
         async with trio.open_nursery() as clients:
             whole, streamed = await _start_both(clients, fake, louter)
             stopped_at = trio.current_time()
