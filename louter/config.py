@@ -41,6 +41,7 @@ class Server:
     request_timeout_seconds: float = 60.0  # the whole request, body included
     idle_timeout_seconds: float = 75.0  # a keep-alive connection waiting for a request
     max_connections: int | None = None  # None: half the open-file limit
+    drain_seconds: float = 120.0  # graceful stop: how long answers in flight may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ SERVER_KEYS = {
     "request_timeout_seconds": "number",
     "idle_timeout_seconds": "number",
     "max_connections": "int",
+    "drain_seconds": "number",
 }
 PERFORMANCE_KEYS = {
     "timeout_seconds": "number",
@@ -326,6 +328,8 @@ def _parse_server(where: _Where, data: Mapping[str, Any]) -> Server:
     seconds = ("header_timeout_seconds", "request_timeout_seconds", "idle_timeout_seconds")
     _positive(where, "server", values, (*seconds, "max_connections"))
     _floats(values, seconds)
+    _non_negative(where, "server", values, ("drain_seconds",))
+    _floats(values, ("drain_seconds",))
     return Server(**values)
 
 

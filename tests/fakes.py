@@ -42,6 +42,7 @@ class JSONReply:
     status: int = 200
     headers: Sequence[tuple[str, str]] = ()
     content_type: str = JSON
+    release: trio.Event | None = None  # awaited before answering (a slow upstream)
 
     @property
     def raw(self) -> bytes:
@@ -300,6 +301,8 @@ class _Session:
         if isinstance(reply, Close):
             return False
         if isinstance(reply, JSONReply):
+            if reply.release is not None:
+                await reply.release.wait()
             raw = reply.raw
             headers = [
                 ("content-type", reply.content_type),

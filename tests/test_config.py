@@ -59,7 +59,7 @@ def test_unknown_top_level_table_names_its_header_line() -> None:
 def test_unknown_key_in_server() -> None:
     text = '[server]\nhost = "0.0.0.0"\n\n# a comment\nprot = 8080\n'
     assert error_of(text) == (
-        "cfg.toml: [server] key 'prot': unknown key (allowed: header_timeout_seconds, host, "
+        "cfg.toml: [server] key 'prot': unknown key (allowed: drain_seconds, header_timeout_seconds, host, "
         "idle_timeout_seconds, max_connections, port, request_timeout_seconds) (line 5)"
     )
 
@@ -430,7 +430,7 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, {})
     assert info.value.message == (
-        f"{path}: [server] key 'bad': unknown key (allowed: header_timeout_seconds, host, "
+        f"{path}: [server] key 'bad': unknown key (allowed: drain_seconds, header_timeout_seconds, host, "
         "idle_timeout_seconds, max_connections, port, request_timeout_seconds) (line 3)"
     )
 

@@ -543,6 +543,7 @@ class _Channel:
 
     closed_by_peer = False
     hangup = None
+    stop = None
 
     def __init__(self) -> None:
         self.sent = b""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from rich.text import Text
 from louter import __version__
 from louter.config import Config, load_config
 from louter.errors import ConfigError
+from louter.http.drain import Drain
 from louter.proxy.app import ROUTES, build_context, serve
 from louter.proxy.context import ProxyContext
 from louter.proxy.journal import Entry
@@ -85,17 +87,64 @@ def echo_to(console: Console):  # type: ignore[no-untyped-def]
     return echo
 
 
+class CannotListen(Exception):
+    """The listening socket could not be opened (its `OSError` is the cause)."""
+
+
 async def _run(
-    ctx: ProxyContext, host: str, port: int, log_file: Path | None, console: Console
-) -> None:
+    ctx: ProxyContext,
+    host: str,
+    port: int,
+    log_file: Path | None,
+    console: Console,
+    drain: Drain,
+) -> int:
+    """Serve until stopped; the exit status: 0 after a graceful stop, 1 after a second
+    SIGTERM/SIGINT cut the drain short."""
+    status = 0
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(serve, ctx, host, port)
-        console.print(summary(ctx, host, bound, log_file))
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                console.print(f"louter: {signal.Signals(signum).name}, shutting down")
-                nursery.cancel_scope.cancel()
-                break
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+
+            async def serving(task_status: trio.TaskStatus[int]) -> None:
+                await serve(ctx, host, port, drain=drain, task_status=task_status)
+                nursery.cancel_scope.cancel()  # drained: stop listening for signals
+
+            try:
+                bound = await nursery.start(serving)
+            except OSError as exc:
+                raise CannotListen(str(exc)) from exc
+            console.print(summary(ctx, host, bound, log_file))
+            await _on_signals(signals, ctx, drain, console, log_file)
+            status = 1
+            nursery.cancel_scope.cancel()
+    return status
+
+
+async def _on_signals(
+    signals: AsyncIterator[int],
+    ctx: ProxyContext,
+    drain: Drain,
+    console: Console,
+    log_file: Path | None,
+) -> None:
+    """SIGHUP reopens the log file; the first SIGTERM/SIGINT starts the graceful stop,
+    the second returns (stop at once)."""
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            ctx.journal.reopen()
+            state = "log file reopened" if log_file else "no log file"
+            console.print(f"louter: SIGHUP, {state}", soft_wrap=True)
+        elif drain.requested.is_set():
+            console.print(f"louter: {name} again, stopping now", soft_wrap=True)
+            return
+        else:
+            console.print(
+                f"louter: {name}, stopping: no new connections, "
+                f"up to {drain.seconds:g}s for the answers in flight",
+                soft_wrap=True,
+            )
+            drain.start()
 
 
 def _complain(console: Console, message: str) -> None:
@@ -126,6 +175,24 @@ def main_command(
     log_file: Annotated[
         Path | None, typer.Option("--log-file", help="Append every exchange as JSONL here.")
     ] = None,
+    log_max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--log-max-bytes", min=0, help="Rotate the log file before it exceeds this [0: never]."
+        ),
+    ] = 0,
+    log_backups: Annotated[
+        int,
+        typer.Option("--log-backups", min=0, help="Rotated log files kept (FILE.1 ...) [5]."),
+    ] = 5,
+    drain_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--drain-seconds",
+            min=0,
+            help="On SIGTERM/SIGINT, time for answers in flight [config, else 120].",
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Print every exchange to stderr.")
     ] = False,
@@ -145,6 +212,11 @@ def main_command(
             default_backend=default_backend(cfg, backend),
             log_file=log_file,
             echo=echo_to(console) if verbose else None,
+            log_options={
+                "report": lambda message: _complain(console, message),
+                "max_bytes": log_max_bytes,
+                "backups": log_backups,
+            },
         )
     except ConfigError as exc:
         _complain(console, exc.message)
@@ -152,6 +224,7 @@ def main_command(
     except OSError as exc:
         _complain(console, f"cannot open log file {log_file}: {exc}")
         raise typer.Exit(2) from None
+    drain = Drain(cfg.server.drain_seconds if drain_seconds is None else drain_seconds)
     listen_host = host or cfg.server.host
     listen_port = cfg.server.port if port is None else port
     # Everything alive now (modules, config, context) lives as long as the process: keep
@@ -159,11 +232,13 @@ def main_command(
     # for milliseconds whenever they scan the whole heap.
     gc.freeze()
     try:
-        trio.run(_run, ctx, listen_host, listen_port, log_file, console)
-    except* OSError as group:  # trio reports a failed bind from inside its nursery
+        status = trio.run(_run, ctx, listen_host, listen_port, log_file, console, drain)
+    except* CannotListen as group:  # trio reports a failed bind from inside its nursery
         reason = group.exceptions[0]
         _complain(console, f"cannot listen on {listen_host}:{listen_port}: {reason}")
         raise typer.Exit(1) from None
+    if status:
+        raise typer.Exit(status)
 
 
 def main() -> None:

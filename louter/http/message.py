@@ -54,6 +54,7 @@ class Request:
 class _Channel(Protocol):
     closed_by_peer: bool
     hangup: Callable[[], None] | None
+    stop: Callable[[str], None] | None
 
     async def send_all(self, data: bytes) -> None: ...
 
@@ -155,8 +156,12 @@ class Responder:
         """The handler returned without finishing: close the connection (no keep-alive)."""
         self.keep_alive = False
 
-    def watch_hangup(self, callback: Callable[[], None] | None) -> None:
+    def watch_hangup(
+        self, callback: Callable[[], None] | None, stop: Callable[[str], None] | None = None
+    ) -> None:
         """Have `callback` called if the client hangs up while this (streamed) answer is
         being sent (checked a couple of times a second, for all connections at once);
-        None stops watching."""
+        None stops watching. `stop(message)` is called when a graceful stop of the server
+        runs out of time: end the answer with an error."""
         self._channel.hangup = callback
+        self._channel.stop = stop

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import httptools
 import trio
 
+from louter.http.drain import Drain
 from louter.http.message import ErrorBody, Request, Responder, plain_error_body, simple_response
 from louter.http.sockets import Socket, accept, open_listeners
 
@@ -163,6 +164,9 @@ class Connection:
         # Called (instead of cancelling the connection) when the peer hangs up while a
         # handler streams its answer: the streaming code ends itself.
         self.hangup: Callable[[], None] | None = None
+        # Called by a graceful stop whose time is up, while a handler streams its answer.
+        self.stop: Callable[[str], None] | None = None
+        self.draining = False  # a graceful stop: close after the current answer
 
     async def run(self) -> None:
         try:
@@ -178,19 +182,18 @@ class Connection:
             request = await self._next_request()
             if request is None:
                 return
-            keep_alive = request.keep_alive
-            responder = Responder(self, keep_alive)
+            responder = Responder(self, request.keep_alive and not self.draining)
             self.deadline = math.inf
             self.waiting = responder
             try:
                 await self.handler(request, responder)
             finally:
                 self.waiting = None
-                self.hangup = None
+                self.hangup = self.stop = None
             if not responder.finished:
                 await responder.abort()
                 return
-            if not keep_alive or self.closed_by_peer:
+            if not responder.keep_alive or self.closed_by_peer or self.draining:
                 return
 
     async def _next_request(self) -> Request | None:
@@ -349,13 +352,15 @@ async def serve(
     limits: Limits | None = None,
     error_body: ErrorBody = plain_error_body,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
+    drain: Drain | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `handler` on host:port until cancelled; reports the bound port via task_status.
 
     `error_body` renders protocol errors (malformed requests, size limits, the connection
     cap). `background` tasks run alongside the server and stop with it. A port that cannot
-    be bound raises `OSError` before anything starts."""
+    be bound raises `OSError` before anything starts. With a `drain`, `drain.start()`
+    stops the server gracefully (louter/http/drain.py) and `serve` returns."""
     limits = limits or Limits()
     cap = connection_cap(limits)
     active = 0  # connections admitted (counted before their task starts)
@@ -383,10 +388,20 @@ async def serve(
                 active += 1
                 nursery.start_soon(on_connection, stream)
 
+    async def accept_all(task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        async with trio.open_nursery() as accepting:
+            for listener in listeners:
+                accepting.start_soon(accept_loop, listener)
+            task_status.started(accepting.cancel_scope)
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watchdog.run)
         for task in background:
             nursery.start_soon(task)
-        for listener in listeners:
-            nursery.start_soon(accept_loop, listener)
+        accepting = await nursery.start(accept_all)
         task_status.started(listeners[0].getsockname()[1])
+        if drain is not None:
+            await drain.requested.wait()
+            accepting.cancel()  # closes the listening sockets
+            await drain.run(watchdog.connections)
+            nursery.cancel_scope.cancel()

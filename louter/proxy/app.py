@@ -20,6 +20,7 @@ from louter.config import Backend, Config, Server
 from louter.convert.dialects import DIALECTS
 from louter.errors import ConversionError, LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
+from louter.http.drain import Drain
 from louter.http.message import Request, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
@@ -210,6 +211,8 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
         except trio.Cancelled:
             if responder.client_gone:
                 _client_left(ctx, exchange)
+            else:
+                exchange.log("error", status=503, error=CANCELLED)
             raise
         finally:
             exchange.flush()
@@ -249,6 +252,9 @@ def _observe(metrics: Metrics, exchange: Exchange, method: str, status: int) -> 
     metrics.in_flight.dec()
     metrics.request(exchange.label, method, status, time.perf_counter() - exchange.started)
     metrics.overhead.observe(exchange.overhead())
+
+
+CANCELLED = "cancelled before the answer was complete (louter stopped, or the client stalled)"
 
 
 def _client_left(ctx: ProxyContext, exchange: Exchange) -> None:
@@ -312,15 +318,19 @@ def build_context(
     echo: Callable[[Entry], None] | None = None,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    log_options: Mapping[str, Any] | None = None,
 ) -> ProxyContext:
     """Everything handlers need. Raises `ConfigError` for an unknown default backend.
 
-    `clock` is wall time (timestamps); `monotonic` drives the breakers' cool-downs."""
+    `clock` is wall time (timestamps); `monotonic` drives the breakers' cool-downs.
+    `log_options` go to the `Journal` (`report`, `max_bytes`, `backups`)."""
     router = Router(config, default_backend, clock=monotonic)
-    journal = Journal(log_file, clock=clock, echo=echo, payloads=config.performance.log_requests)
     performance = config.performance
+    journal = Journal(
+        log_file, clock=clock, echo=echo, payloads=performance.log_requests, **(log_options or {})
+    )
     metrics = (
-        Metrics([b.name for b in config.backends], router.breakers)
+        Metrics([b.name for b in config.backends], router.breakers, journal.write_errors)
         if performance.enable_metrics
         else None
     )
@@ -344,9 +354,11 @@ async def serve(
     port: int,
     *,
     limits: Limits | None = None,
+    drain: Drain | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve louter on host:port until cancelled; the bound port is reported via task_status."""
+    """Serve louter on host:port until cancelled (or drained: `drain.start()`); the bound
+    port is reported via task_status."""
     try:
         await serve_http(
             make_handler(ctx),
@@ -355,6 +367,7 @@ async def serve(
             limits=limits or server_limits(ctx.config.server),
             error_body=protocol_error_body,
             background=[ctx.deadlines.run],
+            drain=drain,
             task_status=task_status,
         )
     finally:

@@ -16,6 +16,7 @@ this context (never the process-global one: tests run several louters in one pro
     routing_decisions_total{backend,outcome}                served | failed | skipped
     backend_up{backend}                                     0 while its breaker cools down
     http_requests_in_flight, backend_requests_in_flight{backend}
+    log_write_errors_total                                  failed writes to the JSONL log
 """
 
 from __future__ import annotations
@@ -104,7 +105,13 @@ class _Backend:
 
 
 class Metrics:
-    def __init__(self, backends: Sequence[str], breakers: Mapping[str, Breaker]) -> None:
+    def __init__(
+        self,
+        backends: Sequence[str],
+        breakers: Mapping[str, Breaker],
+        log_write_errors: Count | None = None,
+    ) -> None:
+        self.log_write_errors = log_write_errors or Count()  # the journal's, counted there
         self.backends = {name: _Backend(name) for name in backends}
         self.in_flight = Count()
         self.overhead = Histogram(OVERHEAD_BUCKETS)
@@ -170,6 +177,10 @@ class Metrics:
             "routing_decisions", "Per candidate backend and attempt: served, failed or skipped",
             ["backend", "outcome"],
             {(b.name, o): count for b in backends for o, count in b.decisions.items()},
+        )  # fmt: skip
+        yield _counters(
+            "log_write_errors", "Writes to the JSONL log that failed (the exchange went unlogged)",
+            [], {(): self.log_write_errors},
         )  # fmt: skip
         yield from self._gauges()
 

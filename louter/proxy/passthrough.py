@@ -180,7 +180,7 @@ async def relay_stream(
     deadlines = ctx.deadlines
     with pump.scope:
         deadlines.add(pump)
-        responder.watch_hangup(pump.client_left)
+        responder.watch_hangup(pump.client_left, pump.stop)
         try:
             await pump.run()
         finally:
@@ -189,6 +189,8 @@ async def relay_stream(
     await response.aclose()  # a no-op when the answer was read to its end
     if pump.stalled and not pump.client_gone:
         await pump.fail(f"the upstream sent nothing for {idle_timeout:g}s")
+    elif pump.stopped is not None and not pump.client_gone:
+        await pump.fail(pump.stopped)
     return await _finish(ctx, exchange, response.status, pump)
 
 
@@ -235,6 +237,7 @@ class _Pump:
         self.at_boundary = True  # the bytes sent so far end between two SSE events
         self.deadline = math.inf  # perf_counter() by which the upstream must send more
         self.stalled = False
+        self.stopped: str | None = None  # why louter ends the stream (it is stopping)
         self.scope = trio.CancelScope()  # cancelled by a stall or the client leaving
         self.scrub = scrub  # backend addresses and keys out of error texts
 
@@ -242,6 +245,12 @@ class _Pump:
         """The upstream stayed silent for `idle_timeout`: end the stream."""
         self.stalled = True
         self.scope.cancel()
+
+    def stop(self, message: str) -> None:
+        """End the stream with an error event, between two writes to the client."""
+        self.stopped = message
+        if self.deadline != math.inf:  # waiting for the upstream, not writing
+            self.scope.cancel()
 
     def client_left(self) -> None:
         self.client_gone = True
@@ -262,6 +271,8 @@ class _Pump:
             await self.fail(self.scrub(exc.message, self.exchange.backend))
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
+        if self.stopped is not None:  # stopped while writing: cancelled at the next wait
+            self.scope.cancel()
         started = time.perf_counter()
         self.deadline = started + self.idle_timeout
         try:
