@@ -46,6 +46,8 @@ from louter.convert.openai import (
     emit_usage,
     error_body,
     error_message,
+    legacy_dropped,
+    legacy_functions,
     map_finish,
     parse_request,
     parse_response,
@@ -590,6 +592,68 @@ def test_error_message_is_capped() -> None:
 
 
 # --------------------------------------------------------------------------- the SDK
+
+
+LEGACY_META = dataclasses.replace(META, legacy_functions=True)
+TWO_CALLS = Response(
+    id="r",
+    model="m",
+    parts=(ToolCall("call_1", "get_weather", '{"city":"Paris"}'), ToolCall("call_2", "g", "{}")),
+    finish_reason="tool_calls",
+)
+
+
+def test_legacy_functions_is_functions_without_tools() -> None:
+    functions = [{"name": "f", "parameters": {"type": "object"}}]
+    tools = [{"type": "function", "function": functions[0]}]
+    assert legacy_functions({"functions": functions})
+    assert not legacy_functions({"functions": functions, "tools": tools})
+    assert not legacy_functions({"tools": tools}) and not legacy_functions({"functions": []})
+
+
+def test_legacy_requests_ask_for_one_call() -> None:
+    functions = [{"name": "f", "parameters": {"type": "object"}}]
+    assert parse_request(wire(user("hi"), functions=functions)).parallel_tool_calls is False
+    asked = wire(user("hi"), functions=functions, parallel_tool_calls=True)
+    assert parse_request(asked).parallel_tool_calls is True
+    tools = [{"type": "function", "function": functions[0]}]
+    assert parse_request(wire(user("hi"), tools=tools)).parallel_tool_calls is None
+
+
+def test_emit_response_legacy_function_call() -> None:
+    """A client that sent `functions` reads `message.function_call` (one call) and finish
+    reason "function_call"; the other calls are named for the log."""
+    body = emit_response(TWO_CALLS, LEGACY_META)
+    choice = body["choices"][0]
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": None,
+        "function_call": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+    }
+    assert choice["finish_reason"] == "function_call"
+    assert legacy_dropped(TWO_CALLS) == [
+        "the client sent legacy 'functions' and reads one 'function_call': "
+        "dropped the backend's other tool calls: g (call_2)"
+    ]
+    one = dataclasses.replace(TWO_CALLS, parts=(Text("ok"), *TWO_CALLS.parts[:1]))
+    assert legacy_dropped(one) == []
+    assert emit_response(one, LEGACY_META)["choices"][0]["message"]["content"] == "ok"
+    plain = Response("r", "m", (Text("hi"),))
+    assert emit_response(plain, LEGACY_META) == emit_response(plain, META)
+    # louter reads its own legacy answer back as the same call.
+    parsed = parse_response(body, ids)
+    assert parsed.tool_calls() == [ToolCall("call_louter_0", "get_weather", '{"city":"Paris"}')]
+    assert parsed.finish_reason == "tool_calls"
+
+
+def test_the_sdk_reads_emitted_legacy_responses() -> None:
+    client = sdk_client(emit_response(TWO_CALLS, LEGACY_META))
+    completion = client.chat.completions.create(model="client-model", messages=[])
+    choice = completion.choices[0]
+    assert choice.finish_reason == "function_call" and choice.message.tool_calls is None
+    assert choice.message.function_call is not None
+    call = choice.message.function_call
+    assert (call.name, call.arguments) == ("get_weather", '{"city":"Paris"}')
 
 
 def sdk_client(body: dict[str, Any]) -> openai.OpenAI:

@@ -216,6 +216,7 @@ class ResponseMeta:
     created: int
     include_usage: bool = False
     input_tokens: int = 0  # an estimate for dialects that announce usage up front
+    legacy_functions: bool = False  # an OpenAI client that declared `functions`, not `tools`
 
 
 # --------------------------------------------------------------------------- stream events

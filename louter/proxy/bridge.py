@@ -31,6 +31,7 @@ from louter.convert.model import (
     IdFactory,
     MessageStart,
     Request,
+    Response,
     ResponseMeta,
     StreamError,
     StreamEvent,
@@ -64,6 +65,8 @@ class ClientSide:
     emitter: Callable[[], StreamEmitter]
     stream_headers: HeaderList  # content type of the streamed answer
     key: str | None = None  # the client's API key, used when the backend has none
+    # What the client's form cannot carry of an answer (notes for the log), if anything
+    notes: Callable[[Response], list[str]] | None = None
 
 
 def backend_dialect(backend: Backend, client_dialect: str) -> str:
@@ -248,6 +251,8 @@ async def _answer_whole(
         answer = apply_stage(stage, answer)
         _log_problems(exchange, stage)
     body = client.dialect.emit_response(answer, client.meta)
+    for note in client.notes(answer) if client.notes is not None else ():
+        exchange.log("error", status=200, error=note)
     exchange.log("client_response", status=200, payload=body)
     await responder.send_json(200, body, [_request_id_header(exchange)])
     usage = answer.usage
@@ -298,6 +303,7 @@ class TranslatingRelay:
         self._backend = backend
         self._ids = ids
         self._emitter = client.emitter()
+        self._notes = client.notes
         self._collector = StreamCollector()
         self.whole = False
         self._body: list[bytes] = []
@@ -340,6 +346,9 @@ class TranslatingRelay:
         view = stream_view(self._collector)
         if self._stage is not None and self._stage.problems:
             view["tool_text_problems"] = self._stage.problems
+        notes = self._notes(self._collector.result()) if self._notes is not None else ()
+        if notes:
+            view["notes"] = notes
         return view, view
 
     def _emit(self, events: list[StreamEvent]) -> bytes:
