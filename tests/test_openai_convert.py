@@ -21,6 +21,7 @@ import openai
 import orjson
 import pytest
 
+from louter.convert.dialects import DIALECTS
 from louter.convert.model import (
     Image,
     Message,
@@ -601,6 +602,26 @@ TWO_CALLS = Response(
     parts=(ToolCall("call_1", "get_weather", '{"city":"Paris"}'), ToolCall("call_2", "g", "{}")),
     finish_reason="tool_calls",
 )
+
+
+def test_penalties_are_sent_where_the_dialect_has_them() -> None:
+    """OpenAI and Gemini carry both penalties; Anthropic and Responses have no field for
+    them, so their requests leave them out and `Dialect.dropped` names them for the log."""
+    request = parse_request(wire(user("hi"), presence_penalty=0.5, frequency_penalty=1))
+    assert (request.presence_penalty, request.frequency_penalty) == (0.5, 1.0)
+    carried = {"openai": ("presence_penalty", "frequency_penalty"),
+               "gemini": ("presencePenalty", "frequencyPenalty")}  # fmt: skip
+    for name, dialect in DIALECTS.items():
+        body = orjson.dumps(dialect.emit_request(request, "x")).decode()
+        if name in carried:
+            assert dialect.dropped(request) == []
+            assert all(f'"{key}":' in body for key in carried[name])
+        else:
+            assert dialect.dropped(request) == ["presence_penalty", "frequency_penalty"]
+            assert "enalty" not in body
+    assert DIALECTS["anthropic"].dropped(parse_request(wire(user("hi")))) == []
+    with pytest.raises(ConversionError, match="'presence_penalty' must be a number"):
+        parse_request(wire(user("hi"), presence_penalty="high"))
 
 
 def test_legacy_functions_is_functions_without_tools() -> None:

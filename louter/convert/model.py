@@ -165,6 +165,8 @@ class Request:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    presence_penalty: float | None = None  # OpenAI and Gemini only (`dialects.PENALTIES`)
+    frequency_penalty: float | None = None
     stop: tuple[str, ...] = ()
     stream: bool = False
     include_usage: bool = False  # OpenAI stream_options.include_usage

@@ -5,6 +5,7 @@ parts or null, and an assistant message may carry `tool_calls` without content. 
 `functions` / `function_call` requests and `role: "function"` messages are mapped to
 tools. `developer` messages are system messages. Streams live in `openai_stream`.
 
+`presence_penalty` / `frequency_penalty` are read and sent (Gemini has them too).
 Dropped when converting (no Chat Completions equivalent): Gemini/Anthropic thinking
 budgets and `top_k` (the OpenAI API rejects unknown parameters), reasoning and
 signatures in the history (Chat Completions takes no reasoning input). Also not sent:
@@ -92,6 +93,8 @@ def parse_request(body: Mapping[str, Any]) -> Request:
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         top_k=_optional(body, "top_k", int),
+        presence_penalty=_number(body, "presence_penalty"),
+        frequency_penalty=_number(body, "frequency_penalty"),
         stop=_stop(body.get("stop")),
         stream=stream,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
@@ -366,6 +369,8 @@ def emit_request(request: Request, model: str) -> dict[str, Any]:
     _set(body, "max_tokens", request.max_tokens)
     _set(body, "temperature", request.temperature)
     _set(body, "top_p", request.top_p)
+    _set(body, "presence_penalty", request.presence_penalty)
+    _set(body, "frequency_penalty", request.frequency_penalty)
     if request.stop:
         body["stop"] = list(request.stop)
     if request.response_format is not None:

@@ -194,6 +194,8 @@ class Converse(Plan):
         responder: Responder,
     ) -> Delivery:
         backend = DIALECTS[self.dialect]
+        if exchange.logging:
+            _log_dropped(exchange, backend, self.request)
         if response.status != 200:
             await relay_error(exchange, response, backend, self.client.dialect, responder)
             return Delivery()
@@ -261,6 +263,13 @@ async def _answer_whole(
         tokens=None if usage is None else (usage.input_tokens, usage.output_tokens),
         text="" if usage is not None else answer.text(),
     )
+
+
+def _log_dropped(exchange: Exchange, backend: Dialect, request: Request) -> None:
+    dropped = backend.dropped(request)
+    if dropped:
+        note = f"not sent to the {backend.name} backend, which has no equivalent: "
+        exchange.log("error", error=note + ", ".join(dropped), dropped=dropped)
 
 
 def _log_problems(exchange: Exchange, stage: ToolTextStage) -> None:
