@@ -194,6 +194,24 @@ async def test_several_calls_answer_the_first_and_log_the_rest(
 # --------------------------------------------------------------------------- same dialect
 
 
+async def test_the_mock_answers_legacy_clients(sdk: Clients, start_louter: StartLouter) -> None:
+    """The mock speaks OpenAI, so the answer passes through: it is the mock's own legacy
+    form, as OpenAI answers a client that declared `functions`."""
+    client = sdk.openai(await start_louter())
+    reply = await in_thread(
+        lambda: client.chat.completions.create(model="m", messages=ASK, functions=FUNCTIONS)
+    )
+    call = reply.choices[0].message.function_call
+    assert reply.choices[0].finish_reason == "function_call"
+    assert call is not None and json.loads(call.arguments) == MOCK_ARGUMENTS
+    name, arguments, finishes, _ = await in_thread(lambda: legacy_stream(client))
+    assert (name, json.loads(arguments), finishes) == (
+        "get_weather",
+        MOCK_ARGUMENTS,
+        ["function_call"],
+    )
+
+
 async def test_openai_backends_answer_legacy_clients_themselves(
     sdk: Clients, start_louter: StartLouter, nursery: trio.Nursery
 ) -> None:
