@@ -493,6 +493,24 @@ def test_lenient_request_shapes() -> None:
     assert (request.stop, request.top_k, request.response_format) == (("END",), 40, None)
 
 
+def test_penalties_both_ways() -> None:
+    """`presencePenalty` / `frequencyPenalty` (or snake_case) <-> the neutral penalties."""
+    base: dict[str, Any] = {"contents": [{"parts": [{"text": "x"}]}]}
+    camel = {**base, "generationConfig": {"presencePenalty": 0.5, "frequencyPenalty": -1}}
+    snake = {**base, "generation_config": {"presence_penalty": 0.5, "frequency_penalty": -1}}
+    for body in (camel, snake):
+        request = gemini.parse_request(body, model="x", stream=False)
+        assert (request.presence_penalty, request.frequency_penalty) == (0.5, -1)
+    config = gemini.emit_request(request, "x")["generationConfig"]
+    assert config == {"presencePenalty": 0.5, "frequencyPenalty": -1}
+    plain = gemini.parse_request(base, model="x", stream=False)
+    assert "generationConfig" not in gemini.emit_request(plain, "x")
+    with pytest.raises(ConversionError, match="generationConfig.presencePenalty: expected a"):
+        gemini.parse_request(
+            {**base, "generationConfig": {"presencePenalty": "high"}}, model="x", stream=False
+        )
+
+
 def test_response_schema_without_mime_type_and_enum_mime() -> None:
     base = {"contents": [{"parts": [{"text": "x"}]}]}
     schema = {"type": "STRING"}
@@ -565,6 +583,8 @@ def _rich_request() -> m.Request:
         temperature=0.2,
         top_p=0.9,
         top_k=40,
+        presence_penalty=0.5,
+        frequency_penalty=-0.25,
         stop=("END",),
         response_format=m.ResponseFormat("json_schema", {"type": "object"}),
         reasoning_budget=512,

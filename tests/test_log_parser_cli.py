@@ -92,7 +92,8 @@ def mixed_log(real_log: Path, tmp_path: Path) -> Path:
 
 
 def jq(log: Path, args: list[str], program: list[str]) -> str:
-    """`bin/log-parser --file LOG ARGS | jq PROGRAM`, checked; jq's stdout."""
+    """`bin/log-parser --file LOG ARGS | jq PROGRAM`, checked (no error either: jq 1.6
+    exits 0 after a run-time error); jq's stdout."""
     binary = shutil.which("jq")
     assert binary, "jq is missing: apt-get install -y jq"
     with subprocess.Popen([*LOG_PARSER, "--file", str(log), *args], stdout=subprocess.PIPE) as lp:
@@ -102,7 +103,7 @@ def jq(log: Path, args: list[str], program: list[str]) -> str:
         assert lp.stdout is not None
         lp.stdout.close()
         assert lp.wait(timeout=60) == 0
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and result.stderr == "", result.stderr
     return result.stdout
 
 
@@ -677,6 +678,28 @@ def test_jq_pairs_stats_and_replay(mixed_log: Path) -> None:
         "http://127.0.0.1:8080/v1beta/models/model-b:streamGenerateContent?alt=sse",
         "http://127.0.0.1:8080/v1beta/models/qwen3-coder:generateContent",  # no path: endpoint
     ]
+
+
+def test_jq_the_tutorials_pairs_query(mixed_log: Path) -> None:
+    """`pairs | jq 'select(.request.endpoint | contains("generateContent"))'`, as written:
+    `request` and `response` are the client request and response entries."""
+    found = jq(
+        mixed_log,
+        ["pairs"],
+        ["-c", 'select(.request.endpoint | contains("generateContent"))'],
+    )
+    records = objects(found)
+    assert len(records) == 2  # the real run's and dialect_entries()'s (not stream: capital G)
+    for record in records:
+        assert "generateContent" in record["request"]["endpoint"]
+        assert record["request"] == record["client_request"] is not None
+        assert record["response"] == record["client_response"]
+        assert record["request"]["direction"] == "client_request"
+    every = objects(jq(mixed_log, ["pairs"], ["-c", "."]))
+    (unknown,) = [r for r in every if r["client_request"] is None]  # /v1/nowhere
+    assert unknown["request"]["direction"] == "error" and unknown["request"]["endpoint"]
+    gemini = {r["request_id"] for r in every if "generateContent" in (r["endpoint"] or "")}
+    assert {r["request_id"] for r in records} == gemini
 
 
 def test_bin_wrapper_help_and_a_closed_pipe(real_log: Path, tmp_path: Path) -> None:

@@ -410,6 +410,10 @@ def test_pairs_join_interleaved_exchanges() -> None:
         False,
         None,
     )
+    assert (summary["request"], summary["response"]) == (entry("c", "client_request"), None)
+    answered = to_dict(a)
+    assert answered["request"] == entry("a", "client_request")
+    assert answered["response"] == entry("a", "client_response", status=502)
 
 
 def test_pairer_bounds_open_exchanges() -> None:
@@ -432,6 +436,7 @@ def test_response_without_request_and_selection() -> None:
     assert exchanges[0].client_request is None and exchanges[0].first()["direction"] == "error"
     errors = select_exchanges(exchanges, lambda e: e.get("status") == 404)
     assert [x.request_id for x in errors] == ["x"]
+    assert to_dict(exchanges[0])["request"] == log[0]  # no client request: the first entry
     tools = select_exchanges(exchanges, lambda e: True, functions_only=True)
     assert [x.request_id for x in tools] == ["gem-1", "ant-1", "rsp-1", "rsp-2"]
     gemini = to_dict(exchanges[1])

@@ -614,6 +614,34 @@ def test_stream_tool_call_events() -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_legacy_answers_use_function_call() -> None:
+    """A client that declared `functions` gets OpenAI's legacy form, whole and streamed."""
+    body = {"messages": [user("weather?")], "functions": [WEATHER["function"]]}
+    answer = run(body)
+    whole = render_response(answer, model=MODEL, response_id=RID, created=CREATED, legacy=True)
+    arguments = '{"city":"mock-city","unit":"c"}'
+    assert whole["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": None,
+        "function_call": {"name": "get_weather", "arguments": arguments},
+    }
+    assert whole["choices"][0]["finish_reason"] == "function_call"
+    events = render_stream(
+        answer, model=MODEL, response_id=RID, created=CREATED, include_usage=False, legacy=True
+    )
+    deltas = [c["choices"][0]["delta"] for c in decode_events(events)]
+    assert deltas[1] == {"function_call": {"name": "get_weather", "arguments": ""}}
+    assert "".join(d["function_call"]["arguments"] for d in deltas[2:-1]) == arguments
+    assert len(deltas) > 4 and all("tool_calls" not in d for d in deltas)
+    finish = decode_events(events)[-1]["choices"][0]["finish_reason"]
+    assert finish == "function_call"
+    plain = run({"messages": [user("hi")], "functions": [WEATHER["function"]],
+                 "function_call": "none"})  # fmt: skip
+    legacy_plain = render_response(plain, model=MODEL, response_id=RID, created=CREATED,
+                                   legacy=True)  # fmt: skip
+    assert legacy_plain == render_response(plain, model=MODEL, response_id=RID, created=CREATED)
+
+
 def test_stream_without_usage_ends_with_finish_then_done() -> None:
     events = stream({"messages": [user("hi")]})
     assert events[-1] == b"data: [DONE]\n\n"

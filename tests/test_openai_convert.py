@@ -21,6 +21,7 @@ import openai
 import orjson
 import pytest
 
+from louter.convert.dialects import DIALECTS
 from louter.convert.model import (
     Image,
     Message,
@@ -46,6 +47,8 @@ from louter.convert.openai import (
     emit_usage,
     error_body,
     error_message,
+    legacy_dropped,
+    legacy_functions,
     map_finish,
     parse_request,
     parse_response,
@@ -590,6 +593,88 @@ def test_error_message_is_capped() -> None:
 
 
 # --------------------------------------------------------------------------- the SDK
+
+
+LEGACY_META = dataclasses.replace(META, legacy_functions=True)
+TWO_CALLS = Response(
+    id="r",
+    model="m",
+    parts=(ToolCall("call_1", "get_weather", '{"city":"Paris"}'), ToolCall("call_2", "g", "{}")),
+    finish_reason="tool_calls",
+)
+
+
+def test_penalties_are_sent_where_the_dialect_has_them() -> None:
+    """OpenAI and Gemini carry both penalties; Anthropic and Responses have no field for
+    them, so their requests leave them out and `Dialect.dropped` names them for the log."""
+    request = parse_request(wire(user("hi"), presence_penalty=0.5, frequency_penalty=1))
+    assert (request.presence_penalty, request.frequency_penalty) == (0.5, 1.0)
+    carried = {"openai": ("presence_penalty", "frequency_penalty"),
+               "gemini": ("presencePenalty", "frequencyPenalty")}  # fmt: skip
+    for name, dialect in DIALECTS.items():
+        body = orjson.dumps(dialect.emit_request(request, "x")).decode()
+        if name in carried:
+            assert dialect.dropped(request) == []
+            assert all(f'"{key}":' in body for key in carried[name])
+        else:
+            assert dialect.dropped(request) == ["presence_penalty", "frequency_penalty"]
+            assert "enalty" not in body
+    assert DIALECTS["anthropic"].dropped(parse_request(wire(user("hi")))) == []
+    with pytest.raises(ConversionError, match="'presence_penalty' must be a number"):
+        parse_request(wire(user("hi"), presence_penalty="high"))
+
+
+def test_legacy_functions_is_functions_without_tools() -> None:
+    functions = [{"name": "f", "parameters": {"type": "object"}}]
+    tools = [{"type": "function", "function": functions[0]}]
+    assert legacy_functions({"functions": functions})
+    assert not legacy_functions({"functions": functions, "tools": tools})
+    assert not legacy_functions({"tools": tools}) and not legacy_functions({"functions": []})
+
+
+def test_legacy_requests_ask_for_one_call() -> None:
+    functions = [{"name": "f", "parameters": {"type": "object"}}]
+    assert parse_request(wire(user("hi"), functions=functions)).parallel_tool_calls is False
+    asked = wire(user("hi"), functions=functions, parallel_tool_calls=True)
+    assert parse_request(asked).parallel_tool_calls is True
+    tools = [{"type": "function", "function": functions[0]}]
+    assert parse_request(wire(user("hi"), tools=tools)).parallel_tool_calls is None
+
+
+def test_emit_response_legacy_function_call() -> None:
+    """A client that sent `functions` reads `message.function_call` (one call) and finish
+    reason "function_call"; the other calls are named for the log."""
+    body = emit_response(TWO_CALLS, LEGACY_META)
+    choice = body["choices"][0]
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": None,
+        "function_call": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+    }
+    assert choice["finish_reason"] == "function_call"
+    assert legacy_dropped(TWO_CALLS) == [
+        "the client sent legacy 'functions' and reads one 'function_call': "
+        "dropped the backend's other tool calls: g (call_2)"
+    ]
+    one = dataclasses.replace(TWO_CALLS, parts=(Text("ok"), *TWO_CALLS.parts[:1]))
+    assert legacy_dropped(one) == []
+    assert emit_response(one, LEGACY_META)["choices"][0]["message"]["content"] == "ok"
+    plain = Response("r", "m", (Text("hi"),))
+    assert emit_response(plain, LEGACY_META) == emit_response(plain, META)
+    # louter reads its own legacy answer back as the same call.
+    parsed = parse_response(body, ids)
+    assert parsed.tool_calls() == [ToolCall("call_louter_0", "get_weather", '{"city":"Paris"}')]
+    assert parsed.finish_reason == "tool_calls"
+
+
+def test_the_sdk_reads_emitted_legacy_responses() -> None:
+    client = sdk_client(emit_response(TWO_CALLS, LEGACY_META))
+    completion = client.chat.completions.create(model="client-model", messages=[])
+    choice = completion.choices[0]
+    assert choice.finish_reason == "function_call" and choice.message.tool_calls is None
+    assert choice.message.function_call is not None
+    call = choice.message.function_call
+    assert (call.name, call.arguments) == ("get_weather", '{"city":"Paris"}')
 
 
 def sdk_client(body: dict[str, Any]) -> openai.OpenAI:

@@ -32,6 +32,7 @@ from louter.convert.model import (
     StreamError,
     StreamEvent,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
@@ -493,6 +494,68 @@ def test_emitter_escapes_meta() -> None:
     meta = ResponseMeta(id='a"b', model="m\n", created=5)
     line = data_lines(emit([TextDelta("x"), MessageStop("stop")], meta))[0]
     assert (line["id"], line["model"], line["created"]) == ('a"b', "m\n", 5)
+
+
+LEGACY_META = dataclasses.replace(USAGE_META, legacy_functions=True)
+TWO_CALLS: list[StreamEvent] = [
+    MessageStart(),
+    TextDelta("Checking."),
+    ToolCallStart(0, "call_1", "get_weather"),
+    ToolCallDelta(0, '{"city":'),
+    ToolCallStart(1, "call_2", "get_time"),
+    ToolCallDelta(1, "{}"),
+    ToolCallDelta(0, '"Paris"}'),
+    ToolCallEnd(0),
+    ToolCallEnd(1),
+    MessageStop("tool_calls", Usage(5, 6)),
+]
+
+
+def test_emitter_legacy_function_call() -> None:
+    """A client that sent `functions` gets `delta.function_call`: the name, then argument
+    fragments, finish "function_call"; the second call is not sent."""
+    lines = data_lines(emit(TWO_CALLS, LEGACY_META))
+    deltas = [(line["choices"][0]["delta"], line["choices"][0]["finish_reason"])
+              for line in lines[:-2]]  # fmt: skip
+    assert deltas == [
+        ({"role": "assistant", "content": ""}, None),
+        ({"content": "Checking."}, None),
+        ({"function_call": {"name": "get_weather", "arguments": ""}}, None),
+        ({"function_call": {"arguments": '{"city":'}}, None),
+        ({"function_call": {"arguments": '"Paris"}'}}, None),
+        ({}, "function_call"),
+    ]
+    assert lines[-2]["usage"]["total_tokens"] == 11 and lines[-1] == "[DONE]"
+    # Parsed back (louter reads legacy streams too): one call, the first.
+    again = parse([emit(TWO_CALLS, LEGACY_META)])
+    assert collect(again).tool_calls() == [
+        ToolCall("call_louter_0", "get_weather", '{"city":"Paris"}')
+    ]
+
+
+def test_emitter_legacy_without_calls_is_a_plain_answer() -> None:
+    events = [MessageStart(), TextDelta("Hi"), MessageStop("stop")]
+    assert emit(events, LEGACY_META) == emit(events, USAGE_META)
+    cut = [MessageStart(), ToolCallStart(0, "c", "f"), ToolCallEnd(0), MessageStop("length")]
+    lines = data_lines(emit(cut, LEGACY_META))
+    assert [line["choices"][0]["finish_reason"] for line in lines[:-1]] == [None, None, "length"]
+
+
+def test_the_sdk_reads_emitted_legacy_streams() -> None:
+    client = sdk_stream(emit(TWO_CALLS, LEGACY_META))
+    chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    name, arguments, finishes = "", "", []
+    for c in chunks:
+        if not c.choices:
+            continue
+        call = c.choices[0].delta.function_call
+        if call is not None:
+            name += call.name or ""
+            arguments += call.arguments or ""
+        if c.choices[0].finish_reason:
+            finishes.append(c.choices[0].finish_reason)
+    assert (name, arguments, finishes) == ("get_weather", '{"city":"Paris"}', ["function_call"])
+    assert all(c.choices[0].delta.tool_calls is None for c in chunks if c.choices)
 
 
 # --------------------------------------------------------------------------- the SDK

@@ -15,7 +15,7 @@ import pytest
 from louter.config import load_config, parse_config
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConfigError
-from louter.probes import BY_NAME, PROBES, select
+from louter.probes import ALIASES, BY_NAME, PROBES, canonical, select
 from louter.probes.catalog import TOOL_ASK, WEATHER
 from louter.probes.checks import COUNTED, REFUSED, TEXT, TOOL_CALL, Expect, judge
 from louter.probes.image import RED_SQUARE, SIGNATURE, solid_png
@@ -65,6 +65,13 @@ def test_select_keeps_table_order_and_rejects_unknown_names() -> None:
     with pytest.raises(KeyError) as info:
         select(["text", "nope"])
     assert info.value.args[0] == "nope"
+
+
+def test_aliases_name_probes() -> None:
+    assert all(canonical(alias) == name in BY_NAME for alias, name in ALIASES.items())
+    assert canonical("text") == "text" and canonical("nope") is None
+    chosen = select(["vision", "function", "tools", "streaming"])
+    assert [p.name for p in chosen] == ["stream", "tools", "image"]
 
 
 def test_the_png_is_a_real_png() -> None:

@@ -61,6 +61,24 @@ def test_a_probe_name_where_the_key_would_be_is_a_probe() -> None:
     assert plan.target.key is None and [p.name for p in plan.probes] == ["stream"]
 
 
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        ("function", "tools"),
+        ("functions", "tools"),
+        ("function-calling", "tools"),
+        ("streaming", "stream"),
+        ("multimedia", "image"),
+        ("vision", "image"),
+    ],
+)
+def test_the_tutorials_probe_names_are_aliases(alias: str, name: str) -> None:
+    with_key = plan_of("gemini", "http://h", "KEY", alias)
+    assert with_key.target.key == "KEY" and [p.name for p in with_key.probes] == [name]
+    without_key = plan_of("gemini", "http://h", alias, probes=[name])
+    assert without_key.target.key is None and [p.name for p in without_key.probes] == [name]
+
+
 def test_options_instead_of_positionals() -> None:
     plan = plan_of(
         "anthropic", "sk-2", "tools", url="http://h", model="m", probes=["image"], expect="mock"
@@ -118,6 +136,9 @@ def test_help_lists_the_options() -> None:
     assert result.exit_code == 0
     for option in ("PROTOCOL", "--url", "--key", "--model", "--probe", "--log-file", "--json"):
         assert option in result.stdout
+    words = " ".join(result.stdout.replace("│", " ").split())
+    assert "Aliases: function, functions, function-calling = tools; streaming = stream; " in words
+    assert "multimedia, vision = image." in words
 
 
 # --------------------------------------------------------------------------- louter's mock
@@ -141,6 +162,21 @@ async def test_json_lines_are_the_default_when_piped(start_louter: Any) -> None:
     result = await invoke_async(["anthropic", base, "text", "error"])
     assert result.exit_code == 0
     assert [r["probe"] for r in lines(result)] == ["text", "error"]
+
+
+async def test_the_tutorials_command_runs_against_the_mock(
+    start_louter: Any, tmp_path: Path
+) -> None:
+    """`test-runner --log-file direct-gemini.jsonl gemini URL KEY function`, as written."""
+    base = await start_louter()
+    log_file = tmp_path / "direct-gemini.jsonl"
+    args = ["--log-file", str(log_file), "gemini", base, "YOUR_KEY", "function"]
+    result = await invoke_async(args)
+    assert result.exit_code == 0, result.output
+    (record,) = lines(result)
+    assert record["probe"] == "tools" and record["passed"]
+    assert "YOUR_KEY" not in log_file.read_text()
+    assert len(log_file.read_text().splitlines()) == 2
 
 
 async def test_the_table(start_louter: Any) -> None:

@@ -27,7 +27,16 @@ from rich.table import Table
 from rich.text import Text
 
 from louter.config import KEY_ENV_BY_PROTOCOL, normalise_url, url_problem
-from louter.probes import BY_NAME, Probe, ProbeResult, Target, run_probes, select
+from louter.probes import (
+    ALIASES,
+    BY_NAME,
+    Probe,
+    ProbeResult,
+    Target,
+    canonical,
+    run_probes,
+    select,
+)
 from louter.probes.run import Sink
 from louter.proxy.journal import Journal
 
@@ -38,6 +47,10 @@ DEFAULT_MODELS = {
     "anthropic": "claude-haiku-4-5",
 }
 EXPECTATIONS = {"auto": None, "mock": True, "model": False}
+ALIAS_HELP = "; ".join(
+    f"{', '.join(a for a, n in ALIASES.items() if n == name)} = {name}"
+    for name in dict.fromkeys(ALIASES.values())
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -93,7 +106,7 @@ def make_plan(
     problem = url_problem(url)
     if problem is not None:
         raise UsageError(f"the backend URL {problem}")
-    if key is None and rest and rest[0] not in BY_NAME:
+    if key is None and rest and canonical(rest[0]) is None:
         key = rest.pop(0)
     try:
         chosen = select([*rest, *probes])
@@ -168,7 +181,7 @@ def main_command(
         typer.Argument(
             metavar="[URL] [KEY] [PROBE]...",
             help=f"The backend's base URL, its key, probes to run ({', '.join(BY_NAME)}; "
-            "default: all).",
+            f"default: all). Aliases: {ALIAS_HELP}.",
             show_default=False,
         ),
     ] = None,
@@ -184,7 +197,8 @@ def main_command(
         str | None, typer.Option("--model", help="Model name (default: one per protocol).")
     ] = None,
     probe: Annotated[
-        list[str] | None, typer.Option("--probe", "-p", help="A probe to run (repeatable).")
+        list[str] | None,
+        typer.Option("--probe", "-p", help="A probe (or alias) to run (repeatable)."),
     ] = None,
     log_file: Annotated[
         Path | None,

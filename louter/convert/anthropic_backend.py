@@ -23,6 +23,8 @@ Decisions
   equivalent and is dropped (no invented prompt text).
 - `tool_choice` is sent only with tools; `parallel_tool_calls = False` ->
   `disable_parallel_tool_use: true`.
+- The presence / frequency penalties have no Messages equivalent and are not sent
+  (`Dialect.drops`: the proxy notes them in the log).
 """
 
 from __future__ import annotations

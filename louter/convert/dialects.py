@@ -36,6 +36,15 @@ class Dialect:
     stream_emitter: Callable[[ResponseMeta], StreamEmitter]
     error_body: Callable[[int, str], dict[str, Any]]
     error_message: Callable[[bytes], str]
+    # `Request` settings this dialect's requests cannot carry: dropped, and noted in the log
+    drops: tuple[str, ...] = ()
+
+    def dropped(self, request: Request) -> list[str]:
+        """The settings of `request` that `emit_request` leaves out for want of a field."""
+        return [name for name in self.drops if getattr(request, name) is not None]
+
+
+PENALTIES = ("presence_penalty", "frequency_penalty")  # OpenAI and Gemini only
 
 
 OPENAI = Dialect(
@@ -69,6 +78,7 @@ ANTHROPIC = Dialect(
     stream_emitter=anthropic.StreamEmitter,
     error_body=anthropic.error_body,
     error_message=anthropic.error_message,
+    drops=PENALTIES,
 )
 
 RESPONSES = Dialect(
@@ -80,6 +90,7 @@ RESPONSES = Dialect(
     stream_emitter=responses.StreamEmitter,
     error_body=responses.error_body,
     error_message=responses.error_message,
+    drops=PENALTIES,
 )
 
 DIALECTS: Mapping[str, Dialect] = {

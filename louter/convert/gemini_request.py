@@ -33,8 +33,9 @@ The model name and `stream` come from the URL, never the body. Decisions:
   budget while 2.5 models reject `thinkingLevel`; `includeThoughts` is set when thinking
   is on, so the thoughts come back as reasoning.
 - `responseMimeType: application/json` -> json_object, plus a schema (`responseJsonSchema`
-  or `responseSchema`) -> json_schema. Ignored: candidateCount, safetySettings,
-  cachedContent, labels, penalties, seed, modalities.
+  or `responseSchema`) -> json_schema. `presencePenalty` / `frequencyPenalty` <->
+  presence_penalty / frequency_penalty. Ignored: candidateCount, safetySettings,
+  cachedContent, labels, seed, modalities.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def parse_request(body: Mapping[str, Any], *, model: str, stream: bool) -> Reque
         temperature=number(config, "temperature", "generationConfig"),
         top_p=number(config, "topP", "generationConfig"),
         top_k=integer(config, "topK", "generationConfig"),
+        presence_penalty=number(config, "presencePenalty", "generationConfig"),
+        frequency_penalty=number(config, "frequencyPenalty", "generationConfig"),
         stop=strings(config, "stopSequences", "generationConfig"),
         response_format=_response_format(config),
         **_thinking(config),
@@ -356,6 +359,8 @@ _SCALARS = (
     ("top_p", "topP"),
     ("top_k", "topK"),
     ("max_tokens", "maxOutputTokens"),
+    ("presence_penalty", "presencePenalty"),
+    ("frequency_penalty", "frequencyPenalty"),
 )
 
 

@@ -165,6 +165,8 @@ class Request:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    presence_penalty: float | None = None  # OpenAI and Gemini only (`dialects.PENALTIES`)
+    frequency_penalty: float | None = None
     stop: tuple[str, ...] = ()
     stream: bool = False
     include_usage: bool = False  # OpenAI stream_options.include_usage
@@ -216,6 +218,7 @@ class ResponseMeta:
     created: int
     include_usage: bool = False
     input_tokens: int = 0  # an estimate for dialects that announce usage up front
+    legacy_functions: bool = False  # an OpenAI client that declared `functions`, not `tools`
 
 
 # --------------------------------------------------------------------------- stream events

@@ -5,6 +5,7 @@ parts or null, and an assistant message may carry `tool_calls` without content. 
 `functions` / `function_call` requests and `role: "function"` messages are mapped to
 tools. `developer` messages are system messages. Streams live in `openai_stream`.
 
+`presence_penalty` / `frequency_penalty` are read and sent (Gemini has them too).
 Dropped when converting (no Chat Completions equivalent): Gemini/Anthropic thinking
 budgets and `top_k` (the OpenAI API rejects unknown parameters), reasoning and
 signatures in the history (Chat Completions takes no reasoning input). Also not sent:
@@ -13,6 +14,13 @@ signatures in the history (Chat Completions takes no reasoning input). Also not 
 Answers: `refusal` text is the answer's text; a legacy `function_call` is a tool call;
 calls without an id get one from the id factory; a missing or unknown finish reason is
 "error", which `emit_response` refuses (ConversionError 502), never a stop.
+
+Legacy clients (`functions` declared, no `tools`: `legacy_functions`) get legacy answers:
+`message.function_call` and finish reason "function_call" (`ResponseMeta.legacy_functions`).
+That form holds one call, so such a request asks the backend for one
+(`parallel_tool_calls = False` unless the client said otherwise); should a backend answer
+several anyway (Gemini has no such switch), the first is answered and the others dropped,
+named by `legacy_dropped` for the log.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ FINISH_IN = {
 }
 FINISH_OUT = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
               "content_filter": "content_filter"}  # fmt: skip
+LEGACY_FINISH = {"tool_calls": "function_call"}  # for `legacy_functions` clients
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -73,22 +82,31 @@ def parse_request(body: Mapping[str, Any]) -> Request:
         raise ConversionError("'n' other than 1 is not supported by this backend")
     stream = bool(_optional(body, "stream", bool))
     options = body.get("stream_options")
+    parallel = _optional(body, "parallel_tool_calls", bool)
     return Request(
         model=model,
         messages=_messages(body.get("messages")),
         tools=_tools(body),
         tool_choice=_tool_choice(body),
-        parallel_tool_calls=_optional(body, "parallel_tool_calls", bool),
+        parallel_tool_calls=False if parallel is None and legacy_functions(body) else parallel,
         max_tokens=_max_tokens(body),
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         top_k=_optional(body, "top_k", int),
+        presence_penalty=_number(body, "presence_penalty"),
+        frequency_penalty=_number(body, "frequency_penalty"),
         stop=_stop(body.get("stop")),
         stream=stream,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         response_format=_response_format(body.get("response_format")),
         reasoning_effort=_optional(body, "reasoning_effort", str),
     )
+
+
+def legacy_functions(body: Mapping[str, Any]) -> bool:
+    """Whether the client declared legacy `functions` and no `tools`: it reads its answer's
+    call from `message.function_call`, not `tool_calls`."""
+    return bool(body.get("functions")) and not body.get("tools")
 
 
 def _messages(raw: Any) -> tuple[Message, ...]:
@@ -351,6 +369,8 @@ def emit_request(request: Request, model: str) -> dict[str, Any]:
     _set(body, "max_tokens", request.max_tokens)
     _set(body, "temperature", request.temperature)
     _set(body, "top_p", request.top_p)
+    _set(body, "presence_penalty", request.presence_penalty)
+    _set(body, "frequency_penalty", request.frequency_penalty)
     if request.stop:
         body["stop"] = list(request.stop)
     if request.response_format is not None:
@@ -576,7 +596,10 @@ def emit_response(response: Response, meta: ResponseMeta) -> dict[str, Any]:
     reasoning = "".join(p.text for p in response.parts if isinstance(p, Reasoning))
     if reasoning:
         message["reasoning_content"] = reasoning
-    if calls:
+    if calls and meta.legacy_functions:
+        message["function_call"] = _wire_call(calls[0])["function"]
+        finish = LEGACY_FINISH.get(finish, finish)
+    elif calls:
         message["tool_calls"] = [_wire_call(call) for call in calls]
     body: dict[str, Any] = {
         "id": meta.id,
@@ -589,6 +612,18 @@ def emit_response(response: Response, meta: ResponseMeta) -> dict[str, Any]:
     if usage is not None:
         body["usage"] = usage
     return body
+
+
+def legacy_dropped(response: Response) -> list[str]:
+    """Notes for the log on what a `legacy_functions` answer left out: every tool call but
+    the first (`message.function_call` holds one)."""
+    dropped = [f"{call.name} ({call.id})" for call in response.tool_calls()[1:]]
+    if not dropped:
+        return []
+    return [
+        "the client sent legacy 'functions' and reads one 'function_call': "
+        f"dropped the backend's other tool calls: {', '.join(dropped)}"
+    ]
 
 
 # --------------------------------------------------------------------------- errors

@@ -27,7 +27,13 @@ from louter.convert.model import (
     Usage,
     UsageUpdate,
 )
-from louter.convert.openai import FINISH_OUT, emit_usage, map_finish, parse_usage
+from louter.convert.openai import (
+    FINISH_OUT,
+    LEGACY_FINISH,
+    emit_usage,
+    map_finish,
+    parse_usage,
+)
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
 
@@ -444,11 +450,15 @@ class StreamEmitter:
 
     A backend error (StreamError, or a finish reason "error") becomes an in-stream
     `data: {"error": ...}` event, which the OpenAI SDK raises; `[DONE]` ends only a
-    stream that finished normally.
+    stream that finished normally. For a `legacy_functions` client the first tool call
+    streams as `delta.function_call` (its name, then argument fragments) and the finish
+    reason is "function_call"; later calls are dropped.
     """
 
     def __init__(self, meta: ResponseMeta) -> None:
         self._meta = meta
+        self._handlers = _LEGACY_EMITTERS if meta.legacy_functions else _EMITTERS
+        self._legacy_call: int | None = None  # the index of the call sent as function_call
         self._prefix = (
             b'{"id":' + orjson.dumps(meta.id) + b',"object":"chat.completion.chunk","created":'
             + str(meta.created).encode() + b',"model":' + orjson.dumps(meta.model)
@@ -460,7 +470,7 @@ class StreamEmitter:
     def feed(self, event: StreamEvent) -> bytes:
         if self._ended:
             return b""
-        handler = _EMITTERS.get(type(event))
+        handler = self._handlers.get(type(event))
         return handler(self, event) if handler is not None else b""
 
     def flush(self) -> bytes:
@@ -497,6 +507,18 @@ class StreamEmitter:
         call = {"index": event.index, "function": {"arguments": event.arguments}}
         return self._chunk({"tool_calls": [call]})
 
+    def _function_start(self, event: ToolCallStart) -> bytes:
+        if self._legacy_call is not None:
+            return b""  # one call only: `openai.legacy_dropped` names the rest in the log
+        self._legacy_call = event.index
+        call = {"name": event.name, "arguments": ""}
+        return self._start(MessageStart()) + self._chunk({"function_call": call})
+
+    def _function_delta(self, event: ToolCallDelta) -> bytes:
+        if event.index != self._legacy_call:
+            return b""
+        return self._chunk({"function_call": {"arguments": event.arguments}})
+
     def _usage_update(self, event: UsageUpdate) -> bytes:
         self._usage = event.usage
         return b""
@@ -505,6 +527,8 @@ class StreamEmitter:
         finish = FINISH_OUT.get(event.finish_reason)
         if finish is None:
             return self._error(StreamError("the backend ended its answer with an error"))
+        if self._legacy_call is not None:
+            finish = LEGACY_FINISH.get(finish, finish)
         self._ended = True
         out = self._start(MessageStart()) + self._chunk({}, finish)
         usage = emit_usage(event.usage or self._usage)
@@ -533,4 +557,9 @@ _EMITTERS: dict[type, Callable[[StreamEmitter, Any], bytes]] = {
     UsageUpdate: StreamEmitter._usage_update,
     MessageStop: StreamEmitter._stop,
     StreamError: StreamEmitter._error,
+}
+_LEGACY_EMITTERS: dict[type, Callable[[StreamEmitter, Any], bytes]] = {
+    **_EMITTERS,
+    ToolCallStart: StreamEmitter._function_start,
+    ToolCallDelta: StreamEmitter._function_delta,
 }

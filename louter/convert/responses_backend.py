@@ -20,7 +20,8 @@ Decisions, neutral -> backend
   functions too: its grammar constraint is lost, the answers map back all the same.
 - `reasoning_effort` -> `reasoning.effort` ("none" is not sent: only some models take
   it); `response_format` -> `text.format` (json_schema with `strict: false`).
-- No Responses equivalent, not sent: `stop`, `top_k`, `reasoning_budget`.
+- No Responses equivalent, not sent: `stop`, `top_k`, `reasoning_budget`, and the
+  presence / frequency penalties (`Dialect.drops`: the proxy notes those in the log).
 """
 
 from __future__ import annotations

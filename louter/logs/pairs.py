@@ -162,7 +162,12 @@ def select_exchanges(
 
 
 def to_dict(exchange: Exchange) -> dict[str, Any]:
-    """The JSON shape of `log-parser pairs`: a summary, then the entries themselves."""
+    """The JSON shape of `log-parser pairs`: a summary, then the entries themselves.
+
+    `request` and `response` repeat `client_request` and `client_response` under the
+    names the original louter's tutorials query (`select(.request.endpoint | ...)`);
+    without a client request entry (an unknown path), `request` is the first entry there
+    is, so `.request.endpoint` is always there."""
     first = exchange.first()
     last = exchange.client_response or first
     backend = next((h.get("backend") for h in exchange.hops if h.get("backend")), None)
@@ -183,4 +188,6 @@ def to_dict(exchange: Exchange) -> dict[str, Any]:
         "hops": list(exchange.hops),
         "errors": list(exchange.errors),
         "client_response": exchange.client_response,
+        "request": first,
+        "response": exchange.client_response,
     }

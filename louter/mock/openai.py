@@ -5,7 +5,9 @@
 object or the SSE bytes of a `chat.completion.chunk` stream, in OpenAI's own order.
 Pure: ids and timestamps are arguments. Messages are dispatched on `role`, never on
 shape; `content` may be a string, a list of parts, or null. Legacy
-`functions`/`function_call` requests are read as tools.
+`functions`/`function_call` requests are read as tools, and answered as OpenAI answers a
+client that declared `functions` (no `tools`): `message.function_call` (streamed:
+`delta.function_call`) and finish reason "function_call" (`legacy=True`).
 """
 
 from __future__ import annotations
@@ -81,14 +83,17 @@ def parse_prompt(body: Mapping[str, Any]) -> MockPrompt:
 
 
 def render_response(
-    answer: MockAnswer, *, model: str, response_id: str, created: int
+    answer: MockAnswer, *, model: str, response_id: str, created: int, legacy: bool = False
 ) -> dict[str, Any]:
-    """A complete `chat.completion` object for `answer`."""
+    """A complete `chat.completion` object for `answer` (`legacy`: the `functions` form)."""
     message: dict[str, Any] = {
         "role": "assistant",
         "content": None if answer.tool_calls and not answer.text else answer.text,
     }
-    if answer.tool_calls:
+    if answer.tool_calls and legacy:
+        first = answer.tool_calls[0]  # the mock makes one call
+        message["function_call"] = {"name": first.name, "arguments": first.arguments}
+    elif answer.tool_calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in answer.tool_calls
@@ -96,7 +101,7 @@ def render_response(
     choice = {
         "index": 0,
         "message": message,
-        "finish_reason": answer.finish_reason,
+        "finish_reason": _finish(answer, legacy),
         "logprobs": None,
     }
     return {
@@ -110,7 +115,13 @@ def render_response(
 
 
 def render_stream(
-    answer: MockAnswer, *, model: str, response_id: str, created: int, include_usage: bool
+    answer: MockAnswer,
+    *,
+    model: str,
+    response_id: str,
+    created: int,
+    include_usage: bool,
+    legacy: bool = False,
 ) -> list[bytes]:
     """The SSE events of a streamed `answer`, ending with `data: [DONE]`.
 
@@ -124,9 +135,10 @@ def render_stream(
         "created": created,
         "model": model,
     }
-    deltas = [{"role": "assistant", "content": ""}, *_text_deltas(answer), *_tool_deltas(answer)]
+    calls = _function_deltas(answer) if legacy else _tool_deltas(answer)
+    deltas = [{"role": "assistant", "content": ""}, *_text_deltas(answer), *calls]
     chunks = [_choice_chunk(head, delta, None) for delta in deltas]
-    chunks.append(_choice_chunk(head, {}, answer.finish_reason))
+    chunks.append(_choice_chunk(head, {}, _finish(answer, legacy)))
     if include_usage:
         chunks.append({**head, "choices": [], "usage": _usage(answer)})
     return [b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks] + [_DONE]
@@ -278,6 +290,22 @@ def _tool_deltas(answer: MockAnswer) -> list[dict[str, Any]]:
             for fragment in split_chars(call.arguments)
         )
     return deltas
+
+
+def _function_deltas(answer: MockAnswer) -> list[dict[str, Any]]:
+    """The legacy form: the first call's name, then its argument fragments."""
+    if not answer.tool_calls:
+        return []
+    call = answer.tool_calls[0]
+    deltas: list[dict[str, Any]] = [{"function_call": {"name": call.name, "arguments": ""}}]
+    deltas.extend(
+        {"function_call": {"arguments": fragment}} for fragment in split_chars(call.arguments)
+    )
+    return deltas
+
+
+def _finish(answer: MockAnswer, legacy: bool) -> str:
+    return "function_call" if legacy and answer.tool_calls else answer.finish_reason
 
 
 def _choice_chunk(

@@ -15,7 +15,7 @@ import orjson
 import trio
 
 from louter.config import Backend
-from louter.convert import anthropic, gemini, responses
+from louter.convert import anthropic, gemini, openai, responses
 from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList
@@ -52,6 +52,7 @@ def _openai(
     prompt = mock_openai.parse_prompt(body)
     answer = engine.answer(prompt, response_id=response_id, tool_format=backend.tool_format)
     model = str(body.get("model") or backend.name)
+    legacy = openai.legacy_functions(body)
     if body.get("stream"):
         options = body.get("stream_options") or {}
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
@@ -61,10 +62,11 @@ def _openai(
             response_id=response_id,
             created=created,
             include_usage=include_usage,
+            legacy=legacy,
         )
         return MockResponse(200, _SSE, events)
     payload = mock_openai.render_response(
-        answer, model=model, response_id=response_id, created=created
+        answer, model=model, response_id=response_id, created=created, legacy=legacy
     )
     return MockResponse(200, _JSON, [orjson.dumps(payload)])
 

@@ -10,7 +10,17 @@ the I/O shell behind `test-runner` and `diagnostic`.
 
 from __future__ import annotations
 
-from louter.probes.catalog import BY_NAME, PROBES, Probe, select
+from louter.probes.catalog import ALIASES, BY_NAME, PROBES, Probe, canonical, select
 from louter.probes.run import ProbeResult, Target, run_probes
 
-__all__ = ["BY_NAME", "PROBES", "Probe", "ProbeResult", "Target", "run_probes", "select"]
+__all__ = [
+    "ALIASES",
+    "BY_NAME",
+    "PROBES",
+    "Probe",
+    "ProbeResult",
+    "Target",
+    "canonical",
+    "run_probes",
+    "select",
+]

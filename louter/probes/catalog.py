@@ -101,15 +101,33 @@ PROBES: tuple[Probe, ...] = (
     Probe("error", "Error Handling", Ask((User(QUESTION),), kind=INVALID), Expect(REFUSED)),
 )
 BY_NAME: Mapping[str, Probe] = {probe.name: probe for probe in PROBES}
+# The names the original louter's tutorials use (`test-runner gemini URL KEY function`).
+ALIASES: Mapping[str, str] = {
+    "function": "tools",
+    "functions": "tools",
+    "function-calling": "tools",
+    "streaming": "stream",
+    "multimedia": "image",
+    "vision": "image",
+}
+
+
+def canonical(name: str) -> str | None:
+    """The probe `name` names, directly or as an alias; None when it names none."""
+    name = ALIASES.get(name, name)
+    return name if name in BY_NAME else None
 
 
 def select(names: list[str]) -> tuple[Probe, ...]:
-    """The probes named (in table order, each once), or all of them when none is.
+    """The probes named or aliased (in table order, each once), or all of them when none is.
 
     Raises:
         KeyError: a name is not a probe's (its `args[0]` is the unknown name).
     """
+    wanted: set[str] = set()
     for name in names:
-        if name not in BY_NAME:
+        probe = canonical(name)
+        if probe is None:
             raise KeyError(name)
-    return tuple(p for p in PROBES if not names or p.name in names)
+        wanted.add(probe)
+    return tuple(p for p in PROBES if not names or p.name in wanted)

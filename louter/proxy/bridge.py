@@ -31,6 +31,7 @@ from louter.convert.model import (
     IdFactory,
     MessageStart,
     Request,
+    Response,
     ResponseMeta,
     StreamError,
     StreamEvent,
@@ -64,6 +65,8 @@ class ClientSide:
     emitter: Callable[[], StreamEmitter]
     stream_headers: HeaderList  # content type of the streamed answer
     key: str | None = None  # the client's API key, used when the backend has none
+    # What the client's form cannot carry of an answer (notes for the log), if anything
+    notes: Callable[[Response], list[str]] | None = None
 
 
 def backend_dialect(backend: Backend, client_dialect: str) -> str:
@@ -191,6 +194,8 @@ class Converse(Plan):
         responder: Responder,
     ) -> Delivery:
         backend = DIALECTS[self.dialect]
+        if exchange.logging:
+            _log_dropped(exchange, backend, self.request)
         if response.status != 200:
             response = await without_keys(ctx, exchange, response)
             await relay_error(exchange, response, backend, self.client.dialect, responder)
@@ -249,6 +254,8 @@ async def _answer_whole(
         answer = apply_stage(stage, answer)
         _log_problems(exchange, stage)
     body = client.dialect.emit_response(answer, client.meta)
+    for note in client.notes(answer) if client.notes is not None else ():
+        exchange.log("error", status=200, error=note)
     exchange.log("client_response", status=200, payload=body)
     await responder.send_json(200, body, [_request_id_header(exchange)])
     usage = answer.usage
@@ -257,6 +264,13 @@ async def _answer_whole(
         tokens=None if usage is None else (usage.input_tokens, usage.output_tokens),
         text="" if usage is not None else answer.text(),
     )
+
+
+def _log_dropped(exchange: Exchange, backend: Dialect, request: Request) -> None:
+    dropped = backend.dropped(request)
+    if dropped:
+        note = f"not sent to the {backend.name} backend, which has no equivalent: "
+        exchange.log("error", error=note + ", ".join(dropped), dropped=dropped)
 
 
 def _log_problems(exchange: Exchange, stage: ToolTextStage) -> None:
@@ -299,6 +313,7 @@ class TranslatingRelay:
         self._backend = backend
         self._ids = ids
         self._emitter = client.emitter()
+        self._notes = client.notes
         self._collector = StreamCollector()
         self.whole = False
         self._body: list[bytes] = []
@@ -341,6 +356,9 @@ class TranslatingRelay:
         view = stream_view(self._collector)
         if self._stage is not None and self._stage.problems:
             view["tool_text_problems"] = self._stage.problems
+        notes = self._notes(self._collector.result()) if self._notes is not None else ()
+        if notes:
+            view["notes"] = notes
         return view, view
 
     def _emit(self, events: list[StreamEvent]) -> bytes:

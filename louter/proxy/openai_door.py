@@ -90,11 +90,13 @@ def _conversion(
 ) -> Plan:
     """Through the neutral model: a backend of another dialect, or the tool stage."""
     forwarded = prepare_request(dict(body), route.backend, route.model) if same else None
+    legacy = openai.legacy_functions(body)
     meta = ResponseMeta(
         id="chatcmpl-" + exchange.request_id,
         model=parsed.model,
         created=int(ctx.clock()),
         include_usage=parsed.include_usage,
+        legacy_functions=legacy,
     )
     auth = request.headers.get("authorization", "")
     client = ClientSide(
@@ -103,6 +105,7 @@ def _conversion(
         emitter=lambda: openai_stream.StreamEmitter(meta),
         stream_headers=_SSE,
         key=auth[7:] if auth.lower().startswith("bearer ") else None,
+        notes=openai.legacy_dropped if legacy else None,
     )
     return conversation(ctx, parsed, route, client, body=forwarded)
 
