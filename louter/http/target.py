@@ -18,7 +18,7 @@ All checks are a precompiled regex each (no per-request allocation beyond the ma
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList
@@ -85,6 +85,23 @@ def host_header(host: str, port: int | None) -> str:
     if ":" in host:
         host = f"[{host}]"
     return host if port is None else f"{host}:{port}"
+
+
+def addresses(url: str) -> list[str]:
+    """The strings that would reveal `url` in an error message (longest first): the URL,
+    its netloc (with any credentials), host:port and host."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or {"https": 443}.get(parts.scheme, 80)
+    found = {url, url.rstrip("/"), parts.netloc, host_header(host, port), f"{host}:{port}", host}
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str], label: str) -> str:
+    """`text` with every one of `secrets` (from `addresses`) replaced by `label`."""
+    for secret in secrets:
+        text = text.replace(secret, label)
+    return text
 
 
 def _refused(label: str, what: str) -> LouterError:

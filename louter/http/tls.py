@@ -15,7 +15,7 @@ import trio
 
 from louter.errors import UpstreamError
 from louter.http.message import HeaderList
-from louter.http.target import check_headers, host_header, request_target
+from louter.http.target import addresses, check_headers, host_header, request_target, scrub
 
 
 class _HttpxResponse:
@@ -63,10 +63,6 @@ class _HttpxResponse:
         await self._response.aclose()
 
 
-def default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
-
-
 class HttpxTransport:
     """httpx for TLS and proxied upstreams; the first-byte deadline is ours, reads are unbounded."""
 
@@ -84,12 +80,7 @@ class HttpxTransport:
         # no user:password@ (httpx would send it as Basic auth): keys go in headers
         self._origin = f"{parts.scheme}://{host_header(parts.hostname or '', parts.port)}"
         self._prefix = parts.path.rstrip("/")
-        self._secrets = sorted(
-            {s for s in (url, url.rstrip("/"), parts.netloc, parts.hostname) if s}
-            | {host_header(parts.hostname or "", parts.port or default_port(parts.scheme))},
-            key=len,
-            reverse=True,
-        )
+        self._secrets = addresses(url)
         timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
         self._client = httpx.AsyncClient(timeout=timeout)
 
@@ -119,9 +110,7 @@ class HttpxTransport:
 
     def error(self, exc: httpx.HTTPError) -> UpstreamError:
         """httpx's failure as an `UpstreamError` naming the backend, not its address."""
-        text = str(exc)
-        for secret in self._secrets:
-            text = text.replace(secret, self.label)
+        text = scrub(str(exc), self._secrets, self.label)
         return UpstreamError(f"{self.label}: {type(exc).__name__}: {text}")
 
     async def aclose(self) -> None:

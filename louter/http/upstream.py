@@ -31,7 +31,7 @@ from louter.errors import UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
 from louter.http.sockets import Socket, connect
-from louter.http.target import check_headers, host_header, request_target
+from louter.http.target import addresses, check_headers, host_header, request_target, scrub
 
 
 class UpstreamResponse(Protocol):
@@ -277,6 +277,7 @@ class PooledTransport:
         self.deadlines = deadlines
         self.max_idle = max_idle
         self._idle: list[Socket] = []
+        self._secrets = addresses(url)
         self._host_header = host_header(self.host, parts.port).encode("latin-1")
 
     async def _connect(self) -> Socket:
@@ -286,7 +287,8 @@ class PooledTransport:
         except trio.TooSlowError:
             raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from None
         except OSError as exc:
-            raise UpstreamError(f"{self.label}: cannot connect: {exc.strerror or exc}") from exc
+            reason = scrub(str(exc.strerror or exc), self._secrets, self.label)
+            raise UpstreamError(f"{self.label}: cannot connect: {reason}") from exc
 
     def release(self, stream: Socket) -> None:
         if len(self._idle) < self.max_idle:
