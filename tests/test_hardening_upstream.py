@@ -447,6 +447,88 @@ async def test_two_responses_in_one_read_are_not_joined_by_the_transport(
         await transport.aclose()
 
 
+class _HeadWatch:
+    def __init__(self) -> None:
+        self.head = False
+        self.complete = False
+
+    def on_headers_complete(self) -> None:
+        self.head = True
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class EarlyUpstream:
+    """Answers on the first connection as soon as a request's head is in (`first`), reads
+    the rest of the body, then sends `then` (if any); later connections answer `OK`."""
+
+    def __init__(self, first: bytes, then: bytes = b"") -> None:
+        self.first, self.then = first, then
+        self.port = 0
+        self.accepts = 0
+        self.body_bytes: list[int] = []
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._connection, listeners)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        self.accepts += 1
+        first = self.accepts == 1
+        async with stream:
+            while True:
+                watch = _HeadWatch()
+                parser = httptools.HttpRequestParser(watch)
+                answered, received = False, 0
+                while not watch.complete:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    received += len(data)
+                    parser.feed_data(data)
+                    if watch.head and first and not answered:
+                        answered = True
+                        await stream.send_all(self.first)
+                self.body_bytes.append(received)
+                await stream.send_all(self.then if first else OK)
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+BIG = b"x" * (24 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "status", "body", "accepts"),
+    [
+        (b"HTTP/1.1 413 Too Large\r\ncontent-length: 3\r\n\r\nbig", b"", 413, b"big", 2),
+        (b"HTTP/1.1 100 Continue\r\n\r\n", OK, 200, b"ok", 1),
+    ],
+    ids=["early-413", "interim-100"],
+)
+async def test_an_answer_before_the_request_is_all_sent(
+    first: bytes, then: bytes, status: int, body: bytes, accepts: int, nursery: trio.Nursery
+) -> None:
+    """A final answer that comes while a large request is still being sent stops the
+    sending, is the response, and its connection is closed; an interim 100 does not."""
+    upstream = EarlyUpstream(first, then)
+    await nursery.start(upstream.serve)
+    transport = PooledTransport(
+        f"http://127.0.0.1:{upstream.port}", connect_timeout=2, deadlines=Deadlines(10)
+    )
+    try:
+        with trio.fail_after(10):
+            response = await transport.request("/big", [], BIG, first_byte_timeout=5)
+            assert (response.status, await response.read()) == (status, body)
+            response = await transport.request("/small", [], b"{}", first_byte_timeout=5)
+            assert (response.status, await response.read()) == (200, b"ok")
+        assert upstream.accepts == accepts
+    finally:
+        await transport.aclose()
+
+
 def echo_body(text: str) -> bytes:
     return echo_payload(gemini_answer(text))
 

@@ -9,7 +9,7 @@ percent-escaped (`path_segment`): a `/` in it never starts a new path segment.
 
 Client values forwarded as header values (keys, `anthropic-version`, ...) go through
 `header_value`. The transports check the request target and every header once more
-(`request_target`, `check_headers`) and refuse, never send, anything with a control
+(`request_target`, `header_block`) and refuse, never send, anything with a control
 character: defence in depth should a value ever bypass the doors.
 
 All checks are a precompiled regex each (no per-request allocation beyond the match).
@@ -26,11 +26,13 @@ from louter.http.message import HeaderList
 MODEL_MAX_LENGTH = 256
 _SEGMENT = r"(?!\.\.?(?:/|\Z))[A-Za-z0-9._:@+\-]+"
 _MODEL = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_PATH_SAFE = re.compile(r"[A-Za-z0-9._:@+/\-]*")
 # CTLs except HTAB (allowed in field values), and DEL
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # a request target: no CTL, no space, no fragment
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f#]")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# header lines: a token name, a value without CTLs (HTAB allowed), CRLF
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\x00-\x08\x0a-\x1f\x7f]*+\r\n)*+")
 
 
 def check_model(model: str) -> str:
@@ -45,6 +47,8 @@ def check_model(model: str) -> str:
 
 def path_segment(model: str) -> str:
     """`model` escaped for one URL path segment (`/` -> `%2F`; `:`, `@`, `+` kept)."""
+    if _PATH_SAFE.fullmatch(model) is not None:  # every checked client name: cheap
+        return model.replace("/", "%2F")
     return quote(model, safe=":@+")
 
 
@@ -72,12 +76,15 @@ def request_target(prefix: str, path: str, label: str) -> bytes:
     return target
 
 
-def check_headers(headers: HeaderList, label: str) -> None:
-    """Refuse (400, nothing sent) a header whose name is not a token or whose value holds
-    a control character."""
-    for name, value in headers:
-        if _BAD_VALUE.search(value) is not None or _TOKEN.fullmatch(name) is None:
-            raise _refused(label, f"an unsafe {name[:40]!r} header")
+def header_block(headers: HeaderList, label: str) -> bytes:
+    """The header lines of `headers`; refused (400, nothing sent) when a name is not a
+    token or a value holds a control character (one regex over the joined lines, and as
+    many lines as headers: a CRLF inside a value would make well-formed extra lines)."""
+    block = b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+    if block.count(b"\n") != len(headers) or _FIELDS.fullmatch(block) is None:
+        bad = next((n for n, v in headers if not _line_ok(n + b": " + v + b"\r\n")), b"")
+        raise _refused(label, f"an unsafe {bad[:40]!r} header")
+    return block
 
 
 def host_header(host: str, port: int | None) -> str:
@@ -85,6 +92,10 @@ def host_header(host: str, port: int | None) -> str:
     if ":" in host:
         host = f"[{host}]"
     return host if port is None else f"{host}:{port}"
+
+
+def _line_ok(line: bytes) -> bool:
+    return line.count(b"\n") == 1 and _FIELDS.fullmatch(line) is not None
 
 
 def addresses(url: str) -> list[str]:

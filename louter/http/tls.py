@@ -15,7 +15,7 @@ import trio
 
 from louter.errors import UpstreamError
 from louter.http.message import HeaderList
-from louter.http.target import addresses, check_headers, host_header, request_target, scrub
+from louter.http.target import addresses, header_block, host_header, request_target, scrub
 
 
 class _HttpxResponse:
@@ -87,7 +87,7 @@ class HttpxTransport:
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
     ) -> _HttpxResponse:
-        check_headers(headers, self.label)
+        header_block(headers, self.label)
         target = request_target(self._prefix, path, self.label).decode("latin-1")
         request = self._client.build_request(
             "POST",

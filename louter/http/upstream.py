@@ -16,8 +16,11 @@ between chunks with one watchdog task for all streams.
 
 from __future__ import annotations
 
+import fcntl
 import math
+import re
 import socket
+import termios
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
@@ -31,7 +34,7 @@ from louter.errors import UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
 from louter.http.sockets import Socket, connect
-from louter.http.target import addresses, check_headers, host_header, request_target, scrub
+from louter.http.target import addresses, header_block, host_header, request_target, scrub
 
 
 class UpstreamResponse(Protocol):
@@ -133,6 +136,10 @@ class _PooledResponse:
         self.headers: HeaderList = []
         self.deadline = math.inf
         self.timed_out = False
+
+    def unfit(self) -> None:
+        """Whatever this response turns out to be, its connection is not to be reused."""
+        self._protocol.extra = True
 
     def expire(self) -> None:
         self.timed_out = True
@@ -255,7 +262,7 @@ class PooledTransport:
     `label` (the backend's config name) names the upstream in every error: the URL, its
     host and any credentials in it never reach a client, the log or stderr. A connection
     goes back to the pool only after its response was read exactly to its end with nothing
-    after it, and is checked for unread bytes (or a hang-up) again before it is reused."""
+    after it, and is checked for unread bytes again before it is reused."""
 
     def __init__(
         self,
@@ -298,13 +305,12 @@ class PooledTransport:
 
     def _encode(self, path: str, headers: HeaderList, body: bytes) -> bytes:
         """The request's bytes; an unsafe target or header is refused here (never sent)."""
-        check_headers(headers, self.label)
         head = b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
             request_target(self.prefix, path, self.label),
             self._host_header,
             len(body),
         )
-        return head + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + body
+        return head + header_block(headers, self.label) + b"\r\n" + body
 
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
@@ -337,7 +343,10 @@ class PooledTransport:
         response.deadline = deadline
         self.deadlines.add(response)
         try:
-            await stream.send_all(data)
+            if len(data) <= _PIECE:
+                await stream.send_all(data)
+            else:
+                await _send_pieces(stream, data, response)
             await response.read_head(reused)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             await response.aclose()
@@ -360,13 +369,47 @@ class PooledTransport:
             stream.close()
 
 
-def _stale(stream: Socket) -> bool:
-    """An idle connection that has bytes nobody asked for, or was closed by the upstream:
-    not to be reused (one non-blocking peek)."""
+_PIECE = 256 * 1024
+
+
+async def _send_pieces(stream: Socket, data: bytes, response: _PooledResponse) -> None:
+    """Send a large request in pieces, looking for an early answer between them: an
+    upstream that answers (or hangs up) before the request is all sent gets no more of it,
+    its answer is read, and the connection is not reused."""
+    view = memoryview(data)
+    for start in range(0, len(data), _PIECE):
+        if start and _answered_early(stream):
+            response.unfit()
+            return
+        await stream.send_all(view[start : start + _PIECE])
+
+
+_INTERIM = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9][0-9] ")
+
+
+def _answered_early(stream: Socket) -> bool:
+    """Bytes (other than an interim 1xx answer) or a hang-up before the request was all
+    sent."""
     try:
-        return stream.sock.recv(1, socket.MSG_PEEK) is not None
+        data = stream.sock.recv(16, socket.MSG_PEEK)
     except BlockingIOError:
         return False
+    except OSError:
+        return True
+    if not data:
+        return True
+    # a status line not yet whole is decided at the next piece
+    return len(data) >= 13 and _INTERIM.match(data) is None
+
+
+_NOTHING = bytes(4)
+
+
+def _stale(stream: Socket) -> bool:
+    """An idle connection holding bytes nobody asked for: not to be reused (one ioctl,
+    no exception on the usual path; a hang-up shows at the send, as before)."""
+    try:
+        return fcntl.ioctl(stream.sock.fileno(), termios.FIONREAD, _NOTHING) != _NOTHING
     except OSError:
         return True
 
