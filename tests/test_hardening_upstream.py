@@ -20,6 +20,7 @@ import trio
 
 from louter.errors import LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
+from louter.http.target import check_model, header_value
 from louter.http.upstream import PooledTransport
 from tests.conftest import StartLouter
 from tests.test_faults import closed_port
@@ -114,6 +115,18 @@ async def garbage_later(upstream: RawUpstream, stream: trio.SocketStream, seen: 
     await trio.sleep(0.05)
     await stream.send_all(gemini_answer(SMUGGLED.decode()))
     upstream.extra_sent.set()
+
+
+async def stream_then_second(upstream: RawUpstream, stream: trio.SocketStream, seen: Seen) -> None:
+    """A chunked SSE answer and, in the same write, an unsolicited second response."""
+    event = orjson.dumps(
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "s:" + seen.prompt()}]}}]}
+    )
+    chunk = b"data: " + event + b"\r\n\r\n"
+    await stream.send_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+        b"\r\n%x\r\n%b\r\n0\r\n\r\n" % (len(chunk), chunk) + gemini_answer(SMUGGLED.decode())
+    )
 
 
 async def hang(upstream: RawUpstream, stream: trio.SocketStream, seen: Seen) -> None:
@@ -262,6 +275,7 @@ BAD_GEMINI_PATHS = [
     "snow%E2%98%83man",
     "m%5Cx",
     "%2E%2E",
+    "m%FF",  # not UTF-8
 ]
 BODY_DOORS = {
     "openai": ("/v1/chat/completions", chat, openai_envelope),
@@ -410,6 +424,32 @@ async def test_bytes_after_a_response_close_the_connection(
     assert (status, body["candidates"][0]["content"]["parts"][0]["text"]) == (200, "echo:next")
     assert upstream.accepts == 2  # the first connection was not reused
     await later_clients_get_their_own_answers(base, upstream)
+
+
+async def test_a_streamed_answer_is_not_joined_with_a_second_response(
+    start_louter: StartLouter, upstream: RawUpstream
+) -> None:
+    upstream.script = [stream_then_second]
+    base = await start_louter(gemini_backend(upstream.port))
+    port = int(base.rsplit(":", 1)[1])
+    data = orjson.dumps(gemini_body("st"))
+    with trio.fail_after(10):
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        async with client:
+            await client.send_all(
+                b"POST /v1beta/models/m:streamGenerateContent?alt=sse HTTP/1.1\r\n"
+                b"host: louter\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%b"
+                % (len(data), data)
+            )
+            received = bytearray()
+            while chunk := await client.receive_some(65536):
+                received += chunk
+    assert b" 200 " in received.split(b"\r\n", 1)[0]
+    assert b'"s:st"' in received
+    assert SMUGGLED not in received
+    status, body = await call(base, "/v1beta/models/m:generateContent", gemini_body("after"))
+    assert (status, body["candidates"][0]["content"]["parts"][0]["text"]) == (200, "echo:after")
+    assert upstream.accepts == 2
 
 
 async def test_bytes_arriving_on_an_idle_connection_keep_it_out_of_use(
@@ -590,6 +630,38 @@ async def test_the_host_header_never_carries_url_credentials(upstream: RawUpstre
     assert seen.target == b"/base/v1beta/models/m:generateContent"
     assert (b"host", f"127.0.0.1:{upstream.port}".encode()) in seen.headers
     assert b"alice" not in upstream.raw and b"s3cret" not in upstream.raw
+
+
+GOOD_MODELS = [
+    "gpt-oss:20b",
+    "Qwen/Qwen3-Coder-30B",
+    "models/gemini-2.5-pro",
+    "claude-3-5-sonnet@20240620",
+    "llama3.1:8b-instruct-q4_K_M",
+    "org/model+lora",
+    "a",
+    "x" * 256,
+    "...",
+    ".hidden",
+]
+
+
+def test_the_model_name_rule() -> None:
+    for good in GOOD_MODELS:
+        assert check_model(good) == good
+    for bad in BAD_MODELS + ["", ".", "..", "/m", "m/", "a/./b", "a/../b"]:
+        with pytest.raises(LouterError) as info:
+            check_model(bad)
+        assert info.value.status_hint == 400
+
+
+def test_forwarded_header_values_are_checked() -> None:
+    assert header_value("2023-06-01", "anthropic-version") == b"2023-06-01"
+    assert header_value("Bearer k\tk", "authorization") == b"Bearer k\tk"
+    for bad in ("k\r\nx-injected: 1", "k\n", "k\x00", "k\x7f", "k\u2603"):
+        with pytest.raises(LouterError) as info:
+            header_value(bad, "x-api-key")
+        assert info.value.status_hint == 400
 
 
 # --------------------------------------------------------------------------- error messages
