@@ -129,6 +129,17 @@ async def stream_then_second(upstream: RawUpstream, stream: trio.SocketStream, s
     )
 
 
+async def bad_chunk(upstream: RawUpstream, stream: trio.SocketStream, seen: Seen) -> None:
+    """A chunked answer whose second chunk header is not hex, in a read of its own."""
+    await stream.send_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n"
+        b'\r\n2\r\n{"\r\n'
+    )
+    await trio.sleep(0.05)
+    await stream.send_all(b"zz\r\nnot a chunk\r\n")
+    await trio.sleep_forever()  # the connection stays open: louter must close it
+
+
 async def hang(upstream: RawUpstream, stream: trio.SocketStream, seen: Seen) -> None:
     await trio.sleep_forever()
 
@@ -450,6 +461,24 @@ async def test_a_streamed_answer_is_not_joined_with_a_second_response(
     status, body = await call(base, "/v1beta/models/m:generateContent", gemini_body("after"))
     assert (status, body["candidates"][0]["content"]["parts"][0]["text"]) == (200, "echo:after")
     assert upstream.accepts == 2
+
+
+async def test_a_parse_error_in_the_body_closes_the_connection(
+    start_louter: StartLouter, upstream: RawUpstream
+) -> None:
+    upstream.script = [bad_chunk]
+    base = await start_louter(gemini_backend(upstream.port))
+    status, body = await call(base, "/v1beta/models/m:generateContent", gemini_body("bad"))
+    assert status == 502
+    assert "malformed HTTP response" in gemini_envelope_any(body)
+    status, body = await call(base, "/v1beta/models/m:generateContent", gemini_body("next"))
+    assert (status, body["candidates"][0]["content"]["parts"][0]["text"]) == (200, "echo:next")
+    assert upstream.accepts == 2
+
+
+def gemini_envelope_any(body: Any) -> str:
+    assert set(body) == {"error"}
+    return str(body["error"]["message"])
 
 
 async def test_bytes_arriving_on_an_idle_connection_keep_it_out_of_use(

@@ -237,7 +237,11 @@ class _PooledResponse:
                 await self.aclose()
                 raise UpstreamError(f"{self._pool.label}: upstream closed mid-response")
             return False
-        self._feed(data)
+        try:
+            self._feed(data)
+        except UpstreamError:
+            await self.aclose()  # a parse error: this connection is done
+            raise
         return True
 
     def _finish(self) -> None:
