@@ -373,12 +373,12 @@ class PooledTransport:
             stream.close()
 
 
-_PIECE = 256 * 1024
+_PIECE = 64 * 1024  # below the usual socket send buffer: one send() is one piece
 
 
 async def _send_pieces(stream: Socket, data: bytes, response: _PooledResponse) -> None:
-    """Send a large request in pieces, looking for an early answer between them: an
-    upstream that answers (or hangs up) before the request is all sent gets no more of it,
+    """Send a large request in pieces, looking for an early answer between them (a cheap
+    ioctl): an upstream that answers before the request is all sent gets no more of it,
     its answer is read, and the connection is not reused."""
     view = memoryview(data)
     for start in range(0, len(data), _PIECE):
@@ -392,12 +392,12 @@ _INTERIM = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9][0-9] ")
 
 
 def _answered_early(stream: Socket) -> bool:
-    """Bytes (other than an interim 1xx answer) or a hang-up before the request was all
-    sent."""
+    """Bytes (other than an interim 1xx answer) before the request was all sent. (A
+    hang-up shows as a failed send.)"""
+    if not _stale(stream):
+        return False
     try:
         data = stream.sock.recv(16, socket.MSG_PEEK)
-    except BlockingIOError:
-        return False
     except OSError:
         return True
     if not data:
