@@ -21,6 +21,7 @@ import trio
 from louter.errors import LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.target import check_model, header_value
+from louter.http.tls import HttpxTransport
 from louter.http.upstream import PooledTransport
 from tests.conftest import StartLouter
 from tests.test_faults import closed_port
@@ -691,6 +692,30 @@ def test_forwarded_header_values_are_checked() -> None:
         with pytest.raises(LouterError) as info:
             header_value(bad, "x-api-key")
         assert info.value.status_hint == 400
+
+
+async def test_the_httpx_transport_sends_no_url_credentials(upstream: RawUpstream) -> None:
+    transport = HttpxTransport(
+        f"http://alice:s3cret@127.0.0.1:{upstream.port}/base", connect_timeout=2, label="gem"
+    )
+    try:
+        with trio.fail_after(10):
+            response = await transport.request(
+                "/v1beta/models/Qwen%2FQwen3:generateContent", [], orjson.dumps(gemini_body()),
+                first_byte_timeout=5,
+            )  # fmt: skip
+            await response.aclose()
+        with pytest.raises(LouterError) as info:
+            await transport.request("/v1/x\r\nx-injected: 1", [], b"{}", first_byte_timeout=5)
+        assert info.value.status_hint == 400
+    finally:
+        await transport.aclose()
+    seen = upstream.requests[0]
+    assert seen.target == b"/base/v1beta/models/Qwen%2FQwen3:generateContent"
+    assert (b"host", f"127.0.0.1:{upstream.port}".encode()) in seen.headers
+    assert b"alice" not in upstream.raw and b"s3cret" not in upstream.raw
+    assert b"authorization" not in upstream.raw.lower()
+    assert len(upstream.requests) == 1
 
 
 # --------------------------------------------------------------------------- error messages
