@@ -11,13 +11,17 @@ from tests.test_faults import closed_port
 
 
 async def test_https_backend_transport_opens_on_first_use_and_maps_errors() -> None:
-    url = f"https://127.0.0.1:{closed_port()}"
-    transport = open_transport(url, connect_timeout=2, deadlines=Deadlines(10))
+    port = closed_port()
+    url = f"https://user:secret@127.0.0.1:{port}"
+    transport = open_transport(url, connect_timeout=2, deadlines=Deadlines(10), label="cloud")
     try:
         with pytest.raises(UpstreamError) as info:
             await transport.request("/v1/chat/completions", [], b"{}", first_byte_timeout=5)
         assert info.value.status_hint == 502
-        assert url in info.value.message
+        message = info.value.message
+        assert message.startswith("cloud: ")  # the backend's config name, never its address
+        for secret in ("127.0.0.1", str(port), "secret", "https://"):
+            assert secret not in message
     finally:
         await transport.aclose()
 

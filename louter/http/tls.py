@@ -1,22 +1,30 @@
 """The upstream transport for `https://` backends: httpx (TLS, proxies, compression
-handled by a kept library). Imported only when such a backend is configured."""
+handled by a kept library). Imported only when such a backend is configured.
+
+Errors name the backend by its `label` (config name); httpx's own messages are passed on
+with the URL, its host and port replaced by the label (they reach clients and the log)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from urllib.parse import urlsplit
 
 import httpx
 import trio
 
 from louter.errors import UpstreamError
 from louter.http.message import HeaderList
+from louter.http.target import addresses, header_block, host_header, request_target, scrub
 
 
 class _HttpxResponse:
-    def __init__(self, response: httpx.Response, label: str, idle_timeout: float) -> None:
+    def __init__(
+        self, response: httpx.Response, transport: HttpxTransport, idle_timeout: float
+    ) -> None:
         self._response = response
-        self._label = label
+        self._transport = transport
+        self._label = transport.label
         self._idle_timeout = idle_timeout
         self.status = response.status_code
         self.headers: HeaderList = [
@@ -30,7 +38,7 @@ class _HttpxResponse:
             async for chunk in self._response.aiter_bytes():
                 yield chunk
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"{self._label}: {type(exc).__name__}: {exc}") from exc
+            raise self._transport.error(exc) from exc
         finally:
             await self._response.aclose()
 
@@ -58,19 +66,32 @@ class _HttpxResponse:
 class HttpxTransport:
     """httpx for TLS and proxied upstreams; the first-byte deadline is ours, reads are unbounded."""
 
-    def __init__(self, url: str, *, connect_timeout: float, idle_timeout: float = 300.0) -> None:
-        self.label = url
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        idle_timeout: float = 300.0,
+        label: str = "upstream",
+    ) -> None:
+        self.label = label
         self.idle_timeout = idle_timeout
-        self._base = url.rstrip("/")
+        parts = urlsplit(url)
+        # no user:password@ (httpx would send it as Basic auth): keys go in headers
+        self._origin = f"{parts.scheme}://{host_header(parts.hostname or '', parts.port)}"
+        self._prefix = parts.path.rstrip("/")
+        self._secrets = addresses(url)
         timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
         self._client = httpx.AsyncClient(timeout=timeout)
 
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
     ) -> _HttpxResponse:
+        header_block(headers, self.label)
+        target = request_target(self._prefix, path, self.label).decode("latin-1")
         request = self._client.build_request(
             "POST",
-            self._base + path,
+            self._origin + target,
             headers=[*headers, (b"accept-encoding", b"identity")],
             content=body,
         )
@@ -84,8 +105,13 @@ class HttpxTransport:
         except httpx.TimeoutException as exc:
             raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"{self.label}: {type(exc).__name__}: {exc}") from exc
-        return _HttpxResponse(response, self.label, self.idle_timeout)
+            raise self.error(exc) from exc
+        return _HttpxResponse(response, self, self.idle_timeout)
+
+    def error(self, exc: httpx.HTTPError) -> UpstreamError:
+        """httpx's failure as an `UpstreamError` naming the backend, not its address."""
+        text = scrub(str(exc), self._secrets, self.label)
+        return UpstreamError(f"{self.label}: {type(exc).__name__}: {text}")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -16,7 +16,11 @@ between chunks with one watchdog task for all streams.
 
 from __future__ import annotations
 
+import fcntl
 import math
+import re
+import socket
+import termios
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
@@ -30,6 +34,7 @@ from louter.errors import UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
 from louter.http.sockets import Socket, connect
+from louter.http.target import addresses, header_block, host_header, request_target, scrub
 
 
 class UpstreamResponse(Protocol):
@@ -61,7 +66,13 @@ class _TimedOut(Exception):
 
 
 class _ResponseProtocol:
-    __slots__ = ("headers", "headers_done", "body", "complete", "keep_alive", "parser")
+    """httptools callbacks for one response. Interim 1xx answers (100 Continue, 103 Early
+    Hints; not 101) are skipped; anything after the final message ends (a second,
+    unsolicited response, or bytes that are not HTTP) only sets `extra`: it is never
+    added to this body, and the connection is then closed instead of reused."""
+
+    __slots__ = ("headers", "headers_done", "body", "complete", "keep_alive", "parser",
+                 "interim", "extra")  # fmt: skip
 
     def __init__(self) -> None:
         self.parser: httptools.HttpResponseParser | None = None
@@ -70,20 +81,39 @@ class _ResponseProtocol:
         self.headers_done = False
         self.body: deque[bytes] = deque()
         self.complete = False
+        self.interim = False
+        self.extra = False
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        if not self.complete:
+            self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.headers_done = True
+        if self.complete:
+            return
         assert self.parser is not None
-        self.keep_alive = self.parser.should_keep_alive()  # reset after the message ends
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True
+            self.headers = []
+            return
+        self.headers_done = True
+        # reset after the message ends; a 101 (an upgrade nobody asked for) is not reused
+        self.keep_alive = status != 101 and self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if not self.complete:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if self.interim:
+            self.interim = False
+        elif self.headers_done:
+            self.complete = True
 
 
 class _PooledResponse:
@@ -107,6 +137,10 @@ class _PooledResponse:
         self.deadline = math.inf
         self.timed_out = False
 
+    def unfit(self) -> None:
+        """Whatever this response turns out to be, its connection is not to be reused."""
+        self._protocol.extra = True
+
     def expire(self) -> None:
         self.timed_out = True
         if self._stream is not None:
@@ -129,11 +163,18 @@ class _PooledResponse:
             self._feed(data)
         self.status = self._parser.get_status_code()
         self.headers = protocol.headers
+        if self.status == 101:
+            raise UpstreamError(f"{self._pool.label}: unexpected 101 Switching Protocols")
 
     def _feed(self, data: bytes) -> None:
+        """Parse `data`. Bytes after the end of the response (not HTTP, or an upgrade) are
+        no error for this response; they only keep the connection out of the pool."""
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self._protocol.complete:
+                self._protocol.extra = True
+                return
             raise UpstreamError(f"{self._pool.label}: malformed HTTP response: {exc}") from exc
 
     def _delimited(self) -> bool:
@@ -196,14 +237,19 @@ class _PooledResponse:
                 await self.aclose()
                 raise UpstreamError(f"{self._pool.label}: upstream closed mid-response")
             return False
-        self._feed(data)
+        try:
+            self._feed(data)
+        except UpstreamError:
+            await self.aclose()  # a parse error: this connection is done
+            raise
         return True
 
     def _finish(self) -> None:
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        if self._protocol.complete and self._protocol.keep_alive:
+        protocol = self._protocol
+        if protocol.complete and protocol.keep_alive and not protocol.extra:
             self._pool.release(stream)
         else:
             stream.close()
@@ -215,7 +261,12 @@ class _PooledResponse:
 
 
 class PooledTransport:
-    """Keep-alive pool to one `http://host:port` upstream."""
+    """Keep-alive pool to one `http://host:port` upstream.
+
+    `label` (the backend's config name) names the upstream in every error: the URL, its
+    host and any credentials in it never reach a client, the log or stderr. A connection
+    goes back to the pool only after its response was read exactly to its end with nothing
+    after it, and is checked for unread bytes again before it is reused."""
 
     def __init__(
         self,
@@ -225,18 +276,20 @@ class PooledTransport:
         deadlines: Deadlines,
         idle_timeout: float = 300.0,
         max_idle: int = 256,
+        label: str = "upstream",
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.prefix = parts.path.rstrip("/")
-        self.label = url
+        self.label = label
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.deadlines = deadlines
         self.max_idle = max_idle
         self._idle: list[Socket] = []
-        self._host_header = parts.netloc.encode("latin-1")
+        self._secrets = addresses(url)
+        self._host_header = host_header(self.host, parts.port).encode("latin-1")
 
     async def _connect(self) -> Socket:
         try:
@@ -245,7 +298,8 @@ class PooledTransport:
         except trio.TooSlowError:
             raise UpstreamError(f"{self.label}: connect timed out", status_hint=504) from None
         except OSError as exc:
-            raise UpstreamError(f"{self.label}: cannot connect: {exc.strerror or exc}") from exc
+            reason = scrub(str(exc.strerror or exc), self._secrets, self.label)
+            raise UpstreamError(f"{self.label}: cannot connect: {reason}") from exc
 
     def release(self, stream: Socket) -> None:
         if len(self._idle) < self.max_idle:
@@ -254,12 +308,13 @@ class PooledTransport:
             stream.close()
 
     def _encode(self, path: str, headers: HeaderList, body: bytes) -> bytes:
+        """The request's bytes; an unsafe target or header is refused here (never sent)."""
         head = b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
-            (self.prefix + path).encode("latin-1"),
+            request_target(self.prefix, path, self.label),
             self._host_header,
             len(body),
         )
-        return head + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + body
+        return head + header_block(headers, self.label) + b"\r\n" + body
 
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
@@ -269,6 +324,9 @@ class PooledTransport:
         try:
             while self._idle:
                 stream = self._idle.pop()
+                if _stale(stream):
+                    stream.close()
+                    continue
                 try:
                     return await self._exchange(stream, data, deadline, reused=True)
                 except _EarlyClose:
@@ -289,7 +347,10 @@ class PooledTransport:
         response.deadline = deadline
         self.deadlines.add(response)
         try:
-            await stream.send_all(data)
+            if len(data) <= _PIECE:
+                await stream.send_all(data)
+            else:
+                await _send_pieces(stream, data, response)
             await response.read_head(reused)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             await response.aclose()
@@ -312,15 +373,70 @@ class PooledTransport:
             stream.close()
 
 
+_PIECE = 64 * 1024  # below the usual socket send buffer: one send() is one piece
+
+
+async def _send_pieces(stream: Socket, data: bytes, response: _PooledResponse) -> None:
+    """Send a large request in pieces, looking for an early answer between them (a cheap
+    ioctl): an upstream that answers before the request is all sent gets no more of it,
+    its answer is read, and the connection is not reused."""
+    view = memoryview(data)
+    for start in range(0, len(data), _PIECE):
+        if start and _answered_early(stream):
+            response.unfit()
+            return
+        await stream.send_all(view[start : start + _PIECE])
+
+
+_INTERIM = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9][0-9] ")
+
+
+def _answered_early(stream: Socket) -> bool:
+    """Bytes (other than an interim 1xx answer) before the request was all sent. (A
+    hang-up shows as a failed send.)"""
+    if not _stale(stream):
+        return False
+    try:
+        data = stream.sock.recv(16, socket.MSG_PEEK)
+    except OSError:
+        return True
+    if not data:
+        return True
+    # a status line not yet whole is decided at the next piece
+    return len(data) >= 13 and _INTERIM.match(data) is None
+
+
+_NOTHING = bytes(4)
+
+
+def _stale(stream: Socket) -> bool:
+    """An idle connection holding bytes nobody asked for: not to be reused (one ioctl,
+    no exception on the usual path; a hang-up shows at the send, as before)."""
+    try:
+        return fcntl.ioctl(stream.sock.fileno(), termios.FIONREAD, _NOTHING) != _NOTHING
+    except OSError:
+        return True
+
+
 def open_transport(
-    url: str, *, connect_timeout: float, deadlines: Deadlines, idle_timeout: float = 300.0
+    url: str,
+    *,
+    connect_timeout: float,
+    deadlines: Deadlines,
+    idle_timeout: float = 300.0,
+    label: str = "upstream",
 ) -> Transport:
-    """The right transport for `url`: the fast pool for http://, httpx for https://."""
+    """The right transport for `url`: the fast pool for http://, httpx for https://.
+    `label` names the backend in error messages (its config name, never the URL)."""
     if urlsplit(url).scheme == "http":
         return PooledTransport(
-            url, connect_timeout=connect_timeout, idle_timeout=idle_timeout, deadlines=deadlines
+            url,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            deadlines=deadlines,
+            label=label,
         )
-    return _OnFirstUse(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout)
+    return _OnFirstUse(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout, label=label)
 
 
 class _OnFirstUse:
@@ -328,8 +444,11 @@ class _OnFirstUse:
     stack cost ~9 MiB and some start-up time, paid only when such a backend is used (the
     built-in cloud presets are configured on every louter, used by few)."""
 
-    def __init__(self, url: str, *, connect_timeout: float, idle_timeout: float) -> None:
-        self.label = url
+    def __init__(
+        self, url: str, *, connect_timeout: float, idle_timeout: float, label: str
+    ) -> None:
+        self.url = url
+        self.label = label
         self._options = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
         self._transport: Transport | None = None
 
@@ -339,7 +458,7 @@ class _OnFirstUse:
         if self._transport is None:
             from louter.http.tls import HttpxTransport
 
-            self._transport = HttpxTransport(self.label, **self._options)
+            self._transport = HttpxTransport(self.url, label=self.label, **self._options)
         return await self._transport.request(
             path, headers, body, first_byte_timeout=first_byte_timeout
         )

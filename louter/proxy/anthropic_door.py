@@ -20,6 +20,7 @@ from louter.convert import anthropic
 from louter.convert.dialects import DIALECTS
 from louter.convert.model import ResponseMeta
 from louter.http.message import HeaderList, Request, Responder
+from louter.http.target import header_value
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
@@ -135,16 +136,16 @@ def _headers(request: Request, base: HeaderList, backend_key: str | None) -> Hea
     version = request.headers.get("anthropic-version")
     headers = [(n, v) for n, v in base if not (version and n == b"anthropic-version")]
     if version:
-        headers.append((b"anthropic-version", version.encode("latin-1")))
+        headers.append((b"anthropic-version", header_value(version, "anthropic-version")))
     elif not any(n == b"anthropic-version" for n, _ in headers):
         headers.append((b"anthropic-version", ANTHROPIC_VERSION))
     for name in FORWARDED:
         value = request.headers.get(name)
         if value is not None:
-            headers.append((name.encode("latin-1"), value.encode("latin-1")))
+            headers.append((name.encode("latin-1"), header_value(value, name)))
     key = client_key(request)
     if key and not backend_key:
-        headers.append((b"x-api-key", key.encode("latin-1")))
+        headers.append((b"x-api-key", header_value(key, "x-api-key")))
     return headers
 
 

@@ -23,6 +23,7 @@ from louter.convert.dialects import DIALECTS
 from louter.convert.model import ResponseMeta
 from louter.errors import LouterError
 from louter.http.message import HeaderList, Request, Responder
+from louter.http.target import check_model, header_value
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
@@ -32,6 +33,7 @@ from louter.proxy.openai_door import parse_body
 from louter.proxy.passthrough import Forward
 from louter.proxy.routing import Route
 from louter.proxy.taps import DialectTap
+from louter.proxy.upstreams import gemini_model_path
 from louter.proxy.usage import LazyRequest
 
 PREFIXES = ("/v1beta/models/", "/v1/models/")
@@ -42,12 +44,13 @@ _ARRAY: HeaderList = [(b"content-type", b"application/json")]
 
 def split_target(path: str) -> tuple[str, str | None]:
     """`/v1beta/models/gpt-oss:20b:generateContent` -> ("gpt-oss:20b", "generateContent");
-    without an action (`models/{m}`) the action is None."""
+    without an action (`models/{m}`) the action is None. The model (percent-decoded) must
+    be a safe name (`check_model`): a 400 otherwise."""
     rest = unquote(next(path[len(p) :] for p in PREFIXES if path.startswith(p)))
     model, sep, action = rest.rpartition(":")
     if sep and action in ACTIONS:
-        return model, action
-    return rest, None
+        return check_model(model), action
+    return check_model(rest), None
 
 
 def client_key(request: Request) -> str | None:
@@ -159,11 +162,11 @@ def _forward(
 ) -> Plan:
     """Same dialect: the body as sent, the backend's model name in the path."""
     upstream = ctx.upstreams[route.backend.name]
-    path = f"/v1beta/models/{route.model}:{action or 'generateContent'}"
+    path = gemini_model_path(route.model, action)
     headers = list(upstream.headers)
     key = client_key(request)
     if key and not route.backend.api_key:
-        headers.append((b"x-goog-api-key", key.encode("latin-1")))
+        headers.append((b"x-goog-api-key", header_value(key, "x-goog-api-key")))
     sse = "alt=sse" in (action or "")
     return Forward(
         route,

@@ -20,6 +20,7 @@ from louter.convert.model import Request as NeutralRequest
 from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
+from louter.http.target import check_model, header_value
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import (
     TEXT_CALL_CHECKS,
@@ -69,10 +70,11 @@ def prepare_request(body: dict[str, Any], backend: Backend, model: str) -> dict[
 
 
 def client_model(body: dict[str, Any]) -> str:
+    """The body's model name, checked to be safe to route and to send upstream (400)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ConversionError("'model' is required and must be a non-empty string")
-    return model
+    return check_model(model)
 
 
 _SSE: HeaderList = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -115,10 +117,10 @@ def _headers(request: Request, upstream_headers: HeaderList, backend: Backend) -
     for name in FORWARDED_HEADERS:
         value = request.headers.get(name)
         if value is not None:
-            headers.append((name.encode("latin-1"), value.encode("latin-1")))
+            headers.append((name.encode("latin-1"), header_value(value, name)))
     client_auth = request.headers.get("authorization")
     if not backend.api_key and client_auth is not None:
-        headers.append((b"authorization", client_auth.encode("latin-1")))
+        headers.append((b"authorization", header_value(client_auth, "authorization")))
     return headers
 
 

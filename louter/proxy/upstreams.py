@@ -14,6 +14,7 @@ from typing import Any
 from louter.config import Backend, Config
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
+from louter.http.target import header_value, path_segment
 from louter.http.upstream import Transport, open_transport
 from louter.mock.transport import MockTransport
 
@@ -25,8 +26,12 @@ def _openai_path(model: str, stream: bool) -> str:
 
 
 def _gemini_path(model: str, stream: bool) -> str:
-    action = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    return f"/v1beta/models/{model}:{action}"
+    return gemini_model_path(model, "streamGenerateContent?alt=sse" if stream else None)
+
+
+def gemini_model_path(model: str, action: str | None) -> str:
+    """`/v1beta/models/{model}:{action}`, the model escaped as one path segment."""
+    return f"/v1beta/models/{path_segment(model)}:{action or 'generateContent'}"
 
 
 def _anthropic_path(model: str, stream: bool) -> str:
@@ -46,15 +51,15 @@ PATHS: Mapping[str, Callable[[str, bool], str]] = {
 
 
 def _openai_auth(key: str) -> HeaderList:
-    return [(b"authorization", b"Bearer " + key.encode("latin-1"))]
+    return [(b"authorization", b"Bearer " + header_value(key, "authorization"))]
 
 
 def _gemini_auth(key: str) -> HeaderList:
-    return [(b"x-goog-api-key", key.encode("latin-1"))]
+    return [(b"x-goog-api-key", header_value(key, "x-goog-api-key"))]
 
 
 def _anthropic_auth(key: str) -> HeaderList:
-    return [(b"x-api-key", key.encode("latin-1"))]
+    return [(b"x-api-key", header_value(key, "x-api-key"))]
 
 
 AUTH: Mapping[str, Callable[[str], HeaderList]] = {
@@ -115,6 +120,7 @@ def _network(
         connect_timeout=performance.connect_timeout_seconds,
         idle_timeout=performance.stream_idle_timeout_seconds,
         deadlines=deadlines,
+        label=backend.name,
     )
     return Upstream(backend, transport, headers)
 
