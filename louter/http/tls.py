@@ -3,6 +3,7 @@ handled by a kept library). Imported only when such a backend is configured."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
@@ -55,15 +56,34 @@ class _HttpxResponse:
         await self._response.aclose()
 
 
+def _verify(ca_file: str | None, ca_dir: str | None) -> ssl.SSLContext | bool:
+    """What httpx reads from SSL_CERT_FILE / SSL_CERT_DIR when it trusts the environment."""
+    if ca_file or ca_dir:
+        return ssl.create_default_context(cafile=ca_file, capath=None if ca_file else ca_dir)
+    return True
+
+
 class HttpxTransport:
     """httpx for TLS and proxied upstreams; the first-byte deadline is ours, reads are unbounded."""
 
-    def __init__(self, url: str, *, connect_timeout: float, idle_timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        idle_timeout: float = 300.0,
+        proxy: str | None = None,
+        ca: tuple[str | None, str | None] = (None, None),
+    ) -> None:
         self.label = url
         self.idle_timeout = idle_timeout
         self._base = url.rstrip("/")
         timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
-        self._client = httpx.AsyncClient(timeout=timeout)
+        # The proxy and CA bundle come from the config (read from the environment once, in
+        # `load_config`); httpx does not look at the environment itself.
+        self._client = httpx.AsyncClient(
+            timeout=timeout, proxy=proxy, verify=_verify(*ca), trust_env=False
+        )
 
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float

@@ -20,12 +20,13 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httptools
 import trio
 
+from louter.config import Proxies
 from louter.errors import UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
@@ -313,14 +314,23 @@ class PooledTransport:
 
 
 def open_transport(
-    url: str, *, connect_timeout: float, deadlines: Deadlines, idle_timeout: float = 300.0
+    url: str,
+    *,
+    connect_timeout: float,
+    deadlines: Deadlines,
+    idle_timeout: float = 300.0,
+    proxies: Proxies | None = None,
 ) -> Transport:
-    """The right transport for `url`: the fast pool for http://, httpx for https://."""
-    if urlsplit(url).scheme == "http":
+    """The right transport for `url`: the fast pool for http://, httpx for https:// and
+    for anything sent through an outbound proxy (`proxies`, from HTTP(S)_PROXY)."""
+    proxies = proxies or Proxies()
+    proxy = proxies.for_url(url)
+    if urlsplit(url).scheme == "http" and proxy is None:
         return PooledTransport(
             url, connect_timeout=connect_timeout, idle_timeout=idle_timeout, deadlines=deadlines
         )
-    return _OnFirstUse(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout)
+    options = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
+    return _OnFirstUse(url, proxy=proxy, ca=(proxies.ca_file, proxies.ca_dir), **options)
 
 
 class _OnFirstUse:
@@ -328,9 +338,9 @@ class _OnFirstUse:
     stack cost ~9 MiB and some start-up time, paid only when such a backend is used (the
     built-in cloud presets are configured on every louter, used by few)."""
 
-    def __init__(self, url: str, *, connect_timeout: float, idle_timeout: float) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
         self.label = url
-        self._options = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
+        self._options = options
         self._transport: Transport | None = None
 
     async def request(

@@ -296,7 +296,9 @@ def build_context(
         if performance.enable_metrics
         else None
     )
-    deadlines = Deadlines(min(performance.timeout_seconds, performance.stream_idle_timeout_seconds))
+    own = [t for b in config.backends for t in (b.timeout_seconds, b.connect_timeout_seconds) if t]
+    timeouts = (performance.timeout_seconds, performance.stream_idle_timeout_seconds, *own)
+    deadlines = Deadlines(min(timeouts))
     return ProxyContext(
         config,
         router,
