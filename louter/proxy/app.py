@@ -282,6 +282,7 @@ def build_context(
     default_backend: str,
     log_file: Path | None = None,
     echo: Callable[[Entry], None] | None = None,
+    echo_payloads: bool = False,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> ProxyContext:
@@ -289,7 +290,13 @@ def build_context(
 
     `clock` is wall time (timestamps); `monotonic` drives the breakers' cool-downs."""
     router = Router(config, default_backend, clock=monotonic)
-    journal = Journal(log_file, clock=clock, echo=echo, payloads=config.performance.log_requests)
+    journal = Journal(
+        log_file,
+        clock=clock,
+        echo=echo,
+        payloads=config.performance.log_requests,
+        echo_payloads=echo_payloads,
+    )
     performance = config.performance
     metrics = (
         Metrics([b.name for b in config.backends], router.breakers)
