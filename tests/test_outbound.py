@@ -214,3 +214,25 @@ async def test_an_https_backend_tunnels_through_https_proxy(
     assert reply.status_code == 502  # the proxy refused the tunnel
     ((line, _, _),) = forward_proxy.seen
     assert line == "CONNECT api.cloud.example:443 HTTP/1.1"
+
+
+async def test_the_ca_bundle_comes_from_the_config_not_httpx() -> None:
+    """httpx no longer reads the environment; SSL_CERT_FILE / SSL_CERT_DIR reach it
+    through the config instead."""
+    import ssl
+
+    import certifi
+
+    from louter.http.tls import HttpxTransport, _verify
+
+    proxies = load_config(None, {"SSL_CERT_FILE": certifi.where()}).proxies
+    assert (proxies.ca_file, proxies.ca_dir) == (certifi.where(), None)
+    assert isinstance(_verify(proxies.ca_file, proxies.ca_dir), ssl.SSLContext)
+    assert _verify(None, None) is True
+    with pytest.raises(FileNotFoundError):
+        _verify("/nonexistent/ca.pem", None)
+    transport = HttpxTransport("https://x.example", connect_timeout=1, proxy="http://p:1")
+    try:
+        assert transport._client._trust_env is False  # noqa: SLF001
+    finally:
+        await transport.aclose()
