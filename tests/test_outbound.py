@@ -233,6 +233,6 @@ async def test_the_ca_bundle_comes_from_the_config_not_httpx() -> None:
         _verify("/nonexistent/ca.pem", None)
     transport = HttpxTransport("https://x.example", connect_timeout=1, proxy="http://p:1")
     try:
-        assert transport._client._trust_env is False  # noqa: SLF001
+        assert transport._client._trust_env is False
     finally:
         await transport.aclose()
