@@ -87,8 +87,10 @@ def body_text(payload: Any, limit: int = BODY_LIMIT) -> str:
         raw = payload.encode("utf-8", "replace")
     else:
         raw = orjson.dumps(payload)
-    text = redact(raw.decode("utf-8", "replace").replace("\n", " ").replace("\r", " "))
-    if len(text) > limit:
+    # Redact a generous head only (a multi-megabyte body stays cheap), then cut.
+    head = raw[: limit * 4].decode("utf-8", "replace")
+    text = redact(head.replace("\n", " ").replace("\r", " "))
+    if len(text) > limit or len(raw) > limit * 4:
         return f"{text[:limit]}… [cut, {len(raw)} bytes]"
     return text
 
