@@ -9,18 +9,21 @@ files the seed writes (`config.toml`, `qwen-config.toml`, ...) are taken from it
 blocks, each command seeing the latest version written before it.
 
 They then run in the seed's order in a scratch directory, as a reader would: a `louter`
-command starts the proxy (and stays up, as in its own terminal, until the next one), gets
-a little Gemini-dialect traffic for the model `mock` (the in-process mock: no key, no
-network) and one request to the `gemini` cloud preset, and every later command
-(`log-parser` on the log it wrote, `curl .../health`, `.../metrics | grep ...`) runs
-against it through bash. The only changes made to a command are listed in
-`ADJUSTMENTS` (free ports instead of 8080/9000, stand-ins for llama-server and the cloud,
-which the test cannot reach). The environment points HTTPS_PROXY at a closed port, so
-nothing can reach the network even by mistake: the `gemini` request fails there, which is
-also how the log gets the `error` entry the seed's `filter --direction error` looks for.
+command starts the proxy (and stays up, as in its own terminal, until the next one that
+starts), gets a little Gemini-dialect traffic for the model `mock` (the in-process mock)
+and one request to the `gemini` backend, and every later command (`log-parser` on the log
+it wrote, the `curl` requests to louter — chat requests included —, `test-runner`,
+`diagnostic`) runs through bash. A stand-in (a second louter whose backends are all the
+mock) takes the place of llama-server and the clouds; the only changes made to commands
+and configs are listed in `ADJUSTMENTS`. The environment points HTTP(S)_PROXY at a closed
+port, so nothing can reach the network even by mistake (the `gemini` preset's request
+fails there: that is also the `error` entry the seed's `filter --direction error` finds).
 
-Commands that are not run are listed in `NOT_RUN` with the reason; the test fails when
-the seed holds a command that is neither run nor listed.
+A command passes when it exits 0 (1 for a pipeline ending in `grep`: no match) and, for
+`curl`, the answer is not an error. Two commands carry mistakes of the seed itself; their
+outcome is pinned in `SEED_MISTAKES`. Commands that are not run are listed in `NOT_RUN`
+with the reason; the test fails when the seed holds a command that is neither run nor
+listed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ TOML_NAME = re.compile(r"`([\w.-]+\.toml)`")
 SEED_PORTS = ("8080", "8081", "9000")
 LLAMA_URLS = ("http://localhost:11211", "http://localhost:11212")
 CLOUD_URL = "https://generativelanguage.googleapis.com"
+CLOUD_URLS = ("https://api.openai.com", CLOUD_URL)
 STAND_IN_NAMES = ("mock", "openai", "gemini", "anthropic", "openrouter")
 
 # What the test changes in a command, and why (applied by `adjust`).
@@ -68,12 +72,45 @@ ADJUSTMENTS = {
     "and the network",
     "diagnostic --backend openai without --config": "--config llama-cpp-config.toml added, "
     "whose `openai` is the stand-in: the preset would call OpenAI with a real key",
+    "the seed's config files": "their llama-server and cloud URLs (`http://localhost:11211`, "
+    "`https://api.openai.com`, ...) point at the stand-in: chat requests for their models "
+    "then work without llama-server, keys or network",
     "llama-cpp-config.toml": "written by the test (the seed never shows it): `openai` = the "
     "stand-in",
 }
 # Commands (by a piece of their text) that run but are meant to fail, and how.
 EXPECTED_FAILURES = {
     "--config test-config.toml": "test-config.toml: config file not found",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command the seed itself gets wrong does instead of succeeding."""
+
+    returncode: int
+    output: str  # shown on stdout or stderr
+    reason: str
+    file: tuple[str, str] | None = None  # (file, text it must hold) afterwards
+
+
+# Commands (by a piece of their text) whose own mistakes the test expects, and why.
+SEED_MISTAKES = {
+    'contains("problematic query")': Outcome(
+        5,
+        "cannot have their containment checked",
+        "the filter assumes every client request is Gemini-shaped: for the OpenAI-format "
+        "request of 'Debug Streaming Issues' (sent to the same louter, as in the seed) jq "
+        "reports `null ... cannot have their containment checked` and exits 5; the "
+        "matching request is still saved",
+        ("failing-request.json", "problematic query"),
+    ),
+    "-d @failing-request.json": Outcome(
+        0,
+        "contents: missing or empty",
+        "the file holds the whole log entry, not its payload (`jq .payload` would be the "
+        "request): louter's Gemini door says what is missing",
+    ),
 }
 # Shell commands of the seed that are not run, by what they start with.
 NOT_RUN = {
@@ -100,8 +137,6 @@ NOT_RUN = {
     "grep tool_format": "reads the reader's own config files",
     'grep "tool_format"': "reads the reader's own config files",
     "cat > tools.json": "input for gemini-cli",
-    "curl -X POST": "chat requests for models of the real cloud or a llama-server "
-    "(louter's own tutorials send them to stand-ins)",
     "curl -v http://localhost:1121": "the llama-server's own health",
     "curl http://localhost:1121": "the llama-server itself, not louter",
     "[performance]": "TOML shown inside a shell block",
@@ -236,13 +271,19 @@ def adjust(command: Command, port: int, stand_in: str) -> str:
     return text
 
 
+def to_stand_in(config: str, port: int) -> str:
+    """A seed config with its llama-server and cloud URLs pointed at the stand-in."""
+    for url in (*LLAMA_URLS, *CLOUD_URLS):
+        config = config.replace(f'"{url}"', f'"http://127.0.0.1:{port}"')
+    return config
+
+
 def runs(command: Command) -> bool:
     """Whether the test runs `command` (else NOT_RUN must give the reason)."""
     if command.script is not None:
         return True
-    text = command.text
-    return text.startswith("curl ") and any(
-        f"localhost:{port}/{what}" in text for port in SEED_PORTS for what in ("health", "metrics")
+    return command.text.startswith("curl ") and any(
+        f"localhost:{port}/" in command.text for port in SEED_PORTS
     )
 
 
@@ -281,8 +322,10 @@ def send_traffic(base: str) -> None:
             if "weather" in text:
                 body["tools"] = WEATHER_TOOL
             reply = http.post(f"/v1beta/models/{target}", json=body)
-            expected = 502 if target.startswith("gemini:") else 200
-            assert reply.status_code == expected, (target, reply.text)
+            # `gemini` is the cloud preset (502: the proxy to the network is closed) unless
+            # the seed's config names it (then the stand-in answers)
+            expected = (200, 502) if target.startswith("gemini:") else (200,)
+            assert reply.status_code in expected, (target, reply.text)
 
 
 @dataclass
@@ -368,13 +411,38 @@ def run_command(scratch: Scratch, command: Command) -> None:
         check=False,
     )
     scratch.outputs.append(f"$ {text}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    last = text.rsplit("|", 1)[-1].strip() if "|" in text else ""
-    allowed = (0, 1) if last.startswith("grep") else (0,)  # grep: "no match" is exit 1
-    if done.returncode not in allowed:
+    mistake = next((o for piece, o in SEED_MISTAKES.items() if piece in text), None)
+    problem = _problem(command, done) if mistake is None else _unlike(mistake, done, scratch)
+    if problem is not None:
         scratch.failures.append(
-            f"seed line {command.line}: `{text}` exited {done.returncode}\n"
+            f"seed line {command.line}: `{text}` {problem}\n"
             f"stdout: {done.stdout[-1500:]}\nstderr: {done.stderr[-1500:]}"
         )
+
+
+def _problem(command: Command, done: subprocess.CompletedProcess[str]) -> str | None:
+    stages = re.findall(r"\|\s+([\w-]+)", command.text)  # the programs piped into
+    allowed = (0, 1) if stages and stages[-1] == "grep" else (0,)  # grep: 1 = no match
+    if done.returncode not in allowed:
+        return f"exited {done.returncode}"
+    answer = done.stdout.lstrip()
+    if command.text.startswith("curl ") and answer.startswith("{") and '"error"' in answer:
+        return "got an error answer"
+    return None
+
+
+def _unlike(
+    expected: Outcome, done: subprocess.CompletedProcess[str], scratch: Scratch
+) -> str | None:
+    if done.returncode != expected.returncode:
+        return f"exited {done.returncode}, not {expected.returncode} ({expected.reason})"
+    if expected.output not in done.stdout + done.stderr:
+        return f"did not show {expected.output!r} ({expected.reason})"
+    if expected.file is not None:
+        name, text = expected.file
+        if text not in (scratch.path / name).read_text():
+            return f"{name} does not hold {text!r}"
+    return None
 
 
 @pytest.fixture
@@ -435,7 +503,7 @@ def test_every_louter_command_of_the_seed_runs_as_written(seed: Seed, tmp_path: 
         for command in seed.commands:
             while files and files[0].line < command.line:
                 written = files.pop(0)
-                (tmp_path / written.name).write_text(written.text)
+                (tmp_path / written.name).write_text(to_stand_in(written.text, stand_in_port))
             if runs(command):
                 run_command(scratch, command)
                 ran += 1
