@@ -8,6 +8,7 @@ in one place, `load_config`, from a mapping passed in — code downstream never 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -92,18 +93,31 @@ class Proxies:
     ca_dir: str | None = None
 
     def for_url(self, url: str) -> str | None:
-        """The proxy requests to `url` go through; None for a direct connection."""
+        """The proxy requests to `url` go through; None for a direct connection. This
+        machine (localhost, 127.0.0.0/8, ::1) is always reached directly, as Go's
+        ProxyFromEnvironment does: a proxy elsewhere could not reach it."""
         parts = urlsplit(url)
         proxy = self.https if parts.scheme == "https" else self.http
         if proxy is None:
             return None
         host = (parts.hostname or "").lower()
+        if _loopback(host):
+            return None
         for entry in self.no_proxy:
             if entry == "*" or host == entry or host.endswith("." + entry):
                 return None
             if entry == f"{host}:{parts.port}":
                 return None
         return proxy
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,13 @@ def test_proxies_from_the_environment() -> None:
     assert proxies.for_url("http://10.0.0.1:8000") is None
     assert proxies.for_url("http://10.0.0.1:8001") == "http://lower:2"
     assert Proxies().for_url("http://x") is None
+    for local in (
+        "http://localhost:1",
+        "http://127.0.0.2:1",
+        "http://[::1]:1",
+        "https://a.localhost",
+    ):
+        assert proxies.for_url(local) is None
     assert (
         load_config(None, {"NO_PROXY": "*", "HTTPS_PROXY": "http://p:1"}).proxies.for_url(
             "https://api.openai.com"
@@ -190,12 +197,14 @@ async def test_an_http_backend_goes_through_http_proxy(
     assert orjson.loads(body)["model"] == "m"
 
 
-async def test_no_proxy_bypasses_the_proxy(
+async def test_this_machine_is_reached_directly(
     start_louter: StartLouter, forward_proxy: ForwardProxy, nursery: trio.Nursery
 ) -> None:
+    """A local llama-server stays direct with a proxy set and no NO_PROXY (a proxy
+    elsewhere could not reach it): as before proxies were honoured for http://."""
     direct = FakeUpstream(JSONReply(chat_completion("direct")))
     await nursery.start(direct.serve)
-    env = {"HTTP_PROXY": forward_proxy.url, "NO_PROXY": "localhost,127.0.0.1"}
+    env = {"HTTP_PROXY": forward_proxy.url}
     base = await start_louter(f'[backends.near]\nurl = "{direct.url}"\n', env=env)
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         reply = await http.post("/v1/chat/completions", json=CHAT)
