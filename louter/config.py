@@ -8,9 +8,10 @@ in one place, `load_config`, from a mapping passed in — code downstream never 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +32,7 @@ KEY_ENV_BY_PROTOCOL = {
     "anthropic": "ANTHROPIC_API_KEY",
     "responses": "OPENAI_API_KEY",
 }
+PROXY_ENV = {"http": "http_proxy", "https": "https_proxy"}  # and upper case, and all_proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +76,53 @@ class Backend:
     max_retries: int = 0  # further tries on this backend after a retryable failure
     retry_backoff_seconds: float = 0.5  # first wait between tries; doubles per try
     max_tokens_field: str = "max_tokens"
+    timeout_seconds: float | None = None  # None: [performance]'s
+    connect_timeout_seconds: float | None = None  # None: [performance]'s
     model_mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    implicit: bool = False  # a built-in preset the config file does not name
 
     def backend_model(self, client_model: str) -> str:
         """The name this backend knows `client_model` by."""
         return self.model_mapping.get(client_model, client_model)
+
+
+@dataclass(frozen=True, slots=True)
+class Proxies:
+    """The outbound proxies from HTTP_PROXY / HTTPS_PROXY / NO_PROXY (read in
+    `load_config`), and the CA bundle httpx would have read from SSL_CERT_FILE/_DIR."""
+
+    http: str | None = None
+    https: str | None = None
+    no_proxy: tuple[str, ...] = ()
+    ca_file: str | None = None
+    ca_dir: str | None = None
+
+    def for_url(self, url: str) -> str | None:
+        """The proxy requests to `url` go through; None for a direct connection. This
+        machine (localhost, 127.0.0.0/8, ::1) is always reached directly, as Go's
+        ProxyFromEnvironment does: a proxy elsewhere could not reach it."""
+        parts = urlsplit(url)
+        proxy = self.https if parts.scheme == "https" else self.http
+        if proxy is None:
+            return None
+        host = (parts.hostname or "").lower()
+        if _loopback(host):
+            return None
+        for entry in self.no_proxy:
+            if entry == "*" or host == entry or host.endswith("." + entry):
+                return None
+            if entry == f"{host}:{parts.port}":
+                return None
+        return proxy
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +131,7 @@ class Config:
     performance: Performance
     backends: tuple[Backend, ...]
     source: str | None = None
+    proxies: Proxies = field(default_factory=Proxies)
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -105,6 +150,11 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "openai": {"protocol": "openai", "url": "https://api.openai.com"},
         "gemini": {"protocol": "gemini", "url": "https://generativelanguage.googleapis.com"},
         "anthropic": {"protocol": "anthropic", "url": "https://api.anthropic.com"},
+        "openrouter": {
+            "protocol": "openai",
+            "url": "https://openrouter.ai/api",
+            "api_key_env": "OPENROUTER_API_KEY",
+        },
     }
 )
 
@@ -212,6 +262,8 @@ BACKEND_KEYS = {
     "max_retries": "int",
     "retry_backoff_seconds": "number",
     "max_tokens_field": "str",
+    "timeout_seconds": "number",
+    "connect_timeout_seconds": "number",
     "model_mapping": "table",
 }
 TOP_KEYS = {"server": "table", "performance": "table", "backends": "table"}
@@ -377,7 +429,8 @@ def _parse_backend(
         raise where.error(table, "url", "is required for protocol " + repr(values["protocol"]))
     else:
         values["url"] = _check_url(where, table, values["url"])
-    _positive(where, table, values, ("max_tokens", "weight"))
+    timeouts = ("timeout_seconds", "connect_timeout_seconds")
+    _positive(where, table, values, ("max_tokens", "weight", *timeouts))
     _non_negative(where, table, values, ("max_retries", "retry_backoff_seconds"))
     mapping = _parse_mapping(where, f"{table}.model_mapping", values.pop("model_mapping", {}))
     values["api_key"] = _resolve_key(values, env)
@@ -387,13 +440,17 @@ def _parse_backend(
         else (values.pop("api_key_env", None) or KEY_ENV_BY_PROTOCOL.get(values["protocol"]))
     )
     values.pop("api_key_env", None)
-    _floats(values, ("temperature", "weight", "retry_backoff_seconds"))
+    _floats(values, ("temperature", "weight", "retry_backoff_seconds", *timeouts))
     return Backend(name=name, model_mapping=mapping, **values)
 
 
 def _preset_backends(env: Mapping[str, str], taken: set[str]) -> list[Backend]:
     where = _Where("<built-in presets>", _Locator(""))
-    return [_parse_backend(where, name, {}, env) for name in PRESETS if name not in taken]
+    return [
+        replace(_parse_backend(where, name, {}, env), implicit=True)
+        for name in PRESETS
+        if name not in taken
+    ]
 
 
 # --------------------------------------------------------------------------- entry points
@@ -413,13 +470,49 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         _parse_backend(where, name, data, env) for name, data in top.get("backends", {}).items()
     ]
     backends = configured + _preset_backends(env, {b.name for b in configured})
-    return Config(server, performance, tuple(backends), source=path)
+    return Config(server, performance, tuple(backends), path, _proxies(env))
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    """`name` in lower case, else upper case (curl's order); empty counts as unset."""
+    return env.get(name) or env.get(name.upper()) or None
+
+
+def _proxy_url(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    url = value if "://" in value else "http://" + value  # curl's reading of `host:port`
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}: must be an http:// or https:// proxy URL, got {value!r}")
+    return url
+
+
+def _proxies(env: Mapping[str, str]) -> Proxies:
+    every = _env(env, "all_proxy")
+    found = {
+        scheme: _proxy_url(variable.upper(), _env(env, variable) or every)
+        for scheme, variable in PROXY_ENV.items()
+    }
+    no_proxy = tuple(
+        entry.strip().lower().removeprefix("*.").lstrip(".")
+        for entry in (_env(env, "no_proxy") or "").split(",")
+        if entry.strip()
+    )
+    return Proxies(
+        found["http"],
+        found["https"],
+        no_proxy,
+        env.get("SSL_CERT_FILE") or None,
+        env.get("SSL_CERT_DIR") or None,
+    )
 
 
 def load_config(path: Path | None, env: Mapping[str, str]) -> Config:
     """Load `path`, or the built-in presets alone when `path` is None."""
     if path is None:
-        return Config(Server(), Performance(), tuple(_preset_backends(env, set())))
+        backends = tuple(_preset_backends(env, set()))
+        return Config(Server(), Performance(), backends, None, _proxies(env))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

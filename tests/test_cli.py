@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from louter import __version__
 from louter.cli.louter import app
+from louter.config import BACKEND_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / "bin"
@@ -107,10 +108,8 @@ def test_unknown_key_exits_2_naming_key_table_and_line(tmp_path: Path) -> None:
     # The message is printed verbatim: `[backends.qwen]` is not eaten as rich markup and a
     # long message is not wrapped.
     assert result.stderr == (
-        f"louter: {config}: [backends.qwen] key 'bogus': unknown key (allowed: api_key, "
-        "api_key_env, max_retries, max_tokens, max_tokens_field, model_mapping, priority, "
-        "protocol, retry_backoff_seconds, temperature, tool_call_repair, tool_format, url, "
-        "weight) (line 6)\n"
+        f"louter: {config}: [backends.qwen] key 'bogus': unknown key (allowed: "
+        f"{', '.join(sorted(BACKEND_KEYS))}) (line 6)\n"
     )
 
 
@@ -126,8 +125,8 @@ def test_unknown_backend_option_lists_known_backends() -> None:
     result = invoke(["--backend", "nosuch"])
     assert result.exit_code == 2
     assert (
-        result.stderr
-        == "louter: unknown backend 'nosuch'; known backends: mock, openai, gemini, anthropic\n"
+        result.stderr == "louter: unknown backend 'nosuch'; known backends: "
+        "mock, openai, gemini, anthropic, openrouter\n"
     )
 
 
@@ -135,8 +134,8 @@ def test_unknown_backend_from_env_lists_known_backends() -> None:
     result = invoke([], PROXY_BACKEND="nosuch")
     assert result.exit_code == 2
     assert (
-        result.stderr
-        == "louter: unknown backend 'nosuch'; known backends: mock, openai, gemini, anthropic\n"
+        result.stderr == "louter: unknown backend 'nosuch'; known backends: "
+        "mock, openai, gemini, anthropic, openrouter\n"
     )
 
 
@@ -146,7 +145,8 @@ def test_unknown_backend_lists_configured_backends_too(tmp_path: Path) -> None:
     result = invoke(["--config", str(config), "--backend", "nosuch"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "louter: unknown backend 'nosuch'; known backends: qwen, mock, openai, gemini, anthropic\n"
+        "louter: unknown backend 'nosuch'; known backends: "
+        "qwen, mock, openai, gemini, anthropic, openrouter\n"
     )
 
 
@@ -198,8 +198,8 @@ def test_process_unknown_backend_from_env_exits_2() -> None:
     result = run(louter_bin(), PROXY_BACKEND="nosuch")
     assert result.returncode == 2
     assert (
-        result.stderr
-        == "louter: unknown backend 'nosuch'; known backends: mock, openai, gemini, anthropic\n"
+        result.stderr == "louter: unknown backend 'nosuch'; known backends: "
+        "mock, openai, gemini, anthropic, openrouter\n"
     )
 
 

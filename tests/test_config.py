@@ -59,8 +59,9 @@ def test_unknown_top_level_table_names_its_header_line() -> None:
 def test_unknown_key_in_server() -> None:
     text = '[server]\nhost = "0.0.0.0"\n\n# a comment\nprot = 8080\n'
     assert error_of(text) == (
-        "cfg.toml: [server] key 'prot': unknown key (allowed: drain_seconds, header_timeout_seconds, host, "
-        "idle_timeout_seconds, max_connections, port, request_timeout_seconds) (line 5)"
+        "cfg.toml: [server] key 'prot': unknown key (allowed: drain_seconds, "
+        "header_timeout_seconds, host, idle_timeout_seconds, max_connections, port, "
+        "request_timeout_seconds) (line 5)"
     )
 
 
@@ -109,10 +110,8 @@ def test_unknown_key_same_name_in_other_table_picks_the_right_line() -> None:
     # The locator must search the table named in the error, not the first table with keys.
     text = '[backends.a]\nurl = "http://a"\n[backends.b]\nurl = "http://b"\nurl2 = "http://c"\n'
     assert error_of(text).endswith(
-        "[backends.b] key 'url2': unknown key (allowed: "
-        "api_key, api_key_env, max_retries, max_tokens, max_tokens_field, "
-        "model_mapping, priority, protocol, retry_backoff_seconds, temperature, "
-        "tool_call_repair, tool_format, url, weight) (line 5)"
+        f"[backends.b] key 'url2': unknown key (allowed: {', '.join(sorted(BACKEND_KEYS))})"
+        " (line 5)"
     )
 
 
@@ -430,8 +429,9 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, {})
     assert info.value.message == (
-        f"{path}: [server] key 'bad': unknown key (allowed: drain_seconds, header_timeout_seconds, host, "
-        "idle_timeout_seconds, max_connections, port, request_timeout_seconds) (line 3)"
+        f"{path}: [server] key 'bad': unknown key (allowed: drain_seconds, "
+        "header_timeout_seconds, host, idle_timeout_seconds, max_connections, port, "
+        "request_timeout_seconds) (line 3)"
     )
 
 
@@ -441,14 +441,17 @@ def test_load_file(tmp_path: Path) -> None:
     config = load_config(path, {})
     assert config.source == str(path)
     assert config.server == Server(host="127.0.0.1", port=9000)
-    assert [b.name for b in config.backends] == ["q", "mock", "openai", "gemini", "anthropic"]
+    assert [b.name for b in config.backends] == ["q", *PRESET_NAMES]
+
+
+PRESET_NAMES = ["mock", "openai", "gemini", "anthropic", "openrouter"]
 
 
 def test_empty_file_gives_defaults_and_presets() -> None:
     config = parse("")
     assert config.server == Server()
     assert config.performance == Performance()
-    assert [b.name for b in config.backends] == ["mock", "openai", "gemini", "anthropic"]
+    assert [b.name for b in config.backends] == PRESET_NAMES
     assert config.source == "cfg.toml"
 
 
@@ -527,7 +530,7 @@ def test_config_entry_overrides_openai_preset() -> None:
         'max_tokens_field = "max_completion_tokens"\n',
         {"CORP_KEY": "corp", "OPENAI_API_KEY": "plain"},
     )
-    assert [b.name for b in config.backends] == ["openai", "mock", "gemini", "anthropic"]
+    assert [b.name for b in config.backends] == ["openai", "mock", *PRESET_NAMES[2:]]
     openai = config.backend("openai")
     assert openai.url == "https://proxy.example.com"
     assert openai.api_key == "corp"
@@ -548,16 +551,15 @@ def test_config_entry_overrides_mock_preset() -> None:
     config = parse('[backends.mock]\ntool_format = "xml"\n')
     assert config.backend("mock").tool_format == "xml"
     assert config.backend("mock").protocol == "mock"
-    assert [b.name for b in config.backends] == ["mock", "openai", "gemini", "anthropic"]
+    assert [b.name for b in config.backends] == PRESET_NAMES
 
 
 def test_unknown_backend_lists_known_ones() -> None:
     config = parse('[backends.qwen]\nurl = "http://q"\n')
     with pytest.raises(ConfigError) as info:
         config.backend("nosuch")
-    assert (
-        info.value.message
-        == "unknown backend 'nosuch'; known backends: qwen, mock, openai, gemini, anthropic"
+    assert info.value.message == "unknown backend 'nosuch'; known backends: qwen, " + ", ".join(
+        PRESET_NAMES
     )
 
 

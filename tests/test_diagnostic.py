@@ -128,7 +128,8 @@ def busy_port() -> tuple[socket.socket, int]:
         (["--skip-openai-frontend", "--skip-gemini-frontend", "--skip-anthropic-frontend"],
          "diagnostic: every front door is skipped: nothing to probe"),
         (["--backend", "nosuch"],
-         "diagnostic: unknown backend 'nosuch'; known backends: mock, openai, gemini, anthropic"),
+         "diagnostic: unknown backend 'nosuch'; known backends: "
+         "mock, openai, gemini, anthropic, openrouter"),
         (["--url", "http://127.0.0.1:9", "--config", "x.toml"],
          "diagnostic: --config is for the louter started here; with --url, leave it out"),
     ],

@@ -452,7 +452,7 @@ async def test_breaker_opens_and_closes(nursery: trio.Nursery, fakes: list[FakeU
         assert 55 <= until.timestamp() - datetime.now(UTC).timestamp() <= 61
         assert backend_up((await http.get("/metrics")).text) == {
             "first": 0.0, "second": 1.0, "mock": 1.0, "openai": 1.0, "gemini": 1.0,
-            "anthropic": 1.0,
+            "anthropic": 1.0, "openrouter": 1.0,
         }  # fmt: skip
 
         assert await ask() == "from second"

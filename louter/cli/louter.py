@@ -17,22 +17,14 @@ from rich.table import Table
 from rich.text import Text
 
 from louter import __version__
+from louter.cli.echo import LogLevel, echo_to, level_of
 from louter.config import Config, load_config
 from louter.errors import ConfigError
 from louter.http.drain import Drain
 from louter.proxy.app import ROUTES, build_context, serve
 from louter.proxy.context import ProxyContext
-from louter.proxy.journal import Entry
 
 app = typer.Typer(add_completion=False, help="louter: translate and route between LLM APIs.")
-
-DIRECTION_STYLE = {
-    "client_request": "cyan",
-    "backend_request": "blue",
-    "backend_response": "green",
-    "client_response": "bold green",
-    "error": "bold red",
-}
 
 
 def default_backend(config: Config, chosen: str | None) -> str:
@@ -68,23 +60,6 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
     )
     table.caption_justify = "left"
     return table
-
-
-def echo_to(console: Console):  # type: ignore[no-untyped-def]
-    def echo(entry: Entry) -> None:
-        style = DIRECTION_STYLE.get(entry["direction"], "")
-        latency = entry.get("latency_ms")
-        console.print(
-            f"{entry['timestamp'][11:23]} {entry['request_id']} "
-            f"[{style}]{entry['direction']:<16}[/] {entry['format']:<7} "
-            f"{escape(entry.get('backend') or '-')} {escape(entry.get('model') or '-')} "
-            f"{entry.get('status') or ''} {'' if latency is None else f'{latency:.1f}ms'}"
-            f"{' ' + escape(str(entry['error'])) if entry.get('error') else ''}",
-            highlight=False,
-            soft_wrap=True,  # one line per entry, also when stderr is not a terminal
-        )
-
-    return echo
 
 
 class CannotListen(Exception):
@@ -163,7 +138,10 @@ def main_command(
     backend: Annotated[
         str | None,
         typer.Option(
-            "--backend", envvar="PROXY_BACKEND", help="Default backend for unmapped models."
+            "--backend",
+            "--default-backend",
+            envvar="PROXY_BACKEND",
+            help="Default backend for unmapped models.",
         ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
@@ -193,9 +171,18 @@ def main_command(
             help="On SIGTERM/SIGINT, time for answers in flight [config, else 120].",
         ),
     ] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            help="Print exchanges to stderr: debug (with bodies), info, warning/error "
+            "(errors only). Default: none.",
+        ),
+    ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Print every exchange to stderr.")
-    ] = False,
+        int,
+        typer.Option("--verbose", "-v", count=True, help="-v: --log-level info; -vv: debug."),
+    ] = 0,
     version: Annotated[
         bool,
         typer.Option(
@@ -205,13 +192,15 @@ def main_command(
 ) -> None:
     """Start the louter proxy."""
     console = Console(stderr=True)
+    level = level_of(log_level and log_level.value, verbose)
     try:
         cfg = load_config(config, os.environ)
         ctx = build_context(
             cfg,
             default_backend=default_backend(cfg, backend),
             log_file=log_file,
-            echo=echo_to(console) if verbose else None,
+            echo=None if level is None else echo_to(console, level),
+            echo_payloads=level == "debug",
             log_options={
                 "report": lambda message: _complain(console, message),
                 "max_bytes": log_max_bytes,

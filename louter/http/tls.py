@@ -6,6 +6,7 @@ with the URL, its host and port replaced by the label (they reach clients and th
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from urllib.parse import urlsplit
@@ -63,6 +64,13 @@ class _HttpxResponse:
         await self._response.aclose()
 
 
+def _verify(ca_file: str | None, ca_dir: str | None) -> ssl.SSLContext | bool:
+    """What httpx reads from SSL_CERT_FILE / SSL_CERT_DIR when it trusts the environment."""
+    if ca_file or ca_dir:
+        return ssl.create_default_context(cafile=ca_file, capath=None if ca_file else ca_dir)
+    return True
+
+
 class HttpxTransport:
     """httpx for TLS and proxied upstreams; the first-byte deadline is ours, reads are unbounded."""
 
@@ -72,6 +80,8 @@ class HttpxTransport:
         *,
         connect_timeout: float,
         idle_timeout: float = 300.0,
+        proxy: str | None = None,
+        ca: tuple[str | None, str | None] = (None, None),
         label: str = "upstream",
     ) -> None:
         self.label = label
@@ -82,7 +92,11 @@ class HttpxTransport:
         self._prefix = parts.path.rstrip("/")
         self._secrets = addresses(url)
         timeout = httpx.Timeout(connect=connect_timeout, read=None, write=None, pool=None)
-        self._client = httpx.AsyncClient(timeout=timeout)
+        # The proxy and CA bundle come from the config (read from the environment once, in
+        # `load_config`); httpx does not look at the environment itself.
+        self._client = httpx.AsyncClient(
+            timeout=timeout, proxy=proxy, verify=_verify(*ca), trust_env=False
+        )
 
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float

@@ -24,12 +24,13 @@ import termios
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httptools
 import trio
 
+from louter.config import Proxies
 from louter.errors import UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
@@ -425,10 +426,14 @@ def open_transport(
     deadlines: Deadlines,
     idle_timeout: float = 300.0,
     label: str = "upstream",
+    proxies: Proxies | None = None,
 ) -> Transport:
-    """The right transport for `url`: the fast pool for http://, httpx for https://.
+    """The right transport for `url`: the fast pool for http://, httpx for https:// and
+    for anything sent through an outbound proxy (`proxies`, from HTTP(S)_PROXY).
     `label` names the backend in error messages (its config name, never the URL)."""
-    if urlsplit(url).scheme == "http":
+    proxies = proxies or Proxies()
+    proxy = proxies.for_url(url)
+    if urlsplit(url).scheme == "http" and proxy is None:
         return PooledTransport(
             url,
             connect_timeout=connect_timeout,
@@ -436,7 +441,10 @@ def open_transport(
             deadlines=deadlines,
             label=label,
         )
-    return _OnFirstUse(url, connect_timeout=connect_timeout, idle_timeout=idle_timeout, label=label)
+    options = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
+    return _OnFirstUse(
+        url, label=label, proxy=proxy, ca=(proxies.ca_file, proxies.ca_dir), **options
+    )
 
 
 class _OnFirstUse:
@@ -444,12 +452,10 @@ class _OnFirstUse:
     stack cost ~9 MiB and some start-up time, paid only when such a backend is used (the
     built-in cloud presets are configured on every louter, used by few)."""
 
-    def __init__(
-        self, url: str, *, connect_timeout: float, idle_timeout: float, label: str
-    ) -> None:
+    def __init__(self, url: str, *, label: str, **options: Any) -> None:
         self.url = url
         self.label = label
-        self._options = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
+        self._options = options
         self._transport: Transport | None = None
 
     async def request(

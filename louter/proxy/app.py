@@ -316,6 +316,7 @@ def build_context(
     default_backend: str,
     log_file: Path | None = None,
     echo: Callable[[Entry], None] | None = None,
+    echo_payloads: bool = False,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
     log_options: Mapping[str, Any] | None = None,
@@ -327,14 +328,21 @@ def build_context(
     router = Router(config, default_backend, clock=monotonic)
     performance = config.performance
     journal = Journal(
-        log_file, clock=clock, echo=echo, payloads=performance.log_requests, **(log_options or {})
+        log_file,
+        clock=clock,
+        echo=echo,
+        payloads=performance.log_requests,
+        echo_payloads=echo_payloads,
+        **(log_options or {}),
     )
     metrics = (
         Metrics([b.name for b in config.backends], router.breakers, journal.write_errors)
         if performance.enable_metrics
         else None
     )
-    deadlines = Deadlines(min(performance.timeout_seconds, performance.stream_idle_timeout_seconds))
+    own = [t for b in config.backends for t in (b.timeout_seconds, b.connect_timeout_seconds) if t]
+    timeouts = (performance.timeout_seconds, performance.stream_idle_timeout_seconds, *own)
+    deadlines = Deadlines(min(timeouts))
     return ProxyContext(
         config,
         router,

@@ -209,7 +209,10 @@ class _Attempts:
         try:
             try:
                 response = await self.ctx.upstreams[name].transport.request(
-                    plan.path, plan.headers, plan.body, first_byte_timeout=self.timeout
+                    plan.path,
+                    plan.headers,
+                    plan.body,
+                    first_byte_timeout=plan.route.backend.timeout_seconds or self.timeout,
                 )
             finally:
                 exchange.upstream_wait += time.perf_counter() - started

@@ -62,7 +62,7 @@ async def count_with_backend(
         upstream.path("openai", route.model, False),
         upstream.headers,
         forwarded,
-        first_byte_timeout=ctx.config.performance.timeout_seconds,
+        first_byte_timeout=route.backend.timeout_seconds or ctx.config.performance.timeout_seconds,
     )
     raw = await response.read()
     if response.status != 200:  # some servers echo the key they refused

@@ -149,7 +149,9 @@ def _quiet(message: str) -> None:
 
 
 class Journal:
-    """Appends entries to a JSONL file and/or hands them to an echo callback (--verbose).
+    """Appends entries to a JSONL file and/or hands them to an echo callback (--log-level;
+    with `echo_payloads` the echoed entry carries its `payload`: an object, text, or the
+    raw JSON bytes).
 
     `encode` turns an entry into its line; `write_lines` appends lines with one system
     call (a request's entries are written together: one call per exchange, not four).
@@ -174,9 +176,11 @@ class Journal:
         report: Callable[[str], None] = _quiet,
         max_bytes: int = 0,
         backups: int = 0,
+        echo_payloads: bool = False,
     ) -> None:
         self._clock = clock
         self._echo = echo
+        self._echo_payloads = echo_payloads  # --log-level debug: the echo sees bodies too
         self.payloads = payloads
         self._path = path
         self._report = report
@@ -221,7 +225,11 @@ class Journal:
         added here."""
         entry["timestamp"] = self.timestamp()
         if self._echo is not None:
-            self._echo(entry)
+            if self._echo_payloads:
+                body = raw_payload if payload is None else payload
+                self._echo(entry if body is None else {**entry, "payload": body})
+            else:
+                self._echo(entry)
         if self._fd < 0:
             return None
         if not self.payloads:

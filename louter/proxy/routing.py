@@ -6,7 +6,11 @@
    and any window of sum-of-weights picks holds each backend exactly its share); the
    others follow as fallbacks.
 2. A backend's own name routes to that backend, the model name passed through.
-3. Otherwise the default backend (`--backend`) serves it, the name passed through.
+3. Otherwise the default pool serves it, the name passed through: the default backend
+   (`--backend`) and, when the default has no `model_mapping` itself, every backend of
+   the config file without one. The pool is grouped and shared like a mapped name (the
+   default backend first in its group), so two unmapped backends fail over and spread
+   by weight. A default with a mapping serves unmapped names alone.
 
 Backends whose breaker is open are ordered after the usable ones of their group and take
 no part in the round-robin, so the healthy ones keep their relative shares. The attempt
@@ -87,6 +91,8 @@ class Router:
             for model, groups in self._groups.items()
             if len(groups) == 1 and len(groups[0].routes) == 1
         }
+        pool = _pool(self.default, config.backends)
+        self._pool = _by_priority(pool) if len(pool) > 1 else None
 
     def candidates(self, model: str) -> Sequence[Route]:
         """The backends to try for `model`, in order."""
@@ -94,9 +100,15 @@ class Router:
         if single is not None:
             return single
         groups = self._groups.get(model)
-        if groups is None:
-            return (Route(self._by_name.get(model, self.default), model),)
-        return [route for group in groups for route in group.order(self.breakers)]
+        if groups is not None:
+            return [route for group in groups for route in group.order(self.breakers)]
+        named = self._by_name.get(model)
+        if named is not None or self._pool is None:
+            return (Route(named or self.default, model),)
+        breakers = self.breakers
+        return [
+            Route(route.backend, model) for group in self._pool for route in group.order(breakers)
+        ]
 
     def owner(self, model: str) -> Backend:
         """The preferred backend for `model` (first by priority, then config order),
@@ -115,9 +127,11 @@ class Router:
         return mapped + names
 
     def routed(self) -> set[str]:
-        """The backends some request can reach without naming them: the default and
+        """The backends some request can reach without naming them: the default pool and
         every backend with a model mapping."""
         names = {self.default.name}
+        for group in self._pool or ():
+            names.update(route.backend.name for route in group.routes)
         for groups in self._groups.values():
             names.update(route.backend.name for group in groups for route in group.routes)
         return names
@@ -129,12 +143,24 @@ def _groups(backends: Sequence[Backend]) -> dict[str, list[_Group]]:
     for backend in backends:
         for client_model, backend_model in backend.model_mapping.items():
             routes.setdefault(client_model, []).append(Route(backend, backend_model))
-    return {
-        model: [
-            _Group(tuple(group))
-            for _, group in groupby(
-                sorted(found, key=lambda r: r.backend.priority), key=lambda r: r.backend.priority
-            )
+    return {model: _by_priority(found) for model, found in routes.items()}
+
+
+def _by_priority(routes: list[Route]) -> list[_Group]:
+    """`routes` grouped by priority, lowest first, each group in the given order."""
+    ordered = sorted(routes, key=_priority)
+    return [_Group(tuple(group)) for _, group in groupby(ordered, key=_priority)]
+
+
+def _priority(route: Route) -> int:
+    return route.backend.priority
+
+
+def _pool(default: Backend, backends: Sequence[Backend]) -> list[Route]:
+    """The default pool's members (model names filled in per request), default first."""
+    members = [default]
+    if not default.model_mapping:
+        members += [
+            b for b in backends if b is not default and not b.model_mapping and not b.implicit
         ]
-        for model, found in routes.items()
-    }
+    return [Route(backend, "") for backend in members]

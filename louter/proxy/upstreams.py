@@ -117,10 +117,11 @@ def _network(
     performance = config.performance
     transport = open_transport(
         backend.url,
-        connect_timeout=performance.connect_timeout_seconds,
+        connect_timeout=backend.connect_timeout_seconds or performance.connect_timeout_seconds,
         idle_timeout=performance.stream_idle_timeout_seconds,
         deadlines=deadlines,
         label=backend.name,
+        proxies=config.proxies,
     )
     return Upstream(backend, transport, headers)
 
