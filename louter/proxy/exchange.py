@@ -12,11 +12,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from louter.http.message import Request
+from louter.http.message import HttpRequest
 from louter.proxy.journal import Journal, redact_headers, redact_target
 
 if TYPE_CHECKING:
     from louter.http.upstream import UpstreamResponse
+    from louter.proxy.pipeline import Call
 
 
 class RequestIds:
@@ -45,6 +46,7 @@ class Exchange:
         "upstream_wait",
         "attempts",
         "logging",
+        "call",
         "_journal",
         "_lines",
     )
@@ -61,6 +63,7 @@ class Exchange:
         self.upstream_wait = 0.0  # seconds spent waiting on upstreams (heads, bodies, backoff)
         self.attempts = 0  # upstream requests made
         self.logging = journal.active  # entries are written (else `log` does nothing)
+        self.call: Call | None = None  # set when the request went through pipeline stages
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
@@ -120,7 +123,7 @@ class Exchange:
             self._journal.write_lines(self._lines)
             self._lines = []
 
-    def log_client_request(self, request: Request, *, valid_json: bool) -> None:
+    def log_client_request(self, request: HttpRequest, *, valid_json: bool) -> None:
         """The client's request: redacted headers and target, the body as sent."""
         if not self.logging:
             return

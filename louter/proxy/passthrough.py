@@ -32,6 +32,15 @@ if TYPE_CHECKING:
     from louter.proxy.context import ProxyContext
 
 
+class StreamEnded(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a relay whose answer ends here (a pipeline stage said so): `data` is
+    the rest the client gets, ending the stream normally; the upstream is not read on."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("stream ended by a pipeline stage")
+        self.data = data
+
+
 class StreamTap(Protocol):
     """Reads a passing stream for the journal: bytes in, an assembled result out."""
 
@@ -258,17 +267,23 @@ class _Pump:
 
     async def run(self) -> None:
         try:
-            # aclosing: a cancel (client gone) while a chunk is being written must not
-            # leave the upstream generator suspended for the garbage collector.
-            async with aclosing(self.response.chunks()) as chunks:
-                while (chunk := await self._next(chunks)) is not None:
-                    self.chunks += 1
-                    await self._send(self.relay.feed(chunk))
-            await self._send(self.relay.flush())
+            try:
+                await self._pump()
+            except StreamEnded as end:  # a pipeline stage ended the answer here, cleanly
+                await self._send(end.data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:  # transport errors may name an address: scrubbed
             await self.fail(self.scrub(exc.message, self.exchange.backend))
+
+    async def _pump(self) -> None:
+        # aclosing: a cancel (client gone) while a chunk is being written must not
+        # leave the upstream generator suspended for the garbage collector.
+        async with aclosing(self.response.chunks()) as chunks:
+            while (chunk := await self._next(chunks)) is not None:
+                self.chunks += 1
+                await self._send(self.relay.feed(chunk))
+        await self._send(self.relay.flush())
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
         if self.stopped is not None:  # stopped while writing: cancelled at the next wait

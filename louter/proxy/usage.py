@@ -83,6 +83,11 @@ class LazyRequest:
             self._request = self._parse()
         return self._request
 
+    def set(self, request: Request) -> None:
+        """Use `request` from now on (a pipeline stage rewrote it)."""
+        self._request = request
+        self._estimate = None
+
     def estimate(self) -> int:
         """Its input tokens, estimated once; a request that does not parse counts 0."""
         if self._estimate is None:
