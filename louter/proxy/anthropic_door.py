@@ -12,6 +12,7 @@ goes through the neutral model.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -125,7 +126,7 @@ def _forward(
         "/v1/messages/count_tokens" if count else "/v1/messages",
         headers,
         orjson.dumps(body),
-        make_tap=lambda: DialectTap("anthropic"),
+        make_tap=functools.partial(DialectTap, "anthropic"),
         error_event=_error_event,
         stream=stream,
     )

@@ -25,7 +25,7 @@ from louter.http.server import serve as serve_http
 from louter.proxy import anthropic_door, gemini_door, openai_door, responses_door
 from louter.proxy.breaker import COOLING_DOWN, Breaker
 from louter.proxy.context import ProxyContext
-from louter.proxy.exchange import Exchange, RequestIds
+from louter.proxy.exchange import Budgets, Exchange, RequestIds
 from louter.proxy.journal import Entry, Journal, format_timestamp
 from louter.proxy.metrics import CONTENT_TYPE, Metrics
 from louter.proxy.routing import Router
@@ -166,6 +166,7 @@ def dialect_for_path(path: str) -> str:
 
 def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[None]]:
     metrics = ctx.metrics
+    budgets = Budgets.of(ctx.config.performance)
 
     async def handle(request: Request, responder: Responder) -> None:
         path = request.path
@@ -175,6 +176,7 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
             ctx.ids.next(),
             path,
             endpoint.dialect if endpoint else dialect_for_path(path),
+            budgets,
         )
         exchange.label = label
         responder.stamp = exchange.overhead_header

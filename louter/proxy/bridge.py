@@ -40,11 +40,11 @@ from louter.convert.tokens import estimate_tokens
 from louter.convert.tool_stage import ToolTextStage, apply_stage
 from louter.convert.tool_text import BufferedExtractor
 from louter.convert.xml_tools import XmlToolExtractor
-from louter.errors import ConversionError
+from louter.errors import ConversionError, UpstreamError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
 from louter.proxy.attempts import Delivery, Plan, run
-from louter.proxy.exchange import Exchange
+from louter.proxy.exchange import DEFAULT_BUDGETS, Budgets, Exchange
 from louter.proxy.passthrough import is_event_stream, relay_stream
 from louter.proxy.routing import Route
 from louter.proxy.upstreams import AUTH
@@ -196,7 +196,9 @@ class Converse(Plan):
             return Delivery()
         stage = tool_stage(self.route.backend, self.request, exchange)
         if self.request.stream:
-            relay = TranslatingRelay(backend, self.client, call_ids(exchange), stage)
+            relay = TranslatingRelay(
+                backend, self.client, call_ids(exchange), stage, budgets=exchange.budgets
+            )
             if not is_event_stream(response.headers):
                 relay.whole = True
             headers = [*self.client.stream_headers, _request_id_header(exchange)]
@@ -281,8 +283,10 @@ class TranslatingRelay:
     """Upstream stream bytes (dialect B) -> client stream bytes (dialect A).
 
     bytes -> SSEDecoder -> B.StreamParser -> neutral events -> A.StreamEmitter -> bytes,
-    with a collector on the neutral events for the journal. `whole` handles a backend that
-    answered a stream request with one JSON body: it is parsed at the end and replayed.
+    with a collector on the neutral events for the journal (keeping `budgets.log_text`
+    characters). `whole` handles a backend that answered a stream request with one JSON
+    body: it is parsed at the end and replayed; past `budgets.max_response` bytes the
+    stream ends with the client's error event.
     """
 
     def __init__(
@@ -291,6 +295,8 @@ class TranslatingRelay:
         client: ClientSide,
         ids: IdFactory,
         stage: ToolTextStage | None = None,
+        *,
+        budgets: Budgets = DEFAULT_BUDGETS,
     ) -> None:
         self._stage = stage
         self._decoder = SSEDecoder()
@@ -298,9 +304,11 @@ class TranslatingRelay:
         self._backend = backend
         self._ids = ids
         self._emitter = client.emitter()
-        self._collector = StreamCollector()
+        self._collector = StreamCollector(budgets.log_text)
         self.whole = False
         self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._max_body = budgets.max_response
 
     def prelude(self) -> bytes:
         """The client dialect's opening (Anthropic: message_start and a ping) at once, so
@@ -313,6 +321,12 @@ class TranslatingRelay:
 
     def feed(self, chunk: bytes) -> bytes:
         if self.whole:
+            self._body_bytes += len(chunk)
+            if self._body_bytes > self._max_body:
+                self._body = []
+                raise UpstreamError(
+                    f"upstream answer larger than max_response_bytes = {self._max_body}"
+                )
             self._body.append(chunk)
             return b""
         events: list[StreamEvent] = []

@@ -170,7 +170,7 @@ def _forward(
         path,
         headers,
         request.body,
-        make_tap=lambda: DialectTap("gemini", sse=sse),
+        make_tap=functools.partial(DialectTap, "gemini", sse=sse),
         error_event=_stream_error,
         stream=stream,
     )

@@ -342,7 +342,7 @@ class Forward(Plan):
         headers: HeaderList,
         body: bytes,
         *,
-        make_tap: Callable[[], StreamTap],
+        make_tap: Callable[..., StreamTap],  # called with max_text=
         error_event: Callable[[str], bytes],
         stream: bool = False,
         repair: Repair | None = None,
@@ -361,7 +361,8 @@ class Forward(Plan):
         responder: Responder,
     ) -> Delivery:
         if response.status == 200 and (self.stream or is_event_stream(response.headers)):
-            relay = PassthroughRelay(self.make_tap(), self.error_event)
+            tap = self.make_tap(max_text=exchange.budgets.log_text)
+            relay = PassthroughRelay(tap, self.error_event)
             return await relay_stream(ctx, exchange, response, responder, relay)
         if self.repair is not None and response.status == 200:
             body = await exchange.read_body(response)
