@@ -123,11 +123,14 @@ class RawUpstream:
                     buffer += data
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
                 length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))
-                while len(buffer) < length:
+                parts, size = [buffer], len(buffer)
+                while size < length:
                     data = await stream.receive_some(1 << 20)
                     if not data:
                         return
-                    buffer += data
+                    parts.append(data)
+                    size += len(data)
+                buffer = b"".join(parts)
                 body, buffer = buffer[:length], buffer[length:]
                 self.bodies.append(len(body))
                 answer = self.answers[min(self.requests, len(self.answers) - 1)]
@@ -276,3 +279,49 @@ async def test_huge_stream_passes_whole_and_its_log_line_is_capped(tmp_path: Pat
     assert payload["finish_reason"] == "stop"
     assert payload["usage"]["total_tokens"] == 10
     assert payload["done"] is True
+
+
+LARGE_REQUEST = 60 * MIB  # a Gemini request converted for an OpenAI backend
+
+
+def gemini_request(size: int) -> bytes:
+    """A generateContent body of about `size` bytes: many text parts (conversion work
+    grows with their number, as in a long conversation)."""
+    part = {"text": "y" * 1000}
+    contents = [
+        {"role": "user" if n % 2 == 0 else "model", "parts": [part, part]}
+        for n in range(size // 2020)
+    ]
+    contents.append({"role": "user", "parts": [{"text": "and now?"}]})
+    return orjson.dumps({"contents": contents})
+
+
+async def test_large_converted_request_does_not_stall_small_ones(tmp_path: Path) -> None:
+    upstream = RawUpstream([small_answer])
+    body = gemini_request(LARGE_REQUEST)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(upstream.serve)
+        async with louter(openai_config(port), tmp_path) as proxy:
+            async with httpx.AsyncClient(base_url=proxy.url, timeout=60) as http:
+                for _ in range(3):  # warm: connections open, code paths loaded
+                    assert (await http.post(CHAT, content=chat_request())).status_code == 200
+                large_done = trio.Event()
+                latencies: list[float] = []
+
+                async def large() -> None:
+                    path = "/v1beta/models/m:generateContent"
+                    answer = await http.post(path, content=body)
+                    assert answer.status_code == 200, answer.text
+                    large_done.set()
+
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(large)
+                    while not large_done.is_set():
+                        started = time.perf_counter()
+                        answer = await http.post(CHAT, content=chat_request())
+                        latencies.append(time.perf_counter() - started)
+                        assert answer.status_code == 200
+                        await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
+    assert len(latencies) >= 3, latencies
+    assert max(latencies) < 0.5, latencies

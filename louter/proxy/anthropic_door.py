@@ -53,7 +53,7 @@ def _model(exchange: Exchange, body: dict[str, Any]) -> str:
 async def messages(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request)
     model = _model(exchange, body)
     has_tools = bool(body.get("tools"))
     stream = bool(body.get("stream"))
@@ -88,7 +88,7 @@ async def messages(
 async def count_tokens(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request)
     routes = ctx.router.candidates(_model(exchange, body))
     if backend_dialect(routes[0].backend, "anthropic") == "anthropic":
         same = [r for r in routes if backend_dialect(r.backend, "anthropic") == "anthropic"]

@@ -178,6 +178,7 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
             endpoint.dialect if endpoint else dialect_for_path(path),
             budgets,
         )
+        exchange.offload = len(request.body) > budgets.offload
         exchange.label = label
         responder.stamp = exchange.overhead_header
         if metrics is not None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -23,6 +24,8 @@ from louter.proxy.journal import Journal, redact_headers, redact_target
 
 if TYPE_CHECKING:
     from louter.http.upstream import UpstreamResponse
+
+T = TypeVar("T")
 
 
 def content_length(headers: HeaderList) -> int | None:
@@ -78,6 +81,7 @@ class Budgets:
     max_response: int = Performance.__dataclass_fields__["max_response_bytes"].default
     log_text: int = Performance.__dataclass_fields__["log_max_text_chars"].default
     idle_timeout: float = 300.0  # silence allowed between two pieces of a body
+    offload: int = Performance.__dataclass_fields__["offload_bytes"].default
 
     @classmethod
     def of(cls, performance: Performance) -> Budgets:
@@ -85,6 +89,7 @@ class Budgets:
             performance.max_response_bytes,
             performance.log_max_text_chars,
             performance.stream_idle_timeout_seconds,
+            performance.offload_bytes,
         )
 
 
@@ -107,6 +112,7 @@ class Exchange:
         "attempts",
         "logging",
         "budgets",
+        "offload",
         "_journal",
         "_lines",
     )
@@ -131,6 +137,7 @@ class Exchange:
         self.attempts = 0  # upstream requests made
         self.logging = journal.active  # entries are written (else `log` does nothing)
         self.budgets = budgets
+        self.offload = False  # the request is large: `compute` runs work in a thread
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
@@ -160,6 +167,14 @@ class Exchange:
             return await _read_capped(response, limit, self.budgets.idle_timeout)
         finally:
             self.upstream_wait += time.perf_counter() - started
+
+    async def compute(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)`: inline, or in a worker thread for a large request (`offload`) so
+        that parsing and converting it does not stall every other client. The thread
+        takes the GIL in slices (orjson calls in one), so the event loop keeps running."""
+        if not self.offload:
+            return work(*args)
+        return await trio.to_thread.run_sync(work, *args)
 
     def overhead_header(self) -> tuple[bytes, bytes]:
         return (b"x-louter-overhead-ms", b"%.3f" % (self.overhead() * 1000))

@@ -46,7 +46,7 @@ def _model(exchange: Exchange, body: dict[str, Any]) -> str:
 async def create(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request)
     model = _model(exchange, body)
     has_tools = bool(body.get("tools"))
     stream = bool(body.get("stream"))
