@@ -214,6 +214,9 @@ class _PooledResponse:
             stream.close()
 
 
+_UNCOPIED = 256 * 1024  # a request body from this size is sent after its head, not joined
+
+
 class PooledTransport:
     """Keep-alive pool to one `http://host:port` upstream."""
 
@@ -253,13 +256,15 @@ class PooledTransport:
         else:
             stream.close()
 
-    def _encode(self, path: str, headers: HeaderList, body: bytes) -> bytes:
+    def _encode(self, path: str, headers: HeaderList, body: bytes) -> tuple[bytes, ...]:
+        """The request as pieces to send: one, or the head and a large body uncopied."""
         head = b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
             (self.prefix + path).encode("latin-1"),
             self._host_header,
             len(body),
         )
-        return head + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n" + body
+        head += b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n"
+        return (head + body,) if len(body) < _UNCOPIED else (head, body)
 
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
@@ -283,13 +288,14 @@ class PooledTransport:
         )
 
     async def _exchange(
-        self, stream: Socket, data: bytes, deadline: float, reused: bool
+        self, stream: Socket, data: tuple[bytes, ...], deadline: float, reused: bool
     ) -> _PooledResponse:
         response = _PooledResponse(self, stream)
         response.deadline = deadline
         self.deadlines.add(response)
         try:
-            await stream.send_all(data)
+            for piece in data:
+                await stream.send_all(piece)
             await response.read_head(reused)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             await response.aclose()

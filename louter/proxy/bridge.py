@@ -31,6 +31,7 @@ from louter.convert.model import (
     IdFactory,
     MessageStart,
     Request,
+    Response,
     ResponseMeta,
     StreamError,
     StreamEvent,
@@ -239,17 +240,17 @@ async def _answer_whole(
 ) -> Delivery:
     raw = await exchange.read_body(response)
     try:
-        data = _json_object(raw)
+        data = await exchange.compute_for(len(raw), _json_object, raw)
     except ConversionError:
         text = raw.decode("utf-8", "replace")
         exchange.log("backend_response", status=200, payload=text, dialect=backend.name)
         raise
     exchange.log("backend_response", status=200, raw_payload=raw, dialect=backend.name)
-    answer = backend.parse_response(data, call_ids(exchange))
+    answer, body = await exchange.compute_for(
+        len(raw), _convert_whole, data, backend, client, call_ids(exchange), stage
+    )
     if stage is not None:
-        answer = apply_stage(stage, answer)
         _log_problems(exchange, stage)
-    body = client.dialect.emit_response(answer, client.meta)
     exchange.log("client_response", status=200, payload=body)
     await responder.send_json(200, body, [_request_id_header(exchange)])
     usage = answer.usage
@@ -258,6 +259,20 @@ async def _answer_whole(
         tokens=None if usage is None else (usage.input_tokens, usage.output_tokens),
         text="" if usage is not None else answer.text(),
     )
+
+
+def _convert_whole(
+    data: dict[str, Any],
+    backend: Dialect,
+    client: ClientSide,
+    ids: IdFactory,
+    stage: ToolTextStage | None,
+) -> tuple[Response, dict[str, Any]]:
+    """A whole backend answer -> the neutral answer and the client's body."""
+    answer = backend.parse_response(data, ids)
+    if stage is not None:
+        answer = apply_stage(stage, answer)
+    return answer, client.dialect.emit_response(answer, client.meta)
 
 
 def _log_problems(exchange: Exchange, stage: ToolTextStage) -> None:

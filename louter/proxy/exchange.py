@@ -176,6 +176,13 @@ class Exchange:
             return work(*args)
         return await trio.to_thread.run_sync(work, *args)
 
+    async def compute_for(self, size: int, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on data of `size` bytes (an upstream answer): in a worker thread
+        when it is larger than `offload_bytes`, as `compute`."""
+        if size <= self.budgets.offload:
+            return work(*args)
+        return await trio.to_thread.run_sync(work, *args)
+
     def overhead_header(self) -> tuple[bytes, bytes]:
         return (b"x-louter-overhead-ms", b"%.3f" % (self.overhead() * 1000))
 

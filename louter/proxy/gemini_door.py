@@ -74,7 +74,7 @@ async def model_action(
     if request.method != "POST":
         raise LouterError(f"{action} needs POST, not {request.method}", status_hint=405)
     exchange.model = model
-    body = await parse_body(exchange, request)
+    body = await parse_body(exchange, request, keep_raw=True)
     exchange.model = model
     await _ACTIONS[action](ctx, exchange, request, responder, model, body)
 

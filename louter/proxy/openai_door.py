@@ -40,9 +40,13 @@ CHAT_PATH = "/v1/chat/completions"
 FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
 
 
-async def parse_body(exchange: Exchange, request: Request) -> dict[str, Any]:
+async def parse_body(
+    exchange: Exchange, request: Request, *, keep_raw: bool = False
+) -> dict[str, Any]:
     """The request body as a JSON object, logged; `ConversionError` (400) otherwise.
-    A large body is parsed in a worker thread (`Exchange.compute`)."""
+    A large body is parsed in a worker thread (`Exchange.compute`). Unless `keep_raw`
+    (a door that forwards the bytes as sent), `request.body` is dropped once parsed: the
+    request then holds one copy of its content, not two."""
     try:
         data = await exchange.compute(orjson.loads, request.body)
     except orjson.JSONDecodeError as exc:
@@ -52,6 +56,8 @@ async def parse_body(exchange: Exchange, request: Request) -> dict[str, Any]:
     if isinstance(model, str):  # a Gemini body has none: its door set the path's model
         exchange.model = model
     exchange.log_client_request(request, valid_json=True)
+    if not keep_raw:
+        request.body = b""
     if not isinstance(data, dict):
         raise ConversionError("request body must be a JSON object")
     return data

@@ -118,7 +118,8 @@ async def relay_whole(
     body = await exchange.read_body(response)
     status = response.status
     delivery = Delivery()
-    data = _load(body) if status == 200 or exchange.logging else None
+    parse = status == 200 or exchange.logging
+    data = await exchange.compute_for(len(body), _load, body) if parse else None
     if status == 200:
         if data is _NOT_JSON:
             _log_whole(exchange, status, body, None, dialect)
