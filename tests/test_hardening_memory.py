@@ -286,6 +286,7 @@ async def test_huge_stream_passes_whole_and_its_log_line_is_capped(tmp_path: Pat
 
 
 LARGE_REQUEST = 60 * MIB  # a Gemini request converted for an OpenAI backend
+MOCK_REQUEST = 30 * MIB  # a long conversation for the mock (0.56 s inline at 10 MB)
 
 
 def gemini_request(size: int) -> bytes:
@@ -300,12 +301,22 @@ def gemini_request(size: int) -> bytes:
     return orjson.dumps({"contents": contents})
 
 
-async def test_large_converted_request_does_not_stall_small_ones(tmp_path: Path) -> None:
+def chat_conversation(size: int) -> bytes:
+    """A Chat Completions body of about `size` bytes in many short messages."""
+    messages = [
+        {"role": "user" if n % 2 == 0 else "assistant", "content": "y" * 100}
+        for n in range(size // 130)
+    ]
+    return orjson.dumps({"model": "m", "messages": messages})
+
+
+async def check_no_stall(config: str, tmp_path: Path, path: str, body: bytes) -> None:
+    """While louter handles `body`, small requests keep being answered within 0.5 s."""
     upstream = RawUpstream([small_answer])
-    body = gemini_request(LARGE_REQUEST)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(upstream.serve)
-        async with louter(openai_config(port), tmp_path) as proxy:
+        config = config.replace("127.0.0.1:0", f"127.0.0.1:{port}")
+        async with louter(config, tmp_path) as proxy:
             async with httpx.AsyncClient(base_url=proxy.url, timeout=60) as http:
                 for _ in range(3):  # warm: connections open, code paths loaded
                     assert (await http.post(CHAT, content=chat_request())).status_code == 200
@@ -313,7 +324,6 @@ async def test_large_converted_request_does_not_stall_small_ones(tmp_path: Path)
                 latencies: list[float] = []
 
                 async def large() -> None:
-                    path = "/v1beta/models/m:generateContent"
                     answer = await http.post(path, content=body)
                     assert answer.status_code == 200, answer.text
                     large_done.set()
@@ -329,6 +339,19 @@ async def test_large_converted_request_does_not_stall_small_ones(tmp_path: Path)
         nursery.cancel_scope.cancel()
     assert len(latencies) >= 3, latencies
     assert max(latencies) < 0.5, latencies
+
+
+async def test_large_converted_request_does_not_stall_small_ones(tmp_path: Path) -> None:
+    path = "/v1beta/models/m:generateContent"
+    await check_no_stall(openai_config(0), tmp_path, path, gemini_request(LARGE_REQUEST))
+
+
+async def test_large_request_to_the_mock_does_not_stall_small_ones(tmp_path: Path) -> None:
+    """The mock answers in-process: a large prompt is parsed and answered in a thread.
+    Small requests go to the OpenAI backend, the large one to the mock by its model."""
+    config = openai_config(0) + '[backends.mock]\nmodel_mapping = { big = "big" }\n'
+    body = chat_conversation(MOCK_REQUEST).replace(b'"model":"m"', b'"model":"big"', 1)
+    await check_no_stall(config, tmp_path, CHAT, body)
 
 
 BODY = 40 * MIB
