@@ -12,6 +12,7 @@ goes through the neutral model.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -53,7 +54,7 @@ def _model(exchange: Exchange, body: dict[str, Any]) -> str:
 async def messages(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request)
     model = _model(exchange, body)
     has_tools = bool(body.get("tools"))
     stream = bool(body.get("stream"))
@@ -88,7 +89,7 @@ async def messages(
 async def count_tokens(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request)
     routes = ctx.router.candidates(_model(exchange, body))
     if backend_dialect(routes[0].backend, "anthropic") == "anthropic":
         same = [r for r in routes if backend_dialect(r.backend, "anthropic") == "anthropic"]
@@ -126,7 +127,7 @@ def _forward(
         "/v1/messages/count_tokens" if count else "/v1/messages",
         headers,
         orjson.dumps(body),
-        make_tap=lambda: DialectTap("anthropic"),
+        make_tap=functools.partial(DialectTap, "anthropic"),
         error_event=_error_event,
         stream=stream,
     )

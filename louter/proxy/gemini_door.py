@@ -78,7 +78,7 @@ async def model_action(
         message = f"{action} needs POST, not {request.method}"
         raise LouterError(message, status_hint=405, headers=((b"allow", b"POST"),))
     exchange.model = model
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request, keep_raw=True)
     exchange.model = model
     await _ACTIONS[action](ctx, exchange, request, responder, model, body)
 
@@ -174,7 +174,7 @@ def _forward(
         path,
         headers,
         request.body,
-        make_tap=lambda: DialectTap("gemini", sse=sse),
+        make_tap=functools.partial(DialectTap, "gemini", sse=sse),
         error_event=_stream_error,
         stream=stream,
     )

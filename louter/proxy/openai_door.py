@@ -41,10 +41,15 @@ CHAT_PATH = "/v1/chat/completions"
 FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
 
 
-def parse_body(exchange: Exchange, request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, logged; `ConversionError` (400) otherwise."""
+async def parse_body(
+    exchange: Exchange, request: Request, *, keep_raw: bool = False
+) -> dict[str, Any]:
+    """The request body as a JSON object, logged; `ConversionError` (400) otherwise.
+    A large body is parsed in a worker thread (`Exchange.compute`). Unless `keep_raw`
+    (a door that forwards the bytes as sent), `request.body` is dropped once parsed: the
+    request then holds one copy of its content, not two."""
     try:
-        data = orjson.loads(request.body)
+        data = await exchange.compute(orjson.loads, request.body)
     except orjson.JSONDecodeError as exc:
         exchange.log_client_request(request, valid_json=False)
         raise ConversionError(f"request body is not valid JSON: {exc}") from None
@@ -52,6 +57,8 @@ def parse_body(exchange: Exchange, request: Request) -> dict[str, Any]:
     if isinstance(model, str):  # a Gemini body has none: its door set the path's model
         exchange.model = model
     exchange.log_client_request(request, valid_json=True)
+    if not keep_raw:
+        request.body = b""
     if not isinstance(data, dict):
         raise ConversionError("request body must be a JSON object")
     return data
@@ -127,7 +134,7 @@ def _headers(request: Request, upstream_headers: HeaderList, backend: Backend) -
 async def chat_completions(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request)
     exchange.model = model = client_model(body)
     has_tools = bool(body.get("tools") or body.get("functions"))
 

@@ -11,6 +11,7 @@ server with 426, after which Codex falls back to POST at once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import orjson
@@ -45,7 +46,7 @@ def _model(exchange: Exchange, body: dict[str, Any]) -> str:
 async def create(
     ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
 ) -> None:
-    body = parse_body(exchange, request)
+    body = await parse_body(exchange, request)
     model = _model(exchange, body)
     has_tools = bool(body.get("tools"))
     stream = bool(body.get("stream"))
@@ -100,7 +101,7 @@ def _forward(
         "/v1/responses",
         headers,
         orjson.dumps(body),
-        make_tap=lambda: DialectTap("responses"),
+        make_tap=functools.partial(DialectTap, "responses"),
         error_event=_error_event,
         stream=stream,
     )
