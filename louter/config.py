@@ -52,6 +52,10 @@ class Performance:
     stream_idle_timeout_seconds: float = 300.0  # silence between two stream chunks
     failure_threshold: int = 5  # consecutive failures that open a backend's breaker; 0 = off
     cooldown_seconds: float = 30.0  # how long an open breaker skips its backend
+    max_response_bytes: int = 64 * 1024 * 1024  # a whole (not streamed) upstream answer
+    log_max_text_chars: int = 1024 * 1024  # a streamed answer's text kept for the log
+    offload_bytes: int = 1024 * 1024  # request bodies above it are converted in a thread
+    max_inflight_body_bytes: int = 256 * 1024 * 1024  # request bodies being handled at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +247,10 @@ PERFORMANCE_KEYS = {
     "stream_idle_timeout_seconds": "number",
     "failure_threshold": "int",
     "cooldown_seconds": "number",
+    "max_response_bytes": "int",
+    "log_max_text_chars": "int",
+    "offload_bytes": "int",
+    "max_inflight_body_bytes": "int",
 }
 BACKEND_KEYS = {
     "url": "str",
@@ -381,6 +389,9 @@ def _parse_server(where: _Where, data: Mapping[str, Any]) -> Server:
     return Server(**values)
 
 
+_BYTE_LIMITS = ("max_response_bytes", "log_max_text_chars", "max_inflight_body_bytes")
+
+
 def _parse_performance(where: _Where, data: Mapping[str, Any]) -> Performance:
     values = _check_table(where, "performance", data, PERFORMANCE_KEYS)
     seconds = (
@@ -390,7 +401,8 @@ def _parse_performance(where: _Where, data: Mapping[str, Any]) -> Performance:
         "cooldown_seconds",
     )
     _positive(where, "performance", values, seconds)
-    _non_negative(where, "performance", values, ("failure_threshold",))
+    _non_negative(where, "performance", values, ("failure_threshold", "offload_bytes"))
+    _positive(where, "performance", values, _BYTE_LIMITS)
     _floats(values, seconds)
     return Performance(**values)
 

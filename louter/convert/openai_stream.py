@@ -70,14 +70,20 @@ class StreamAssembler:
     """Rebuild the complete answer of one OpenAI Chat Completions stream.
 
     Cheap per chunk: one `orjson.loads` and a few dict lookups. One instance per stream.
+
+    `max_text` bounds the characters kept (content, reasoning, tool-call arguments; for
+    the log): text pieces are counted and cut every `_FOLD` pieces, so memory stays
+    bounded whatever the stream's length and the per-chunk path does no extra work. The
+    result then says `truncated` and the full `text_chars`. None keeps everything.
     """
 
     __slots__ = (
         "_id", "_model", "_content", "_reasoning", "_tools",
         "_finish_reason", "_usage", "_chunks", "_done", "_error",
+        "_max_text", "_kept", "_text_chars", "_folded",
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, max_text: int | None = None) -> None:
         self._id: str | None = None
         self._model: str | None = None
         self._content: list[str] = []
@@ -88,6 +94,10 @@ class StreamAssembler:
         self._chunks = 0
         self._done = False
         self._error: dict[str, Any] | None = None
+        self._max_text = max_text
+        self._kept = 0  # characters kept (counted in folds)
+        self._text_chars = 0  # characters seen (counted in folds)
+        self._folded: tuple[list[str], list[str]] = ([], [])  # kept content, reasoning
 
     @property
     def done(self) -> bool:
@@ -111,6 +121,8 @@ class StreamAssembler:
                 raise
             chunk = {"error": {"message": event.data}}
         self._absorb(chunk, event.event == "error")
+        if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
+            self._fold()
 
     def feed_block(self, block: bytes) -> None:
         """Take whole SSE events at once (`block` ends at an event boundary, or is the
@@ -128,6 +140,8 @@ class StreamAssembler:
         bulk = _bulk_chunks(block)
         if bulk is not None:
             self.feed_chunks(*bulk)
+            if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
+                self._fold()
             return
         decoder = SSEDecoder()
         for event in decoder.feed(block):
@@ -180,21 +194,48 @@ class StreamAssembler:
                 if type(choice) is dict and choice.get("index", 0) == 0:
                     self._choice(choice)
 
+    def _fold(self) -> None:
+        """Count the text pieces gathered since the last fold; keep them within the cap."""
+        for kept, pieces in zip(self._folded, (self._content, self._reasoning), strict=True):
+            text = self._keep("".join(pieces))
+            if text:
+                kept.append(text)
+            pieces.clear()
+
+    def _keep(self, text: str) -> str:
+        self._text_chars += len(text)
+        assert self._max_text is not None
+        room = self._max_text - self._kept
+        if len(text) > room:
+            text = text[: max(room, 0)]
+        self._kept += len(text)
+        return text
+
+    @property
+    def truncated(self) -> bool:
+        return self._text_chars > self._kept
+
     def result(self) -> dict[str, Any]:
         """The assembled answer: see the section comment above for the keys."""
+        if self._max_text is not None:
+            self._fold()
+        content, reasoning = self._folded
         out: dict[str, Any] = {
             "id": self._id,
             "model": self._model,
-            "content": "".join(self._content),
+            "content": "".join(content or self._content),
         }
-        if self._reasoning:
-            out["reasoning_content"] = "".join(self._reasoning)
+        if reasoning or self._reasoning:
+            out["reasoning_content"] = "".join(reasoning or self._reasoning)
         out["tool_calls"] = [self._tools[index].as_dict() for index in sorted(self._tools)]
         out["finish_reason"] = self._finish_reason
         out["usage"] = self._usage
         out["chunks"] = self._chunks
         out["done"] = self._done
         out["error"] = self._error
+        if self.truncated:
+            out["truncated"] = True
+            out["text_chars"] = self._text_chars
         return out
 
     def _choice(self, choice: dict[str, Any]) -> None:
@@ -233,10 +274,13 @@ class StreamAssembler:
             if not parts.name:
                 parts.name = _string(function.get("name"))
             arguments = _arguments(function.get("arguments"))
+            if arguments and self._max_text is not None:
+                arguments = self._keep(arguments)
             if arguments:
                 parts.arguments.append(arguments)
 
 
+_FOLD = 256  # text pieces gathered before they are counted against `max_text`
 _DATA = b"data: "
 _DONE = b"\n\ndata: [DONE]"
 

@@ -171,7 +171,8 @@ def _responses_error(status: int, message: str) -> MockResponse:
 
 # Path suffix (query excluded) -> (answer, error body). The mock's ids are counters.
 Respond = Callable[[str, Mapping[str, Any], Backend, str, int], MockResponse]
-DIALECTS: Mapping[str, tuple[Respond, Callable[[int, str], MockResponse]]] = {
+Fail = Callable[[int, str], MockResponse]
+DIALECTS: Mapping[str, tuple[Respond, Fail]] = {
     "/chat/completions": (_openai, _openai_error),
     ":generateContent": (_gemini, _gemini_error),
     ":streamGenerateContent": (_gemini, _gemini_error),
@@ -182,13 +183,36 @@ DIALECTS: Mapping[str, tuple[Respond, Callable[[int, str], MockResponse]]] = {
 }
 
 
+def _answer(
+    respond: Respond,
+    fail: Fail,
+    path: str,
+    body: bytes,
+    backend: Backend,
+    response_id: str,
+    created: int,
+) -> MockResponse:
+    try:
+        data = orjson.loads(body)
+        if not isinstance(data, dict):
+            raise ConversionError("request body must be a JSON object")
+        return respond(path, data, backend, response_id, created)
+    except orjson.JSONDecodeError as exc:
+        return fail(400, f"request body is not valid JSON: {exc}")
+    except ConversionError as exc:
+        return fail(exc.status_hint, exc.message)
+
+
 class MockTransport:
     """Deterministic, instant, in-process backend. Ids come from a counter, time from `clock`."""
 
-    def __init__(self, backend: Backend, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, backend: Backend, *, clock: Callable[[], float], offload: int = 1024 * 1024
+    ) -> None:
         self.backend = backend
         self._clock = clock
         self._counter = 0
+        self._offload = offload  # bodies larger than this are answered in a worker thread
 
     def _next_id(self) -> str:
         self._counter += 1
@@ -202,16 +226,14 @@ class MockTransport:
         if suffix is None:
             return _openai_error(404, f"the mock backend has no endpoint {path}")
         respond, fail = DIALECTS[suffix]
-        await trio.lowlevel.checkpoint()
-        try:
-            data = orjson.loads(body)
-            if not isinstance(data, dict):
-                raise ConversionError("request body must be a JSON object")
-            return respond(path, data, self.backend, self._next_id(), int(self._clock()))
-        except orjson.JSONDecodeError as exc:
-            return fail(400, f"request body is not valid JSON: {exc}")
-        except ConversionError as exc:
-            return fail(exc.status_hint, exc.message)
+        response_id, created = self._next_id(), int(self._clock())
+        if len(body) <= self._offload:
+            await trio.lowlevel.checkpoint()
+            return _answer(respond, fail, path, body, self.backend, response_id, created)
+        # A large prompt: parsing and answering it must not stall every other client.
+        return await trio.to_thread.run_sync(
+            _answer, respond, fail, path, body, self.backend, response_id, created
+        )
 
     async def aclose(self) -> None:
         return None

@@ -36,7 +36,8 @@ from louter.proxy.doors import (
     model_path,
 )
 from louter.proxy.doors import generate as door
-from louter.proxy.exchange import Exchange, RequestIds
+from louter.proxy.exchange import Budgets, Exchange, RequestIds
+from louter.proxy.inflight import BodyBudget
 from louter.proxy.journal import Entry, Journal, format_timestamp
 from louter.proxy.metrics import CONTENT_TYPE, Metrics
 from louter.proxy.pipeline import Stage
@@ -171,6 +172,8 @@ def server_limits(server: Server) -> Limits:
 
 def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaitable[None]]:
     metrics = ctx.metrics
+    budgets = Budgets.of(ctx.config.performance)
+    bodies = BodyBudget(ctx.config.performance.max_inflight_body_bytes)
 
     async def handle(request: HttpRequest, responder: Responder) -> None:
         path = request.path
@@ -180,13 +183,22 @@ def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaita
             ctx.ids.next(),
             path,
             endpoint.dialect if endpoint else dialect_for_path(path),
+            budgets,
         )
+        size = len(request.body)  # the doors may drop the body once parsed
+        exchange.offload = size > budgets.offload
         exchange.label = label
         responder.stamp = exchange.overhead_header
         if metrics is not None:
             metrics.in_flight.inc()
         try:
-            await _dispatch(ctx, endpoint, exchange, request, responder)
+            if bodies.claim(size):
+                try:
+                    await _dispatch(ctx, endpoint, exchange, request, responder)
+                finally:
+                    bodies.release(size)
+            else:
+                await _refuse(ctx, exchange, responder, bodies.refusal(size))
         except trio.Cancelled:
             if responder.client_gone:
                 _client_left(ctx, exchange)
@@ -228,6 +240,14 @@ async def _dispatch(
         trace = ctx.scrub(traceback.format_exc(), exchange.backend)
         message = ctx.scrub(f"internal error: {exc!r}", exchange.backend)
         await _fail(exchange, responder, 500, message, exc, trace=trace)
+
+
+async def _refuse(
+    ctx: ProxyContext, exchange: Exchange, responder: Responder, message: str
+) -> None:
+    """Too many request bodies in flight: a 503 in the client's dialect, nothing read."""
+    _count_error(ctx, exchange, "overloaded")
+    await _fail(exchange, responder, 503, message, LouterError(message, status_hint=503))
 
 
 def _observe(metrics: Metrics, exchange: Exchange, method: str, status: int) -> None:

@@ -40,11 +40,11 @@ from louter.convert.sse import SSEDecoder
 from louter.convert.tool_stage import ToolTextStage, apply_stage
 from louter.convert.tool_text import BufferedExtractor
 from louter.convert.xml_tools import XmlToolExtractor
-from louter.errors import ConversionError
+from louter.errors import ConversionError, UpstreamError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
 from louter.proxy.attempts import Delivery, Plan, without_keys
-from louter.proxy.exchange import Exchange
+from louter.proxy.exchange import DEFAULT_BUDGETS, Budgets, Exchange
 from louter.proxy.passthrough import StreamEnded, is_event_stream, relay_stream
 from louter.proxy.pipeline import Observers
 from louter.proxy.routing import Route
@@ -199,6 +199,7 @@ class Converse(Plan):
                 stage,
                 whole=not is_event_stream(response.headers),
                 observers=self.observers,
+                budgets=exchange.budgets,
             )
             headers = [*self.client.stream_headers, _request_id_header(exchange)]
             return await relay_stream(ctx, exchange, response, responder, relay, headers)
@@ -241,19 +242,17 @@ async def _answer_whole(
 ) -> Delivery:
     raw = await exchange.read_body(response)
     try:
-        data = _json_object(raw)
+        data = await exchange.compute_for(len(raw), _json_object, raw)
     except ConversionError:
         text = raw.decode("utf-8", "replace")
         exchange.log("backend_response", status=200, payload=text, dialect=backend.name)
         raise
     exchange.log("backend_response", status=200, raw_payload=raw, dialect=backend.name)
-    answer = backend.parse_response(data, call_ids(exchange))
+    answer, body = await exchange.compute_for(
+        len(raw), _convert_whole, data, backend, client, call_ids(exchange), stage, observers
+    )
     if stage is not None:
-        answer = apply_stage(stage, answer)
         _log_problems(exchange, stage)
-    if observers is not None:
-        answer = observers.whole(answer)
-    body = emit_whole(client, answer)
     for note in client.notes(answer) if client.notes is not None else ():
         exchange.log("error", status=200, error=note)
     exchange.log("client_response", status=200, payload=body)
@@ -271,6 +270,24 @@ def _log_dropped(exchange: Exchange, backend: Dialect, request: Request) -> None
     if dropped:
         note = f"not sent to the {backend.name} backend, which has no equivalent: "
         exchange.log("error", error=note + ", ".join(dropped), dropped=dropped)
+
+
+def _convert_whole(
+    data: dict[str, Any],
+    backend: Dialect,
+    client: ClientSide,
+    ids: IdFactory,
+    stage: ToolTextStage | None,
+    observers: Observers | None,
+) -> tuple[Response, dict[str, Any]]:
+    """A whole backend answer -> the neutral answer (as the pipeline's observers leave
+    it) and the client's body."""
+    answer = backend.parse_response(data, ids)
+    if stage is not None:
+        answer = apply_stage(stage, answer)
+    if observers is not None:
+        answer = observers.whole(answer)
+    return answer, emit_whole(client, answer)
 
 
 def _log_problems(exchange: Exchange, stage: ToolTextStage) -> None:
@@ -296,10 +313,12 @@ class TranslatingRelay:
     """Upstream stream bytes (dialect B) -> client stream bytes (dialect A).
 
     bytes -> SSEDecoder -> B.StreamParser -> neutral events -> A.StreamEmitter -> bytes,
-    with a collector on the neutral events for the journal. `whole` handles a backend that
-    answered a stream request with one JSON body: it is parsed at the end and replayed.
-    `observers` (the pipeline's) see each event before the client does; when one ends the
-    stream, the client gets a normal finish and `StreamEnded` stops the upstream read.
+    with a collector on the neutral events for the journal (keeping `budgets.log_text`
+    characters). `whole` handles a backend that answered a stream request with one JSON
+    body: it is parsed at the end and replayed; past `budgets.max_response` bytes the
+    stream ends with the client's error event. `observers` (the pipeline's) see each
+    event before the client does; when one ends the stream, the client gets a normal
+    finish and `StreamEnded` stops the upstream read.
     """
 
     def __init__(
@@ -311,6 +330,7 @@ class TranslatingRelay:
         *,
         whole: bool = False,
         observers: Observers | None = None,
+        budgets: Budgets = DEFAULT_BUDGETS,
     ) -> None:
         self._stage = stage
         self._observers = observers
@@ -320,9 +340,11 @@ class TranslatingRelay:
         self._ids = ids
         self._emitter = client.emitter()
         self._notes = client.notes
-        self._collector = StreamCollector()
+        self._collector = StreamCollector(budgets.log_text)
         self.whole = whole
         self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._max_body = budgets.max_response
 
     def prelude(self) -> bytes:
         """The client dialect's opening (Anthropic: message_start and a ping) at once, so
@@ -333,6 +355,12 @@ class TranslatingRelay:
 
     def feed(self, chunk: bytes) -> bytes:
         if self.whole:
+            self._body_bytes += len(chunk)
+            if self._body_bytes > self._max_body:
+                self._body = []
+                raise UpstreamError(
+                    f"upstream answer larger than max_response_bytes = {self._max_body}"
+                )
             self._body.append(chunk)
             return b""
         events: list[StreamEvent] = []

@@ -70,7 +70,7 @@ async def parse_body(
     (a door that forwards the bytes as sent), `http.body` is dropped once parsed: the
     request then holds one copy of its content, not two."""
     try:
-        data = orjson.loads(http.body)
+        data = await exchange.compute(orjson.loads, http.body)
     except orjson.JSONDecodeError as exc:
         exchange.log_client_request(http, valid_json=False)
         raise ConversionError(f"request body is not valid JSON: {exc}") from None

@@ -128,7 +128,8 @@ async def relay_whole(
     body = await exchange.read_body(response)
     status = response.status
     delivery = Delivery()
-    data = _load(body) if status == 200 or exchange.logging else None
+    parse = status == 200 or exchange.logging
+    data = await exchange.compute_for(len(body), _load, body) if parse else None
     if status == 200:
         if data is _NOT_JSON:
             _log_whole(exchange, status, body, None, dialect)
@@ -371,7 +372,7 @@ class Forward(Plan):
         headers: HeaderList,
         body: bytes,
         *,
-        make_tap: Callable[[], StreamTap],
+        make_tap: Callable[..., StreamTap],  # called with max_text=
         error_event: Callable[[str], bytes],
         stream: bool = False,
         repair: Repair | None = None,
@@ -390,7 +391,8 @@ class Forward(Plan):
         responder: Responder,
     ) -> Delivery:
         if response.status == 200 and (self.stream or is_event_stream(response.headers)):
-            relay = PassthroughRelay(self.make_tap(), self.error_event)
+            tap = self.make_tap(max_text=exchange.budgets.log_text)
+            relay = PassthroughRelay(tap, self.error_event)
             return await relay_stream(ctx, exchange, response, responder, relay)
         if self.repair is not None and response.status == 200:
             body = await exchange.read_body(response)

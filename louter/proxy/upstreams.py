@@ -65,7 +65,8 @@ def _network(
 def _mock(
     backend: Backend, config: Config, clock: Callable[[], float], deadlines: Deadlines
 ) -> Upstream:
-    return Upstream(backend, MockTransport(backend, clock=clock), [])
+    offload = config.performance.offload_bytes
+    return Upstream(backend, MockTransport(backend, clock=clock, offload=offload), [])
 
 
 Factory = Callable[[Backend, Config, Callable[[], float], Deadlines], Upstream]
