@@ -72,7 +72,7 @@ class Dialect:
     count_response: Callable[[int], dict[str, Any]] | None  # tokens -> the count answer
     read_count: Callable[[Mapping[str, Any]], int] | None  # a backend's count answer
     # probes (test-runner, diagnostic)
-    probe_wire: Wire | None  # None only until the dialect has a probe wire
+    probe_wire: Wire  # what test-runner and diagnostic send and read
 
     def dropped(self, request: Request) -> list[str]:
         """The settings of `request` that `emit_request` leaves out for want of a field."""
