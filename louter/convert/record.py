@@ -12,7 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from louter.convert.model import IdFactory, Request, Response, ResponseMeta, StreamEvent, Usage
+from louter.convert.model import (
+    IdFactory,
+    Request,
+    Response,
+    ResponseMeta,
+    StreamEvent,
+    ToolCall,
+    Usage,
+)
 from louter.convert.probe.model import Wire
 from louter.convert.sse import SSEEvent
 
@@ -71,6 +79,8 @@ class Dialect:
     count_request: Callable[..., Request] | None  # count body -> Request (body, *, model)
     count_response: Callable[[int], dict[str, Any]] | None  # tokens -> the count answer
     read_count: Callable[[Mapping[str, Any]], int] | None  # a backend's count answer
+    # a tool call as this dialect's JSON (xml-tool-parse --format)
+    tool_call_json: Callable[[ToolCall], dict[str, Any]]
     # probes (test-runner, diagnostic)
     probe_wire: Wire  # what test-runner and diagnostic send and read
 

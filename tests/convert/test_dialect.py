@@ -21,6 +21,7 @@ from louter.convert.model import (
     StreamError,
     Text,
     TextDelta,
+    ToolCall,
     Usage,
 )
 from louter.convert.probe.model import Ask, User
@@ -172,3 +173,8 @@ def test_the_probe_wire(dialect: Dialect) -> None:
     assert call.method == "POST" and call.path.startswith("/")
     name, value = wire.key_header("sk-1")
     assert name.lower() in dialect.key_headers and "sk-1" in value
+
+
+def test_a_tool_call_as_json(dialect: Dialect) -> None:
+    rendered = orjson.dumps(dialect.tool_call_json(ToolCall("call_7", "get_weather", '{"a":1}')))
+    assert b"get_weather" in rendered and (b'"a":1' in rendered or b'\\"a\\":1' in rendered)

@@ -97,5 +97,6 @@ DIALECT = Dialect(
     count_request=None,  # louter's Responses door has no counting endpoint
     count_response=None,
     read_count=None,
+    tool_call_json=wire.tool_call_json,
     probe_wire=probe.WIRE,
 )
