@@ -10,6 +10,7 @@ from louter.convert.anthropic.wire import (
     finish_reason,
     parse_usage,
     stop_reason,
+    tool_call_json,
 )
 from louter.convert.model import (
     IdFactory,
@@ -152,10 +153,6 @@ def _text_block(part: Any) -> dict[str, Any] | None:
     return {"type": "text", "text": part.text} if part.text else None
 
 
-def _tool_use_block(part: Any) -> dict[str, Any]:
-    return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.arguments_object()}
-
-
 def _thinking_block(part: Any) -> dict[str, Any] | None:
     if part.redacted is not None:
         return {"type": "redacted_thinking", "data": part.redacted}
@@ -166,7 +163,7 @@ def _thinking_block(part: Any) -> dict[str, Any] | None:
 
 _ANSWER_EMITTERS: dict[type, Callable[[Any], dict[str, Any] | None]] = {
     Text: _text_block,
-    ToolCall: _tool_use_block,
+    ToolCall: tool_call_json,
     Reasoning: _thinking_block,
 }
 

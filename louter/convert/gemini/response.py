@@ -30,7 +30,7 @@ from typing import Any
 
 from louter.convert.gemini.fields import fail, get, integer, join, mapping, sequence, text
 from louter.convert.gemini.parts import read_part, write_part
-from louter.convert.gemini.wire import _message_in
+from louter.convert.gemini.wire import message_in
 from louter.convert.model import (
     IdFactory,
     Part,
@@ -78,7 +78,7 @@ def parse_response(body: Mapping[str, Any], ids: IdFactory) -> Response:
     obj = mapping(body, "upstream answer", 502)
     error = get(obj, "error")
     if error is not None:
-        raise ConversionError(f"upstream error: {_message_in(obj)}", status_hint=502)
+        raise ConversionError(f"upstream error: {message_in(obj)}", status_hint=502)
     usage = read_usage(get(obj, "usageMetadata"))
     answer_id = text(obj, "responseId", "", 502) or ""
     model = text(obj, "modelVersion", "", 502) or ""

@@ -11,6 +11,7 @@ from louter.convert.escape import header_value, path_segment
 from louter.convert.model import ToolCall
 
 __all__ = [
+    "message_in",
     "tool_call_json",
     "KEY_ENV",
     "KEY_HEADERS",
@@ -82,14 +83,14 @@ def error_message(body: bytes) -> str:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         value = None
-    message = _message_in(value)
+    message = message_in(value)
     if message:
         return message
     raw = body.decode("utf-8", "replace").strip()
     return raw if len(raw) <= 500 else raw[:500] + "..."
 
 
-def _message_in(value: Any) -> str | None:
+def message_in(value: Any) -> str | None:
     if isinstance(value, list) and value:
         value = value[0]
     if not isinstance(value, dict):

@@ -20,6 +20,7 @@ from louter.convert.model import (
     ToolChoice,
     ToolResult,
 )
+from louter.convert.openai.wire import tool_call_json
 from louter.errors import ConversionError
 
 # --------------------------------------------------------------------------- requests
@@ -104,7 +105,7 @@ def _assistant(
     if isinstance(legacy, dict):
         call_id = f"call_legacy_{where[9:-1]}"
         pending.append(call_id)
-        parts.append(_function(legacy, call_id, f"{where}.function_call"))
+        parts.append(read_function(legacy, call_id, f"{where}.function_call"))
     elif legacy is not None:
         raise ConversionError(f"{where}.function_call must be an object")
     for part in parts:
@@ -182,10 +183,10 @@ def _tool_call(call: Any, where: str) -> ToolCall:
     call_id = call.get("id")
     if not isinstance(call_id, str) or not call_id:
         raise ConversionError(f"{where}: 'id' is required")
-    return _function(call["function"], call_id, where)
+    return read_function(call["function"], call_id, where)
 
 
-def _function(function: dict[str, Any], call_id: str, where: str) -> ToolCall:
+def read_function(function: dict[str, Any], call_id: str, where: str) -> ToolCall:
     name = function.get("name")
     if not isinstance(name, str) or not name:
         raise ConversionError(f"{where}: the function needs a 'name'")
@@ -380,13 +381,8 @@ def _wire_assistant(message: Message) -> dict[str, Any]:
     calls = [part for part in message.parts if isinstance(part, ToolCall)]
     wire: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
-        wire["tool_calls"] = [_wire_call(call) for call in calls]
+        wire["tool_calls"] = [tool_call_json(call) for call in calls]
     return wire
-
-
-def _wire_call(call: ToolCall) -> dict[str, Any]:
-    function = {"name": call.name, "arguments": call.arguments}
-    return {"id": call.id, "type": "function", "function": function}
 
 
 def _wire_tool_results(message: Message, images: list[Part]) -> list[dict[str, Any]]:

@@ -16,8 +16,14 @@ from louter.convert.model import (
     ToolCall,
     Usage,
 )
-from louter.convert.openai.request import _function, _wire_call
-from louter.convert.openai.wire import FINISH_IN, FINISH_OUT, LEGACY_FINISH, _message_of
+from louter.convert.openai.request import read_function
+from louter.convert.openai.wire import (
+    FINISH_IN,
+    FINISH_OUT,
+    LEGACY_FINISH,
+    message_of,
+    tool_call_json,
+)
 from louter.errors import ConversionError
 
 # --------------------------------------------------------------------------- responses
@@ -26,7 +32,7 @@ from louter.errors import ConversionError
 def parse_response(body: Mapping[str, Any], ids: IdFactory) -> Response:
     """A chat.completion body from a backend -> `Response`. ConversionError (502)."""
     if isinstance(body.get("error"), dict | str):
-        raise ConversionError(f"backend error: {_message_of(body['error'])}", status_hint=502)
+        raise ConversionError(f"backend error: {message_of(body['error'])}", status_hint=502)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ConversionError("backend answer has no choices", status_hint=502)
@@ -68,7 +74,7 @@ def _answer_parts(message: dict[str, Any], ids: IdFactory) -> tuple[Part, ...]:
         if not isinstance(call_id, str) or not call_id:
             call_id = ids(position)
         try:
-            parts.append(_function(function, call_id, "backend tool call"))
+            parts.append(read_function(function, call_id, "backend tool call"))
         except ConversionError as exc:
             raise ConversionError(exc.message, status_hint=502) from None
     return tuple(parts)
@@ -147,10 +153,10 @@ def emit_response(response: Response, meta: ResponseMeta) -> dict[str, Any]:
     if reasoning:
         message["reasoning_content"] = reasoning
     if calls and meta.legacy_functions:
-        message["function_call"] = _wire_call(calls[0])["function"]
+        message["function_call"] = tool_call_json(calls[0])["function"]
         finish = LEGACY_FINISH.get(finish, finish)
     elif calls:
-        message["tool_calls"] = [_wire_call(call) for call in calls]
+        message["tool_calls"] = [tool_call_json(call) for call in calls]
     body: dict[str, Any] = {
         "id": meta.id,
         "object": "chat.completion",

@@ -12,6 +12,7 @@ from louter.convert.escape import header_value
 from louter.convert.model import ToolCall
 
 __all__ = [
+    "message_of",
     "tool_call_json",
     "KEY_ENV",
     "KEY_HEADERS",
@@ -85,11 +86,11 @@ def error_message(body: bytes) -> str:
     if isinstance(data, dict):
         for key in ("error", "message", "detail"):
             if data.get(key) is not None:
-                return _message_of(data[key])
+                return message_of(data[key])
     return body.decode("utf-8", "replace").strip()[:1000]
 
 
-def _message_of(error: Any) -> str:
+def message_of(error: Any) -> str:
     if isinstance(error, dict):
         message = error.get("message") or error.get("msg")
         if isinstance(message, str):
