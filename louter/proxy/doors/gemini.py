@@ -16,7 +16,7 @@ import functools
 from typing import Any
 from urllib.parse import unquote
 
-from louter.convert import gemini, gemini_wire
+from louter.convert import gemini
 from louter.convert.dialect import DIALECTS
 from louter.convert.escape import header_value
 from louter.convert.model import ResponseMeta
@@ -86,7 +86,7 @@ def _plan(ctx: ProxyContext, call: Call, route: Route, action: str | None) -> Pl
     return Forward(
         route,
         "gemini",
-        gemini_wire.model_path(route.model, action),
+        gemini.model_path(route.model, action),
         headers,
         call.http.body,
         make_tap=functools.partial(DialectTap, "gemini", sse=sse),

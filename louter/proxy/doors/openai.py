@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from louter.config import Backend
-from louter.convert import openai, openai_stream
+from louter.convert import openai
 from louter.convert.dialect import DIALECTS
 from louter.convert.escape import header_value
 from louter.convert.model import ResponseMeta
@@ -62,7 +62,7 @@ def _client(ctx: ProxyContext, call: Call, lazy: LazyRequest) -> ClientSide:
     return ClientSide(
         dialect=DIALECTS["openai"],
         meta=meta,
-        emitter=lambda: openai_stream.StreamEmitter(meta),
+        emitter=lambda: openai.StreamEmitter(meta),
         stream_headers=SSE_HEADERS,
         key=SPEC.key(call.http),
         notes=openai.legacy_dropped if legacy else None,
