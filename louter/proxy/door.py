@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from louter.convert.dialect import DIALECTS
-from louter.convert.model import Response
 from louter.convert.sse import STREAM_HEADERS
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, HttpRequest, Responder
@@ -125,44 +124,43 @@ async def generate(
     exchange: Exchange,
     http: HttpRequest,
     responder: Responder,
-    body: dict[str, Any],
+    body: dict[str, Any] | None = None,
 ) -> None:
-    """A generate or stream request of any dialect, through the pipeline and attempts."""
+    """A generate or stream request of any dialect (its body parsed here unless given),
+    through the pipeline and the attempt loop."""
+    if body is None:
+        body = await parse_body(exchange, http)
     model, stream = spec.target(http, body)
     exchange.model = model
     parse = DIALECTS[spec.dialect].parse_request
     lazy = LazyRequest(lambda: parse(body, model=model, stream=stream))
     call = Call(spec.dialect, http, body, model, stream, exchange, lazy)
     pipeline = ctx.pipeline
-    if not pipeline.stages:  # the hot path: nothing more to do
-        await _route(spec, ctx, call, responder, None, neutral=False)
-        return
-    exchange.call = call
-    answer = await pipeline.before(call)
-    if answer is not None:
-        await _local(spec, ctx, call, answer, responder)
-        return
-    observers = pipeline.observers(call)
-    await _route(spec, ctx, call, responder, observers, neutral=pipeline.neutral)
+    observers: Observers | None = None
+    neutral = False
+    if pipeline.stages:  # without stages (the hot path) nothing more to do
+        exchange.call = call
+        answer = await pipeline.before(call)
+        if answer is not None:
+            client = spec.client(ctx, call, lazy)
+            await answer_locally(exchange, client, answer, call.stream, responder)
+            return
+        observers = pipeline.observers(call)
+        neutral = pipeline.neutral
+    plan = _planner(spec, ctx, call, observers, neutral=neutral)
+    await run(ctx, exchange, responder, ctx.router.candidates(call.model), plan, lazy.estimate)
 
 
-async def _local(
-    spec: DoorSpec, ctx: ProxyContext, call: Call, answer: Response, responder: Responder
-) -> None:
-    client = spec.client(ctx, call, call._lazy)
-    await answer_locally(call.exchange, client, answer, call.stream, responder)
-
-
-async def _route(
+def _planner(
     spec: DoorSpec,
     ctx: ProxyContext,
     call: Call,
-    responder: Responder,
     observers: Observers | None,
     *,
     neutral: bool,
-) -> None:
-    lazy = call._lazy
+) -> Callable[[Route], Plan]:
+    """The plan for one candidate: same dialect and no reason to convert -> the client's
+    body forwarded and the answer passed through as bytes; else the neutral model."""
     has_tools = spec.has_tools(call.body)
 
     def plan(route: Route) -> Plan:
@@ -172,16 +170,16 @@ async def _route(
             return spec.forward(ctx, call, route, None)
         if same and not neutral and not call.rewritten and not call.stream:
             if spec.text_call is not None:  # whole answers pass through unless needed
-                repair = Repair(spec.text_call(route.backend), lambda: _convert(route, True))
+                repair = Repair(spec.text_call(route.backend), lambda: convert(route, True))
                 return spec.forward(ctx, call, route, repair)
-        return _convert(route, same)
+        return convert(route, same)
 
-    def _convert(route: Route, same: bool) -> Plan:
-        client = spec.client(ctx, call, lazy)
+    def convert(route: Route, same: bool) -> Plan:
+        client = spec.client(ctx, call, call.lazy)
         forwarded = spec.same_body(call, route) if same and not call.rewritten else None
-        return conversation(ctx, lazy(), route, client, body=forwarded, observers=observers)
+        return conversation(ctx, call.request, route, client, body=forwarded, observers=observers)
 
-    await run(ctx, call.exchange, responder, ctx.router.candidates(call.model), plan, lazy.estimate)
+    return plan
 
 
 async def count(
@@ -190,10 +188,12 @@ async def count(
     exchange: Exchange,
     http: HttpRequest,
     responder: Responder,
-    body: dict[str, Any],
+    body: dict[str, Any] | None = None,
 ) -> None:
     """A token-counting request: forwarded to backends of the client's dialect when the
     first candidate speaks it, else counted for the first candidate (`answer_count`)."""
+    if body is None:
+        body = await parse_body(exchange, http)
     dialect = DIALECTS[spec.dialect]
     parse, answer, forward = dialect.count_request, dialect.count_response, spec.count_forward
     assert parse is not None and answer is not None and forward is not None

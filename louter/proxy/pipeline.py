@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 class Call:
     """One client request as the stages see it."""
 
-    __slots__ = ("dialect", "http", "body", "model", "stream", "exchange", "rewritten", "_lazy")
+    __slots__ = ("dialect", "http", "body", "model", "stream", "exchange", "rewritten", "lazy")
 
     def __init__(
         self,
@@ -55,16 +55,16 @@ class Call:
         self.stream = stream
         self.exchange = exchange
         self.rewritten = False  # a stage replaced the neutral request: it is sent
-        self._lazy = lazy
+        self.lazy = lazy  # the neutral request, parsed on first use (`request`)
 
     @property
     def request(self) -> Request:
         """The neutral request, parsed on first use."""
-        return self._lazy()
+        return self.lazy()
 
     def replace(self, request: Request) -> None:
         """Send `request` instead of the client's (written out in the backend's dialect)."""
-        self._lazy.set(request)
+        self.lazy.set(request)
         self.rewritten = True
 
 

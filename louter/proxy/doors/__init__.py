@@ -4,6 +4,7 @@ listings, answered in the asking client's own shape."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 
 from louter.errors import LouterError
@@ -23,26 +24,12 @@ DOORS: Mapping[str, DoorSpec] = {
 
 def generate(spec: DoorSpec) -> HandlerFn:
     """The handler of `spec`'s generate (and stream) endpoint."""
-
-    async def handle(
-        ctx: ProxyContext, exchange: Exchange, http: HttpRequest, responder: Responder
-    ) -> None:
-        body = await parse_body(exchange, http)
-        await door.generate(spec, ctx, exchange, http, responder, body)
-
-    return handle
+    return functools.partial(door.generate, spec)
 
 
 def count(spec: DoorSpec) -> HandlerFn:
     """The handler of `spec`'s token-counting endpoint."""
-
-    async def handle(
-        ctx: ProxyContext, exchange: Exchange, http: HttpRequest, responder: Responder
-    ) -> None:
-        body = await parse_body(exchange, http)
-        await door.count(spec, ctx, exchange, http, responder, body)
-
-    return handle
+    return functools.partial(door.count, spec)
 
 
 async def gemini_model_action(
