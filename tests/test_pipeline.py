@@ -7,6 +7,7 @@ neutral model only when a stage needs it)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -68,6 +69,18 @@ class _Counter:
         if isinstance(event, TextDelta):
             self.left -= 1
         return self.left > 0
+
+
+class Rewrite(Stage):
+    """Replaces the user's words (reads and rewrites the neutral request)."""
+
+    needs_request = True
+
+    async def on_request(self, call: Call) -> Response | None:
+        first = call.request.messages[0]
+        said = dataclasses.replace(first, parts=(Text("rewritten"),))
+        call.replace(dataclasses.replace(call.request, messages=(said,)))
+        return None
 
 
 class Seen(Stage):
@@ -192,3 +205,27 @@ async def test_reject_in_the_raw_gemini_envelope(nursery: trio.Nursery) -> None:
         )
     assert reply.status_code == 403
     assert reply.json()["error"]["status"] == "PERMISSION_DENIED"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("door", list(DOORS))
+async def test_stage_rewrites_the_request(
+    nursery: trio.Nursery, sdk: Clients, door: str, stream: bool
+) -> None:
+    """Same dialect as the mock: the rewritten neutral request is what reaches it."""
+    base = await start(nursery, [Rewrite()])
+    text, finished = await in_thread(lambda: DOORS[door](sdk, base, "m", stream))
+    assert (text, finished) == ('Mock answer to: "rewritten" (images: 0)', True)
+
+
+async def test_count_requests_go_through_the_request_hooks(nursery: trio.Nursery) -> None:
+    base = await start(nursery, [Reject()])
+    headers = {"anthropic-version": "2023-06-01"}
+    body = {"model": "forbidden", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=base) as client:
+        refused = await client.post("/v1/messages/count_tokens", json=body, headers=headers)
+        body["model"] = "m"
+        counted = await client.post("/v1/messages/count_tokens", json=body, headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["type"] == "permission_error"
+    assert counted.status_code == 200 and counted.json()["input_tokens"] > 0

@@ -21,7 +21,7 @@ import orjson
 
 from louter.convert.dialect import DIALECTS
 from louter.convert.sse import STREAM_HEADERS
-from louter.errors import ConversionError
+from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList, HttpRequest, Responder
 from louter.http.target import check_model
 from louter.proxy.attempts import Plan, run
@@ -190,8 +190,10 @@ async def count(
     responder: Responder,
     body: dict[str, Any] | None = None,
 ) -> None:
-    """A token-counting request: forwarded to backends of the client's dialect when the
-    first candidate speaks it, else counted for the first candidate (`answer_count`)."""
+    """A token-counting request, through the pipeline's request hooks (which may rewrite
+    or reject it; a count cannot be answered with a `Response`): forwarded to backends of
+    the client's dialect when the first candidate speaks it, else counted for the first
+    candidate (`answer_count`)."""
     if body is None:
         body = await parse_body(exchange, http)
     dialect = DIALECTS[spec.dialect]
@@ -199,14 +201,19 @@ async def count(
     assert parse is not None and answer is not None and forward is not None
     model, _ = spec.target(http, body)
     exchange.model = model
-    routes = ctx.router.candidates(model)
-    if backend_dialect(routes[0].backend, spec.dialect) == spec.dialect:
+    lazy = LazyRequest(lambda: parse(body, model=model))
+    call = Call(spec.dialect, http, body, model, False, exchange, lazy, kind="count")
+    if ctx.pipeline.stages:
+        exchange.call = call
+        if await ctx.pipeline.before(call) is not None:
+            raise LouterError("a pipeline stage answered a token-counting request")
+    routes = ctx.router.candidates(call.model)
+    first = backend_dialect(routes[0].backend, spec.dialect)
+    if first == spec.dialect and not call.rewritten:
         same = [r for r in routes if backend_dialect(r.backend, spec.dialect) == spec.dialect]
-        lazy = LazyRequest(lambda: parse(body, model=model))
-        call = Call(spec.dialect, http, body, model, False, exchange, lazy)
         await run(ctx, exchange, responder, same, lambda r: forward(ctx, call, r, None), _zero)
         return
-    await answer_count(ctx, exchange, parse(body, model=model), routes, answer, responder)
+    await answer_count(ctx, exchange, call.request, routes, answer, responder)
 
 
 def _zero() -> int:

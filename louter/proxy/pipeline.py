@@ -36,7 +36,17 @@ if TYPE_CHECKING:
 class Call:
     """One client request as the stages see it."""
 
-    __slots__ = ("dialect", "http", "body", "model", "stream", "exchange", "rewritten", "lazy")
+    __slots__ = (
+        "dialect",
+        "http",
+        "body",
+        "model",
+        "stream",
+        "exchange",
+        "rewritten",
+        "lazy",
+        "kind",
+    )
 
     def __init__(
         self,
@@ -47,7 +57,10 @@ class Call:
         stream: bool,
         exchange: Exchange,
         lazy: LazyRequest,
+        *,
+        kind: str = "generate",
     ) -> None:
+        self.kind = kind  # "generate" (answered, whole or streamed) or "count" (tokens)
         self.dialect = dialect  # the client's
         self.http = http  # headers, path, query as the client sent them
         self.body = body  # the parsed JSON body (read only: `replace` to change it)
@@ -88,7 +101,8 @@ class Stage:
     needs_events: ClassVar[bool] = False  # its observers read neutral answers/events
 
     async def on_request(self, call: Call) -> Response | None:
-        """Rewrite `call`, answer it (a `Response`), reject it (raise), or None."""
+        """Rewrite `call`, answer it (a `Response`; only a "generate" `call.kind`),
+        reject it (raise), or None."""
         return None
 
     def observe(self, call: Call) -> Observer | None:
