@@ -285,8 +285,8 @@ async def test_huge_stream_passes_whole_and_its_log_line_is_capped(tmp_path: Pat
     assert payload["done"] is True
 
 
-LARGE_REQUEST = 60 * MIB  # a Gemini request converted for an OpenAI backend
-MOCK_REQUEST = 30 * MIB  # a long conversation for the mock (0.56 s inline at 10 MB)
+LARGE_REQUEST = 40 * MIB  # a Gemini request converted for an OpenAI backend
+MOCK_REQUEST = 20 * MIB  # a long conversation for the mock (inline: 0.56 s at 10 MB)
 
 
 def gemini_request(size: int) -> bytes:
