@@ -21,6 +21,9 @@ import httpx
 import orjson
 import trio
 
+from louter.convert.collect import StreamCollector, stream_view
+from louter.convert.model import MessageStop, TextDelta, ToolCallDelta, ToolCallStart
+from louter.convert.openai_stream import StreamAssembler
 from tests.paths import REPO as ROOT
 
 MIB = 1024 * 1024
@@ -285,8 +288,8 @@ async def test_huge_stream_passes_whole_and_its_log_line_is_capped(tmp_path: Pat
     assert payload["done"] is True
 
 
-LARGE_REQUEST = 60 * MIB  # a Gemini request converted for an OpenAI backend
-MOCK_REQUEST = 30 * MIB  # a long conversation for the mock (0.56 s inline at 10 MB)
+LARGE_REQUEST = 40 * MIB  # a Gemini request converted for an OpenAI backend
+MOCK_REQUEST = 20 * MIB  # a long conversation for the mock (inline: 0.56 s at 10 MB)
 
 
 def gemini_request(size: int) -> bytes:
@@ -396,3 +399,43 @@ async def test_concurrent_large_bodies_cost_bounded_memory(tmp_path: Path) -> No
         if answer.status_code == 503:
             assert "max_inflight_body_bytes = 104857600" in answer.json()["error"]["message"]
     assert grown < 2.5 * BODIES * len(body), grown / MIB
+
+
+# --------------------------------------------------------------------------- log caps (pure)
+
+
+def test_collector_keeps_text_up_to_its_cap_and_counts_the_rest() -> None:
+    collector = StreamCollector(max_text=10)
+    for _ in range(1000):
+        collector.feed(TextDelta("abcd"))
+    collector.feed(ToolCallStart(0, "c1", "f"))
+    collector.feed(ToolCallDelta(0, '{"x": 1}'))
+    collector.feed(MessageStop("stop"))
+    view = stream_view(collector)
+    assert view["content"] == "abcdabcdab"
+    assert view["truncated"] is True and view["text_chars"] == 4008
+    assert view["finish_reason"] == "stop"
+    assert sum(len(part.chunks) for part in collector._parts) <= 3  # nothing kept past it
+    whole = StreamCollector()
+    whole.feed(TextDelta("abcd" * 1000))
+    assert "truncated" not in stream_view(whole)
+
+
+def test_assembler_keeps_text_up_to_its_cap_and_counts_the_rest() -> None:
+    event = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"abcd"}}]}\n\n'
+    assembler = StreamAssembler(max_text=10)
+    for _ in range(100):
+        assembler.feed_block(event * 10)
+    assert len(assembler._content) <= 300  # folded as it goes
+    assembler.feed_block(
+        b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        b'"usage":{"total_tokens":5}}\n\ndata: [DONE]\n\n'
+    )
+    result = assembler.result()
+    assert result["content"] == "abcdabcdab"
+    assert result["truncated"] is True and result["text_chars"] == 4000
+    assert result["finish_reason"] == "stop" and result["usage"] == {"total_tokens": 5}
+    uncapped = StreamAssembler()
+    uncapped.feed_block(event * 10)
+    assert uncapped.result()["content"] == "abcd" * 10
+    assert "truncated" not in uncapped.result()
