@@ -288,9 +288,7 @@ async def test_diagnostic_against_llama_server(llama_url: str, tmp_path: Path) -
     report = report_of(result)
     details = {(r["dialect"], r["probe"]): r["detail"] for r in report["results"]}
     assert failures(report) == {
-        (door, "llama", probe)
-        for door in ALL_DOORS
-        for probe in LLAMA_FAILS
+        (door, "llama", probe) for door in ALL_DOORS for probe in LLAMA_FAILS
     }, details
     assert result.exit_code == 1
     assert report["backends"] == [{"backend": "llama", "protocol": "openai", "models": ["smol"]}]

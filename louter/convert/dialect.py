@@ -13,8 +13,17 @@ from collections.abc import Mapping
 from louter.convert import anthropic, gemini, openai, responses
 from louter.convert.record import Dialect, StreamEmitter, StreamParser
 
-__all__ = ["DIALECTS", "Dialect", "StreamEmitter", "StreamParser"]
+__all__ = [
+    "ANTHROPIC",
+    "DIALECTS",
+    "GEMINI",
+    "OPENAI",
+    "RESPONSES",
+    "Dialect",
+    "StreamEmitter",
+    "StreamParser",
+]
 
-DIALECTS: Mapping[str, Dialect] = {
-    d.name: d for d in (openai.DIALECT, gemini.DIALECT, anthropic.DIALECT, responses.DIALECT)
-}
+OPENAI, GEMINI = openai.DIALECT, gemini.DIALECT
+ANTHROPIC, RESPONSES = anthropic.DIALECT, responses.DIALECT
+DIALECTS: Mapping[str, Dialect] = {d.name: d for d in (OPENAI, GEMINI, ANTHROPIC, RESPONSES)}

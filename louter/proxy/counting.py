@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from louter.convert.dialect import DIALECTS, Dialect
+from louter.convert.dialect import DIALECTS, OPENAI, Dialect
 from louter.convert.model import Request
-from louter.convert.openai import DIALECT as OPENAI
 from louter.convert.tokens import estimate_tokens
 from louter.errors import ConversionError, UpstreamError
 from louter.http.message import HeaderList, Responder

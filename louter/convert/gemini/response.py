@@ -1,4 +1,4 @@
-"""Gemini answers: generateContent bodies <-> Response, errors, countTokens, model lists.
+"""Gemini answers: generateContent bodies <-> Response, countTokens, model lists, usage.
 
 Only `candidates[0]` is read (louter's clients never ask for more than one candidate).
 

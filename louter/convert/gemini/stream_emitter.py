@@ -1,4 +1,15 @@
-"""Neutral stream events -> Gemini stream bytes (`StreamEmitter`): SSE or one JSON array."""
+"""Neutral stream events -> Gemini stream bytes (`StreamEmitter`), design §6.
+
+Emitting (`StreamEmitter`): text and reasoning go out at once, one part per chunk; tool
+calls are buffered until ToolCallEnd (or MessageStop) and go out whole as a
+`functionCall` part with an `args` object. MessageStop writes the final chunk:
+`finishReason`, `usageMetadata` and the calls still open, or a `{"text": ""}` part, so
+no chunk ever has empty `candidates` or `parts` (gemini-cli retries those). Arguments
+that are not a JSON object, a StreamError, or a `flush()` without MessageStop end the
+stream with an error chunk `{"error": {code, message, status}}`, never with STOP.
+Framing: SSE `data: {json}\r\n\r\n` (what Gemini sends), or without `alt=sse` one JSON
+array written incrementally (`[` chunk `,\r\n` chunk ... `]`).
+"""
 
 from __future__ import annotations
 

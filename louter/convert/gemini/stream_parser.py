@@ -1,4 +1,4 @@
-"""Gemini streams: `streamGenerateContent` chunks <-> neutral stream events (design §6).
+"""Gemini streams: `streamGenerateContent` chunks -> neutral stream events (design §6).
 
 Parsing (`StreamParser`, fed SSE events whose `data` is one GenerateContentResponse, or
 a JSON array of them): MessageStart on the first chunk (responseId, modelVersion); per
@@ -15,15 +15,7 @@ with an `error` object ends the stream with StreamError(message, code); so does 
     FINISHED    events                  MessageStop(reason, usage)
     CLOSED      ConversionError         nothing
 
-Emitting (`StreamEmitter`): text and reasoning go out at once, one part per chunk; tool
-calls are buffered until ToolCallEnd (or MessageStop) and go out whole as a
-`functionCall` part with an `args` object. MessageStop writes the final chunk:
-`finishReason`, `usageMetadata` and the calls still open, or a `{"text": ""}` part, so
-no chunk ever has empty `candidates` or `parts` (gemini-cli retries those). Arguments
-that are not a JSON object, a StreamError, or a `flush()` without MessageStop end the
-stream with an error chunk `{"error": {code, message, status}}`, never with STOP.
-Framing: SSE `data: {json}\r\n\r\n` (what Gemini sends), or without `alt=sse` one JSON
-array written incrementally (`[` chunk `,\r\n` chunk ... `]`).
+`StreamEmitter` (the other direction) is in `stream_emitter`.
 """
 
 from __future__ import annotations

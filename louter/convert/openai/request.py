@@ -1,4 +1,5 @@
-"""Chat Completions requests <-> neutral `Request` (both directions)."""
+"""Chat Completions requests <-> neutral `Request` (both directions; the decisions are in
+the package docstring)."""
 
 from __future__ import annotations
 

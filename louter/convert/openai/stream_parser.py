@@ -1,7 +1,6 @@
-"""OpenAI Chat Completions streams: the journal's assembler, and the parser/emitter pair
-between `data:` chunks and neutral stream events (design §5, §6).
-
-Pure like the rest of `louter.convert`: SSE events in, neutral events out, and back.
+"""OpenAI Chat Completions streams -> neutral stream events (`StreamParser`), and the
+journal's fast `StreamAssembler` (design §5, §6). The other direction is
+`stream_emitter`.
 """
 
 from __future__ import annotations

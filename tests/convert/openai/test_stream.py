@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions streams <-> neutral stream events (louter.convert.openai_stream).
+"""OpenAI Chat Completions streams <-> neutral stream events (louter.convert.openai
+stream_parser and stream_emitter).
 
 Stream goldens live in tests/fixtures/openai/streams/: `<case>.sse` holds the raw bytes
 (recorded from llama-server and the SDK's accepted stub, or hand-made for the traps of
