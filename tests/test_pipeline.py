@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import google.genai.errors
 import httpx
 import openai
+import orjson
 import pytest
 import trio
 
@@ -93,9 +95,9 @@ class Seen(Stage):
         self.statuses.append(status)
 
 
-async def start(nursery: trio.Nursery, stages: Sequence[Stage]) -> str:
+async def start(nursery: trio.Nursery, stages: Sequence[Stage], log: Path | None = None) -> str:
     config = parse_config(MOCK, path="test.toml", env={})
-    ctx = build_context(config, default_backend="mock", stages=stages)
+    ctx = build_context(config, default_backend="mock", stages=stages, log_file=log)
     port = await nursery.start(serve, ctx, "127.0.0.1", 0)
     return f"http://127.0.0.1:{port}"
 
@@ -154,15 +156,22 @@ DOORS: dict[str, Callable[[Clients, str, str, bool], tuple[str, bool]]] = {
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("door", list(DOORS))
-async def test_local_answer(nursery: trio.Nursery, sdk: Clients, door: str, stream: bool) -> None:
+async def test_local_answer(
+    nursery: trio.Nursery, sdk: Clients, door: str, stream: bool, tmp_path: Path
+) -> None:
     seen = Seen()
-    base = await start(nursery, [Pong(), seen])
+    log = tmp_path / "log.jsonl"
+    base = await start(nursery, [Pong(), seen], log)
     text, finished = await in_thread(lambda: DOORS[door](sdk, base, "local", stream))
     assert (text, finished) == (PONG, True)
     # other models still reach the backend, through the same pipeline
     text, finished = await in_thread(lambda: DOORS[door](sdk, base, "m", stream))
     assert (text, finished) == (FULL, True)
     assert seen.statuses == [200, 200]
+    entries = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    answers = [e for e in entries if e["direction"] == "client_response"]
+    assert [e.get("local") for e in answers] == [True, None]
+    assert [e["backend"] for e in entries if e["direction"] == "backend_request"] == ["mock"]
 
 
 @pytest.mark.parametrize("door", list(DOORS))

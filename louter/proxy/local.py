@@ -1,6 +1,6 @@
 """Local answers: a neutral `Response` made by louter itself (a pipeline stage: commands,
 a blocked tool loop, a cached answer) sent in the client's dialect, whole or as a real
-multi-event stream, journaled like an upstream answer (with no backend)."""
+multi-event stream, journaled as a `client_response` marked `local` (no backend)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ async def answer_locally(
     """Send `answer` to the client: its dialect's whole body, or its stream (the opening,
     one event per text piece, the finish), ended as that dialect ends a stream."""
     request_id = (b"x-louter-request-id", exchange.request_id.encode("ascii"))
-    exchange.log("local_answer", status=200, payload=log_view(answer))
     if not stream:
         body = emit_whole(client, answer)
-        exchange.log("client_response", status=200, payload=body)
+        exchange.log("client_response", status=200, payload=body, local=True)
         await responder.send_json(200, body, [request_id])
         return
     emitter = client.emitter()
@@ -36,7 +35,7 @@ async def answer_locally(
             await responder.write(data)
     await responder.write(emitter.flush())
     await responder.end()
-    exchange.log("client_response", status=200, payload=log_view(answer), stream=True)
+    exchange.log("client_response", status=200, payload=log_view(answer), stream=True, local=True)
 
 
 def _pieces(events: list[StreamEvent]) -> list[StreamEvent]:
