@@ -15,9 +15,9 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from louter.logs.browser import LogBrowser, compile_search, make_row, run_browser
+from louter.cli.log_browser import LogBrowser, compile_search, make_row, run_browser
+from louter.cli.log_views import exchange_view
 from louter.logs.pairs import pair_entries
-from louter.logs.views import exchange_view
 from tests.test_log_parser_support import (
     CONCURRENT,
     ODD_ENTRIES,

@@ -17,7 +17,8 @@ import httpx
 import orjson
 import pytest
 
-from louter.logs import views
+from louter.cli import log_views as views
+from louter.cli.log_replay import REPLAY_HEADER, build_request, curl_command, send
 from louter.logs.pairs import Pairer, pair_entries, select_exchanges, to_dict
 from louter.logs.query import (
     QueryError,
@@ -35,7 +36,6 @@ from louter.logs.reader import (
     open_log,
     parse_lines,
 )
-from louter.logs.replay import REPLAY_HEADER, build_request, curl_command, send
 from louter.logs.sketch import Sketch
 from louter.logs.stats import Stats, usage_tokens
 from louter.logs.tools import function_record, make_call, tool_use
