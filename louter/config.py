@@ -20,18 +20,14 @@ from urllib.parse import urlsplit
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
 
-PROTOCOLS = ("openai", "gemini", "anthropic", "responses", "mock")
+PROTOCOLS = (*DIALECTS, "mock")
 TOOL_FORMATS = ("json", "xml")
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 COUNTING_MODES = ("estimate", "backend")
-KEY_ENV_BY_PROTOCOL = {
-    "openai": "OPENAI_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "responses": "OPENAI_API_KEY",
-}
+KEY_ENV_BY_PROTOCOL = {name: d.key_env for name, d in DIALECTS.items() if d.key_env}
 PROXY_ENV = {"http": "http_proxy", "https": "https_proxy"}  # and upper case, and all_proxy
 
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from louter.config import load_config
-from louter.convert.dialects import COUNT, DIALECTS, GENERATE, Dialect
+from louter.convert.dialect import COUNT, DIALECTS, GENERATE, Dialect
 from louter.convert.model import (
     Message,
     MessageStop,
@@ -31,7 +31,6 @@ from louter.convert.model import (
 from louter.convert.sse import SSEDecoder
 from louter.mock import responder
 from louter.mock.transport import MockResponse, MockTransport
-from louter.proxy.upstreams import PATHS
 
 MODEL = "mock-model"
 QUESTION = "Hello there"
@@ -63,7 +62,7 @@ def transport() -> MockTransport:
 
 
 async def send(dialect: Dialect, request: Request) -> MockResponse:
-    path = PATHS[dialect.name](MODEL, request.stream)
+    path = dialect.upstream_path(MODEL, request.stream)
     body = orjson.dumps(dialect.emit_request(request, MODEL))
     return await transport().request(path, [], body, first_byte_timeout=1.0)
 
@@ -91,7 +90,7 @@ def test_every_dialect_has_a_generate_endpoint_the_mock_finds() -> None:
     table = responder.endpoints()
     for dialect in DIALECTS.values():
         for stream in (False, True):
-            endpoint = responder.find(table, PATHS[dialect.name](MODEL, stream))
+            endpoint = responder.find(table, dialect.upstream_path(MODEL, stream))
             assert endpoint is not None, dialect.name
             assert (endpoint.dialect, endpoint.kind) == (dialect, GENERATE)
 
@@ -134,7 +133,7 @@ async def test_tool_call_whole_and_streamed(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 async def test_bad_body_is_a_400_in_the_dialects_envelope(name: str) -> None:
     dialect = DIALECTS[name]
-    path = PATHS[name](MODEL, False)
+    path = DIALECTS[name].upstream_path(MODEL, False)
     response = await transport().request(path, [], b"[]", first_byte_timeout=1.0)
     assert response.status == 400
     expected = dialect.error_body(400, "request body must be a JSON object")
@@ -143,7 +142,7 @@ async def test_bad_body_is_a_400_in_the_dialects_envelope(name: str) -> None:
 
 def _count_path(dialect: Dialect) -> str | None:
     """The backend's generate path with its generate suffix swapped for the count one."""
-    path = PATHS[dialect.name](MODEL, False)
+    path = dialect.upstream_path(MODEL, False)
     count = next((s for s, kind in dialect.serve_paths if kind == COUNT), None)
     generate = next(s for s, kind in dialect.serve_paths if kind == GENERATE and path.endswith(s))
     return None if count is None else path[: len(path) - len(generate)] + count

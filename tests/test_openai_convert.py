@@ -21,7 +21,7 @@ import openai
 import orjson
 import pytest
 
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.convert.model import (
     Image,
     Message,

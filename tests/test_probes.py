@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from louter.config import load_config, parse_config
+from louter.convert.probe.image import RED_SQUARE, SIGNATURE, solid_png
+from louter.convert.probe.model import COUNT, INVALID, Answer, Ask, Seen, SeenCall, User
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConfigError
 from louter.probes import ALIASES, BY_NAME, PROBES, canonical, select
 from louter.probes.catalog import TOOL_ASK, WEATHER
 from louter.probes.checks import COUNTED, REFUSED, TEXT, TOOL_CALL, Expect, judge
-from louter.probes.image import RED_SQUARE, SIGNATURE, solid_png
 from louter.probes.matrix import Served, plan, served_by_config, served_by_health
-from louter.probes.model import COUNT, INVALID, Answer, Ask, Seen, SeenCall, User
 from louter.probes.schema import violations
 from louter.probes.wire import WIRES, Reply, assemble, read
 from tests.test_llama_e2e import TOOL_MESSAGES, WEATHER_TOOL

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from louter.config import parse_config
 from louter.convert import openai as openai_convert
 from louter.convert import openai_stream
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.convert.model import ResponseMeta
 from louter.http.message import Responder
 from louter.proxy.app import build_context, serve

@@ -114,6 +114,12 @@ class StreamEmitter:
             head = self._message_start()
         return head + _EMITTERS[type(event)](self, event)
 
+    def prelude(self) -> bytes:
+        """`message_start` and a `ping` at once, so a client waiting for a slow first
+        token already sees the stream alive."""
+        opening = self.feed(MessageStart())
+        return opening + self.ping() if opening else opening
+
     def flush(self) -> bytes:
         """End of input: an error event when no MessageStop or StreamError came."""
         if self._phase is _Phase.DONE:

@@ -59,7 +59,7 @@ from louter.convert.model import (
     dump_arguments,
 )
 
-__all__ = ["parse_request"]
+__all__ = ["parse_count_request", "parse_request"]
 
 # --------------------------------------------------------------------------- validation
 
@@ -339,3 +339,8 @@ def parse_request(body: Mapping[str, Any]) -> Request:
         reasoning_effort=effort,
         reasoning_budget=budget,
     )
+
+
+def parse_count_request(body: Mapping[str, Any], *, model: str) -> Request:
+    """A `/v1/messages/count_tokens` body (it carries no `max_tokens`) -> Request."""
+    return parse_request({"max_tokens": 1, **body})

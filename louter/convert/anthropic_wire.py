@@ -21,15 +21,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from louter.convert.escape import header_value
 from louter.convert.model import Usage
 
 __all__ = [
+    "COUNT_PATH",
+    "KEY_ENV",
+    "KEY_HEADERS",
+    "PATH",
     "STATUS_BY_ERROR_TYPE",
+    "UPSTREAM_HEADERS",
+    "VERSION",
+    "auth_headers",
     "emit_usage",
+    "error_event",
     "error_type",
     "finish_reason",
     "parse_usage",
+    "read_count",
     "stop_reason",
+    "upstream_path",
+    "usage_of",
 ]
 
 FINISH_BY_STOP_REASON: dict[str, str] = {
@@ -109,3 +123,38 @@ def emit_usage(usage: Usage) -> dict[str, int]:
     if cached is not None:
         out["cache_read_input_tokens"] = cached
     return out
+
+
+# --------------------------------------------------------------------------- the wire
+
+PATH = "/v1/messages"
+COUNT_PATH = "/v1/messages/count_tokens"
+VERSION = b"2023-06-01"
+KEY_HEADERS = ("x-api-key", "authorization")
+KEY_ENV = "ANTHROPIC_API_KEY"
+UPSTREAM_HEADERS = ((b"content-type", b"application/json"), (b"anthropic-version", VERSION))
+
+
+def upstream_path(model: str, stream: bool) -> str:
+    return PATH
+
+
+def auth_headers(key: str) -> tuple[tuple[bytes, bytes], ...]:
+    return ((b"x-api-key", header_value(key, "x-api-key")),)
+
+
+def error_event(message: str) -> bytes:
+    """The in-stream `error` event of a Messages stream."""
+    payload = {"type": "error", "error": {"type": error_type(502), "message": message}}
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def usage_of(data: Mapping[str, Any]) -> Usage | None:
+    usage = data.get("usage")
+    return parse_usage(usage) if isinstance(usage, dict) else None
+
+
+def read_count(data: Mapping[str, Any]) -> int:
+    """A count_tokens answer's `input_tokens` (0 when absent or not a count)."""
+    total = data.get("input_tokens")
+    return total if type(total) is int else 0

@@ -251,6 +251,10 @@ class StreamEmitter:
             return b""
         return _HANDLERS[type(event)](self, event)
 
+    def prelude(self) -> bytes:
+        """The stream's opening, written before the first upstream event arrives."""
+        return self.feed(MessageStart())
+
     def flush(self) -> bytes:
         """End of stream: an error chunk if MessageStop never came; `]` in array mode."""
         if self._flushed:

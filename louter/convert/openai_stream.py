@@ -34,6 +34,7 @@ from louter.convert.openai import (
     map_finish,
     parse_usage,
 )
+from louter.convert.openai_wire import error_event
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
 
@@ -473,6 +474,10 @@ class StreamEmitter:
         handler = self._handlers.get(type(event))
         return handler(self, event) if handler is not None else b""
 
+    def prelude(self) -> bytes:
+        """The stream's opening, written before the first upstream event arrives."""
+        return self.feed(MessageStart())
+
     def flush(self) -> bytes:
         if self._ended:
             return b""
@@ -540,12 +545,6 @@ class StreamEmitter:
     def _error(self, event: StreamError) -> bytes:
         self._ended = True
         return error_event(event.message, event.status)
-
-
-def error_event(message: str, status: int = 502) -> bytes:
-    """The in-stream error event of an OpenAI stream."""
-    payload = {"error": {"message": message, "type": "upstream_error", "code": status}}
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 _EMITTERS: dict[type, Callable[[StreamEmitter, Any], bytes]] = {

@@ -301,6 +301,10 @@ class StreamEmitter:
         """
         return self._encode(self._writer.feed(event))
 
+    def prelude(self) -> bytes:
+        """The stream's opening, written before the first upstream event arrives."""
+        return self.feed(MessageStart())
+
     def flush(self) -> bytes:
         """End of input: `response.failed` when no MessageStop or StreamError came."""
         return self._encode(self._writer.flush())

@@ -51,8 +51,15 @@ __all__ = [
     "custom_schema",
     "emit_usage",
     "encrypted_content",
+    "KEY_ENV",
+    "KEY_HEADERS",
+    "PATH",
+    "UPSTREAM_HEADERS",
     "error_body",
+    "error_event",
     "error_message",
+    "upstream_path",
+    "usage_of",
     "finish_of",
     "item_id",
     "join",
@@ -255,6 +262,29 @@ def error_message(body: bytes) -> str:
             if isinstance(found, str) and found:
                 return found
     return body.decode("utf-8", "replace").strip()[:_ERROR_MESSAGE_LIMIT]
+
+
+def error_event(message: str) -> bytes:
+    """The in-stream `error` event of a Responses stream."""
+    payload = {"type": "error", "code": "server_error", "message": message, "param": None}
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def usage_of(data: Mapping[str, Any]) -> Usage | None:
+    """A whole Responses answer's usage (None when it reports none)."""
+    return parse_usage(data.get("usage"))
+
+
+# --------------------------------------------------------------------------- the wire
+
+PATH = "/v1/responses"
+KEY_HEADERS = ("authorization",)  # a Bearer token
+KEY_ENV = "OPENAI_API_KEY"
+UPSTREAM_HEADERS = ((b"content-type", b"application/json"),)
+
+
+def upstream_path(model: str, stream: bool) -> str:
+    return PATH
 
 
 # --------------------------------------------------------------------------- validation

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from louter.convert.dialects import COUNT, DIALECTS, Dialect, Served
+from louter.convert.dialect import COUNT, DIALECTS, Dialect, Served
 from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.mock import engine
@@ -92,11 +92,9 @@ def respond(
     events = stream_of(answer, response_id=meta.id, model=meta.model)
     pieces = [emitter.feed(event) for event in events]
     pieces.append(emitter.flush())
-    sse = served.stream_type == _SSE_TYPE
+    headers = list(served.stream_headers)
+    sse = (b"content-type", _SSE_TYPE) in headers
     chunks = [c for piece in pieces for c in (_events(piece) if sse else [piece]) if c]
-    headers: Headers = [(b"content-type", served.stream_type)]
-    if sse:
-        headers.append((b"cache-control", b"no-cache"))
     return MockReply(200, headers, chunks)
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import orjson
 
-from louter.convert import anthropic
-from louter.convert.dialects import DIALECTS
+from louter.convert import anthropic, anthropic_wire
+from louter.convert.dialect import DIALECTS
+from louter.convert.escape import header_value
 from louter.convert.model import ResponseMeta
 from louter.http.message import HeaderList, Request, Responder
-from louter.http.target import header_value
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
@@ -30,7 +30,6 @@ from louter.proxy.openai_door import client_model, parse_body
 from louter.proxy.passthrough import Forward
 from louter.proxy.routing import Route
 from louter.proxy.taps import DialectTap
-from louter.proxy.upstreams import ANTHROPIC_VERSION
 from louter.proxy.usage import LazyRequest
 
 _SSE: HeaderList = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -138,7 +137,7 @@ def _headers(request: Request, base: HeaderList, backend_key: str | None) -> Hea
     if version:
         headers.append((b"anthropic-version", header_value(version, "anthropic-version")))
     elif not any(n == b"anthropic-version" for n, _ in headers):
-        headers.append((b"anthropic-version", ANTHROPIC_VERSION))
+        headers.append((b"anthropic-version", anthropic_wire.VERSION))
     for name in FORWARDED:
         value = request.headers.get(name)
         if value is not None:

@@ -17,7 +17,7 @@ import orjson
 import trio
 
 from louter.config import Backend, Config, Server
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.errors import ConversionError, LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.drain import Drain

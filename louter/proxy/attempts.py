@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.errors import LouterError, UpstreamError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse

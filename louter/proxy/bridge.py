@@ -25,11 +25,10 @@ import orjson
 from louter.config import Backend
 from louter.convert import json_tools, xml_tools
 from louter.convert.collect import StreamCollector, events_of, stream_view
-from louter.convert.dialects import DIALECTS, Dialect, StreamEmitter, StreamParser
+from louter.convert.dialect import DIALECTS, Dialect, StreamEmitter, StreamParser
 from louter.convert.json_tools import JsonToolExtractor
 from louter.convert.model import (
     IdFactory,
-    MessageStart,
     Request,
     Response,
     ResponseMeta,
@@ -48,7 +47,6 @@ from louter.proxy.attempts import Delivery, Plan, run, without_keys
 from louter.proxy.exchange import Exchange
 from louter.proxy.passthrough import is_event_stream, relay_stream
 from louter.proxy.routing import Route
-from louter.proxy.upstreams import AUTH
 
 if TYPE_CHECKING:
     from louter.proxy.context import ProxyContext
@@ -160,8 +158,8 @@ def conversation(
     if body is None:
         body = upstream.prepare(dialect, DIALECTS[dialect].emit_request(request, route.model))
     headers = upstream.headers
-    if client.key and not route.backend.api_key and dialect in AUTH:
-        headers = [*headers, *AUTH[dialect](client.key)]
+    if client.key and not route.backend.api_key and dialect in DIALECTS:
+        headers = [*headers, *DIALECTS[dialect].auth_headers(client.key)]
     path = upstream.path(dialect, route.model, request.stream)
     return Converse(route, dialect, path, headers, orjson.dumps(body), request, client)
 
@@ -323,9 +321,7 @@ class TranslatingRelay:
         a client waiting for a slow first token already sees the stream alive."""
         if self.whole:
             return b""
-        opening = self._emitter.feed(MessageStart())
-        ping = getattr(self._emitter, "ping", None)
-        return opening + ping() if opening and ping is not None else opening
+        return self._emitter.prelude()
 
     def feed(self, chunk: bytes) -> bytes:
         if self.whole:

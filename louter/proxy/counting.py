@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from louter.convert.dialects import OPENAI
+from louter.convert.dialect import OPENAI
 from louter.convert.model import Request
 from louter.convert.tokens import estimate_tokens
 from louter.errors import ConversionError, UpstreamError

@@ -18,12 +18,13 @@ from urllib.parse import unquote
 
 import orjson
 
-from louter.convert import gemini
-from louter.convert.dialects import DIALECTS
+from louter.convert import gemini, gemini_wire
+from louter.convert.dialect import DIALECTS
+from louter.convert.escape import header_value
 from louter.convert.model import ResponseMeta
 from louter.errors import LouterError
 from louter.http.message import HeaderList, Request, Responder
-from louter.http.target import check_model, header_value
+from louter.http.target import check_model
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.context import ProxyContext
@@ -33,7 +34,6 @@ from louter.proxy.openai_door import parse_body
 from louter.proxy.passthrough import Forward
 from louter.proxy.routing import Route
 from louter.proxy.taps import DialectTap
-from louter.proxy.upstreams import gemini_model_path
 from louter.proxy.usage import LazyRequest
 
 PREFIXES = ("/v1beta/models/", "/v1/models/")
@@ -162,7 +162,7 @@ def _forward(
 ) -> Plan:
     """Same dialect: the body as sent, the backend's model name in the path."""
     upstream = ctx.upstreams[route.backend.name]
-    path = gemini_model_path(route.model, action)
+    path = gemini_wire.model_path(route.model, action)
     headers = list(upstream.headers)
     key = client_key(request)
     if key and not route.backend.api_key:

@@ -15,12 +15,13 @@ import orjson
 
 from louter.config import Backend
 from louter.convert import openai, openai_stream
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
+from louter.convert.escape import header_value
 from louter.convert.model import Request as NeutralRequest
 from louter.convert.model import ResponseMeta
 from louter.errors import ConversionError
 from louter.http.message import HeaderList, Request, Responder
-from louter.http.target import check_model, header_value
+from louter.http.target import check_model
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import (
     TEXT_CALL_CHECKS,

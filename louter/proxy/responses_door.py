@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from louter.convert import responses
-from louter.convert.dialects import DIALECTS, Dialect
+from louter.convert.dialect import DIALECTS, Dialect
 from louter.convert.model import Response, ResponseMeta
 from louter.http.message import HeaderList, Request, Responder
 from louter.proxy.attempts import Plan, run

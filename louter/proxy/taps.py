@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from louter.convert.collect import StreamCollector, stream_view
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.convert.openai_stream import StreamAssembler
 from louter.convert.sse import SSEDecoder, SSEEvent
 

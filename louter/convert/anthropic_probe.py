@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
-from louter.convert.sse import SSEEvent
-from louter.probes.fields import Notes, compact, count, load_json, read_token_count
-from louter.probes.image import base64_text
-from louter.probes.model import (
+from louter.convert.probe.fields import Notes, compact, count, load_json, read_token_count
+from louter.convert.probe.image import base64_text
+from louter.convert.probe.model import (
     COUNT,
     INVALID,
     LENGTH,
@@ -38,7 +37,9 @@ from louter.probes.model import (
     ToolResult,
     Turn,
     User,
+    Wire,
 )
+from louter.convert.sse import SSEEvent
 
 PATH = "/v1/messages"
 COUNT_PATH = "/v1/messages/count_tokens"
@@ -285,3 +286,6 @@ def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
     for event in events:
         audit.feed(event)
     return audit.result()
+
+
+WIRE = Wire("anthropic", write, key_header, read_answer, read_count, read_error, audit_stream)

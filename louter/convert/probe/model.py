@@ -10,9 +10,11 @@ Everything is a frozen dataclass; arguments of calls stay JSON text, as sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from louter.convert.sse import SSEEvent
 
 Json = dict[str, Any]
 
@@ -130,3 +132,21 @@ class Call:
     body: Json
     headers: Mapping[str, str] = field(default_factory=dict)
     stream: bool = False
+
+
+Reader = Callable[[Any], tuple[Answer, list[str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A dialect's probe wire: how it writes an `Ask`, where its key goes, and how its
+    answers, counts, errors and streams are read (each reader returns the answer and the
+    wire problems found)."""
+
+    name: str
+    write: Callable[[Ask, str], Call]
+    key_header: Callable[[str], tuple[str, str]]
+    read_answer: Reader
+    read_count: Reader
+    read_error: Callable[[int, Any], tuple[Answer, list[str]]]
+    audit_stream: Callable[[Sequence[SSEEvent]], tuple[Answer, list[str]]]

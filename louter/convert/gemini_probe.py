@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from louter.convert.sse import SSEEvent
-from louter.probes.fields import Notes, count, load_json, read_token_count
-from louter.probes.image import base64_text
-from louter.probes.model import (
+from louter.convert.probe.fields import Notes, count, load_json, read_token_count
+from louter.convert.probe.image import base64_text
+from louter.convert.probe.model import (
     COUNT,
     INVALID,
     LENGTH,
@@ -33,7 +32,9 @@ from louter.probes.model import (
     ToolResult,
     Turn,
     User,
+    Wire,
 )
+from louter.convert.sse import SSEEvent
 
 HEADERS = {"content-type": "application/json"}
 
@@ -218,3 +219,6 @@ def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
     for event in events:
         audit.feed(event)
     return audit.result()
+
+
+WIRE = Wire("gemini", write, key_header, read_answer, read_count, read_error, audit_stream)

@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from louter.convert.sse import SSEEvent
-from louter.probes.fields import Notes, compact, count, load_json
-from louter.probes.image import base64_text
-from louter.probes.model import (
+from louter.convert.probe.fields import Notes, compact, count, load_json
+from louter.convert.probe.image import base64_text
+from louter.convert.probe.model import (
     COUNT,
     INVALID,
     LENGTH,
@@ -31,7 +30,9 @@ from louter.probes.model import (
     ToolResult,
     Turn,
     User,
+    Wire,
 )
+from louter.convert.sse import SSEEvent
 
 PATH = "/v1/chat/completions"
 FINISH = {"stop": STOP, "length": LENGTH, "tool_calls": TOOL_CALLS}
@@ -245,3 +246,6 @@ def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
     for event in events:
         audit.feed(event)
     return audit.result()
+
+
+WIRE = Wire("openai", write, key_header, read_answer, read_count, read_error, audit_stream)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from louter.probes.model import Answer
+from louter.convert.probe.model import Answer
 
 
 class Notes:
