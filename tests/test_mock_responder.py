@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from louter.config import load_config
-from louter.convert.dialect import COUNT, DIALECTS, GENERATE, Dialect
+from louter.convert.dialect import DIALECTS, Dialect
 from louter.convert.model import (
     Message,
     MessageStop,
@@ -28,6 +28,7 @@ from louter.convert.model import (
     ToolCallDelta,
     ToolCallStart,
 )
+from louter.convert.record import COUNT, GENERATE
 from louter.convert.sse import SSEDecoder
 from louter.mock import responder
 from louter.mock.transport import MockResponse, MockTransport

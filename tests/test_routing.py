@@ -22,7 +22,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from louter.config import parse_config
 from louter.convert import openai as openai_convert
-from louter.convert import openai_stream
 from louter.convert.dialect import DIALECTS
 from louter.convert.model import ResponseMeta
 from louter.http.message import Responder
@@ -569,7 +568,7 @@ async def test_converse_fails_over_for_doors_that_always_convert() -> None:
     client = ClientSide(
         dialect=DIALECTS["openai"],
         meta=meta,
-        emitter=lambda: openai_stream.StreamEmitter(meta),
+        emitter=lambda: openai_convert.StreamEmitter(meta),
         stream_headers=[(b"content-type", b"text/event-stream")],
     )
     channel = _Channel()

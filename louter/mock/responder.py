@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
-from louter.convert.dialect import COUNT, DIALECTS, Dialect, Served
+from louter.convert.dialect import DIALECTS, Dialect
 from louter.convert.model import ResponseMeta
+from louter.convert.record import COUNT, Served
 from louter.errors import ConversionError
 from louter.mock import engine
 from louter.mock.neutral import prompt_of, response_of, stream_of

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from louter.convert import anthropic, anthropic_wire
+from louter.convert import anthropic
+from louter.convert.anthropic import wire as anthropic_wire
 from louter.convert.dialect import DIALECTS
 from louter.convert.escape import header_value
 from louter.convert.model import ResponseMeta

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from louter.convert.dialect import OPENAI
 from louter.convert.model import Request
+from louter.convert.openai import DIALECT as OPENAI
 from louter.convert.tokens import estimate_tokens
 from louter.errors import ConversionError, UpstreamError
 from louter.http.message import Responder

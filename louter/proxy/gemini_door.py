@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from louter.convert import gemini, gemini_wire
+from louter.convert import gemini
 from louter.convert.dialect import DIALECTS
 from louter.convert.escape import header_value
 from louter.convert.model import ResponseMeta
@@ -162,7 +162,7 @@ def _forward(
 ) -> Plan:
     """Same dialect: the body as sent, the backend's model name in the path."""
     upstream = ctx.upstreams[route.backend.name]
-    path = gemini_wire.model_path(route.model, action)
+    path = gemini.model_path(route.model, action)
     headers = list(upstream.headers)
     key = client_key(request)
     if key and not route.backend.api_key:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from louter.config import Backend
-from louter.convert import openai, openai_stream
+from louter.convert import openai
 from louter.convert.dialect import DIALECTS
 from louter.convert.escape import header_value
 from louter.convert.model import Request as NeutralRequest
@@ -105,7 +105,7 @@ def _conversion(
     client = ClientSide(
         dialect=DIALECTS["openai"],
         meta=meta,
-        emitter=lambda: openai_stream.StreamEmitter(meta),
+        emitter=lambda: openai.StreamEmitter(meta),
         stream_headers=_SSE,
         key=auth[7:] if auth.lower().startswith("bearer ") else None,
         notes=openai.legacy_dropped if legacy else None,
@@ -188,7 +188,7 @@ def _forward(
         headers,
         forwarded,
         make_tap=OpenAITap,
-        error_event=openai_stream.error_event,
+        error_event=openai.error_event,
         repair=repair,
     )
 

@@ -9,7 +9,7 @@ import orjson
 
 from louter.convert.collect import StreamCollector, stream_view
 from louter.convert.dialect import DIALECTS
-from louter.convert.openai_stream import StreamAssembler
+from louter.convert.openai.stream_parser import StreamAssembler
 from louter.convert.sse import SSEDecoder, SSEEvent
 
 
