@@ -1,6 +1,6 @@
 """The pure parts behind log-parser (`louter.logs`): reading, queries, tool-call
 normalisation per dialect, pairing, stats and percentiles. Replay and the rich views
-live in `louter.cli`: tests/test_log_replay.py, tests/test_log_views.py."""
+live in `louter.cli`: tests/cli/test_log_replay.py, tests/cli/test_log_views.py."""
 
 from __future__ import annotations
 
