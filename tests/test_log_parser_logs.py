@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from louter.cli import log_views as views
-from louter.logs.pairs import Pairer, pair_entries, select_exchanges, to_dict
+from louter.logs.pairs import Pairer, pair_entries, select_pairs, to_dict
 from louter.logs.query import (
     QueryError,
     build_query,
@@ -431,10 +431,10 @@ def test_response_without_request_and_selection() -> None:
     ]
     exchanges = list(pair_entries(log))
     assert exchanges[0].client_request is None and exchanges[0].first()["direction"] == "error"
-    errors = select_exchanges(exchanges, lambda e: e.get("status") == 404)
+    errors = select_pairs(exchanges, lambda e: e.get("status") == 404)
     assert [x.request_id for x in errors] == ["x"]
     assert to_dict(exchanges[0])["request"] == log[0]  # no client request: the first entry
-    tools = select_exchanges(exchanges, lambda e: True, functions_only=True)
+    tools = select_pairs(exchanges, lambda e: True, functions_only=True)
     assert [x.request_id for x in tools] == ["gem-1", "ant-1", "rsp-1", "rsp-2"]
     gemini = to_dict(exchanges[1])
     assert gemini["tools_declared"] == ["get_weather", "get_time"]

@@ -24,7 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Static
 
-from louter.cli.log_views import exchange_view, latency_text, short_time
+from louter.cli.log_views import latency_text, pair_view, short_time
 from louter.logs.pairs import Pair
 
 
@@ -165,7 +165,7 @@ class LogBrowser(App[None]):
         key = event.row_key.value
         assert key is not None  # every row is added with a key
         self.selected = key
-        self.query_one("#detail-body", Static).update(exchange_view(self.exchanges[key]))
+        self.query_one("#detail-body", Static).update(pair_view(self.exchanges[key]))
         self.query_one("#detail", VerticalScroll).scroll_home(animate=False)
 
     def action_focus_search(self) -> None:

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from louter.cli import log_views as views
 from louter.cli.log_replay import build_request, curl_command, send
-from louter.logs.pairs import Pair, pair_entries, select_exchanges, to_dict
+from louter.logs.pairs import Pair, pair_entries, select_pairs, to_dict
 from louter.logs.query import EVERYTHING, Query, QueryError, build_query
 from louter.logs.reader import (
     STDIN,
@@ -275,7 +275,7 @@ def exchanges(
     paired = pair_entries(entries(run, counts))
     if query.empty and not functions_only:
         return paired
-    return select_exchanges(paired, query.matches, functions_only=functions_only)
+    return select_pairs(paired, query.matches, functions_only=functions_only)
 
 
 @app.command("pairs")

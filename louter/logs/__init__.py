@@ -9,7 +9,7 @@ textual browser and the httpx replay live in `louter.cli` (`log_views`, `log_bro
 
 from __future__ import annotations
 
-from louter.logs.pairs import Pair, Pairer, pair_entries, select_exchanges
+from louter.logs.pairs import Pair, Pairer, pair_entries, select_pairs
 from louter.logs.query import Query, QueryError, build_query
 from louter.logs.reader import LineCounts, LogFileError, follow_lines, open_log, parse_lines
 from louter.logs.stats import Stats
@@ -30,6 +30,6 @@ __all__ = [
     "open_log",
     "pair_entries",
     "parse_lines",
-    "select_exchanges",
+    "select_pairs",
     "tool_use",
 ]

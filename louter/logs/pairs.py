@@ -146,7 +146,7 @@ def pair_entries(entries: Iterable[Entry], max_open: int = DEFAULT_MAX_OPEN) -> 
     yield from pairer.flush()
 
 
-def select_exchanges(
+def select_pairs(
     exchanges: Iterable[Pair],
     matches: Callable[[Entry], bool],
     *,

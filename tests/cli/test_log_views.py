@@ -24,7 +24,7 @@ def test_views_render_every_record_kind() -> None:
     console.print(views.function_line(record))
     console.print(views.pair_line(to_dict(exchanges[0])))
     console.print(views.stats_view(stats.result()))
-    console.print(views.exchange_view(exchanges[0]))
+    console.print(views.pair_view(exchanges[0]))
     console.print(views.replay_line({"request_id": "r", "status": None, "skipped": "why"}))
     console.print(views.replay_line({"request_id": "r", "status": None, "error": "refused"}))
     out = console.file.getvalue()  # type: ignore[attr-defined]
