@@ -108,9 +108,7 @@ def _dialect_packages() -> list[Path]:
 def test_every_dialect_is_a_package_with_the_same_modules() -> None:
     for package in _dialect_packages():
         names = {p.name for p in package.glob("*.py")}
-        missing = DIALECT_MODULES - names
-        # the Responses probe wire is the one module still to come (issue 17 item 5)
-        assert missing <= ({"probe.py"} if package.name == "responses" else set()), package
+        assert DIALECT_MODULES <= names, package
 
 
 def test_no_dialect_is_spelled_in_a_file_name_prefix() -> None:

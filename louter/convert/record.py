@@ -19,7 +19,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from louter.convert.model import IdFactory, Request, Response, ResponseMeta, StreamEvent, Usage
+from louter.convert.model import (
+    IdFactory,
+    Request,
+    Response,
+    ResponseMeta,
+    StreamEvent,
+    ToolCall,
+    Usage,
+)
 from louter.convert.probe.model import Wire
 from louter.convert.sse import SSEEvent
 
@@ -97,8 +105,10 @@ class Dialect:
     count_request: Callable[..., Request] | None  # count body -> Request (body, *, model)
     count_response: Callable[[int], dict[str, Any]] | None  # tokens -> the count answer
     read_count: Callable[[Mapping[str, Any]], int] | None  # a backend's count answer
+    # a tool call as this dialect's JSON (xml-tool-parse --format)
+    tool_call_json: Callable[[ToolCall], dict[str, Any]]
     # probes (test-runner, diagnostic)
-    probe_wire: Wire | None  # None only until the dialect has a probe wire
+    probe_wire: Wire  # what test-runner and diagnostic send and read
     # as a server (the mock): endpoint path suffixes (query excluded) -> GENERATE or
     # COUNT, in the order they are tried; (path, body) -> the request read at one, the
     # count request for a COUNT endpoint (None: the dialect has none)

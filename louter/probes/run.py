@@ -37,7 +37,7 @@ REDACTED = "[REDACTED]"
 class Target:
     """Where probes go: a base URL speaking `dialect`, and what to expect of it."""
 
-    dialect: str  # openai | gemini | anthropic
+    dialect: str  # a name in DIALECTS: openai | gemini | anthropic | responses
     url: str  # base URL, no trailing slash
     model: str
     key: str | None = None

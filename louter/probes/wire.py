@@ -22,9 +22,7 @@ from louter.convert.probe.model import COUNT, INVALID, Answer, Ask, Seen, Wire
 from louter.convert.sse import SSEEvent
 from louter.errors import ConversionError
 
-WIRES: Mapping[str, Wire] = {
-    name: d.probe_wire for name, d in DIALECTS.items() if d.probe_wire is not None
-}
+WIRES: Mapping[str, Wire] = {name: d.probe_wire for name, d in DIALECTS.items()}
 
 
 @dataclass(frozen=True, slots=True)

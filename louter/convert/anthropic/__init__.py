@@ -82,6 +82,7 @@ DIALECT = Dialect(
     count_request=parse_count_request,
     count_response=emit_count_response,
     read_count=read_count,
+    tool_call_json=wire.tool_call_json,
     probe_wire=probe.WIRE,
     serve_paths=serve.PATHS,
     serve=serve.serve,

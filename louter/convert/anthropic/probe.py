@@ -288,4 +288,14 @@ def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
     return audit.result()
 
 
-WIRE = Wire("anthropic", write, key_header, read_answer, read_count, read_error, audit_stream)
+WIRE = Wire(
+    name="anthropic",
+    title="Anthropic",
+    default_model="claude-haiku-4-5",
+    write=write,
+    key_header=key_header,
+    read_answer=read_answer,
+    read_count=read_count,
+    read_error=read_error,
+    audit_stream=audit_stream,
+)

@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 
 from louter.convert.escape import header_value
-from louter.convert.model import Usage
+from louter.convert.model import ToolCall, Usage
 
 __all__ = [
+    "tool_call_json",
     "COUNT_PATH",
     "KEY_ENV",
     "KEY_HEADERS",
@@ -181,3 +182,8 @@ def error_message(body: bytes) -> str:
         if isinstance(value.get("message"), str):
             return str(value["message"])
     return body.decode("utf-8", "replace").strip()[:_ERROR_MESSAGE_LIMIT]
+
+
+def tool_call_json(call: ToolCall) -> dict[str, Any]:
+    """A tool call as a `tool_use` content block."""
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments_object()}

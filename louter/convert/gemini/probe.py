@@ -221,4 +221,14 @@ def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
     return audit.result()
 
 
-WIRE = Wire("gemini", write, key_header, read_answer, read_count, read_error, audit_stream)
+WIRE = Wire(
+    name="gemini",
+    title="Gemini",
+    default_model="gemini-2.5-flash",
+    write=write,
+    key_header=key_header,
+    read_answer=read_answer,
+    read_count=read_count,
+    read_error=read_error,
+    audit_stream=audit_stream,
+)

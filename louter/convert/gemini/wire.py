@@ -1,6 +1,5 @@
 """Gemini as a client sees it and a backend is addressed: model paths, key headers, the
-in-stream error event, the usage reader of a whole answer and the countTokens answer
-read back (pure)."""
+error envelope, message reader and in-stream error event, a tool call's JSON (pure)."""
 
 from __future__ import annotations
 
@@ -9,8 +8,10 @@ from typing import Any
 import orjson
 
 from louter.convert.escape import header_value, path_segment
+from louter.convert.model import ToolCall
 
 __all__ = [
+    "tool_call_json",
     "KEY_ENV",
     "KEY_HEADERS",
     "KEY_QUERY",
@@ -101,3 +102,8 @@ def _message_in(value: Any) -> str | None:
         if isinstance(message, str) and message:
             return message
     return None
+
+
+def tool_call_json(call: ToolCall) -> dict[str, Any]:
+    """A tool call as a `functionCall` part (without the id Google's API leaves out)."""
+    return {"functionCall": {"name": call.name, "args": call.arguments_object()}}

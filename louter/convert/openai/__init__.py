@@ -85,6 +85,7 @@ DIALECT = Dialect(
     count_request=None,  # Chat Completions has no counting endpoint
     count_response=None,
     read_count=None,
+    tool_call_json=wire.tool_call_json,
     probe_wire=probe.WIRE,
     serve_paths=serve.PATHS,
     serve=serve.serve,

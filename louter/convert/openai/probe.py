@@ -248,4 +248,14 @@ def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
     return audit.result()
 
 
-WIRE = Wire("openai", write, key_header, read_answer, read_count, read_error, audit_stream)
+WIRE = Wire(
+    name="openai",
+    title="OpenAI",
+    default_model="gpt-4o-mini",
+    write=write,
+    key_header=key_header,
+    read_answer=read_answer,
+    read_count=read_count,
+    read_error=read_error,
+    audit_stream=audit_stream,
+)

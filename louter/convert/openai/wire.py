@@ -1,5 +1,6 @@
-"""OpenAI Chat Completions as a client sees it and a backend is addressed: paths, key
-headers, the in-stream error event and the usage reader of a whole answer (pure)."""
+"""OpenAI Chat Completions as a client sees it and a backend is addressed: finish and
+error vocabulary, the error envelope and in-stream error event, paths, key headers, a
+tool call's JSON (pure)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 import orjson
 
 from louter.convert.escape import header_value
+from louter.convert.model import ToolCall
 
 __all__ = [
+    "tool_call_json",
     "KEY_ENV",
     "KEY_HEADERS",
     "PATH",
@@ -93,3 +96,9 @@ def _message_of(error: Any) -> str:
             return message
         return orjson.dumps(error).decode()
     return str(error)
+
+
+def tool_call_json(call: ToolCall) -> dict[str, Any]:
+    """A tool call as an answer's `tool_calls` entry."""
+    function = {"name": call.name, "arguments": call.arguments}
+    return {"id": call.id, "type": "function", "function": function}

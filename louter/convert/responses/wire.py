@@ -34,9 +34,10 @@ from typing import Any
 
 import orjson
 
-from louter.convert.model import Reasoning, Usage, dump_arguments
+from louter.convert.model import Reasoning, ToolCall, Usage, dump_arguments
 
 __all__ = [
+    "tool_call_json",
     "CUSTOM_INPUT",
     "FUNCTIONS",
     "KEY_ENV",
@@ -275,3 +276,9 @@ UPSTREAM_HEADERS = ((b"content-type", b"application/json"),)
 
 def upstream_path(model: str, stream: bool) -> str:
     return PATH
+
+
+def tool_call_json(call: ToolCall) -> dict[str, Any]:
+    """A tool call as a `function_call` output item."""
+    return {"type": "function_call", "call_id": call.id, "name": call.name,
+            "arguments": call.arguments}  # fmt: skip
