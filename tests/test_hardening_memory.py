@@ -23,7 +23,7 @@ import trio
 
 from louter.convert.collect import StreamCollector, stream_view
 from louter.convert.model import MessageStop, TextDelta, ToolCallDelta, ToolCallStart
-from louter.convert.openai_stream import StreamAssembler
+from louter.convert.openai.stream_parser import StreamAssembler
 from tests.paths import REPO as ROOT
 
 MIB = 1024 * 1024

@@ -4,6 +4,13 @@ Each dialect package (`louter/convert/<dialect>/__init__.py`) builds its `DIALEC
 this record; `louter/convert/dialect.py` collects them into `DIALECTS`. The record has no
 field defaults, so a dialect that forgets a fact fails when it is built, and
 `tests/convert/test_dialect.py` exercises every capability of every dialect.
+
+As a server (`serve_paths`, `serve`, `serve_count`; each package's `serve.py`): which
+path suffixes are the dialect's generate and count endpoints, and how one request is read
+there (the model and stream flag where the dialect puts them) and answered (`Served`: id
+prefix, usage chunk, legacy `function_call`, Responses tool kinds, Gemini's SSE or
+JSON-array stream). The mock backend answers every dialect through these alone
+(`louter.mock.responder`).
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ from louter.convert.probe.model import Wire
 from louter.convert.sse import SSEEvent
 
 __all__ = [
+    "COUNT",
+    "GENERATE",
     "PENALTIES",
     "Dialect",
     "Headers",
+    "Served",
     "StreamEmitter",
     "StreamParser",
     "body_parser",
@@ -47,6 +57,22 @@ class StreamEmitter(Protocol):
     def feed(self, event: StreamEvent) -> bytes: ...
     def flush(self) -> bytes: ...
     def prelude(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One request as a server of its dialect reads it, and how its answer is shaped."""
+
+    request: Request  # model and stream flag read where the dialect puts them
+    id_prefix: str  # before the server's response id: "msg_", "resp_", ""
+    emit_response: Callable[[Response, ResponseMeta], dict[str, Any]]
+    stream_emitter: Callable[[ResponseMeta], StreamEmitter]
+    stream_headers: Headers  # of a streamed answer
+    include_usage: bool  # the stream ends with usage (OpenAI asks for it, Gemini always)
+    legacy_functions: bool  # an OpenAI client of legacy `functions`
+
+
+GENERATE, COUNT = "generate", "count"  # the kinds of endpoint in `Dialect.serve_paths`
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +109,12 @@ class Dialect:
     tool_call_json: Callable[[ToolCall], dict[str, Any]]
     # probes (test-runner, diagnostic)
     probe_wire: Wire  # what test-runner and diagnostic send and read
+    # as a server (the mock): endpoint path suffixes (query excluded) -> GENERATE or
+    # COUNT, in the order they are tried; (path, body) -> the request read at one, the
+    # count request for a COUNT endpoint (None: the dialect has none)
+    serve_paths: tuple[tuple[str, str], ...]
+    serve: Callable[[str, Mapping[str, Any]], Served]
+    serve_count: Callable[[str, Mapping[str, Any]], Request] | None
 
     def dropped(self, request: Request) -> list[str]:
         """The settings of `request` that `emit_request` leaves out for want of a field."""

@@ -29,7 +29,7 @@ from louter.convert.sse import SSEDecoder
 from louter.errors import LouterError
 
 # the count fields: all three set, or (an API without a count endpoint) all three None
-COUNT_FIELDS = ("count_request", "count_response", "read_count")
+COUNT_FIELDS = ("count_request", "count_response", "read_count", "serve_count")
 # fields a dialect may leave None for want of the thing itself
 MAY_BE_NONE = {"key_query", *COUNT_FIELDS}
 

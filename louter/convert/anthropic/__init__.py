@@ -26,7 +26,7 @@ Decisions (responses; requests and streams document theirs)
 
 from __future__ import annotations
 
-from louter.convert.anthropic import probe, wire
+from louter.convert.anthropic import probe, serve, wire
 from louter.convert.anthropic.request import emit_request, parse_count_request, parse_request
 from louter.convert.anthropic.response import (
     emit_count_response,
@@ -84,4 +84,7 @@ DIALECT = Dialect(
     read_count=read_count,
     tool_call_json=wire.tool_call_json,
     probe_wire=probe.WIRE,
+    serve_paths=serve.PATHS,
+    serve=serve.serve,
+    serve_count=serve.serve_count,
 )

@@ -21,7 +21,7 @@ camelCase and snake_case keys are accepted everywhere, as Google's proto-JSON pa
 
 from __future__ import annotations
 
-from louter.convert.gemini import probe, wire
+from louter.convert.gemini import probe, serve, wire
 from louter.convert.gemini.request import emit_request, parse_count_request, parse_request
 from louter.convert.gemini.response import (
     emit_count_response,
@@ -82,4 +82,7 @@ DIALECT = Dialect(
     read_count=read_count,
     tool_call_json=wire.tool_call_json,
     probe_wire=probe.WIRE,
+    serve_paths=serve.PATHS,
+    serve=serve.serve,
+    serve_count=serve.serve_count,
 )

@@ -25,7 +25,7 @@ named by `legacy_dropped` for the log.
 
 from __future__ import annotations
 
-from louter.convert.openai import probe, wire
+from louter.convert.openai import probe, serve, wire
 from louter.convert.openai.request import emit_request, legacy_functions, parse_request
 from louter.convert.openai.response import (
     emit_response,
@@ -87,4 +87,7 @@ DIALECT = Dialect(
     read_count=None,
     tool_call_json=wire.tool_call_json,
     probe_wire=probe.WIRE,
+    serve_paths=serve.PATHS,
+    serve=serve.serve,
+    serve_count=None,
 )

@@ -64,8 +64,10 @@ def legacy_functions(body: Mapping[str, Any]) -> bool:
 
 
 def _messages(raw: Any) -> tuple[Message, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise ConversionError("'messages' must be a non-empty list")
+    if not isinstance(raw, list):
+        raise ConversionError("'messages' is required and must be a list of message objects")
+    if not raw:
+        raise ConversionError("'messages' must contain at least one message")
     names: dict[str, str] = {}  # tool_call_id -> function name, for tool messages
     pending: list[str] = []  # legacy function_call ids awaiting a `function` message
     messages = []

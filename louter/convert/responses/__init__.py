@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from louter.convert.openai.wire import bearer_auth
 from louter.convert.record import PENALTIES, Dialect, body_parser, text_reader
-from louter.convert.responses import probe, wire
+from louter.convert.responses import probe, serve, wire
 from louter.convert.responses.request import emit_request, parse_request
 from louter.convert.responses.response import emit_response, parse_response, usage_of
 from louter.convert.responses.stream_emitter import StreamEmitter
@@ -99,4 +99,7 @@ DIALECT = Dialect(
     read_count=None,
     tool_call_json=wire.tool_call_json,
     probe_wire=probe.WIRE,
+    serve_paths=serve.PATHS,
+    serve=serve.serve,
+    serve_count=None,
 )

@@ -24,8 +24,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Static
 
-from louter.logs.pairs import Exchange
-from louter.logs.views import exchange_view, latency_text, short_time
+from louter.cli.log_views import latency_text, pair_view, short_time
+from louter.logs.pairs import Pair
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class Row:
         return (self.time, self.model, self.backend, self.status, self.latency, self.tools)
 
 
-def make_row(key: str, exchange: Exchange) -> Row:
+def make_row(key: str, exchange: Pair) -> Row:
     first = exchange.first()
     last = exchange.client_response or first
     backend = next((h.get("backend") for h in exchange.hops if h.get("backend")), None)
@@ -125,7 +125,7 @@ class LogBrowser(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, exchanges: Sequence[Exchange]) -> None:
+    def __init__(self, exchanges: Sequence[Pair]) -> None:
         super().__init__()
         self.exchanges = {str(i): exchange for i, exchange in enumerate(exchanges)}
         self.rows = [make_row(key, ex) for key, ex in self.exchanges.items()]
@@ -165,7 +165,7 @@ class LogBrowser(App[None]):
         key = event.row_key.value
         assert key is not None  # every row is added with a key
         self.selected = key
-        self.query_one("#detail-body", Static).update(exchange_view(self.exchanges[key]))
+        self.query_one("#detail-body", Static).update(pair_view(self.exchanges[key]))
         self.query_one("#detail", VerticalScroll).scroll_home(animate=False)
 
     def action_focus_search(self) -> None:
@@ -175,6 +175,6 @@ class LogBrowser(App[None]):
         self.query_one("#exchanges", DataTable).focus()
 
 
-def run_browser(exchanges: Sequence[Exchange], **options: Any) -> None:
+def run_browser(exchanges: Sequence[Pair], **options: Any) -> None:
     """Run the TUI until the user quits (blocking; textual owns its asyncio loop)."""
     LogBrowser(exchanges).run(**options)

@@ -17,7 +17,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from louter.logs.pairs import Exchange
+from louter.logs.pairs import Pair
 from louter.logs.query import client_model
 
 Json = dict[str, Any]
@@ -195,7 +195,7 @@ def json_block(value: Any) -> Syntax:
     return Syntax(text, "json", word_wrap=True, background_color="default")
 
 
-def exchange_panels(exchange: Exchange) -> Iterator[Panel]:
+def pair_panels(exchange: Pair) -> Iterator[Panel]:
     """request → backend request → backend response → (errors) → client response."""
     for entry in exchange.entries():
         direction = str(entry.get("direction") or "-")
@@ -213,5 +213,5 @@ def exchange_panels(exchange: Exchange) -> Iterator[Panel]:
         yield Panel(Text("no client_response in the log", style="red"), title="incomplete")
 
 
-def exchange_view(exchange: Exchange) -> Group:
-    return Group(*exchange_panels(exchange))
+def pair_view(exchange: Pair) -> Group:
+    return Group(*pair_panels(exchange))

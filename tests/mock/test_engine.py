@@ -1,4 +1,5 @@
-"""The deterministic mock backend: engine rules and the OpenAI dialect."""
+"""The deterministic mock backend: engine rules, through the one responder in the OpenAI
+dialect (every dialect: tests/mock/test_responder.py, tests/test_smoke.py, door tests)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import louter.mock
+from louter.config import load_config
 from louter.errors import ConfigError, ConversionError
 from louter.mock import engine
 from louter.mock.engine import MockAnswer, MockPrompt, MockTool, MockToolCall
-from louter.mock.openai import parse_prompt, render_response, render_stream
+from louter.mock.neutral import prompt_of
+from louter.mock.responder import Endpoint, endpoints, find
+from louter.mock.responder import respond as mock_respond
+from louter.mock.transport import MockTransport
 
 RID = "chatcmpl-mock1"
 CREATED = 1_700_000_000
@@ -44,18 +49,46 @@ def user(content: Any) -> dict[str, Any]:
     return {"role": "user", "content": content}
 
 
+CHAT = "/v1/chat/completions"
+
+
+def chat_endpoint() -> Endpoint:
+    endpoint = find(endpoints(), CHAT)
+    assert endpoint is not None and endpoint.dialect.name == "openai"
+    return endpoint
+
+
+def parse_prompt(body: dict[str, Any]) -> MockPrompt:
+    """The mock's view of an OpenAI request: the dialect's own parser, then `prompt_of`."""
+    served = chat_endpoint().dialect.serve(CHAT, {"model": MODEL, **body})
+    return prompt_of(served.request)
+
+
 def run(body: dict[str, Any], tool_format: str = "json") -> MockAnswer:
     return engine.answer(parse_prompt(body), response_id=RID, tool_format=tool_format)
 
 
+def reply(body: dict[str, Any], tool_format: str = "json") -> list[bytes]:
+    out = mock_respond(
+        chat_endpoint(),
+        CHAT,
+        {"model": MODEL, **body},
+        response_id=RID,
+        created=CREATED,
+        tool_format=tool_format,
+    )
+    assert out.status == 200
+    return out.chunks
+
+
 def respond(body: dict[str, Any], tool_format: str = "json") -> dict[str, Any]:
-    return render_response(run(body, tool_format), model=MODEL, response_id=RID, created=CREATED)
+    (chunk,) = reply(body, tool_format)
+    return orjson.loads(chunk)
 
 
 def stream(body: dict[str, Any], include_usage: bool = False) -> list[bytes]:
-    return render_stream(
-        run(body), model=MODEL, response_id=RID, created=CREATED, include_usage=include_usage
-    )
+    options = {"stream_options": {"include_usage": True}} if include_usage else {}
+    return reply({**body, "stream": True, **options})
 
 
 def decode_events(events: list[bytes]) -> list[dict[str, Any]]:
@@ -334,7 +367,7 @@ def tool_turns(*results: Any) -> list[dict[str, Any]]:
         (["sunny, 21C"], 'Mock answer to tool result: "sunny, 21C"'),
         (
             [[{"type": "text", "text": "part one"}, {"type": "text", "text": "two"}]],
-            'Mock answer to tool result: "part one two"',
+            'Mock answer to tool result: "part one\ntwo"',  # a result's texts: lines
         ),
         (["a", "b"], 'Mock answer to tool result: "a | b"'),
         ([None], 'Mock answer to tool result: ""'),
@@ -349,13 +382,18 @@ def test_tool_result_is_quoted(results: list[Any], expected: str) -> None:
 
 
 def test_only_trailing_tool_results_are_quoted() -> None:
-    messages = tool_turns("old") + [user("again"), {"role": "assistant", "content": "x"}]
+    call = {"id": "c2", "type": "function", "function": {"name": "get_weather"}}
+    messages = tool_turns("old") + [user("again"), {"role": "assistant", "tool_calls": [call]}]
     messages += [{"role": "tool", "tool_call_id": "c2", "content": "new"}]
     assert run({"messages": messages}).text == 'Mock answer to tool result: "new"'
 
 
 def test_legacy_function_role_is_a_tool_result() -> None:
-    messages = [user("q"), {"role": "function", "name": "f", "content": "42"}]
+    messages = [
+        user("q"),
+        {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}},
+        {"role": "function", "name": "f", "content": "42"},
+    ]
     assert run({"messages": messages}).text == 'Mock answer to tool result: "42"'
 
 
@@ -367,7 +405,7 @@ def test_legacy_function_role_is_a_tool_result() -> None:
     [
         ("max_tokens", 3, "Mock answer to:", "length"),
         ("max_completion_tokens", 4, 'Mock answer to: "one', "length"),
-        ("max_tokens", 0, "", "length"),
+        ("max_tokens", 1, "Mock", "length"),
         ("max_tokens", 6, 'Mock answer to: "one two" (images:', "length"),
         ("max_tokens", 7, 'Mock answer to: "one two" (images: 0)', "stop"),
         ("max_tokens", 100, 'Mock answer to: "one two" (images: 0)', "stop"),
@@ -390,7 +428,7 @@ def test_truncation_keeps_original_spacing() -> None:
 
 
 def test_tool_call_is_never_truncated() -> None:
-    body = {"messages": [user("weather")], "tools": [WEATHER], "max_tokens": 0}
+    body = {"messages": [user("weather")], "tools": [WEATHER], "max_tokens": 1}
     result = run(body)
     assert result.finish_reason == "tool_calls"
     assert result.tool_calls[0].arguments == '{"city":"mock-city","unit":"c"}'
@@ -459,11 +497,14 @@ def test_unknown_tool_format_is_a_config_error() -> None:
 # --- usage ---------------------------------------------------------------------------------
 
 
+CALL_C = {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": "b c"}'}}
+
+
 def test_usage_counts_words_of_all_message_text() -> None:
     messages = [
         {"role": "system", "content": "You are terse."},  # 3
         user([{"type": "text", "text": "look at"}, IMAGE, {"type": "text", "text": "this"}]),  # 3
-        {"role": "assistant", "content": None, "tool_calls": []},  # 0
+        {"role": "assistant", "content": None, "tool_calls": [CALL_C]},  # 0 (arguments: not text)
         {"role": "tool", "tool_call_id": "c", "content": "result with four words"},  # 4
     ]
     response = respond({"messages": messages})
@@ -617,8 +658,7 @@ def test_stream_tool_call_events() -> None:
 def test_legacy_answers_use_function_call() -> None:
     """A client that declared `functions` gets OpenAI's legacy form, whole and streamed."""
     body = {"messages": [user("weather?")], "functions": [WEATHER["function"]]}
-    answer = run(body)
-    whole = render_response(answer, model=MODEL, response_id=RID, created=CREATED, legacy=True)
+    whole = respond(body)
     arguments = '{"city":"mock-city","unit":"c"}'
     assert whole["choices"][0]["message"] == {
         "role": "assistant",
@@ -626,20 +666,15 @@ def test_legacy_answers_use_function_call() -> None:
         "function_call": {"name": "get_weather", "arguments": arguments},
     }
     assert whole["choices"][0]["finish_reason"] == "function_call"
-    events = render_stream(
-        answer, model=MODEL, response_id=RID, created=CREATED, include_usage=False, legacy=True
-    )
+    events = stream(body)
     deltas = [c["choices"][0]["delta"] for c in decode_events(events)]
     assert deltas[1] == {"function_call": {"name": "get_weather", "arguments": ""}}
     assert "".join(d["function_call"]["arguments"] for d in deltas[2:-1]) == arguments
     assert len(deltas) > 4 and all("tool_calls" not in d for d in deltas)
     finish = decode_events(events)[-1]["choices"][0]["finish_reason"]
     assert finish == "function_call"
-    plain = run({"messages": [user("hi")], "functions": [WEATHER["function"]],
-                 "function_call": "none"})  # fmt: skip
-    legacy_plain = render_response(plain, model=MODEL, response_id=RID, created=CREATED,
-                                   legacy=True)  # fmt: skip
-    assert legacy_plain == render_response(plain, model=MODEL, response_id=RID, created=CREATED)
+    plain = {"messages": [user("hi")], "functions": [WEATHER["function"]], "function_call": "none"}
+    assert respond(plain) == respond({"messages": [user("hi")]})
 
 
 def test_stream_without_usage_ends_with_finish_then_done() -> None:
@@ -660,7 +695,6 @@ def test_stream_events_are_compact_sse() -> None:
             {
                 "index": 0,
                 "delta": {"role": "assistant", "content": ""},
-                "logprobs": None,
                 "finish_reason": None,
             }
         ],
@@ -727,57 +761,60 @@ def test_truncate_words_is_a_prefix_with_limit_words(text: str, limit: int) -> N
         ({"messages": "hi"}, "'messages' is required and must be a list"),
         ({"messages": {"role": "user"}}, "'messages' is required and must be a list"),
         ({"messages": []}, "at least one message"),
-        ({"messages": ["hi"]}, r"messages\[0\] must be an object, not str"),
-        ({"messages": [user("a"), None]}, r"messages\[1\] must be an object, not NoneType"),
-        ({"messages": [{"content": "a"}]}, r"messages\[0\]\.role None is not a known role"),
-        ({"messages": [{"role": "robot", "content": "a"}]}, r"messages\[0\]\.role 'robot'"),
-        ({"messages": [{"role": ["user"], "content": "a"}]}, r"messages\[0\]\.role \['user'\]"),
+        ({"messages": ["hi"]}, r"messages\[0\] must be an object"),
+        ({"messages": [user("a"), None]}, r"messages\[1\] must be an object"),
+        ({"messages": [{"content": "a"}]}, r"messages\[0\]: unknown role None"),
+        ({"messages": [{"role": "robot", "content": "a"}]}, r"messages\[0\]: unknown role 'robot'"),
+        (
+            {"messages": [{"role": ["user"], "content": "a"}]},
+            r"messages\[0\]: unknown role \['user'\]",
+        ),
         (
             {"messages": [user(42)]},
             r"messages\[0\]\.content must be a string, a list of parts or null",
         ),
         (
             {"messages": [user(["hi"])]},
-            r"messages\[0\]\.content\[0\] must be an object with a 'type'",
+            r"messages\[0\]\.content\[0\]: unsupported content part None",
         ),
         (
             {"messages": [user([{"type": "text"}])]},
-            r"messages\[0\]\.content\[0\]\.text must be a string",
+            r"messages\[0\]\.content\[0\]: a text part needs a 'text' string",
         ),
         ({"messages": [user("a")], "tools": {}}, "'tools' must be a list"),
         (
             {"messages": [user("a")], "tools": [{"type": "custom"}]},
-            r"tools\[0\] must be an object of type 'function'",
+            r"tools\[0\]: only function tools are supported",
         ),
         (
             {"messages": [user("a")], "tools": [{"type": "function", "function": {}}]},
-            r"tools\[0\]\.function\.name",
+            r"tools\[0\]: a function needs a 'name'",
         ),
         (
             {"messages": [user("a")], "tools": [{"type": "function"}]},
-            r"tools\[0\]\.function must be an object",
+            r"tools\[0\]: a function needs a 'name'",
         ),
         (
             {
                 "messages": [user("a")],
                 "tools": [{"type": "function", "function": {"name": "f", "parameters": []}}],
             },
-            r"tools\[0\]\.function\.parameters must be an object",
+            r"tools\[0\]: 'parameters' must be a JSON schema object",
         ),
-        ({"messages": [user("a")], "functions": [{"name": ""}]}, r"functions\[0\]\.name"),
+        ({"messages": [user("a")], "functions": [{"name": 7}]}, r"functions\[0\]: a function"),
         (
             {"messages": [user("a")], "tool_choice": "always"},
-            "'tool_choice' must be 'auto', 'required', 'none'",
+            "unknown tool_choice 'always'",
         ),
         ({"messages": [user("a")], "tool_choice": {"type": "function"}}, "'tool_choice' must be"),
         ({"messages": [user("a")], "function_call": 3}, "'function_call' must be"),
         (
             {"messages": [user("a")], "max_tokens": -1},
-            "'max_tokens' must be a non-negative integer",
+            "'max_tokens' must be a positive integer",
         ),
         (
             {"messages": [user("a")], "max_tokens": "10"},
-            "'max_tokens' must be a non-negative integer",
+            "'max_tokens' must be a positive integer",
         ),
         (
             {"messages": [user("a")], "max_completion_tokens": True},
@@ -791,9 +828,25 @@ def test_bad_requests_raise_conversion_error(body: dict[str, Any], message: str)
     assert info.value.status_hint == 400
 
 
-def test_non_object_body_is_rejected() -> None:
-    with pytest.raises(ConversionError, match="JSON object"):
-        parse_prompt([])  # type: ignore[arg-type]
+async def test_bad_request_is_a_400_in_the_dialects_envelope() -> None:
+    response = await mock_transport().request(
+        CHAT, [], orjson.dumps({"model": MODEL, "max_tokens": 0}), first_byte_timeout=1
+    )
+    assert response.status == 400
+    error = orjson.loads(await response.read())["error"]
+    assert error["message"] == "'messages' is required and must be a list of message objects"
+    assert error["type"] == "invalid_request_error"
+
+
+def mock_transport() -> MockTransport:
+    backend = next(b for b in load_config(None, {}).backends if b.protocol == "mock")
+    return MockTransport(backend, clock=lambda: CREATED)
+
+
+async def test_non_object_body_is_rejected() -> None:
+    response = await mock_transport().request(CHAT, [], b"[]", first_byte_timeout=1)
+    assert response.status == 400
+    assert b"request body must be a JSON object" in await response.read()
 
 
 # --- parse_prompt view and public surface --------------------------------------------------
