@@ -21,7 +21,7 @@ passing through as bytes; without stages the pipeline costs one attribute test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -143,11 +143,10 @@ class Pipeline:
 class Observers:
     """The observers of one answer, applied in stage order."""
 
-    __slots__ = ("_all", "ended")
+    __slots__ = ("_all",)
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self._all = tuple(observers)
-        self.ended = False  # an observer ended the stream
 
     def whole(self, response: Response) -> Response:
         for observer in self._all:
@@ -156,12 +155,9 @@ class Observers:
 
     def event(self, event: StreamEvent) -> bool:
         keep = True
-        for observer in self._all:
+        for observer in self._all:  # every observer sees every event
             keep = observer.event(event) and keep
-        if not keep:
-            self.ended = True
         return keep
 
 
-StageFactory = Callable[..., Stage]
 NO_STAGES = Pipeline()
