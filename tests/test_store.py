@@ -350,3 +350,24 @@ async def test_build_store_gives_a_guarded_redis_store(redis_server: RedisServer
     assert isinstance(store, GuardedStore)
     assert await store.incr("n", 4) == 4
     await store.aclose()
+
+
+async def test_memory_store_forgets_what_expired() -> None:
+    now = [0.0]
+    store = MemoryStore(clock=lambda: now[0])
+    limit = Limit(10, 1)
+    for index in range(100):
+        await store.reserve([f"b{index}"], [5], [limit])
+        await store.set(f"v{index}", b"x", 1)
+        await store.incr(f"n{index}", 1, 1)
+        assert await store.acquire([f"c{index}"], [1], 1) is not None
+    now[0] = 2.0  # buckets full again, values, counters and leases expired
+    store.sweep(now[0])
+    assert (store._buckets, store._values, store._counters, store._leases) == ({}, {}, {}, {})
+
+
+def test_a_limit_needs_a_capacity_and_a_window() -> None:
+    assert Limit(60, 60).rate == 1.0
+    for bad in ((0, 60), (10, 0)):
+        with pytest.raises(ValueError, match="capacity and window"):
+            Limit(*bad)

@@ -43,25 +43,30 @@ class MemoryStore:
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit]
     ) -> Decision:
         now = self._clock()
-        tokens = [self._tokens(k, lim, now) for k, lim in zip(keys, limits, strict=True)]
-        wait = max(
-            [
-                (cost - have) / lim.rate
-                for have, cost, lim in zip(tokens, costs, limits, strict=True)
-            ],
-            default=0.0,
-        )
-        allowed = wait <= 0
-        if allowed:
-            tokens = [have - cost for have, cost in zip(tokens, costs, strict=True)]
-            for key, limit, left in zip(keys, limits, tokens, strict=True):
-                self._put(key, limit, left, now)
+        buckets = self._buckets
+        tokens = []
+        wait = 0.0
+        for key, cost, limit in zip(keys, costs, limits, strict=True):
+            state = buckets.get(key)
+            have = limit.capacity
+            if state is not None:
+                have = min(have, state[0] + max(0.0, now - state[1]) * limit.rate)
+            if cost > have:
+                wait = max(wait, (cost - have) / limit.rate)
+            tokens.append(have)
+        if wait == 0.0:
+            for index, (key, cost, limit) in enumerate(zip(keys, costs, limits, strict=True)):
+                tokens[index] -= cost
+                self._put(key, limit, tokens[index], now)
         return Decision(
-            allowed,
-            0.0 if allowed else wait,
-            tuple(max(0, math.floor(t)) for t in tokens),
+            wait == 0.0,
+            wait,
+            tuple([max(0, math.floor(t)) for t in tokens]),
             tuple(
-                max(0.0, lim.capacity - t) / lim.rate for t, lim in zip(tokens, limits, strict=True)
+                [
+                    max(0.0, lim.capacity - t) / lim.rate
+                    for t, lim in zip(tokens, limits, strict=True)
+                ]
             ),
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class StoreError(Exception):
@@ -15,10 +15,12 @@ class Limit:
 
     capacity: float
     window_seconds: float = 60.0
+    rate: float = field(init=False, repr=False, compare=False)  # tokens per second
 
-    @property
-    def rate(self) -> float:
-        return self.capacity / self.window_seconds
+    def __post_init__(self) -> None:
+        if self.capacity <= 0 or self.window_seconds <= 0:
+            raise ValueError(f"a limit needs capacity and window > 0, got {self}")
+        object.__setattr__(self, "rate", self.capacity / self.window_seconds)
 
 
 @dataclass(frozen=True, slots=True)
