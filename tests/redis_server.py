@@ -20,8 +20,9 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, password: str | None = None) -> None:
         self.executable = executable
+        self.password = password
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -32,7 +33,8 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
+             "--save", "", "--appendonly", "no",
+             *(("--requirepass", self.password) if self.password else ())],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -46,7 +48,7 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -371,3 +372,24 @@ def test_a_limit_needs_a_capacity_and_a_window() -> None:
     for bad in ((0, 60), (10, 0)):
         with pytest.raises(ValueError, match="capacity and window"):
             Limit(*bad)
+
+
+async def test_a_password_is_used_and_never_repeated() -> None:
+    executable = shutil.which("redis-server")
+    assert executable is not None, "redis-server is missing: apt-get install redis-server"
+    server = RedisServer(executable, password="s3cret-pw")
+    server.start()
+    try:
+        text = f'[store]\nurl = "redis://:s3cret-pw@127.0.0.1:{server.port}"\n'
+        store = build_store(parse_config(text, path="c", env={}).store)
+        assert await store.incr("n") == 1  # authenticated
+        await store.aclose()
+        warnings: list[str] = []
+        text = text.replace("s3cret-pw", "wrong-pw")
+        store = build_store(parse_config(text, path="c", env={}).store, warn=warnings.append)
+        assert await store.incr("n") == 1  # refused: the in-process counter answered
+        assert len(warnings) == 1 and "AUTH" in warnings[0]
+        assert "wrong-pw" not in warnings[0] and "s3cret" not in warnings[0]
+        await store.aclose()
+    finally:
+        server.stop()
