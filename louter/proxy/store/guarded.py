@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from louter.proxy.store import Store
     from louter.proxy.store.memory import MemoryStore
 
+    class Remote(Store):
+        def reset(self) -> None:
+            """Drop every connection (after a failure the idle ones may be dead too)."""
+
+
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 LOCAL = "local:"  # leases taken from the fallback store
@@ -42,7 +47,7 @@ _FAILURES = (StoreError, OSError, trio.BrokenResourceError, trio.ClosedResourceE
 class GuardedStore:
     def __init__(
         self,
-        remote: Store,
+        remote: Remote,
         local: MemoryStore,
         *,
         op_timeout: float,
@@ -91,9 +96,7 @@ class GuardedStore:
 
     def _failed(self, op: str, exc: BaseException) -> None:
         self._count(op)
-        remote_pool = getattr(self.remote, "pool", None)
-        if remote_pool is not None:
-            remote_pool.reset()
+        self.remote.reset()
         if not self._backoff:
             self._warn(
                 f"store: redis failed on {op} ({exc}); on_error = {self._mode!r} until it "

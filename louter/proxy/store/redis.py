@@ -95,6 +95,9 @@ class RedisStore:
         )
 
     async def settle(self, key: str, limit: Limit, delta: float) -> None:
+        """Queue the settle; the first caller with none on the wire sends the queue (and
+        whatever queues meanwhile) in pipelines. Callers spawn it off the request's path.
+        A batch that fails is lost: those reservations stay as estimated."""
         args = (float(limit.capacity), float(limit.window_seconds), float(delta))
         self._settles.append((SETTLE, [self._bucket(key)], args))
         if self._flushing:
@@ -134,6 +137,9 @@ class RedisStore:
     async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
         ttl = 0 if ttl_seconds is None else _ms(ttl_seconds)
         return int(await self._one(INCR, [self._value(key)], (amount, ttl)))
+
+    def reset(self) -> None:
+        self.pool.reset()
 
     async def aclose(self) -> None:
         self.pool.reset()
