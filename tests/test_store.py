@@ -393,3 +393,37 @@ async def test_a_password_is_used_and_never_repeated() -> None:
         await store.aclose()
     finally:
         server.stop()
+
+
+async def test_settles_share_round_trips(redis_server: RedisServer) -> None:  # noqa: F811
+    store = _redis(redis_server, "batch")
+    writes = 0
+    run = store.pool.run
+
+    async def counted(commands):  # type: ignore[no-untyped-def]
+        nonlocal writes
+        writes += 1
+        return await run(commands)
+
+    store.pool.run = counted  # type: ignore[method-assign]
+    limit = Limit(1000, HOUR)
+    await store.settle("tpm", limit, 1)  # the script is loaded (EVAL) before the burst
+    writes = 0
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(store.settle, "tpm", limit, 2)
+    assert writes <= 3  # the first settle alone, then the 49 queued behind it together
+    assert (await store.reserve(["tpm"], [1], [limit])).remaining == (898,)
+    await store.aclose()
+
+
+async def test_the_database_number_is_selected(redis_server: RedisServer) -> None:  # noqa: F811
+    url = redis_server.url.replace("/0", "/3")
+    store = build_store(parse_config(f'[store]\nurl = "{url}"\n', path="c", env={}).store)
+    assert await store.incr("n", 7) == 7
+    await store.aclose()
+    three, zero = Pool("127.0.0.1", redis_server.port, db=3), Pool("127.0.0.1", redis_server.port)
+    assert (await three.run([("GET", "{louter:v:n}")]))[0] == b"7"
+    assert (await zero.run([("DBSIZE",)]))[0] == 0
+    three.reset()
+    zero.reset()
