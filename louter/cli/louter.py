@@ -40,7 +40,9 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
         table.add_column(column)
     for backend in ctx.config.backends:
         key = (
-            "set"
+            f"{len(backend.api_keys)} keys"
+            if len(backend.api_keys) > 1
+            else "set"
             if backend.api_key
             else (f"missing ({backend.key_env})" if backend.key_env else "-")
         )
