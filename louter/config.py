@@ -489,20 +489,23 @@ def _pool_fields(
     names: Iterable[str],
     env: Mapping[str, str],
 ) -> dict[str, Any]:
-    """A key pool: `api_keys` then the variables of `api_keys_env`, in order. Mixing it
-    with `api_key` / `api_key_env` is refused (which key would be the pool's?); so are an
-    unset variable, an empty pool and a key listed twice."""
+    """A key pool: `api_keys` then the set variables of `api_keys_env`, in order (unset
+    ones are named in `key_env` for the start-up summary; with none set and no literal
+    key the backend has no key, as with an unset `api_key_env`). Mixing it with
+    `api_key` / `api_key_env` is refused (which key would be the pool's?); so are an
+    empty list and a key listed twice."""
     for single in ("api_key", "api_key_env"):
         if single in data:
             raise where.error(table, single, "cannot be combined with api_keys / api_keys_env")
-    for name in names:
-        if not env.get(name):
-            raise where.error(table, "api_keys_env", f"environment variable {name} is not set")
-        keys.append(env[name])
-    if not keys or len(set(keys)) != len(keys):
-        raise where.error(table, None, "a key pool must list at least one key, each once")
+    names = list(names)
+    if not keys and not names:
+        raise where.error(table, "api_keys", "must list at least one key")
+    keys += [env[name] for name in names if env.get(name)]
+    if len(set(keys)) != len(keys):
+        raise where.error(table, None, "a key pool must list each key once")
+    missing = ", ".join(name for name in names if not env.get(name)) or None
     values.pop("api_key_env", None)  # a preset's default variable
-    return {"api_key": keys[0], "key_env": None, "api_keys": tuple(keys)}
+    return {"api_key": keys[0] if keys else None, "key_env": missing, "api_keys": tuple(keys)}
 
 
 def _preset_backends(env: Mapping[str, str], taken: set[str]) -> list[Backend]:

@@ -9,6 +9,7 @@ backend before the next candidate; no key shows anywhere a client or operator lo
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import sys
@@ -19,9 +20,12 @@ import anthropic
 import httpx
 import pytest
 import trio
+from rich.console import Console
 
+from louter.cli.louter import summary
 from louter.config import parse_config
 from louter.errors import ConfigError
+from louter.proxy.app import build_context
 from tests.conftest import StartLouter
 from tests.fakes import FakeUpstream, JSONReply, Recorded, SSEReply, chat_completion, chat_stream
 from tests.sdk import Clients, in_thread
@@ -293,14 +297,28 @@ def test_a_pool_is_read_from_keys_then_variables_in_order() -> None:
     assert backend.api_key == "key-a1"  # what "has a key of its own" tests read
 
 
+def test_unset_pool_variables_are_left_out_and_named_in_the_start_up_table() -> None:
+    toml = '[backends.p]\nurl = "http://h"\napi_keys_env = ["K1", "K2", "K3"]\n'
+    config = parse_config(toml, path="t.toml", env={"K1": "key-one", "K3": "key-three"})
+    backend = config.backends[0]
+    assert backend.api_keys == ("key-one", "key-three")
+    ctx = build_context(config, default_backend="p")
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(summary(ctx, "127.0.0.1", 8080, None))
+    shown = console.export_text()
+    assert "2 keys, missing (K2)" in shown and "key-one" not in shown
+    none_set = parse_config(toml, path="t.toml", env={}).backends[0]
+    assert none_set.api_key is None and none_set.key_env == "K1, K2, K3"
+
+
 @pytest.mark.parametrize(
     ("keys", "problem"),
     [
         ('api_key = "key-one"\napi_keys = ["key-two"]', "key 'api_key': cannot be combined"),
         ('api_key_env = "K"\napi_keys_env = ["K"]', "key 'api_key_env': cannot be combined"),
-        ('api_keys_env = ["UNSET"]', "environment variable UNSET is not set"),
-        ("api_keys = []", "at least one key, each once"),
-        ('api_keys = ["key-same", "key-same"]', "at least one key, each once"),
+        ("api_keys = []", "key 'api_keys': must list at least one key"),
+        ('api_keys = ["key-same", "key-same"]', "must list each key once"),
+        ('api_keys = ["key-same"]\napi_keys_env = ["K"]', "must list each key once"),
         ('api_keys = ["key-secret", 3]', "must be a list of strings, got (not shown)"),
     ],
 )
@@ -308,6 +326,8 @@ def test_ambiguous_or_broken_pools_are_refused_without_showing_keys(
     keys: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config(f'[backends.p]\nurl = "http://h"\n{keys}\n', path="t.toml", env={"K": "k"})
+        parse_config(
+            f'[backends.p]\nurl = "http://h"\n{keys}\n', path="t.toml", env={"K": "key-same"}
+        )
     assert problem in str(caught.value)
     assert "key-secret" not in str(caught.value) and "key-same" not in str(caught.value)
