@@ -454,7 +454,7 @@ def _parse_backend(
     return Backend(name=name, model_mapping=mapping, **values)
 
 
-_SECRET_KEYS = frozenset({"api_key", "api_keys"})
+_SECRET_KEYS = frozenset({"api_keys"})  # a list may hold real keys beside a wrong entry
 
 
 def _key_fields(

@@ -10,13 +10,17 @@ A failure before any byte reached the client — connect error, no first byte wi
 `max_retries` (after `retry_backoff_seconds`, doubling, or the upstream's `Retry-After`
 when longer, never waiting past `timeout_seconds` since the request arrived), then the
 next candidate. A backend whose breaker is open is skipped. Once an answer is being
-relayed nothing is retried. When every candidate failed, the client gets the last
+relayed nothing is retried. A backend with a key pool (`api_keys`) starts each request
+at its next key; a 401/403/429 from one key moves at once to the next key on the same
+backend (each key once per request; the breaker counts only the last key's refusal),
+then to the next candidate. When every candidate failed, the client gets the last
 failure: the upstream's own error answer (relayed in the client's dialect, same status),
 or the transport error (502/504); when every candidate was skipped, 503.
 
 Each attempt is journaled (`backend_request` with its `attempt` number, and the ordered
-`candidates` when there was more than one; a failed attempt adds an `error` entry with
-backend, status and attempt) and counted in the metrics.
+`candidates` when there was more than one, and `key_index` with a key pool; a failed
+attempt adds an `error` entry with backend, status and attempt) and counted in the
+metrics.
 """
 
 from __future__ import annotations
