@@ -166,6 +166,12 @@ async def test_every_key_refused_and_no_other_backend_relays_the_last_refusal_cl
     assert "Incorrect API key provided" in text
     assert caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     assert not any(key in text for key in KEYS)
+    async with httpx.AsyncClient(base_url=base) as http:  # forwarded as it came
+        answer = await http.post(CHAT, json=ASK)
+    assert answer.status_code == 401
+    assert "Incorrect API key provided" in answer.text
+    assert not any(key in answer.text for key in KEYS)
+    assert len(fakes[0].requests) == 6
 
 
 async def test_no_key_material_in_stderr_the_log_metrics_or_error_bodies(
