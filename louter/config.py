@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from louter.access import Auth, parse_auth
 from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
 
@@ -106,7 +107,7 @@ class Proxies:
         if proxy is None:
             return None
         host = (parts.hostname or "").lower()
-        if _loopback(host):
+        if is_loopback(host):
             return None
         for entry in self.no_proxy:
             if entry == "*" or host == entry or host.endswith("." + entry):
@@ -116,7 +117,7 @@ class Proxies:
         return proxy
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -132,6 +133,7 @@ class Config:
     backends: tuple[Backend, ...]
     source: str | None = None
     proxies: Proxies = field(default_factory=Proxies)
+    auth: Auth = field(default_factory=Auth)  # client keys ([auth], [keys.NAME])
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -270,7 +272,13 @@ BACKEND_KEYS = {
     "connect_timeout_seconds": "number",
     "model_mapping": "table",
 }
-TOP_KEYS = {"server": "table", "performance": "table", "backends": "table"}
+TOP_KEYS = {
+    "server": "table",
+    "performance": "table",
+    "backends": "table",
+    "auth": "table",
+    "keys": "table",
+}
 CHOICES = {
     "protocol": PROTOCOLS,
     "tool_format": TOOL_FORMATS,
@@ -478,7 +486,8 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         _parse_backend(where, name, data, env) for name, data in top.get("backends", {}).items()
     ]
     backends = configured + _preset_backends(env, {b.name for b in configured})
-    return Config(server, performance, tuple(backends), path, _proxies(env))
+    auth = parse_auth(top.get("auth", {}), top.get("keys", {}), env, where.error)
+    return Config(server, performance, tuple(backends), path, _proxies(env), auth)
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
