@@ -515,7 +515,7 @@ async def test_disable_auth_and_the_warning(tmp_path: Path) -> None:
         _stop(proc)
     assert reply.status_code == 200, reply.text
     said = stderr.read_text()
-    assert "WARNING: client auth is OFF (--disable-auth)" in said
+    assert "WARNING: client auth is OFF (disabled)" in said
     # auth on, or loopback: no warning
     proc, base, stderr = await _serve_cli(tmp_path, config, host="0.0.0.0")
     _stop(proc)

@@ -60,10 +60,18 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
     table.caption = (
         f"endpoints: {', '.join(sorted(ROUTES))}\n"
         f"config: {escape(ctx.config.source or 'none (built-in presets)')}; "
-        f"log file: {escape(str(log_file or 'none'))}"
+        f"log file: {escape(str(log_file or 'none'))}\n"
+        f"client auth: {escape(_auth_state(ctx.config))}"
     )
     table.caption_justify = "left"
     return table
+
+
+def _auth_state(config: Config) -> str:
+    count = len(config.auth.keys)
+    if config.auth.on:
+        return f"on ({count} key{'s' if count > 1 else ''})"
+    return "off (disabled)" if count else "off (no [keys.NAME])"
 
 
 class CannotListen(Exception):
@@ -135,7 +143,7 @@ def _warn_open(console: Console, config: Config, host: str) -> None:
     """Auth off on an address other machines can reach: say so on stderr."""
     if config.auth.on or is_loopback(host.strip("[]")):
         return
-    why = "--disable-auth" if config.auth.keys else "no [keys.NAME] configured"
+    why = "disabled" if config.auth.keys else "no [keys.NAME] configured"
     console.print(
         Text(
             f"louter: WARNING: client auth is OFF ({why}) and louter listens on {host}: "
