@@ -81,6 +81,16 @@ class Backend:
     connect_timeout_seconds: float | None = None  # None: [performance]'s
     model_mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     implicit: bool = False  # a built-in preset the config file does not name
+    forward_client_key: bool | None = None  # None: forward only with client auth off
+
+    def takes_client_key(self, auth_on: bool) -> bool:
+        """Whether the client's own key goes to this backend: never when it has a key of
+        its own; with client auth on only if `forward_client_key = true` (a louter key
+        itself is never forwarded: the auth gate removes it); with auth off unless
+        `forward_client_key = false`."""
+        if self.api_key:
+            return False
+        return self.forward_client_key is True if auth_on else self.forward_client_key is not False
 
     def backend_model(self, client_model: str) -> str:
         """The name this backend knows `client_model` by."""
@@ -271,6 +281,7 @@ BACKEND_KEYS = {
     "timeout_seconds": "number",
     "connect_timeout_seconds": "number",
     "model_mapping": "table",
+    "forward_client_key": "bool",
 }
 TOP_KEYS = {
     "server": "table",

@@ -258,6 +258,80 @@ async def test_the_key_never_reaches_the_upstream(nursery: trio.Nursery, door: s
         assert GOOD not in seen and "authorization" not in dict(request.headers)
 
 
+def _two_upstreams(a: FakeUpstream, b: FakeUpstream, auth: str, forward_a: str) -> str:
+    return f"""
+[backends.a]
+protocol = "openai"
+url = "{a.url}"
+{forward_a}
+[backends.a.model_mapping]
+ma = "ma"
+
+[backends.b]
+protocol = "openai"
+url = "{b.url}"
+[backends.b.model_mapping]
+mb = "mb"
+{auth}
+"""
+
+
+def _bearer(fake: FakeUpstream) -> list[str | None]:
+    return [r.headers.get("authorization") for r in fake.requests]
+
+
+async def test_forward_client_key_with_auth_on(nursery: trio.Nursery) -> None:
+    """The louter key in `x-louter-key`, the client's own key where its SDK puts it: only
+    a backend with `forward_client_key = true` gets the client's own key."""
+    a, b = (FakeUpstream(JSONReply(chat_completion("ok"))) for _ in range(2))
+    for fake in (a, b):
+        await nursery.start(fake.serve)
+    keys = f'[keys.team]\nkey_sha256 = "{digest(GOOD).hex()}"\n'
+    base = await start(nursery, _two_upstreams(a, b, keys, "forward_client_key = true"))
+
+    def ask(model: str, door: str) -> str:
+        if door == "openai":
+            with openai.OpenAI(
+                base_url=base + "/v1",
+                api_key="sk-own",
+                max_retries=0,
+                default_headers={"x-louter-key": GOOD},
+            ) as client:
+                messages: Any = [{"role": "user", "content": "hi"}]
+                reply = client.chat.completions.create(model=model, messages=messages)
+                return reply.choices[0].message.content or ""
+        with anthropic.Anthropic(
+            base_url=base, api_key="sk-own", max_retries=0, default_headers={"x-louter-key": GOOD}
+        ) as client:
+            messages = [{"role": "user", "content": "hi"}]
+            answer = client.messages.create(model=model, max_tokens=8, messages=messages)
+            return "".join(block.text for block in answer.content if block.type == "text")
+
+    for door in ("openai", "anthropic"):  # passthrough, and converted
+        assert await in_thread(lambda d=door: ask("ma", d)) == "ok"
+        assert await in_thread(lambda d=door: ask("mb", d)) == "ok"
+    assert _bearer(a) == ["Bearer sk-own", "Bearer sk-own"]
+    assert _bearer(b) == [None, None]
+    # without x-louter-key the key in the SDK's place is the louter key: never forwarded
+    assert await in_thread(lambda: _openai(base, GOOD, "ma", False)) == "ok"
+    assert _bearer(a)[-1] is None
+    for fake in (a, b):
+        assert all(GOOD not in orjson.dumps(dict(r.headers)).decode() for r in fake.requests)
+
+
+async def test_forward_client_key_with_auth_off(nursery: trio.Nursery) -> None:
+    """Auth off: a keyless backend gets the client's key (as before) unless
+    `forward_client_key = false`."""
+    a, b = (FakeUpstream(JSONReply(chat_completion("ok"))) for _ in range(2))
+    for fake in (a, b):
+        await nursery.start(fake.serve)
+    base = await start(nursery, _two_upstreams(a, b, "", "forward_client_key = false"))
+    for model in ("ma", "mb"):
+        assert await in_thread(lambda m=model: _openai(base, "sk-own", m, False)) == "ok"
+    assert _bearer(a) == [None]
+    assert _bearer(b) == ["Bearer sk-own"]
+
+
 # --------------------------------------------------------------------------- throttling
 
 

@@ -8,7 +8,9 @@ Two parts:
   where the endpoint's dialect sends it (`Dialect.key_headers` / `key_query`), its SHA-256
   looked up and compared in constant time (`hmac.compare_digest`), expiry, and a per-address
   failure throttle. The key is then removed from the request, so it can never be forwarded
-  upstream, and its config name recorded on the exchange (the journal names it).
+  upstream, and its config name recorded on the exchange (the journal names it). A louter
+  key may also come in `x-louter-key` (any dialect): the dialect's own place then keeps the
+  client's own key, forwarded only to backends with `forward_client_key = true`.
 - `ModelAllowList`, a pipeline stage: the request's model against the key's `models` globs
   (403). In the pipeline only when some key has a list other than `["*"]`.
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from louter.proxy.metrics import Metrics
 
 INVALID = "invalid_api_key"  # OpenAI's `code` for a 401
+LOUTER_HEADER = "x-louter-key"  # a louter key in any dialect, beside the client's own key
 ANY = "*"  # `Gate.admit`'s dialect for paths every dialect's clients use
 
 
@@ -124,7 +127,8 @@ class Gate:
                 status_hint=429,
                 headers=((b"retry-after", str(math.ceil(wait)).encode("ascii")),),
             )
-        presented = client_key(http, places.headers, places.query)
+        own = http.headers.pop(LOUTER_HEADER, None)  # louter's own place, any dialect
+        presented = own or client_key(http, places.headers, places.query)
         if presented is None:
             self._refuse(peer, "missing", "missing API key")
         found = self._keys.get(given := digest(presented)) if presented else None
@@ -132,7 +136,8 @@ class Gate:
             self._refuse(peer, "unknown", "incorrect API key provided")
         if found.expired(self._wall()):
             self._refuse(peer, "expired", "API key expired")
-        _strip(http, places)
+        if own is None:  # else the dialect's place holds the client's own key (kept)
+            _strip(http, places)
         exchange.key = found
 
     def _refuse(self, peer: str, reason: str, message: str) -> NoReturn:
