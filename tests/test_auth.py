@@ -391,6 +391,23 @@ async def test_model_lists_need_a_key_health_and_metrics_do_not(nursery: trio.Nu
     assert 'auth_failures_total{reason="missing"} 3.0' in metrics.text
 
 
+async def test_model_lists_show_what_the_key_allows(nursery: trio.Nursery) -> None:
+    toml = keys_toml().replace(
+        '[backends.mock]\nprotocol = "mock"',
+        '[backends.mock]\nprotocol = "mock"\n[backends.mock.model_mapping]\n'
+        '"gpt-4o" = "gpt-4o"\n"claude-3" = "claude-3"',
+    )
+    base = await start(nursery, toml)
+    async with httpx.AsyncClient(base_url=base) as client:
+        every = await client.get("/v1/models", headers={"authorization": f"Bearer {GOOD}"})
+        narrow = await client.get("/v1/models", headers={"authorization": f"Bearer {NARROW}"})
+        gemini = await client.get("/v1beta/models", headers={"x-goog-api-key": NARROW})
+    names = {m["id"] for m in every.json()["data"]}
+    assert {"gpt-4o", "claude-3"} <= names
+    assert {m["id"] for m in narrow.json()["data"]} == {"gpt-4o"}
+    assert [m["name"] for m in gemini.json()["models"]] == ["models/gpt-4o"]
+
+
 async def test_sdk_model_lists(nursery: trio.Nursery) -> None:
     base = await start(nursery, keys_toml())
 
