@@ -215,6 +215,22 @@ async def test_envelopes_missing_key_and_model(nursery: trio.Nursery, door: str)
     assert fine.status_code == 200, fine.text
 
 
+async def test_token_counting_needs_a_key_and_an_allowed_model(nursery: trio.Nursery) -> None:
+    base = await start(nursery, keys_toml())
+    body = {"model": "claude-3", "messages": [{"role": "user", "content": "hi"}]}
+    version = {"anthropic-version": "2023-06-01"}
+    async with httpx.AsyncClient(base_url=base) as client:
+        path = "/v1/messages/count_tokens"
+        missing = await client.post(path, json=body, headers=version)
+        narrow = await client.post(path, json=body, headers={**version, "x-api-key": NARROW})
+        fine = await client.post(path, json=body, headers={**version, "x-api-key": GOOD})
+    assert missing.status_code == 401
+    assert missing.json()["error"]["type"] == "authentication_error"
+    assert narrow.status_code == 403
+    assert narrow.json()["error"]["type"] == "permission_error"
+    assert fine.status_code == 200 and fine.json()["input_tokens"] > 0
+
+
 async def test_the_key_of_another_dialects_place_is_not_read(nursery: trio.Nursery) -> None:
     """Each door reads its own dialect's place: x-api-key means nothing to OpenAI's."""
     base = await start(nursery, keys_toml())
