@@ -126,12 +126,30 @@ def _loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """`[store]`: shared state in Redis. `url` is shown without its credentials; the
+    password (from the URL or `password_env`) never appears in a repr or a message."""
+
+    url: str
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    op_timeout_ms: float = 50.0
+    on_error: str = "local"
+    key_prefix: str = "louter"
+    pool_size: int = 8
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: Server
     performance: Performance
     backends: tuple[Backend, ...]
     source: str | None = None
     proxies: Proxies = field(default_factory=Proxies)
+    store: StoreConfig | None = None  # None: every counter lives in the process
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -270,12 +288,22 @@ BACKEND_KEYS = {
     "connect_timeout_seconds": "number",
     "model_mapping": "table",
 }
-TOP_KEYS = {"server": "table", "performance": "table", "backends": "table"}
+STORE_KEYS = {
+    "url": "str",
+    "op_timeout_ms": "number",
+    "on_error": "str",
+    "key_prefix": "str",
+    "pool_size": "int",
+    "password_env": "str",
+}
+STORE_FAILURE_MODES = ("local", "open", "closed")
+TOP_KEYS = {"server": "table", "performance": "table", "backends": "table", "store": "table"}
 CHOICES = {
     "protocol": PROTOCOLS,
     "tool_format": TOOL_FORMATS,
     "max_tokens_field": MAX_TOKENS_FIELDS,
     "openai_token_counting_mode": COUNTING_MODES,
+    "on_error": STORE_FAILURE_MODES,
 }
 
 
@@ -461,6 +489,61 @@ def _preset_backends(env: Mapping[str, str], taken: set[str]) -> list[Backend]:
     ]
 
 
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def store_url_problem(url: str) -> str | None:
+    """What is wrong with a `[store] url` (None when usable); never repeats a password."""
+    parts = urlsplit(url)
+    if parts.scheme == "rediss":
+        return "rediss:// (TLS) is not supported; use redis:// on a trusted network or a tunnel"
+    if parts.scheme != "redis" or not parts.hostname:
+        return f"must be a redis://[:password@]host[:port][/db] URL, got {parts.scheme}://..."
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return "has an invalid port"
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        return f"the path must be a database number (/0, /1, ...), got /{path}"
+    if parts.query or parts.fragment:
+        return "must not have a query or fragment"
+    return None
+
+
+def _parse_store(where: _Where, data: Mapping[str, Any], env: Mapping[str, str]) -> StoreConfig:
+    values = _check_table(where, "store", data, STORE_KEYS)
+    if "url" not in values:
+        raise where.error("store", "url", "is required (redis://host:port/db)")
+    problem = store_url_problem(values["url"])
+    if problem is not None:
+        raise where.error("store", "url", problem)
+    _positive(where, "store", values, ("op_timeout_ms", "pool_size"))
+    prefix = values.get("key_prefix", "louter")
+    if not _KEY_PREFIX.fullmatch(prefix):
+        raise where.error("store", "key_prefix", "must be 1-64 of A-Z a-z 0-9 _ . : -")
+    parts = urlsplit(values["url"])
+    password = parts.password
+    if "password_env" in values:
+        password = env.get(values["password_env"]) or None
+        if password is None:
+            raise where.error("store", "password_env", f"{values['password_env']} is not set")
+    host = parts.hostname or ""
+    shown = f"redis://{'[' + host + ']' if ':' in host else host}:{parts.port or 6379}"
+    return StoreConfig(
+        url=shown + (parts.path or ""),
+        host=host,
+        port=parts.port or 6379,
+        db=int(parts.path.strip("/") or 0),
+        username=parts.username or None,
+        password=password,
+        op_timeout_ms=float(values.get("op_timeout_ms", 50.0)),
+        on_error=values.get("on_error", "local"),
+        key_prefix=prefix,
+        pool_size=values.get("pool_size", 8),
+    )
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -478,7 +561,8 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         _parse_backend(where, name, data, env) for name, data in top.get("backends", {}).items()
     ]
     backends = configured + _preset_backends(env, {b.name for b in configured})
-    return Config(server, performance, tuple(backends), path, _proxies(env))
+    store = _parse_store(where, top["store"], env) if "store" in top else None
+    return Config(server, performance, tuple(backends), path, _proxies(env), store)
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
