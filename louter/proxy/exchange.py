@@ -115,6 +115,8 @@ class Exchange:
         "budgets",
         "offload",
         "call",
+        "usage",
+        "reply_headers",
         "_journal",
         "_lines",
     )
@@ -141,6 +143,8 @@ class Exchange:
         self.budgets = budgets
         self.offload = False  # the request is large: `compute` runs work in a thread
         self.call: Call | None = None  # set when the request went through pipeline stages
+        self.usage: tuple[int, int] | None = None  # (input, output) of a complete answer
+        self.reply_headers: tuple[tuple[bytes, bytes], ...] = ()  # a stage's, on the answer
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 

@@ -18,6 +18,7 @@ this context (never the process-global one: tests run several louters in one pro
     http_requests_in_flight, backend_requests_in_flight{backend}
     log_write_errors_total                                  failed writes to the JSONL log
     store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
+    rate_limited_total{scope}                               requests refused by [limits]
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class Metrics:
         self.overhead = Histogram(OVERHEAD_BUCKETS)
         self._requests: dict[tuple[str, str, int], Histogram] = {}
         self._errors: dict[Labels, Count] = {}
+        self._limited: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.registry = CollectorRegistry()
@@ -173,6 +175,13 @@ class Metrics:
         found = self._errors.get(key)
         if found is None:
             found = self._errors[key] = Count()
+        found.value += 1
+
+    def rate_limited(self, scope: str) -> None:
+        """A request refused by a rate limit of `scope` (default, model, key, backend)."""
+        found = self._limited.get((scope,))
+        if found is None:
+            found = self._limited[(scope,)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -222,6 +231,11 @@ class Metrics:
             "log_write_errors", "Writes to the JSONL log that failed (the exchange went unlogged)",
             [], {(): self.log_write_errors},
         )  # fmt: skip
+        if self._limited:
+            yield _counters(
+                "rate_limited", "Requests refused by a rate limit, by scope", ["scope"],
+                self._limited,
+            )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:
             yield from self.store.collect()

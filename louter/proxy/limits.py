@@ -1,0 +1,310 @@
+"""Rate limits (issue 18): `rpm`, `tpm` and `max_concurrent` per scope, counted in the
+store (`louter/proxy/store`), so they are exact across every louter sharing one Redis.
+
+Scopes on the client side (the pipeline stage `RateLimits`): `[limits.default]`, the
+first `[limits.models."glob"]` matching the request's model, and the client key's own
+limits (`keys`: key name -> `Rate`, filled from the auth stage's `[keys.NAME]`; the key
+name is read from `call.exchange.key_name`). One `store.reserve` charges every bucket of
+a request (rpm: 1; tpm: the input estimate plus `max_tokens`, or `default_output_tokens`)
+or none; `max_concurrent` takes one lease in every capped scope (queueing up to
+`queue_timeout_seconds`), taken before the buckets so a refused request spends nothing.
+After the exchange the TPM buckets settle to the backend's real usage (`exchange.usage`,
+streams included); a stream that died before reporting usage keeps its reservation; an
+error answer gives its estimate back.
+
+Backend scopes (`BackendLimits`, used by the attempt loop): `rpm` and `tpm` per backend;
+a backend at its limit is skipped like one whose breaker is open.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+
+from louter.config import LimitsConfig, Rate
+from louter.errors import LouterError
+from louter.proxy.pipeline import Call, Stage
+from louter.proxy.store import Decision, Limit, Store
+
+if TYPE_CHECKING:
+    from louter.convert.model import Response
+    from louter.proxy.metrics import Metrics
+
+HeaderList = list[tuple[bytes, bytes]]
+LEASE_SECONDS = 600.0  # a concurrency slot held by a crashed instance frees itself
+FIRST_POLL = 0.005  # seconds between tries of a full `max_concurrent` (doubling)
+LAST_POLL = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    label: str  # metric label: default | model | key | backend
+    id: str  # the store key's stem
+    rate: Rate
+
+
+@dataclass(slots=True)
+class _Buckets:
+    """The token buckets one request charges: store keys, costs, limits, and what each is."""
+
+    keys: list[str]
+    costs: list[float]
+    limits: list[Limit]
+    scopes: list[str]  # metric label per bucket
+    kinds: list[str]  # "requests" | "tokens" per bucket
+
+    def add(self, scope: Scope, tokens: int) -> None:
+        rate = scope.rate
+        if rate.rpm is not None:
+            self._one(scope, "requests", 1, rate.rpm)
+        if rate.tpm is not None:
+            self._one(scope, "tokens", tokens, rate.tpm)
+
+    def _one(self, scope: Scope, kind: str, cost: float, capacity: int) -> None:
+        self.keys.append(f"{scope.id}:{kind}")
+        self.costs.append(cost)
+        self.limits.append(Limit(capacity, 60.0))
+        self.scopes.append(scope.label)
+        self.kinds.append(kind)
+
+    def refused_scope(self, decision: Decision) -> str:
+        """The scope that could not pay (the first bucket short of its cost)."""
+        for remaining, cost, scope in zip(decision.remaining, self.costs, self.scopes, strict=True):
+            if remaining < cost:
+                return scope
+        return self.scopes[0]
+
+
+def _empty() -> _Buckets:
+    return _Buckets([], [], [], [], [])
+
+
+@dataclass(slots=True)
+class _Held:
+    buckets: _Buckets
+    tokens: int  # the TPM estimate charged
+    caps: list[str]  # concurrency keys holding `lease`
+    lease: str | None
+
+
+def too_many(message: str, retry_after: float) -> LouterError:
+    """A 429 with `retry-after` (whole seconds, rounded up) and `retry-after-ms`."""
+    seconds = max(1, int(-(-retry_after // 1)))
+    headers = (
+        (b"retry-after", str(seconds).encode()),
+        (b"retry-after-ms", str(max(1, round(retry_after * 1000))).encode()),
+    )
+    return LouterError(message, status_hint=429, headers=headers)
+
+
+class RateLimits(Stage):
+    """The client-side limits as a pipeline stage (after auth, before routing)."""
+
+    def __init__(
+        self,
+        config: LimitsConfig,
+        store: Store,
+        metrics: Metrics | None = None,
+        keys: Mapping[str, Rate] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._metrics = metrics
+        keys = keys or {}
+        self._keys = {name: Scope("key", f"key:{name}", rate) for name, rate in keys.items()}
+        self._default = Scope("default", "default", config.default) if config.default else None
+        self._models = [Scope("model", f"model:{glob}", rate) for glob, rate in config.models]
+        self._globs = [glob for glob, _ in config.models]
+        self._held: dict[int, _Held] = {}
+        self._clock = clock
+
+    def scopes(self, call: Call) -> list[Scope]:
+        found = [self._default] if self._default is not None else []
+        for glob, scope in zip(self._globs, self._models, strict=True):
+            if fnmatch.fnmatchcase(call.model, glob):
+                found.append(scope)
+                break
+        key = self._keys.get(getattr(call.exchange, "key_name", None) or "")
+        if key is not None:
+            found.append(key)
+        return found
+
+    async def on_request(self, call: Call) -> Response | None:
+        if call.kind != "generate":
+            return None
+        scopes = self.scopes(call)
+        if not scopes:
+            return None
+        tokens = self._estimate(call) if any(s.rate.tpm for s in scopes) else 0
+        buckets = _empty()
+        for scope in scopes:
+            buckets.add(scope, tokens)
+        capped = [s for s in scopes if s.rate.max_concurrent is not None]
+        caps = [f"{s.id}:concurrent" for s in capped]
+        lease = await self._acquire(caps, [s.rate.max_concurrent or 0 for s in capped], capped)
+        decision = None
+        if buckets.keys:
+            decision = await self._store.reserve(buckets.keys, buckets.costs, buckets.limits)
+            if not decision.allowed:
+                if lease is not None:
+                    await self._store.release(caps, lease)
+                scope = buckets.refused_scope(decision)
+                self._count(scope)
+                raise too_many(
+                    f"rate limit reached ({scope}): retry in {decision.retry_after:.1f}s",
+                    decision.retry_after,
+                )
+        self._held[id(call)] = _Held(buckets, tokens, caps, lease)
+        if decision is not None:
+            call.exchange.reply_headers = tuple(self._headers(call.dialect, buckets, decision))
+        return None
+
+    async def after(self, call: Call, status: int) -> None:
+        held = self._held.pop(id(call), None)
+        if held is None:
+            return
+        if held.lease is not None:
+            await self._store.release(held.caps, held.lease)
+        usage = getattr(call.exchange, "usage", None)
+        if usage is not None:
+            delta = float(sum(usage) - held.tokens)
+        elif status >= 400:
+            delta = -float(held.tokens)  # an error answer: no tokens were spent upstream
+        else:
+            return  # a stream that died unsettled keeps its reservation
+        if not delta:
+            return
+        b = held.buckets
+        for key, limit, kind in zip(b.keys, b.limits, b.kinds, strict=True):
+            if kind == "tokens":
+                await self._store.settle(key, limit, delta)
+
+    def _estimate(self, call: Call) -> int:
+        request = call.request
+        output = request.max_tokens or self._config.default_output_tokens
+        return call.lazy.estimate() + output
+
+    async def _acquire(self, caps: list[str], limits: list[int], capped: list[Scope]) -> str | None:
+        if not caps:
+            return None
+        deadline = trio.current_time() + self._config.queue_timeout_seconds
+        delay = FIRST_POLL
+        while True:
+            lease = await self._store.acquire(caps, limits, LEASE_SECONDS)
+            if lease is not None:
+                return lease
+            now = trio.current_time()
+            if now >= deadline:
+                self._count(capped[0].label)
+                raise too_many("too many concurrent requests: retry shortly", 1.0)
+            await trio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, LAST_POLL)
+
+    def _count(self, scope: str) -> None:
+        if self._metrics is not None:
+            self._metrics.rate_limited(scope)
+
+    def _headers(self, dialect: str, buckets: _Buckets, decision: Decision) -> HeaderList:
+        write = HEADERS.get(dialect)
+        if write is None:
+            return []
+        out: HeaderList = []
+        for kind in ("requests", "tokens"):
+            found = _tightest(buckets, decision, kind)
+            if found is not None:
+                out.extend(write(kind, *found, self._clock()))
+        return out
+
+
+def _tightest(buckets: _Buckets, decision: Decision, kind: str) -> tuple[int, int, float] | None:
+    """(limit, remaining, reset seconds) of the `kind` bucket with the least left."""
+    best: tuple[int, int, float] | None = None
+    for i, bucket_kind in enumerate(buckets.kinds):
+        if bucket_kind != kind:
+            continue
+        found = (int(buckets.limits[i].capacity), decision.remaining[i], decision.reset[i])
+        if best is None or found[1] < best[1]:
+            best = found
+    return best
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format: `6m0s`, `1.5s`, `20ms`."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3g}s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+def _openai(kind: str, limit: int, remaining: int, reset: float, now: float) -> HeaderList:
+    return [
+        (b"x-ratelimit-limit-" + kind.encode(), str(limit).encode()),
+        (b"x-ratelimit-remaining-" + kind.encode(), str(remaining).encode()),
+        (b"x-ratelimit-reset-" + kind.encode(), _duration(reset).encode()),
+    ]
+
+
+def _anthropic(kind: str, limit: int, remaining: int, reset: float, now: float) -> HeaderList:
+    stem = b"anthropic-ratelimit-" + kind.encode()
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + reset))
+    return [
+        (stem + b"-limit", str(limit).encode()),
+        (stem + b"-remaining", str(remaining).encode()),
+        (stem + b"-reset", at.encode()),
+    ]
+
+
+HEADERS: Mapping[str, Callable[[str, int, int, float, float], HeaderList]] = {
+    "openai": _openai,
+    "responses": _openai,
+    "anthropic": _anthropic,
+}
+
+
+class BackendLimits:
+    """`[limits.backends.NAME]` (rpm, tpm): the attempt loop asks before each backend."""
+
+    def __init__(self, rates: Mapping[str, Rate], store: Store, metrics: Metrics | None) -> None:
+        self._scopes = {name: Scope("backend", f"backend:{name}", r) for name, r in rates.items()}
+        self._store = store
+        self._metrics = metrics
+
+    async def admit(self, backend: str, estimate: Callable[[], int]) -> float | None:
+        """None when `backend` may take the request (its buckets charged), else the
+        seconds until it could."""
+        scope = self._scopes.get(backend)
+        if scope is None:
+            return None
+        buckets = _empty()
+        buckets.add(scope, estimate() if scope.rate.tpm else 0)
+        decision = await self._store.reserve(buckets.keys, buckets.costs, buckets.limits)
+        if decision.allowed:
+            return None
+        if self._metrics is not None:
+            self._metrics.rate_limited("backend")
+        return decision.retry_after
+
+
+def build_limits(
+    config: LimitsConfig | None,
+    store: Store,
+    metrics: Metrics | None,
+    keys: Mapping[str, Rate] | None = None,
+) -> tuple[Sequence[Stage], BackendLimits | None]:
+    """The limits stage (when any client-side scope is configured) and the backend
+    limiter (when any backend is limited)."""
+    if config is None and not keys:
+        return (), None
+    config = config or LimitsConfig()
+    client = config.default is not None or config.models or keys
+    stage = (RateLimits(config, store, metrics, keys),) if client else ()
+    backends = BackendLimits(config.backends, store, metrics) if config.backends else None
+    return stage, backends
