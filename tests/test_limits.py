@@ -79,8 +79,15 @@ async def test_rpm_admits_exactly_n_then_429_in_the_clients_envelope(
     error: Any = caught.value
     if door == "gemini":
         assert (error.code, error.status) == (429, "RESOURCE_EXHAUSTED")
+        (info,) = error.details["error"]["details"]
+        assert info["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
+        assert 0 < float(info["retryDelay"].removesuffix("s")) <= 20
     else:
         assert error.status_code == 429
+        if door == "anthropic":
+            assert error.body["error"]["type"] == "rate_limit_error"
+        else:
+            assert error.code == "rate_limit_exceeded"
         assert 1 <= int(error.response.headers["retry-after"]) <= 20  # 60 s / 3 requests
         assert 1 <= int(error.response.headers["retry-after-ms"]) <= 20_000
     assert "rate limit reached (default)" in str(error)

@@ -39,7 +39,7 @@ from louter.proxy.doors import generate as door
 from louter.proxy.exchange import Budgets, Exchange, RequestIds
 from louter.proxy.inflight import BodyBudget
 from louter.proxy.journal import Entry, Journal, format_timestamp
-from louter.proxy.limits import build_limits
+from louter.proxy.limits import RateLimited, build_limits
 from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.pipeline import Stage
 from louter.proxy.routing import Router
@@ -309,6 +309,8 @@ async def _fail(
     if responder.started:
         return
     body = DIALECTS[exchange.format].error_body(status, message)
+    if isinstance(exc, RateLimited):  # the dialect's own rate-limit details
+        body = exc.envelope(exchange.format, body)
     exchange.log("client_response", status=status, payload=body)
     headers = [(b"x-louter-request-id", exchange.request_id.encode("ascii")), *own]
     await responder.send_json(status, body, headers)
