@@ -39,6 +39,7 @@ HeaderList = list[tuple[bytes, bytes]]
 LEASE_SECONDS = 600.0  # a concurrency slot held by a crashed instance frees itself
 FIRST_POLL = 0.005  # seconds between tries of a full `max_concurrent` (doubling)
 LAST_POLL = 0.1
+MATCHES_KEPT = 4096  # model names whose matching glob is remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,47 +49,55 @@ class Scope:
     rate: Rate
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Buckets:
-    """The token buckets one request charges: store keys, costs, limits, and what each is."""
+    """The buckets and concurrency caps of one combination of scopes, built once (the
+    stage keeps one per combination: bounded by the config)."""
 
-    keys: list[str]
-    costs: list[float]
-    limits: list[Limit]
-    scopes: list[str]  # metric label per bucket
-    kinds: list[str]  # "requests" | "tokens" per bucket
+    keys: tuple[str, ...]
+    limits: tuple[Limit, ...]
+    scopes: tuple[str, ...]  # metric label per bucket
+    kinds: tuple[str, ...]  # "requests" | "tokens" per bucket
+    tpm: bool  # some bucket costs the token estimate
+    caps: tuple[str, ...]  # concurrency keys (`max_concurrent`)
+    cap_limits: tuple[int, ...]
+    cap_scope: str  # metric label when no slot is free
 
-    def add(self, scope: Scope, tokens: int) -> None:
-        rate = scope.rate
-        if rate.rpm is not None:
-            self._one(scope, "requests", 1, rate.rpm)
-        if rate.tpm is not None:
-            self._one(scope, "tokens", tokens, rate.tpm)
+    def costs(self, tokens: int) -> list[float]:
+        return [tokens if kind == "tokens" else 1 for kind in self.kinds]
 
-    def _one(self, scope: Scope, kind: str, cost: float, capacity: int) -> None:
-        self.keys.append(f"{scope.id}:{kind}")
-        self.costs.append(cost)
-        self.limits.append(Limit(capacity, 60.0))
-        self.scopes.append(scope.label)
-        self.kinds.append(kind)
-
-    def refused_scope(self, decision: Decision) -> str:
+    def refused_scope(self, decision: Decision, costs: Sequence[float]) -> str:
         """The scope that could not pay (the first bucket short of its cost)."""
-        for remaining, cost, scope in zip(decision.remaining, self.costs, self.scopes, strict=True):
+        for remaining, cost, scope in zip(decision.remaining, costs, self.scopes, strict=True):
             if remaining < cost:
                 return scope
         return self.scopes[0]
 
 
-def _empty() -> _Buckets:
-    return _Buckets([], [], [], [], [])
+def plan_buckets(scopes: Sequence[Scope]) -> _Buckets:
+    buckets = [
+        (f"{scope.id}:{kind}", Limit(capacity, 60.0), scope.label, kind)
+        for scope in scopes
+        for kind, capacity in (("requests", scope.rate.rpm), ("tokens", scope.rate.tpm))
+        if capacity is not None
+    ]
+    capped = [s for s in scopes if s.rate.max_concurrent is not None]
+    return _Buckets(
+        tuple(b[0] for b in buckets),
+        tuple(b[1] for b in buckets),
+        tuple(b[2] for b in buckets),
+        tuple(b[3] for b in buckets),
+        any(b[3] == "tokens" for b in buckets),
+        tuple(f"{s.id}:concurrent" for s in capped),
+        tuple(s.rate.max_concurrent or 0 for s in capped),
+        capped[0].label if capped else "",
+    )
 
 
 @dataclass(slots=True)
 class _Held:
     buckets: _Buckets
     tokens: int  # the TPM estimate charged
-    caps: list[str]  # concurrency keys holding `lease`
     lease: str | None
 
 
@@ -158,45 +167,66 @@ class RateLimits(Stage):
         self._globs = [glob for glob, _ in config.models]
         self._held: dict[int, _Held] = {}
         self._clock = clock
+        # model name -> index of its first matching glob (-1: none); cleared when large
+        self._matches: dict[str, int] = {}
+        # (glob index, key name) -> the buckets of that combination (None: unlimited)
+        self._plans: dict[tuple[int, str | None], _Buckets | None] = {}
+
+    def _match(self, model: str) -> int:
+        found = self._matches.get(model)
+        if found is None:
+            found = next(
+                (i for i, glob in enumerate(self._globs) if fnmatch.fnmatchcase(model, glob)), -1
+            )
+            if len(self._matches) >= MATCHES_KEPT:
+                self._matches.clear()
+            self._matches[model] = found
+        return found
 
     def scopes(self, call: Call) -> list[Scope]:
+        """The scopes limiting `call`: the default, its model's, its key's."""
+        return self._scopes(self._match(call.model), getattr(call.exchange, "key_name", None))
+
+    def _scopes(self, model: int, key: str | None) -> list[Scope]:
         found = [self._default] if self._default is not None else []
-        for glob, scope in zip(self._globs, self._models, strict=True):
-            if fnmatch.fnmatchcase(call.model, glob):
-                found.append(scope)
-                break
-        key = self._keys.get(getattr(call.exchange, "key_name", None) or "")
-        if key is not None:
-            found.append(key)
+        if model >= 0:
+            found.append(self._models[model])
+        scope = self._keys.get(key or "")
+        if scope is not None:
+            found.append(scope)
         return found
+
+    def _plan(self, call: Call) -> _Buckets | None:
+        key = getattr(call.exchange, "key_name", None)
+        at = (self._match(call.model), key if key in self._keys else None)
+        if at not in self._plans:
+            scopes = self._scopes(*at)
+            self._plans[at] = plan_buckets(scopes) if scopes else None
+        return self._plans[at]
 
     async def on_request(self, call: Call) -> Response | None:
         if call.kind != "generate":
             return None
-        scopes = self.scopes(call)
-        if not scopes:
+        buckets = self._plan(call)
+        if buckets is None:
             return None
-        tokens = self._estimate(call) if any(s.rate.tpm for s in scopes) else 0
-        buckets = _empty()
-        for scope in scopes:
-            buckets.add(scope, tokens)
-        capped = [s for s in scopes if s.rate.max_concurrent is not None]
-        caps = [f"{s.id}:concurrent" for s in capped]
-        lease = await self._acquire(caps, [s.rate.max_concurrent or 0 for s in capped], capped)
+        tokens = self._estimate(call) if buckets.tpm else 0
+        lease = await self._acquire(buckets) if buckets.caps else None
         decision = None
         if buckets.keys:
-            decision = await self._store.reserve(buckets.keys, buckets.costs, buckets.limits)
+            costs = buckets.costs(tokens)
+            decision = await self._store.reserve(buckets.keys, costs, buckets.limits)
             if not decision.allowed:
                 if lease is not None:
-                    await self._store.release(caps, lease)
-                scope = buckets.refused_scope(decision)
+                    await self._store.release(buckets.caps, lease)
+                scope = buckets.refused_scope(decision, costs)
                 self._count(scope)
                 raise too_many(
                     f"rate limit reached ({scope}): retry in {decision.retry_after:.1f}s",
                     decision.retry_after,
                 )
-        self._held[id(call)] = _Held(buckets, tokens, caps, lease)
-        if decision is not None:
+        self._held[id(call)] = _Held(buckets, tokens, lease)
+        if decision is not None and call.dialect in HEADERS:
             call.exchange.reply_headers = tuple(self._headers(call.dialect, buckets, decision))
         return None
 
@@ -204,8 +234,11 @@ class RateLimits(Stage):
         held = self._held.pop(id(call), None)
         if held is None:
             return
+        buckets = held.buckets
         if held.lease is not None:
-            await self._store.release(held.caps, held.lease)
+            await self._store.release(buckets.caps, held.lease)
+        if not buckets.tpm:
+            return
         usage = getattr(call.exchange, "usage", None)
         if usage is not None:
             delta = float(sum(usage) - held.tokens)
@@ -215,8 +248,7 @@ class RateLimits(Stage):
             return  # a stream that died unsettled keeps its reservation
         if not delta:
             return
-        b = held.buckets
-        for key, limit, kind in zip(b.keys, b.limits, b.kinds, strict=True):
+        for key, limit, kind in zip(buckets.keys, buckets.limits, buckets.kinds, strict=True):
             if kind == "tokens":
                 await self._store.settle(key, limit, delta)
 
@@ -225,18 +257,16 @@ class RateLimits(Stage):
         output = request.max_tokens or self._config.default_output_tokens
         return call.lazy.estimate() + output
 
-    async def _acquire(self, caps: list[str], limits: list[int], capped: list[Scope]) -> str | None:
-        if not caps:
-            return None
+    async def _acquire(self, buckets: _Buckets) -> str:
         deadline = trio.current_time() + self._config.queue_timeout_seconds
         delay = FIRST_POLL
         while True:
-            lease = await self._store.acquire(caps, limits, LEASE_SECONDS)
+            lease = await self._store.acquire(buckets.caps, buckets.cap_limits, LEASE_SECONDS)
             if lease is not None:
                 return lease
             now = trio.current_time()
             if now >= deadline:
-                self._count(capped[0].label)
+                self._count(buckets.cap_scope)
                 raise too_many("too many concurrent requests: retry shortly", 1.0)
             await trio.sleep(min(delay, deadline - now))
             delay = min(delay * 2, LAST_POLL)
@@ -307,19 +337,22 @@ class BackendLimits:
     """`[limits.backends.NAME]` (rpm, tpm): the attempt loop asks before each backend."""
 
     def __init__(self, rates: Mapping[str, Rate], store: Store, metrics: Metrics | None) -> None:
-        self._scopes = {name: Scope("backend", f"backend:{name}", r) for name, r in rates.items()}
+        self._plans = {
+            name: plan_buckets([Scope("backend", f"backend:{name}", rate)])
+            for name, rate in rates.items()
+            if rate.rpm is not None or rate.tpm is not None
+        }
         self._store = store
         self._metrics = metrics
 
     async def admit(self, backend: str, estimate: Callable[[], int]) -> float | None:
         """None when `backend` may take the request (its buckets charged), else the
         seconds until it could."""
-        scope = self._scopes.get(backend)
-        if scope is None:
+        buckets = self._plans.get(backend)
+        if buckets is None:
             return None
-        buckets = _empty()
-        buckets.add(scope, estimate() if scope.rate.tpm else 0)
-        decision = await self._store.reserve(buckets.keys, buckets.costs, buckets.limits)
+        costs = buckets.costs(estimate() if buckets.tpm else 0)
+        decision = await self._store.reserve(buckets.keys, costs, buckets.limits)
         if decision.allowed:
             return None
         if self._metrics is not None:
