@@ -131,7 +131,7 @@ async def test_a_refused_request_spends_nothing(nursery: trio.Nursery) -> None:
         assert [await ask(10), await ask(10)] == [200, 200]  # both requests still there
         assert await ask(10) == 429
     assert ctx.metrics is not None
-    assert b'rate_limited_total{scope="default"} 3.0' in ctx.metrics.render()
+    assert b'rate_limited_total{name="",scope="default"} 3.0' in ctx.metrics.render()
 
 
 async def test_model_and_key_scopes(nursery: trio.Nursery) -> None:
@@ -258,7 +258,8 @@ async def test_a_backend_at_its_limit_is_skipped_for_the_next_candidate(
     assert int(replies[2].headers["retry-after"]) >= 1
     assert ctx.metrics is not None
     text = ctx.metrics.render()
-    assert b'rate_limited_total{scope="backend"} 3.0' in text
+    assert b'rate_limited_total{name="a",scope="backend"} 2.0' in text
+    assert b'rate_limited_total{name="b",scope="backend"} 1.0' in text
     assert b'routing_decisions_total{backend="a",outcome="skipped"} 2.0' in text
 
 

@@ -47,6 +47,7 @@ class Scope:
     label: str  # metric label: default | model | key | backend
     id: str  # the store key's stem
     rate: Rate
+    name: str = ""  # metric label: the glob, key or backend name (bounded by config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +57,17 @@ class _Buckets:
 
     keys: tuple[str, ...]
     limits: tuple[Limit, ...]
-    scopes: tuple[str, ...]  # metric label per bucket
+    scopes: tuple[tuple[str, str], ...]  # metric labels (scope, name) per bucket
     kinds: tuple[str, ...]  # "requests" | "tokens" per bucket
     tpm: bool  # some bucket costs the token estimate
     caps: tuple[str, ...]  # concurrency keys (`max_concurrent`)
     cap_limits: tuple[int, ...]
-    cap_scope: str  # metric label when no slot is free
+    cap_scope: tuple[str, str]  # metric labels when no slot is free
 
     def costs(self, tokens: int) -> list[float]:
         return [tokens if kind == "tokens" else 1 for kind in self.kinds]
 
-    def refused_scope(self, decision: Decision, costs: Sequence[float]) -> str:
+    def refused_scope(self, decision: Decision, costs: Sequence[float]) -> tuple[str, str]:
         """The scope that could not pay (the first bucket short of its cost)."""
         for remaining, cost, scope in zip(decision.remaining, costs, self.scopes, strict=True):
             if remaining < cost:
@@ -76,7 +77,7 @@ class _Buckets:
 
 def plan_buckets(scopes: Sequence[Scope]) -> _Buckets:
     buckets = [
-        (f"{scope.id}:{kind}", Limit(capacity, 60.0), scope.label, kind)
+        (f"{scope.id}:{kind}", Limit(capacity, 60.0), (scope.label, scope.name), kind)
         for scope in scopes
         for kind, capacity in (("requests", scope.rate.rpm), ("tokens", scope.rate.tpm))
         if capacity is not None
@@ -90,7 +91,7 @@ def plan_buckets(scopes: Sequence[Scope]) -> _Buckets:
         any(b[3] == "tokens" for b in buckets),
         tuple(f"{s.id}:concurrent" for s in capped),
         tuple(s.rate.max_concurrent or 0 for s in capped),
-        capped[0].label if capped else "",
+        (capped[0].label, capped[0].name) if capped else ("", ""),
     )
 
 
@@ -161,9 +162,9 @@ class RateLimits(Stage):
         self._store = store
         self._metrics = metrics
         keys = keys or {}
-        self._keys = {name: Scope("key", f"key:{name}", rate) for name, rate in keys.items()}
+        self._keys = {n: Scope("key", f"key:{n}", rate, n) for n, rate in keys.items()}
         self._default = Scope("default", "default", config.default) if config.default else None
-        self._models = [Scope("model", f"model:{glob}", rate) for glob, rate in config.models]
+        self._models = [Scope("model", f"model:{g}", rate, g) for g, rate in config.models]
         self._globs = [glob for glob, _ in config.models]
         self._held: dict[int, _Held] = {}
         self._clock = clock
@@ -222,7 +223,7 @@ class RateLimits(Stage):
                 scope = buckets.refused_scope(decision, costs)
                 self._count(scope)
                 raise too_many(
-                    f"rate limit reached ({scope}): retry in {decision.retry_after:.1f}s",
+                    f"rate limit reached ({scope[0]}): retry in {decision.retry_after:.1f}s",
                     decision.retry_after,
                 )
         self._held[id(call)] = _Held(buckets, tokens, lease)
@@ -271,9 +272,9 @@ class RateLimits(Stage):
             await trio.sleep(min(delay, deadline - now))
             delay = min(delay * 2, LAST_POLL)
 
-    def _count(self, scope: str) -> None:
+    def _count(self, scope: tuple[str, str]) -> None:
         if self._metrics is not None:
-            self._metrics.rate_limited(scope)
+            self._metrics.rate_limited(*scope)
 
     def _headers(self, dialect: str, buckets: _Buckets, decision: Decision) -> HeaderList:
         write = HEADERS.get(dialect)
@@ -338,7 +339,7 @@ class BackendLimits:
 
     def __init__(self, rates: Mapping[str, Rate], store: Store, metrics: Metrics | None) -> None:
         self._plans = {
-            name: plan_buckets([Scope("backend", f"backend:{name}", rate)])
+            name: plan_buckets([Scope("backend", f"backend:{name}", rate, name)])
             for name, rate in rates.items()
             if rate.rpm is not None or rate.tpm is not None
         }
@@ -356,7 +357,7 @@ class BackendLimits:
         if decision.allowed:
             return None
         if self._metrics is not None:
-            self._metrics.rate_limited("backend")
+            self._metrics.rate_limited("backend", backend)
         return decision.retry_after
 
 

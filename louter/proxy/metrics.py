@@ -18,7 +18,7 @@ this context (never the process-global one: tests run several louters in one pro
     http_requests_in_flight, backend_requests_in_flight{backend}
     log_write_errors_total                                  failed writes to the JSONL log
     store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
-    rate_limited_total{scope}                               requests refused by [limits]
+    rate_limited_total{scope,name}                          requests refused by [limits]
 """
 
 from __future__ import annotations
@@ -177,11 +177,13 @@ class Metrics:
             found = self._errors[key] = Count()
         found.value += 1
 
-    def rate_limited(self, scope: str) -> None:
-        """A request refused by a rate limit of `scope` (default, model, key, backend)."""
-        found = self._limited.get((scope,))
+    def rate_limited(self, scope: str, name: str) -> None:
+        """A request refused by a rate limit of `scope` (default, model, key, backend);
+        `name` is the model glob, key or backend name ("" for the default): bounded by
+        the config, never a client's input."""
+        found = self._limited.get((scope, name))
         if found is None:
-            found = self._limited[(scope,)] = Count()
+            found = self._limited[(scope, name)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -233,7 +235,8 @@ class Metrics:
         )  # fmt: skip
         if self._limited:
             yield _counters(
-                "rate_limited", "Requests refused by a rate limit, by scope", ["scope"],
+                "rate_limited", "Requests refused by a rate limit, by scope and its name",
+                ["scope", "name"],
                 self._limited,
             )  # fmt: skip
         yield from self._gauges()
