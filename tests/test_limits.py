@@ -4,9 +4,13 @@ the exact-across-instances counts, and a fake upstream that reports known usage.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -23,6 +27,7 @@ from louter.proxy.store import Limit
 from tests.fakes import FakeUpstream, JSONReply, Recorded, SSEReply, chat_completion, sse_events
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 from tests.sdk import Clients, in_thread
+from tests.test_cli import REPO, clean_env, free_port
 
 MOCK = '[backends.mock]\nprotocol = "mock"\n'
 HI: Any = [{"role": "user", "content": "hi"}]
@@ -406,3 +411,42 @@ async def test_redis_stopped_mid_run_each_on_error_mode(
     assert max(times) < 0.5  # op_timeout_ms = 50: louter never hangs on Redis
     assert warnings, "the outage is reported"
     assert ctx.metrics is not None and b"store_errors_total" in ctx.metrics.render()
+
+
+async def test_the_cli_reports_a_store_outage_on_stderr(tmp_path: Path) -> None:
+    """`louter` (a real process) hands the store its stderr reporter: a Redis that is not
+    there is reported (never its password), and on_error = "local" still answers."""
+    config = tmp_path / "louter.toml"
+    dead = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
+    config.write_text(
+        MOCK + f'[store]\nurl = "{dead}"\nop_timeout_ms = 50\n[limits.default]\nrpm = 5\n'
+    )
+    port = free_port()
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("wb") as err:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "louter", "--config", str(config), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=clean_env(PYTHONPATH=str(REPO), COLUMNS="200"),
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            with trio.fail_after(15):
+                while True:
+                    try:
+                        await http.get("/health")
+                        break
+                    except httpx.TransportError:
+                        await trio.sleep(0.05)
+            body = {"model": "m", "messages": HI}
+            answer = await http.post("/v1/chat/completions", json=body)
+            assert answer.status_code == 200
+            assert answer.headers["x-ratelimit-remaining-requests"] == "4"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            await process.wait()
+    printed = stderr.read_text()
+    assert "louter: store: redis failed on reserve" in printed, printed
+    assert "hunter2secret" not in printed
