@@ -406,9 +406,8 @@ async def test_redis_stopped_mid_run_each_on_error_mode(
             started = time.monotonic()
             statuses.append((await client.post("/v1/chat/completions", json=body)).status_code)
             times.append(time.monotonic() - started)
-        redis_server.start()
-    assert statuses == expected
-    assert max(times) < 0.5  # op_timeout_ms = 50: louter never hangs on Redis
+    assert statuses == expected, (statuses, warnings)
+    assert max(times) < 1.0, times  # op_timeout_ms = 50 (slack: a shared, loaded machine)
     assert warnings, "the outage is reported"
     assert ctx.metrics is not None and b"store_errors_total" in ctx.metrics.render()
 
