@@ -155,6 +155,27 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Rate:
+    """One scope's limits (`[limits.default]`, `[limits.models."glob"]`,
+    `[limits.backends.NAME]`, or a client key's): None means unlimited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """`[limits]`: rate limits and concurrency caps, counted in the store."""
+
+    default: Rate | None = None
+    models: tuple[tuple[str, Rate], ...] = ()  # (glob, limits), in config order
+    backends: Mapping[str, Rate] = field(default_factory=lambda: MappingProxyType({}))
+    queue_timeout_seconds: float = 0.0  # how long `max_concurrent` may queue before 429
+    default_output_tokens: int = 1024  # a TPM estimate's output when a request sets none
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: Server
     performance: Performance
@@ -163,6 +184,7 @@ class Config:
     proxies: Proxies = field(default_factory=Proxies)
     store: StoreConfig | None = None  # None: every counter lives in the process
     auth: Auth = field(default_factory=Auth)  # client keys ([auth], [keys.NAME])
+    limits: LimitsConfig | None = None  # None: no rate limits (no stage, no store calls)
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -315,6 +337,7 @@ TOP_KEYS = {
     "auth": "table",
     "keys": "table",
     "store": "table",
+    "limits": "table",
 }
 STORE_KEYS = {
     "url": "str",
@@ -325,6 +348,14 @@ STORE_KEYS = {
     "password_env": "str",
 }
 STORE_FAILURE_MODES = ("local", "open", "closed")
+LIMITS_KEYS = {
+    "default": "table",
+    "models": "table",
+    "backends": "table",
+    "queue_timeout_seconds": "number",
+    "default_output_tokens": "int",
+}
+RATE_KEYS = {"rpm": "int", "tpm": "int", "max_concurrent": "int"}
 CHOICES = {
     "protocol": PROTOCOLS,
     "tool_format": TOOL_FORMATS,
@@ -620,6 +651,43 @@ def _parse_store(where: _Where, data: Mapping[str, Any], env: Mapping[str, str])
     )
 
 
+def _parse_rate(where: _Where, table: str, data: Any) -> Rate:
+    if not isinstance(data, dict):
+        raise where.error(table.rsplit(".", 1)[0], table.rsplit(".", 1)[-1], "must be a table")
+    values = _check_table(where, table, data, RATE_KEYS)
+    _positive(where, table, values, tuple(RATE_KEYS))
+    return Rate(**values)
+
+
+def _parse_limits(where: _Where, data: Mapping[str, Any], names: set[str]) -> LimitsConfig:
+    values = _check_table(where, "limits", data, LIMITS_KEYS)
+    _non_negative(where, "limits", values, ("queue_timeout_seconds",))
+    _positive(where, "limits", values, ("default_output_tokens",))
+    for name, rate in values.get("backends", {}).items():
+        if name not in names:
+            raise where.error("limits.backends", name, "is not a configured backend")
+        if isinstance(rate, dict) and "max_concurrent" in rate:
+            problem = "is not supported on a backend (rpm and tpm are)"
+            raise where.error(f"limits.backends.{name}", "max_concurrent", problem)
+    return LimitsConfig(
+        default=_parse_rate(where, "limits.default", values["default"])
+        if "default" in values
+        else None,
+        models=tuple(
+            (glob, _parse_rate(where, f"limits.models.{glob}", rate))
+            for glob, rate in values.get("models", {}).items()
+        ),
+        backends=MappingProxyType(
+            {
+                name: _parse_rate(where, f"limits.backends.{name}", rate)
+                for name, rate in values.get("backends", {}).items()
+            }
+        ),
+        queue_timeout_seconds=float(values.get("queue_timeout_seconds", 0.0)),
+        default_output_tokens=values.get("default_output_tokens", 1024),
+    )
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -639,7 +707,18 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     backends = configured + _preset_backends(env, {b.name for b in configured})
     store = _parse_store(where, top["store"], env) if "store" in top else None
     auth = parse_auth(top.get("auth", {}), top.get("keys", {}), env, where.error)
-    return Config(server, performance, tuple(backends), path, _proxies(env), store=store, auth=auth)
+    names = {b.name for b in backends}
+    limits = _parse_limits(where, top["limits"], names) if "limits" in top else None
+    return Config(
+        server,
+        performance,
+        tuple(backends),
+        path,
+        _proxies(env),
+        store=store,
+        auth=auth,
+        limits=limits,
+    )
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:

@@ -247,6 +247,7 @@ def main_command(
                 "max_bytes": log_max_bytes,
                 "backups": log_backups,
             },
+            warn=lambda message: _complain(console, message),
         )
     except ConfigError as exc:
         _complain(console, exc.message)

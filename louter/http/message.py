@@ -98,7 +98,7 @@ def simple_response(status: int, body: bytes, headers: bytes = b"") -> bytes:
 class Responder:
     """Writes one response: whole (`send`) or streamed with chunked encoding (`start`...)."""
 
-    __slots__ = ("_channel", "keep_alive", "started", "finished", "status", "stamp")
+    __slots__ = ("_channel", "keep_alive", "started", "finished", "status", "stamp", "extra")
 
     def __init__(self, channel: _Channel, keep_alive: bool) -> None:
         self._channel = channel
@@ -108,6 +108,7 @@ class Responder:
         self.status = 0
         # One more header computed as the head is written (louter's overhead so far).
         self.stamp: Callable[[], tuple[bytes, bytes]] | None = None
+        self.extra = b""  # encoded headers added to the head (a pipeline stage's)
 
     def peer(self) -> str:
         """The client's address ("" when unknown)."""
@@ -125,7 +126,8 @@ class Responder:
         if self.stamp is not None:
             name, value = self.stamp()
             stamp = name + b": " + value + b"\r\n"
-        return status_line(status) + encode_headers(headers) + stamp + connection
+        head = status_line(status) + encode_headers(headers) + self.extra
+        return head + stamp + connection
 
     async def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
         """Send a complete response with a content-length."""

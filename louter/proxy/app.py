@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import trio
 
-from louter.config import Backend, Config, Server
+from louter.config import Backend, Config, Rate, Server
 from louter.convert.dialect import DIALECTS
 from louter.errors import ConversionError, LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
@@ -40,11 +40,13 @@ from louter.proxy.doors import generate as door
 from louter.proxy.exchange import Budgets, Exchange, RequestIds
 from louter.proxy.inflight import BodyBudget
 from louter.proxy.journal import Entry, Journal, format_timestamp
-from louter.proxy.metrics import CONTENT_TYPE, Metrics
+from louter.proxy.limits import RateLimited, build_limits
+from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.pipeline import Stage
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
 from louter.proxy.stages import build_pipeline
+from louter.proxy.store import build_store
 from louter.proxy.upstreams import open_upstreams
 
 HandlerFn = Callable[[ProxyContext, Exchange, HttpRequest, Responder], Awaitable[None]]
@@ -317,6 +319,8 @@ async def _fail(
     body = DIALECTS[exchange.format].error_body(status, message)
     if isinstance(exc, LouterError) and exc.code is not None:
         _set_code(body, exc.code)
+    if isinstance(exc, RateLimited):  # the dialect's own rate-limit details
+        body = exc.envelope(exchange.format, body)
     exchange.log("client_response", status=status, payload=body)
     headers = [(b"x-louter-request-id", exchange.request_id.encode("ascii")), *own]
     await responder.send_json(status, body, headers)
@@ -341,12 +345,16 @@ def build_context(
     monotonic: Callable[[], float] = time.monotonic,
     log_options: Mapping[str, Any] | None = None,
     stages: Sequence[Stage] = (),
+    warn: Callable[[str], None] | None = None,
+    key_limits: Mapping[str, Rate] | None = None,
 ) -> ProxyContext:
     """Everything handlers need. Raises `ConfigError` for an unknown default backend.
 
     `clock` is wall time (timestamps); `monotonic` drives the breakers' cool-downs.
     `log_options` go to the `Journal` (`report`, `max_bytes`, `backups`). The pipeline
-    is the stages the config enables (`proxy/stages.py`), then `stages`."""
+    is the stages the config enables (`proxy/stages.py`), the rate limits (`[limits]`,
+    and `key_limits`: a client key's name -> its `Rate`), then `stages`. `warn` hears
+    about store episodes (a Redis outage and recovery)."""
     router = Router(config, default_backend, clock=monotonic)
     performance = config.performance
     journal = Journal(
@@ -365,6 +373,17 @@ def build_context(
     own = [t for b in config.backends for t in (b.timeout_seconds, b.connect_timeout_seconds) if t]
     timeouts = (performance.timeout_seconds, performance.stream_idle_timeout_seconds, *own)
     deadlines = Deadlines(min(timeouts))
+    store_metrics = StoreMetrics() if metrics is not None and config.store is not None else None
+    if metrics is not None:
+        metrics.store = store_metrics
+    store = build_store(config.store, metrics=store_metrics, warn=warn)
+    if key_limits is None:
+        key_limits = {  # a client key's own limits (none configured: no stage, no cost)
+            k.name: Rate(k.rpm, k.tpm, k.max_concurrent)
+            for k in config.auth.keys
+            if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
+        }
+    limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
     return ProxyContext(
         config,
         router,
@@ -375,8 +394,10 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, stages, metrics),
+        build_pipeline(config, (*limited, *stages), metrics),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
+        store,
+        backend_limits,
     )
 
 
@@ -406,4 +427,5 @@ async def serve(
         with trio.CancelScope(shield=True):
             for upstream in ctx.upstreams.values():
                 await upstream.transport.aclose()
+            await ctx.store.aclose()
             ctx.journal.close()

@@ -39,6 +39,7 @@ from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
 from louter.proxy.breaker import Breaker
 from louter.proxy.exchange import Exchange
+from louter.proxy.limits import too_many
 from louter.proxy.routing import Route
 from louter.proxy.usage import estimate_output
 
@@ -138,6 +139,7 @@ async def run(
 ) -> None:
     """Try `routes` in order and relay the first answer (or the last failure)."""
     loop = _Attempts(ctx, exchange)
+    loop.estimate = estimate
     answer = await loop.first_answer(routes, make_plan)
     if answer is None:
         await loop.relay_failure(responder)
@@ -153,6 +155,8 @@ class _Attempts:
         self.deadline = exchange.started + self.timeout
         self.failure: _Failure | None = None
         self.candidates: list[str] | None = None  # journaled when there is a choice
+        self.estimate: Estimate = _no_estimate  # input tokens (a backend's tpm limit)
+        self.limited: float | None = None  # a backend at its rate limit: when to retry
 
     async def first_answer(
         self, routes: Sequence[Route], make_plan: MakePlan
@@ -163,15 +167,35 @@ class _Attempts:
         if self.exchange.logging and len(routes) > 1:
             self.candidates = [route.backend.name for route in routes]
         for route in routes:
+            if self.ctx.backend_limits is not None and await self._at_limit(route.backend.name):
+                continue
             answer = await self._turn(route, make_plan)
             if answer is not None:
                 return answer
+        return self._no_answer(routes)
+
+    def _no_answer(self, routes: Sequence[Route]) -> None:
+        """No candidate answered: raise why (all skipped, or a transport error), or None
+        when the last failure has an answer of its own to relay."""
         failure = self.failure
+        if failure is None and self.limited is not None:
+            raise too_many("every backend for this model is at its rate limit", self.limited)
         if failure is None:
             raise UpstreamError(_all_skipped(self.ctx, routes), status_hint=503)
         if failure.error is not None:
             raise failure.error
         return None
+
+    async def _at_limit(self, name: str) -> bool:
+        """Whether backend `name` is at its own rate limit (then skipped like an open
+        breaker); its buckets are charged when it is not."""
+        assert self.ctx.backend_limits is not None
+        wait = await self.ctx.backend_limits.admit(name, self.estimate)
+        if wait is None:
+            return False
+        self._decide(name, "skipped")
+        self.limited = wait if self.limited is None else min(self.limited, wait)
+        return True
 
     async def _turn(
         self, route: Route, make_plan: MakePlan
@@ -364,6 +388,8 @@ class _Attempts:
                 metrics.backends[name].in_flight.dec()
         if delivery.error is not None and not delivery.client_gone:
             self.ctx.router.breakers[name].fail(delivery.error)
+        elif response.status < 400 and not delivery.client_gone:  # settles rate limits
+            self.exchange.usage = delivery.tokens or (estimate(), estimate_output(delivery.text))
         if metrics is not None:
             _account(metrics, self.exchange, name, response.status, delivery, estimate)
             metrics.backends[name].duration(str(response.status)).observe(
@@ -402,6 +428,10 @@ KEY_REFUSED = frozenset({401, 403, 429})  # with a key pool: try the next key
 def _refused(failure: _Failure | None) -> bool:
     """Whether an upstream answered `failure` by refusing the key it was sent."""
     return failure is not None and failure.response is not None and failure.status in KEY_REFUSED
+
+
+def _no_estimate() -> int:
+    return 0
 
 
 def _scrubbed(ctx: ProxyContext, exc: LouterError, backend: str) -> LouterError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from louter.config import Config
 from louter.http.deadlines import Deadlines
@@ -14,7 +15,11 @@ from louter.proxy.metrics import Metrics
 from louter.proxy.pipeline import NO_STAGES, Pipeline
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
+from louter.proxy.store import MemoryStore, Store
 from louter.proxy.upstreams import Upstream
+
+if TYPE_CHECKING:
+    from louter.proxy.limits import BackendLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +35,5 @@ class ProxyContext:
     scrub: Scrubber = field(default_factory=Scrubber)  # addresses and keys out of errors
     pipeline: Pipeline = NO_STAGES  # the request pipeline's stages (none: zero cost)
     gate: Gate | None = None  # client-key auth (None: auth off, zero cost)
+    store: Store = field(default_factory=MemoryStore)  # shared state (`[store]`)
+    backend_limits: BackendLimits | None = None  # `[limits.backends.*]` (None: no cost)

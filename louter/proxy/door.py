@@ -22,7 +22,7 @@ import orjson
 from louter.convert.dialect import DIALECTS
 from louter.convert.sse import STREAM_HEADERS
 from louter.errors import ConversionError, LouterError
-from louter.http.message import HeaderList, HttpRequest, Responder
+from louter.http.message import HeaderList, HttpRequest, Responder, encode_headers
 from louter.http.target import check_model
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
@@ -141,6 +141,8 @@ async def generate(
     if pipeline.stages:  # without stages (the hot path) nothing more to do
         exchange.call = call
         answer = await pipeline.before(call)
+        if exchange.reply_headers:  # e.g. the rate limits' remaining quota
+            responder.extra = encode_headers(exchange.reply_headers)
         if answer is not None:
             client = spec.client(ctx, call, lazy)
             await answer_locally(exchange, client, answer, call.stream, responder)

@@ -117,6 +117,8 @@ class Exchange:
         "offload",
         "call",
         "key",
+        "usage",
+        "reply_headers",
         "_journal",
         "_lines",
     )
@@ -144,6 +146,8 @@ class Exchange:
         self.offload = False  # the request is large: `compute` runs work in a thread
         self.call: Call | None = None  # set when the request went through pipeline stages
         self.key: ClientKey | None = None  # the client's louter key, once auth admitted it
+        self.usage: tuple[int, int] | None = None  # (input, output) of a complete answer
+        self.reply_headers: tuple[tuple[bytes, bytes], ...] = ()  # a stage's, on the answer
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 

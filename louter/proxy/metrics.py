@@ -19,6 +19,7 @@ this context (never the process-global one: tests run several louters in one pro
     log_write_errors_total                                  failed writes to the JSONL log
     store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
     auth_failures_total{reason}                             requests refused by client-key auth
+    rate_limited_total{scope,name}                          requests refused by [limits]
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], Histogram] = {}
         self._errors: dict[Labels, Count] = {}
         self.auth_failures = {reason: Count() for reason in AUTH_REASONS}
+        self._limited: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.registry = CollectorRegistry()
@@ -176,6 +178,15 @@ class Metrics:
         found = self._errors.get(key)
         if found is None:
             found = self._errors[key] = Count()
+        found.value += 1
+
+    def rate_limited(self, scope: str, name: str) -> None:
+        """A request refused by a rate limit of `scope` (default, model, key, backend);
+        `name` is the model glob, key or backend name ("" for the default): bounded by
+        the config, never a client's input."""
+        found = self._limited.get((scope, name))
+        if found is None:
+            found = self._limited[(scope, name)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -229,6 +240,12 @@ class Metrics:
             "auth_failures", "Requests refused by client-key auth, by reason", ["reason"],
             {(reason,): count for reason, count in self.auth_failures.items()},
         )  # fmt: skip
+        if self._limited:
+            yield _counters(
+                "rate_limited", "Requests refused by a rate limit, by scope and its name",
+                ["scope", "name"],
+                self._limited,
+            )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:
             yield from self.store.collect()
