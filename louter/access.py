@@ -28,8 +28,8 @@ def digest(key: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ClientKey:
-    """One `[keys.NAME]`. `rpm`, `tpm` and `max_concurrent` are kept for the limits stage
-    (not enforced yet)."""
+    """One `[keys.NAME]`. `rpm`, `tpm` and `max_concurrent` feed the rate-limit stage
+    (`proxy/limits.py`)."""
 
     name: str
     digest: bytes  # SHA-256 of the key

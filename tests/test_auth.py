@@ -630,3 +630,26 @@ async def test_disable_auth_and_the_warning(tmp_path: Path) -> None:
     proc, base, stderr = await _serve_cli(tmp_path, config, "--disable-auth")
     _stop(proc)
     assert "WARNING" not in stderr.read_text()
+
+
+async def test_a_keys_own_rpm_is_enforced_for_that_key_only(nursery: trio.Nursery) -> None:
+    """`rpm` on `[keys.NAME]` reaches the rate-limit stage: the key's third request in the
+    minute gets a 429 in the client's envelope; another key is not held back by it."""
+    toml = keys_toml().replace(
+        f'key_sha256 = "{digest(GOOD).hex()}"', f'key_sha256 = "{digest(GOOD).hex()}"\nrpm = 2'
+    )
+    base = await start(nursery, toml)
+    async with httpx.AsyncClient(base_url=base) as client:
+
+        async def ask(key: str, model: str = "gpt-x") -> httpx.Response:
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            headers = {"authorization": f"Bearer {key}"}
+            return await client.post("/v1/chat/completions", json=body, headers=headers)
+
+        statuses = [(await ask(GOOD)).status_code for _ in range(3)]
+        others = [(await ask(NARROW)).status_code for _ in range(3)]
+        refused = await ask(GOOD)
+    assert statuses == [200, 200, 429]
+    assert others == [200, 200, 200]
+    assert refused.status_code == 429 and "retry-after" in refused.headers
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"

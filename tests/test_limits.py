@@ -160,7 +160,8 @@ async def test_model_and_key_scopes(nursery: trio.Nursery) -> None:
 class _FakeCall:
     def __init__(self, model: str, key: str | None) -> None:
         self.model = model
-        self.exchange = type("E", (), {"key_name": key})()
+        named = None if key is None else type("K", (), {"name": key})()
+        self.exchange = type("E", (), {"key": named})()
 
 
 async def test_no_limits_means_no_stage_and_no_store_calls(nursery: trio.Nursery) -> None:
