@@ -16,7 +16,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -76,8 +75,7 @@ def _reset(value: bytes, source: str, target: str, now: float) -> bytes:
         return value
     if target == DURATION:
         return f"{round(seconds, 3):g}s".encode("ascii")
-    moment = datetime.fromtimestamp(math.ceil(now + seconds), UTC)
-    return moment.isoformat().replace("+00:00", "Z").encode("ascii")
+    return _rfc3339(math.ceil(now + seconds)).encode("ascii")
 
 
 def _seconds(text: str, form: str, now: float) -> float | None:
@@ -85,10 +83,58 @@ def _seconds(text: str, form: str, now: float) -> float | None:
         if not _DURATION.fullmatch(text):
             return None
         return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    moment = _epoch(text)
+    return None if moment is None else max(0.0, moment - now)
+
+
+# RFC 3339 times to and from epoch seconds, in plain arithmetic (convert/ reads no clock
+# and imports no time module): the proleptic Gregorian calendar, days counted from
+# 1970-01-01 (H. Hinnant's days_from_civil / civil_from_days).
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
+)
+
+
+def _days(year: int, month: int, day: int) -> int:
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    days += 719468
+    era = days // 146097
+    doe = days - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _epoch(text: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time (UTC when it has no offset)."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - now)
+    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        return None
+    seconds = _days(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    seconds += float(match[7]) if match[7] else 0.0
+    if match[9]:
+        offset = int(match[10]) * 3600 + int(match[11]) * 60
+        seconds -= offset if match[9] == "+" else -offset
+    return seconds
+
+
+def _rfc3339(seconds: int) -> str:
+    """An epoch second as RFC 3339 in UTC (`2026-12-07T01:30:00Z`)."""
+    days, rest = divmod(seconds, 86400)
+    year, month, day = _civil(days)
+    hour, rest = divmod(rest, 3600)
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"

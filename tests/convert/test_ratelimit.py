@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+
+import pytest
+
+from louter.convert import ratelimit
 from louter.convert.dialect import ANTHROPIC, GEMINI, OPENAI, RESPONSES
 from louter.convert.ratelimit import client_headers
 
@@ -56,3 +61,18 @@ def test_a_reset_that_does_not_parse_is_kept_as_it_came() -> None:
     headers = [(b"x-ratelimit-reset-requests", b"soon")]
     out = client_headers(headers, OPENAI, ANTHROPIC, NOW)
     assert out == [(b"anthropic-ratelimit-requests-reset", b"soon")]
+
+
+@pytest.mark.parametrize(
+    "seconds", [0, 951782400, 1709251199, 1796608800, -86400, 4102444800, 253402300799]
+)
+def test_rfc3339_times_match_the_standard_library(seconds: int) -> None:
+    """The pure calendar arithmetic agrees with `datetime` both ways (leap days, the
+    year 2100, before 1970), offsets included when reading."""
+    text = datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat()
+    assert ratelimit._rfc3339(seconds) == text.replace("+00:00", "Z")
+    assert ratelimit._epoch(text.replace("+00:00", "Z")) == seconds
+    zone = datetime.timezone(datetime.timedelta(hours=-5, minutes=-30))
+    shifted = datetime.datetime.fromtimestamp(seconds, zone)
+    assert ratelimit._epoch(shifted.isoformat()) == seconds
+    assert ratelimit._epoch("2026-13-01T00:00:00Z") is None
