@@ -67,8 +67,10 @@ def test_client_answers_read_back_as_the_same_answer(path: Path) -> None:
 
 
 def test_the_sample_is_read_from_llama_server() -> None:
-    case = orjson.loads((load_cases("responses", "llama-length.json")[0].values[0]).read_bytes())
-    assert case["neutral"]["parts"] == [{"type": "Text", "text": " Paris.\n\nThe United States has"}]
+    [param] = load_cases("responses", "llama-length.json")
+    case = orjson.loads(param.values[0].read_bytes())
+    text = " Paris.\n\nThe United States has"
+    assert case["neutral"]["parts"] == [{"type": "Text", "text": text}]
     assert case["client"]["choices"][0]["finish_reason"] == "length"
 
 
