@@ -2,8 +2,9 @@
 
 A backend's `text_completion` body (`parse_response`): choice 0's `text` is the answer's
 text (an empty text is no part), its `finish_reason` the neutral one (a missing or
-unknown reason is "error", never a stop), `usage` the usage. An `error` object or a body
-without choices is a ConversionError (502).
+unknown reason is "error", never a stop), `usage` the usage. An `error` object, a body
+without choices or a choice without a `text` string (a chat answer from a backend
+configured as `completions`) is a ConversionError (502).
 
 For a Completions client (`emit_response`):
 
