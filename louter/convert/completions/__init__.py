@@ -8,17 +8,19 @@ dialect:
     a Completions backend   emit_request (the conversation as one transcript prompt)
                             -> parse_response / StreamParser -> neutral
 
-Modules: `request` (both directions of requests and the transcript rendering),
-`response` (whole answers, usage and text readers), `stream_parser`, `stream_emitter`,
-`wire` (finish reasons, usage, error envelope and event, paths and headers).
+Modules: `request` (requests, both directions), `transcript` (a conversation as one
+prompt and back), `response` (whole answers, usage and text readers), `stream_parser`,
+`stream_emitter`, `wire` (finish reasons, usage, error envelope and event, paths and
+headers).
 """
 
 from __future__ import annotations
 
-from louter.convert.completions.request import emit_request, parse_request, render_prompt
+from louter.convert.completions.request import emit_request, parse_request
 from louter.convert.completions.response import emit_response, parse_response, text_of, usage_of
 from louter.convert.completions.stream_emitter import StreamEmitter
 from louter.convert.completions.stream_parser import StreamParser
+from louter.convert.completions.transcript import read_prompt, render_prompt
 from louter.convert.completions.wire import (
     DROPS,
     KEY_ENV,
@@ -50,6 +52,7 @@ __all__ = [
     "error_message",
     "parse_request",
     "parse_response",
+    "read_prompt",
     "render_prompt",
     "text_of",
     "upstream_path",

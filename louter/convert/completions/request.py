@@ -1,38 +1,24 @@
 """Completions requests <-> the neutral model, both directions.
 
 A Completions client (`parse_request`)
-    The prompt becomes one user message, the way a chat backend can take it: a chat model
-    answers the prompt rather than continuing it word for word. `prompt` is a string or a
-    list holding one string. Read: `max_tokens`, `temperature`, `top_p`, `stop`,
-    `presence_penalty`, `frequency_penalty`, `stream`, `stream_options.include_usage`.
-    Checked but not carried (no neutral field, as the Chat Completions door): `seed`,
-    `user`. Refused with a 400 naming the field, since no other API can honour them and a
-    silent drop would change the answer: several prompts (a batch: one request each),
-    token-id prompts, `n` or `best_of` other than 1, `echo: true`, `logprobs`, a
-    non-empty `suffix` (insertion) and a non-empty `logit_bias`. A Completions backend
-    gets the client's body as it is (same dialect), so these reach it untouched there.
+    The prompt (a string, or a list holding one string) is read as a conversation when it
+    is written as louter's transcript (`transcript.read_prompt`: `User: ...` turns ending
+    with `Assistant:`), and is otherwise one user message: a chat model answers the prompt
+    rather than continuing it word for word. Read: `max_tokens`, `temperature`, `top_p`,
+    `stop`, `presence_penalty`, `frequency_penalty`, `stream`,
+    `stream_options.include_usage`. Checked but not carried (no neutral field, as for the
+    Chat Completions door): `seed`, `user`. Refused with a 400 naming the field, since no
+    other API can honour them and a silent drop would change the answer: several prompts
+    (a batch: one request each), token-id prompts, `n` or `best_of` other than 1,
+    `echo: true`, `logprobs`, a non-empty `suffix` (insertion) and a non-empty
+    `logit_bias`. A Completions backend gets the client's body as it is (same dialect),
+    so these reach it untouched there.
 
 A Completions backend (`emit_request`)
-    The conversation is rendered as ONE prompt, a plain transcript (`render_prompt`):
-
-        System: <system text>
-
-        User: <user text>
-
-        Assistant: <assistant text>
-
-        User: <user text>
-
-        Assistant:
-
-    Turns are `<Role>: <text>` joined by a blank line; a message's text parts are joined
-    by a newline; reasoning is not sent (as for Chat Completions backends). The prompt
-    ends with `Assistant:` for the model to answer, or, when the conversation ends with
-    an assistant message (a prefill), with that turn left open for the model to continue.
-    `\\nUser:` is added to the stop sequences so the model stops before writing the next
-    user turn itself. A Completions API has no tools and no images: tools, tool calls,
-    tool results and images are refused with a 400. `max_tokens` is sent only when set
-    (the API's own default applies otherwise: 16 tokens for OpenAI and vLLM, unlimited for
+    The conversation is rendered as ONE prompt, the plain transcript of `transcript`, with
+    `\\nUser:` added to the stop sequences. Tools are refused with a 400 (as are tool calls,
+    tool results and images, by the rendering). `max_tokens` is sent only when set (the
+    API's own default applies otherwise: 16 tokens for OpenAI and vLLM, unlimited for
     llama-server; a backend's `max_tokens` in the config sets one). Dropped, and noted in
     the log (`wire.DROPS`): `top_k`, `response_format`, reasoning settings.
 """
@@ -42,15 +28,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from louter.convert.completions.transcript import STOPS, read_prompt, render_prompt
 from louter.convert.fields import bad_request, option
-from louter.convert.model import Image, Message, Reasoning, Request, Text, ToolCall, ToolResult
+from louter.convert.model import Message, Request, Text
 
-__all__ = ["LABELS", "STOPS", "emit_request", "parse_request", "render_prompt"]
-
-LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
-TURN_SEPARATOR = "\n\n"
-PART_SEPARATOR = "\n"
-STOPS = ("\nUser:",)  # the model must not write the next user turn itself
+__all__ = ["emit_request", "parse_request"]
 
 # --------------------------------------------------------------------------- a client
 
@@ -70,15 +52,22 @@ def parse_request(body: Mapping[str, Any]) -> Request:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, Mapping):
         raise bad_request("stream_options", "must be an object")
+    prompt = _prompt(body.get("prompt"))
+    messages = read_prompt(prompt)
+    stop = _stop(body.get("stop"))
+    if messages is None:
+        messages = (Message("user", (Text(prompt),)),)
+    else:  # a transcript: its own stop sequence goes with the rendering, not the request
+        stop = tuple(s for s in stop if s not in STOPS)
     return Request(
         model=model,
-        messages=(Message("user", (Text(_prompt(body.get("prompt"))),)),),
+        messages=messages,
         max_tokens=_max_tokens(body),
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         presence_penalty=_number(body, "presence_penalty"),
         frequency_penalty=_number(body, "frequency_penalty"),
-        stop=_stop(body.get("stop")),
+        stop=stop,
         stream=bool(option(body, "stream", "a boolean")),
         include_usage=bool(options and options.get("include_usage") is True),
     )
@@ -193,43 +182,3 @@ def emit_request(request: Request, model: str) -> dict[str, Any]:
 def _set(body: dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         body[key] = value
-
-
-def render_prompt(messages: tuple[Message, ...]) -> str:
-    """The conversation as one plain transcript (see the module docstring)."""
-    turns = []
-    prefill = False  # the conversation ends with an assistant text: left open
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        text = _text(message, where)
-        label = _label(message, where)
-        if text:
-            turns.append(f"{label}: {text}")
-        prefill = message.role == "assistant" and bool(text)
-    if not prefill:
-        turns.append(f"{LABELS['assistant']}:")
-    return TURN_SEPARATOR.join(turns)
-
-
-def _label(message: Message, where: str) -> str:
-    label = LABELS.get(message.role)
-    if label is None:  # a "tool" message (its results are refused by `_text` first)
-        raise bad_request(where, f"role {message.role!r} has no transcript form")
-    return label
-
-
-def _text(message: Message, where: str) -> str:
-    texts = []
-    for part in message.parts:
-        if isinstance(part, Text):
-            texts.append(part.text)
-        elif not isinstance(part, Reasoning):
-            raise bad_request(where, _UNSENDABLE[type(part)])
-    return PART_SEPARATOR.join(text for text in texts if text)
-
-
-_UNSENDABLE: dict[type, str] = {
-    Image: "a completions backend takes text only, not images",
-    ToolCall: "a completions backend takes no tools, and the conversation holds a tool call",
-    ToolResult: "a completions backend takes no tools, and the conversation holds a tool result",
-}

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from louter.convert.completions import DROPS, emit_request, parse_request, render_prompt
-from louter.convert.completions.request import STOPS
+from louter.convert.completions.transcript import STOPS
 from louter.convert.model import (
     Image,
     Message,
@@ -56,6 +56,11 @@ def test_request_golden(path: Path) -> None:
         write_case(path, case)
     assert neutral_json(request) == case["neutral"]
     assert backend == case["backend"]
+    # What louter sends is itself a Completions request: it reads back as the same
+    # conversation and is sent again unchanged.
+    again = parse_request(backend)
+    assert again.messages == request.messages
+    assert emit_request(again, BACKEND_MODEL) == backend
 
 
 def test_request_fixtures_cover_the_refusals() -> None:

@@ -31,7 +31,7 @@ def test_the_public_surface_is_pinned() -> None:
         "DROPS", "KEY_ENV", "KEY_HEADERS", "PATH", "STREAM_HEADERS", "UPSTREAM_HEADERS",
         "StreamEmitter", "StreamParser", "auth_headers", "emit_request", "emit_response",
         "error_body", "error_event", "error_message", "parse_request", "parse_response",
-        "render_prompt", "text_of", "upstream_path", "usage_of",
+        "read_prompt", "render_prompt", "text_of", "upstream_path", "usage_of",
     ]  # fmt: skip
     for name in completions.__all__:
         value = getattr(completions, name)
