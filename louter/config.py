@@ -20,18 +20,14 @@ from urllib.parse import urlsplit
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
 
-PROTOCOLS = ("openai", "gemini", "anthropic", "responses", "mock")
+PROTOCOLS = (*DIALECTS, "mock")
 TOOL_FORMATS = ("json", "xml")
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 COUNTING_MODES = ("estimate", "backend")
-KEY_ENV_BY_PROTOCOL = {
-    "openai": "OPENAI_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "responses": "OPENAI_API_KEY",
-}
+KEY_ENV_BY_PROTOCOL = {name: d.key_env for name, d in DIALECTS.items() if d.key_env}
 PROXY_ENV = {"http": "http_proxy", "https": "https_proxy"}  # and upper case, and all_proxy
 
 
@@ -56,6 +52,10 @@ class Performance:
     stream_idle_timeout_seconds: float = 300.0  # silence between two stream chunks
     failure_threshold: int = 5  # consecutive failures that open a backend's breaker; 0 = off
     cooldown_seconds: float = 30.0  # how long an open breaker skips its backend
+    max_response_bytes: int = 64 * 1024 * 1024  # a whole (not streamed) upstream answer
+    log_max_text_chars: int = 1024 * 1024  # a streamed answer's text kept for the log
+    offload_bytes: int = 1024 * 1024  # request bodies above it are converted in a thread
+    max_inflight_body_bytes: int = 256 * 1024 * 1024  # request bodies being handled at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +247,10 @@ PERFORMANCE_KEYS = {
     "stream_idle_timeout_seconds": "number",
     "failure_threshold": "int",
     "cooldown_seconds": "number",
+    "max_response_bytes": "int",
+    "log_max_text_chars": "int",
+    "offload_bytes": "int",
+    "max_inflight_body_bytes": "int",
 }
 BACKEND_KEYS = {
     "url": "str",
@@ -385,6 +389,9 @@ def _parse_server(where: _Where, data: Mapping[str, Any]) -> Server:
     return Server(**values)
 
 
+_BYTE_LIMITS = ("max_response_bytes", "log_max_text_chars", "max_inflight_body_bytes")
+
+
 def _parse_performance(where: _Where, data: Mapping[str, Any]) -> Performance:
     values = _check_table(where, "performance", data, PERFORMANCE_KEYS)
     seconds = (
@@ -394,7 +401,8 @@ def _parse_performance(where: _Where, data: Mapping[str, Any]) -> Performance:
         "cooldown_seconds",
     )
     _positive(where, "performance", values, seconds)
-    _non_negative(where, "performance", values, ("failure_threshold",))
+    _non_negative(where, "performance", values, ("failure_threshold", "offload_bytes"))
+    _positive(where, "performance", values, _BYTE_LIMITS)
     _floats(values, seconds)
     return Performance(**values)
 

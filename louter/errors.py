@@ -3,7 +3,6 @@
     LouterError            base; .status_hint (default 500)
     ├── ConfigError        bad or unknown key, missing backend (CLI exit 2)
     ├── ConversionError    400 when the client's input is bad, 502 when upstream's output is
-    ├── RoutingError       no backend serves this model
     └── UpstreamError      transport failure or a bad upstream status (502/504, or upstream's own)
 
 The front doors render any `LouterError` as an error body in their own dialect.
@@ -41,12 +40,6 @@ class ConversionError(LouterError):
     """A body could not be parsed or converted (400 for clients, 502 for upstreams)."""
 
     status_hint = 400
-
-
-class RoutingError(LouterError):
-    """No backend can serve the request."""
-
-    status_hint = 404
 
 
 class UpstreamError(LouterError):

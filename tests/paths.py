@@ -9,3 +9,4 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOUTER_SHARED", REPO.parent / "shared"))
 SAMPLES = SHARED / "llama-server" / "samples"
 CAPTURES = SHARED / "captures"
+FIXTURES = REPO / "tests" / "fixtures"

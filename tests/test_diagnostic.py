@@ -26,7 +26,8 @@ from tests.llama import LLAMA_MODEL
 from tests.test_probes_backends import CAUGHT_BY, start_fake
 
 REPO = Path(__file__).resolve().parents[1]
-DOORS = ("OpenAI", "Gemini", "Anthropic")
+DOORS = ("OpenAI", "Gemini", "Anthropic", "Responses")
+ALL_DOORS = ("openai", "gemini", "anthropic", "responses")
 TITLES = [p.title for p in PROBES]
 
 
@@ -69,13 +70,15 @@ def test_everything_passes_on_the_mock() -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == summary_for()
     progress = result.stderr.splitlines()
-    assert len(progress) == 24
-    assert progress[0].startswith("diagnostic: [1/24] ✅ OpenAI Text Generation (")
-    assert progress[-1].startswith("diagnostic: [24/24] ✅ Anthropic Error Handling (")
+    assert len(progress) == 32
+    assert progress[0].startswith("diagnostic: [1/32] ✅ OpenAI Text Generation (")
+    assert progress[-1].startswith("diagnostic: [32/32] ✅ Responses Error Handling (")
 
 
 def test_the_json_report() -> None:
-    result = invoke(["--port", "0", "--json", "--skip-anthropic-frontend"])
+    result = invoke(
+        ["--port", "0", "--json", "--skip-anthropic-frontend", "--skip-responses-frontend"]
+    )
     assert result.exit_code == 0, result.output
     report = report_of(result)
     assert report["url"].startswith("http://127.0.0.1:") and report["in_process"] is True
@@ -89,7 +92,7 @@ def test_the_json_report() -> None:
 def test_skipping_front_doors() -> None:
     result = invoke(["--port", "0", "--skip-openai-frontend", "--skip-anthropic-frontend"])
     assert result.exit_code == 0
-    assert result.stdout == summary_for(("Gemini",))
+    assert result.stdout == summary_for(("Gemini", "Responses"))
 
 
 def test_the_matrix_on_a_terminal() -> None:
@@ -125,7 +128,8 @@ def busy_port() -> tuple[socket.socket, int]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--skip-openai-frontend", "--skip-gemini-frontend", "--skip-anthropic-frontend"],
+        (["--skip-openai-frontend", "--skip-gemini-frontend", "--skip-anthropic-frontend",
+          "--skip-responses-frontend"],
          "diagnostic: every front door is skipped: nothing to probe"),
         (["--backend", "nosuch"],
          "diagnostic: unknown backend 'nosuch'; known backends: "
@@ -170,7 +174,7 @@ async def test_a_running_louter(start_louter: Any) -> None:
     assert result.exit_code == 0, result.output
     report = report_of(result)
     assert (report["url"], report["in_process"], report["ok"]) == (base, False, True)
-    assert report["total"] == 24
+    assert report["total"] == 32
 
 
 async def test_backends_of_a_running_louter(start_louter: Any, nursery: trio.Nursery) -> None:
@@ -183,7 +187,7 @@ async def test_backends_of_a_running_louter(start_louter: Any, nursery: trio.Nur
     assert result.exit_code == 1
     report = report_of(result)
     assert [b["backend"] for b in report["backends"]] == ["good", "broken"]
-    assert failures(report) == {(d, "broken", "image") for d in ("openai", "gemini", "anthropic")}
+    assert failures(report) == {(d, "broken", "image") for d in ALL_DOORS}
     only = report_of(await invoke_async(["--url", base, "--json", "--backend", "good"]))
     assert only["ok"] and {r["backend"] for r in only["results"]} == {"good"}
 
@@ -199,9 +203,7 @@ async def test_every_front_door_catches_each_broken_backend(
     config = write_config(tmp_path, f'[backends.fake]\nurl = "{fake.url}"\n')
     result = await invoke_async(["--port", "0", "--config", config, "--json"])
     assert result.exit_code == 1
-    expected = {
-        (d, "fake", p) for d in ("openai", "gemini", "anthropic") for p in CAUGHT_BY[defect]
-    }
+    expected = {(d, "fake", p) for d in ALL_DOORS for p in CAUGHT_BY[defect]}
     assert failures(report_of(result)) == expected
 
 
@@ -223,7 +225,9 @@ async def test_the_summary_names_backends_and_errors(nursery: trio.Nursery, tmp_
     )
     anthropic = next(line for line in lines if line.startswith("  ❌ Anthropic Streaming [fake"))
     assert "(Error: the stream reported an error: " in anthropic
-    assert lines[-1] == "Overall: 28/32 tests passed"
+    responses = next(line for line in lines if line.startswith("  ❌ Responses Streaming [fake"))
+    assert "(Error: " in responses
+    assert lines[-1] == "Overall: 42/48 tests passed"
 
 
 # --------------------------------------------------------------------------- processes
@@ -239,8 +243,8 @@ def test_bin_wrapper_from_a_checkout(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["passed"] == 24
-    assert "diagnostic: [24/24]" in done.stderr
+    assert json.loads(done.stdout)["passed"] == 32
+    assert "diagnostic: [32/32]" in done.stderr
 
 
 def test_installed_script() -> None:
@@ -248,7 +252,14 @@ def test_installed_script() -> None:
     if path is None:
         pytest.skip("louter is not installed (pip install -e .)")
     done = subprocess.run(
-        [path, "--port", "0", "--skip-gemini-frontend", "--skip-anthropic-frontend"],
+        [
+            path,
+            "--port",
+            "0",
+            "--skip-gemini-frontend",
+            "--skip-anthropic-frontend",
+            "--skip-responses-frontend",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -277,12 +288,10 @@ async def test_diagnostic_against_llama_server(llama_url: str, tmp_path: Path) -
     report = report_of(result)
     details = {(r["dialect"], r["probe"]): r["detail"] for r in report["results"]}
     assert failures(report) == {
-        (door, "llama", probe)
-        for door in ("openai", "gemini", "anthropic")
-        for probe in LLAMA_FAILS
+        (door, "llama", probe) for door in ALL_DOORS for probe in LLAMA_FAILS
     }, details
     assert result.exit_code == 1
     assert report["backends"] == [{"backend": "llama", "protocol": "openai", "models": ["smol"]}]
-    for door in ("openai", "gemini", "anthropic"):
+    for door in ALL_DOORS:
         assert details[(door, "tools")] == 'get_weather({"city":"Paris"})'
         assert "image input is not supported" in details[(door, "image")]

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from louter.config import load_config
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.http.server import Limits
 from louter.proxy.app import build_context, serve
 from tests.paths import REPO

@@ -18,9 +18,10 @@ import orjson
 import pytest
 import trio
 
+from louter.convert.escape import header_value
 from louter.errors import LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
-from louter.http.target import check_model, header_value
+from louter.http.target import check_model
 from louter.http.tls import HttpxTransport
 from louter.http.upstream import PooledTransport
 from tests.conftest import StartLouter

@@ -83,9 +83,40 @@ def _violations(name: str) -> bool:
     return parts[0] == "louter" and len(parts) > 1 and parts[1] in UPPER_LAYERS
 
 
+DIALECT_MODULES = {
+    "__init__.py",
+    "request.py",
+    "response.py",
+    "stream_parser.py",
+    "stream_emitter.py",
+    "wire.py",
+    "probe.py",
+}
+
+
 def test_convert_has_modules() -> None:
     names = {p.name for p in _modules()}
-    assert {"__init__.py", "sse.py", "openai.py"} <= names
+    assert {"__init__.py", "sse.py", "dialect.py", "record.py", "model.py"} <= names
+
+
+def _dialect_packages() -> list[Path]:
+    from louter.convert.dialect import DIALECTS
+
+    return [CONVERT / name for name in DIALECTS]
+
+
+def test_every_dialect_is_a_package_with_the_same_modules() -> None:
+    for package in _dialect_packages():
+        names = {p.name for p in package.glob("*.py")}
+        assert DIALECT_MODULES <= names, package
+
+
+def test_no_dialect_is_spelled_in_a_file_name_prefix() -> None:
+    """The dialect is the package, never a prefix or a facade module beside it."""
+    top = {p.stem for p in CONVERT.glob("*.py")}
+    for package in _dialect_packages():
+        assert package.name not in top
+        assert not [name for name in top if name.startswith(package.name + "_")]
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(CONVERT)))
@@ -109,3 +140,35 @@ def test_public_surface_is_pinned() -> None:
     assert louter.convert.__all__ == ["SSEDecoder", "SSEEvent", "StreamAssembler", "encode_event"]
     for name in louter.convert.__all__:
         assert getattr(louter.convert, name).__module__.startswith("louter.convert.")
+
+
+# logs/ holds JSONL records and pure reducers: rendering (rich, textual) and network I/O
+# (httpx, trio) belong to louter.cli, which is the only layer that prints.
+LOGS = CONVERT.parent / "logs"
+LOGS_FORBIDDEN = {"rich", "textual", "httpx", "httpcore", "trio", "anyio", "asyncio", "socket"}
+LOGS_UPPER = {"cli", "proxy", "http", "probes", "mock", "bench"}
+
+
+def _logs_violation(name: str) -> bool:
+    parts = name.split(".")
+    if parts[0] in LOGS_FORBIDDEN:
+        return True
+    return parts[0] == "louter" and len(parts) > 1 and parts[1] in LOGS_UPPER
+
+
+def test_logs_has_modules() -> None:
+    names = {p.name for p in LOGS.rglob("*.py")}
+    assert {"__init__.py", "reader.py", "pairs.py", "stats.py"} <= names
+
+
+@pytest.mark.parametrize("path", sorted(LOGS.rglob("*.py")), ids=lambda p: str(p.relative_to(LOGS)))
+def test_logs_neither_renders_nor_does_network_io(path: Path) -> None:
+    bad = sorted(name for name in _imported(path) if _logs_violation(name))
+    assert bad == [], f"logs/{path.name} imports rendering, network I/O or upper layers: {bad}"
+
+
+def test_logs_rule_catches_renderers() -> None:
+    for name in ("rich.console", "textual.app", "httpx", "trio.lowlevel", "louter.cli.log_views"):
+        assert _logs_violation(name), name
+    for name in ("orjson", "gzip", "louter.logs.query", "louter.errors"):
+        assert not _logs_violation(name), name

@@ -15,9 +15,9 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from louter.logs.browser import LogBrowser, compile_search, make_row, run_browser
+from louter.cli.log_browser import LogBrowser, compile_search, make_row, run_browser
+from louter.cli.log_views import pair_view
 from louter.logs.pairs import pair_entries
-from louter.logs.views import exchange_view
 from tests.test_log_parser_support import (
     CONCURRENT,
     ODD_ENTRIES,
@@ -135,7 +135,7 @@ def test_rows_of_odd_entries() -> None:
     rows = [make_row(str(i), x) for i, x in enumerate(exchanges)]
     assert len(rows) == len(exchanges) and compile_search("status:5xx tools:no")
     for exchange in exchanges:
-        Console(file=io.StringIO(), width=100).print(exchange_view(exchange))
+        Console(file=io.StringIO(), width=100).print(pair_view(exchange))
 
 
 def test_run_browser_blocks_until_quit() -> None:

@@ -1,5 +1,6 @@
 """The pure parts behind log-parser (`louter.logs`): reading, queries, tool-call
-normalisation per dialect, pairing, stats and percentiles, replay building."""
+normalisation per dialect, pairing, stats and percentiles. Replay and the rich views
+live in `louter.cli`: tests/cli/test_log_replay.py, tests/cli/test_log_views.py."""
 
 from __future__ import annotations
 
@@ -8,17 +9,14 @@ import io
 import math
 import os
 import random
-import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
 import pytest
 
-from louter.logs import views
-from louter.logs.pairs import Pairer, pair_entries, select_exchanges, to_dict
+from louter.cli import log_views as views
+from louter.logs.pairs import Pairer, pair_entries, select_pairs, to_dict
 from louter.logs.query import (
     QueryError,
     build_query,
@@ -35,7 +33,6 @@ from louter.logs.reader import (
     open_log,
     parse_lines,
 )
-from louter.logs.replay import REPLAY_HEADER, build_request, curl_command, send
 from louter.logs.sketch import Sketch
 from louter.logs.stats import Stats, usage_tokens
 from louter.logs.tools import function_record, make_call, tool_use
@@ -434,10 +431,10 @@ def test_response_without_request_and_selection() -> None:
     ]
     exchanges = list(pair_entries(log))
     assert exchanges[0].client_request is None and exchanges[0].first()["direction"] == "error"
-    errors = select_exchanges(exchanges, lambda e: e.get("status") == 404)
+    errors = select_pairs(exchanges, lambda e: e.get("status") == 404)
     assert [x.request_id for x in errors] == ["x"]
     assert to_dict(exchanges[0])["request"] == log[0]  # no client request: the first entry
-    tools = select_exchanges(exchanges, lambda e: True, functions_only=True)
+    tools = select_pairs(exchanges, lambda e: True, functions_only=True)
     assert [x.request_id for x in tools] == ["gem-1", "ant-1", "rsp-1", "rsp-2"]
     gemini = to_dict(exchanges[1])
     assert gemini["tools_declared"] == ["get_weather", "get_time"]
@@ -548,115 +545,3 @@ def test_stats_of_other_dialects() -> None:
     assert result["errors"] == {"total": 1, "by_type": {"HTTP 502": 1}, "failed_responses": 0}
     assert result["streaming"] == {"stream": 1, "non_stream": 3}
     assert result["ttft"]["p50"] == 12.5 and result["latency"]["count"] == 4
-
-
-# --------------------------------------------------------------------------- replay
-
-LOGGED = {
-    "request_id": "r1",
-    "direction": "client_request",
-    "method": "POST",
-    "path": "/v1beta/models/m:generateContent?key=[REDACTED]&alt=sse",
-    "headers": {
-        "host": "127.0.0.1:8080",
-        "content-length": "99",
-        "authorization": "[REDACTED]",
-        "content-type": "application/json",
-        "user-agent": "sdk/1.0",
-    },
-    "payload": {"contents": [{"parts": [{"text": 'it\'s "quoted"'}]}]},
-}
-
-
-def test_build_request_drops_connection_headers_and_secrets() -> None:
-    request = build_request(LOGGED, [("X-Goog-Api-Key", "k2"), ("User-Agent", "replay")])
-    assert request.method == "POST"
-    assert request.path == "/v1beta/models/m:generateContent?alt=sse"
-    assert request.headers == (
-        ("content-type", "application/json"),
-        ("x-goog-api-key", "k2"),
-        ("user-agent", "replay"),
-        (REPLAY_HEADER, "r1"),
-    )
-    assert orjson.loads(request.body or b"") == LOGGED["payload"]
-    assert request.problem is None
-
-
-def test_build_request_bodies() -> None:
-    text = build_request({**LOGGED, "payload": "{bad"})
-    assert text.body == b"{bad"
-    unlogged = {k: v for k, v in LOGGED.items() if k != "payload"}
-    assert build_request(unlogged).problem == "the body was not logged (log_requests = false)"
-    get = build_request({"request_id": "g", "path": "/v1/models?key=[REDACTED]"})
-    assert (get.method, get.path, get.body, get.problem) == ("GET", "/v1/models", None, None)
-
-
-def test_curl_command_round_trips_through_the_shell() -> None:
-    request = build_request(LOGGED)
-    words = shlex.split(curl_command(request, "http://127.0.0.1:9/"))
-    assert words[:5] == [
-        "curl",
-        "-sS",
-        "-X",
-        "POST",
-        "http://127.0.0.1:9/v1beta/models/m:generateContent?alt=sse",
-    ]
-    assert words[-2] == "--data-binary"
-    assert orjson.loads(words[-1]) == LOGGED["payload"]
-    assert "x-louter-replay-of: r1" in words
-
-
-def test_send_reports_status_and_transport_errors() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(201, headers={"x-louter-request-id": "new-1"})
-
-    ticks = iter([1.0, 1.25])
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        report = send(build_request(LOGGED), client, "http://louter", clock=lambda: next(ticks))
-    assert report["status"] == 201 and report["replay_request_id"] == "new-1"
-    assert report["latency_ms"] == 250.0
-    assert report["url"] == "http://louter/v1beta/models/m:generateContent?alt=sse"
-    assert seen[0].headers[REPLAY_HEADER] == "r1"
-    assert orjson.loads(seen[0].content) == LOGGED["payload"]
-
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    with httpx.Client(transport=httpx.MockTransport(refuse)) as client:
-        failed = send(build_request(LOGGED), client, "http://louter")
-        skipped = send(
-            build_request({"request_id": "s", "headers": {"content-length": "5"}}),
-            client,
-            "http://louter",
-        )
-    assert failed["status"] is None and failed["error"] == "ConnectError: refused"
-    assert skipped["skipped"].startswith("the body was not logged")
-
-
-# --------------------------------------------------------------------------- views
-
-
-def test_views_render_every_record_kind() -> None:
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=120, color_system=None)
-    exchanges = list(pair_entries(dialect_entries()))
-    record = function_record(responses_entries()[1])
-    assert record is not None
-    stats = Stats()
-    for item in dialect_entries():
-        stats.feed(item)
-    console.print(views.function_line(record))
-    console.print(views.pair_line(to_dict(exchanges[0])))
-    console.print(views.stats_view(stats.result()))
-    console.print(views.exchange_view(exchanges[0]))
-    console.print(views.replay_line({"request_id": "r", "status": None, "skipped": "why"}))
-    console.print(views.replay_line({"request_id": "r", "status": None, "error": "refused"}))
-    out = console.file.getvalue()  # type: ignore[attr-defined]
-    assert "call fc_2: shell({bad json)  (arguments are not valid JSON)" in out
-    assert "gem-1 /v1beta/models/qwen3-coder:generateContent qwen3-coder → qwen 200" in out
-    assert "tool calls (4)" in out and "percentiles: nearest rank" in out
-    assert "functionDeclarations" in out and "skipped: why" in out and "refused" in out

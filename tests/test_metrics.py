@@ -232,3 +232,36 @@ async def test_several_louters_in_one_process_keep_their_own_metrics(start_loute
         await http.post(one + CHAT, json=body("x"))
         samples = parse((await http.get(two + "/metrics")).text)
     assert value(samples, "http_request_duration_seconds_count") == 0
+
+
+def responses_answer(text: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """A whole Responses answer whose usage is far from any estimate of its text."""
+    message = {
+        "type": "message",
+        "id": "msg_1",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens,
+             "total_tokens": input_tokens + output_tokens}  # fmt: skip
+    return {"id": "resp_1", "object": "response", "created_at": 1, "model": "real",
+            "status": "completed", "output": [message], "usage": usage}  # fmt: skip
+
+
+@pytest.mark.parametrize("door", ["/v1/responses", CHAT])
+async def test_whole_responses_answers_count_the_backends_tokens(
+    start_louter: StartLouter, fake: FakeUpstream, door: str
+):
+    """A whole answer from a `responses` backend counts its own usage (issue 17: it was an
+    estimate), passed through to a Responses client or converted for a chat client."""
+    fake.default = JSONReply(responses_answer("hi", 1234, 567))
+    base = await start_louter(backend_toml("resp", fake.port, 'protocol = "responses"'))
+    request = {"model": "m", "input": "one two three"} if door != CHAT else body("one two three")
+    async with httpx.AsyncClient(base_url=base) as http:
+        answer = await http.post(door, json=request)
+        assert answer.status_code == 200, answer.text
+        samples = await scrape(http)
+    assert fake.requests[0].path == "/v1/responses"
+    assert value(samples, "tokens_total", backend="resp", type="input") == 1234
+    assert value(samples, "tokens_total", backend="resp", type="output") == 567

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from louter.config import load_config, parse_config
+from louter.convert.probe.image import RED_SQUARE, SIGNATURE, solid_png
+from louter.convert.probe.model import COUNT, INVALID, Answer, Ask, Seen, SeenCall, User
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConfigError
 from louter.probes import ALIASES, BY_NAME, PROBES, canonical, select
 from louter.probes.catalog import TOOL_ASK, WEATHER
 from louter.probes.checks import COUNTED, REFUSED, TEXT, TOOL_CALL, Expect, judge
-from louter.probes.image import RED_SQUARE, SIGNATURE, solid_png
 from louter.probes.matrix import Served, plan, served_by_config, served_by_health
-from louter.probes.model import COUNT, INVALID, Answer, Ask, Seen, SeenCall, User
 from louter.probes.schema import violations
 from louter.probes.wire import WIRES, Reply, assemble, read
 from tests.test_llama_e2e import TOOL_MESSAGES, WEATHER_TOOL
@@ -113,6 +113,8 @@ def test_the_openai_tool_request_is_the_llama_recipe() -> None:
         ("gemini", COUNT, False, "/v1beta/models/m:1b:countTokens"),
         ("anthropic", "chat", True, "/v1/messages"),
         ("anthropic", COUNT, False, "/v1/messages/count_tokens"),
+        ("responses", "chat", True, "/v1/responses"),
+        ("responses", COUNT, False, "/v1/responses"),
     ],
 )
 def test_paths(dialect: str, kind: str, stream: bool, path: str) -> None:
@@ -125,6 +127,7 @@ def test_the_invalid_request_lacks_the_conversation() -> None:
     assert "messages" not in WIRES["openai"].write(ask, "m").body
     assert "contents" not in WIRES["gemini"].write(ask, "m").body
     assert "messages" not in WIRES["anthropic"].write(ask, "m").body
+    assert "input" not in WIRES["responses"].write(ask, "m").body
 
 
 def test_the_image_in_each_dialect() -> None:
@@ -139,12 +142,15 @@ def test_the_image_in_each_dialect() -> None:
     anthropic = WIRES["anthropic"].write(ask, "m").body["messages"][0]["content"]
     source = {"type": "base64", "media_type": "image/png", "data": "iVBORw=="}
     assert anthropic[0] == {"type": "image", "source": source}
+    responses = WIRES["responses"].write(ask, "m").body["input"][0]["content"]
+    assert responses[1] == {"type": "input_image", "image_url": "data:image/png;base64,iVBORw=="}
 
 
 def test_keys_go_in_each_dialects_header() -> None:
     assert WIRES["openai"].key_header("k") == ("authorization", "Bearer k")
     assert WIRES["gemini"].key_header("k") == ("x-goog-api-key", "k")
     assert WIRES["anthropic"].key_header("k") == ("x-api-key", "k")
+    assert WIRES["responses"].key_header("k") == ("authorization", "Bearer k")
     assert WIRES["anthropic"].write(TOOL_ASK, "m").headers["anthropic-version"] == "2023-06-01"
 
 
@@ -164,6 +170,10 @@ GOOD_STREAMS = [
     ("anthropic", "stub-tool.sse", "tool_calls", 1),
     ("anthropic", "thinking-parallel-tools.sse", "tool_calls", 2),
     ("anthropic", "max-tokens.sse", "length", 0),
+    ("responses", "stub-text.sse", "stop", 0),
+    ("responses", "stub-tool.sse", "tool_calls", 1),
+    ("responses", "reasoning-parallel.sse", "tool_calls", 2),
+    ("responses", "incomplete.sse", "length", 0),
 ]
 BAD_STREAMS = [
     ("openai", "cut-after-finish.sse", "the stream ended without `data: [DONE]`"),
@@ -176,6 +186,9 @@ BAD_STREAMS = [
     ("gemini", "synth-prompt-blocked.json", "a chunk without candidates"),
     ("anthropic", "truncated.sse", "the stream ended in the message, before message_stop"),
     ("anthropic", "error-overloaded.sse", "the stream reported an error: "),
+    ("responses", "truncated.sse", "the stream ended without response.completed"),
+    ("responses", "error-event.sse", "the stream reported an error: "),
+    ("responses", "failed.sse", "the stream reported an error: "),
 ]
 
 
@@ -275,6 +288,10 @@ def _response(dialect: str, name: str) -> Any:
         ("gemini", "synth-max-tokens.json", True, 0, "length"),
         ("anthropic", "stub-text.json", True, 0, "stop"),
         ("anthropic", "stub-tool.json", False, 1, "tool_calls"),
+        ("responses", "stub-text.json", True, 0, "stop"),
+        ("responses", "stub-tool.json", False, 1, "tool_calls"),
+        ("responses", "reasoning-parallel.json", True, 2, "tool_calls"),
+        ("responses", "incomplete.json", True, 0, "length"),
     ],
 )
 def test_whole_answers_are_read(
@@ -305,6 +322,12 @@ def test_whole_answers_are_read(
             "anthropic",
             {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}},
             [],
+        ),
+        ("responses", {"error": {"message": "bad", "type": "invalid_request_error"}}, []),
+        (
+            "responses",
+            {"message": "bad"},
+            ["error is not an object", "error.message is not a string", "the error has no message"],
         ),
         (
             "anthropic",

@@ -19,8 +19,7 @@ import pytest
 import trio
 
 from louter.errors import ConversionError
-from louter.mock import engine
-from louter.mock import openai as mock_openai
+from louter.mock import responder
 from louter.probes import PROBES, ProbeResult, Target, run_probes
 from tests.fakes import FakeUpstream, JSONReply, Recorded, Reply, SSEReply, chat_completion
 
@@ -60,25 +59,18 @@ class BrokenMock:
             body = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
         if self.defect == "ignore-images":  # never looks at the images
             body = _without_images(body)
+        endpoint = responder.find(responder.endpoints(), "/v1/chat/completions")
+        assert endpoint is not None
         try:
-            prompt = mock_openai.parse_prompt(body)
-        except ConversionError as exc:
-            error = {"error": {"message": exc.message, "type": "invalid_request_error"}}
-            return 400, "application/json", [orjson.dumps(error)]
-        answer = engine.answer(prompt, response_id="chatcmpl-fake1")
-        meta: dict[str, Any] = {
-            "model": "fake-model",
-            "response_id": "chatcmpl-fake1",
-            "created": 1,
-        }
-        if not body.get("stream"):
-            return (
-                200,
-                "application/json",
-                [orjson.dumps(mock_openai.render_response(answer, **meta))],
+            reply = responder.respond(
+                endpoint, "/v1/chat/completions", body, response_id="chatcmpl-fake1", created=1
             )
-        options = body.get("stream_options") or {}
-        events = mock_openai.render_stream(answer, **meta, include_usage=bool(options))
+        except ConversionError as exc:
+            reply = responder.error(endpoint, exc.status_hint, exc.message)
+        kind = dict(reply.headers)[b"content-type"].decode()
+        events = reply.chunks
+        if kind != "text/event-stream":
+            return reply.status, kind, events
         if self.defect == "truncate-streams":  # no finish chunk, no usage, no [DONE]
             events = [e for e in events if b'"finish_reason":null' in e]
         return 200, "text/event-stream", events

@@ -22,14 +22,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from louter.config import parse_config
 from louter.convert import openai as openai_convert
-from louter.convert import openai_stream
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.convert.model import ResponseMeta
 from louter.http.message import Responder
 from louter.proxy.app import build_context, serve
-from louter.proxy.attempts import retry_after
+from louter.proxy.attempts import retry_after, run
 from louter.proxy.breaker import COOLING_DOWN, HEALTHY, PROBING, Breaker
-from louter.proxy.bridge import ClientSide, converse
+from louter.proxy.bridge import ClientSide, conversation
 from louter.proxy.exchange import Exchange
 from louter.proxy.routing import Router
 from tests.conftest import StartLouter
@@ -535,7 +534,7 @@ async def test_failed_attempts_are_journaled(
     ]
 
 
-# =========================================================================== bridge.converse
+# =============================================================== bridge.conversation
 
 
 class _Channel:
@@ -553,8 +552,8 @@ class _Channel:
 
 
 async def test_converse_fails_over_for_doors_that_always_convert() -> None:
-    """`bridge.converse`: a door that always goes through the neutral model (the
-    Responses door) gets failover by model name with no routing code of its own."""
+    """`bridge.conversation` plans for the attempt loop: a request that always goes
+    through the neutral model gets failover by model name with no routing code of its own."""
     toml = backend_toml("down", closed_port(), "priority = 1") + (
         '[backends.spare]\nprotocol = "mock"\npriority = 2\n'
         '[backends.spare.model_mapping]\n"m" = "spare-model"\n'
@@ -569,12 +568,19 @@ async def test_converse_fails_over_for_doors_that_always_convert() -> None:
     client = ClientSide(
         dialect=DIALECTS["openai"],
         meta=meta,
-        emitter=lambda: openai_stream.StreamEmitter(meta),
+        emitter=lambda: openai_convert.StreamEmitter(meta),
         stream_headers=[(b"content-type", b"text/event-stream")],
     )
     channel = _Channel()
     try:
-        await converse(ctx, exchange, request, client, Responder(channel, True))
+        await run(
+            ctx,
+            exchange,
+            Responder(channel, True),
+            ctx.router.candidates(request.model),
+            lambda route: conversation(ctx, request, route, client),
+            lambda: 0,
+        )
     finally:
         for upstream in ctx.upstreams.values():
             await upstream.transport.aclose()

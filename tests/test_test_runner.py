@@ -97,7 +97,11 @@ def test_the_key_defaults_to_the_protocols_variable() -> None:
 @pytest.mark.parametrize(
     ("args", "options", "message"),
     [
-        (["grpc", "http://h"], {}, "unknown protocol 'grpc'; use one of openai, gemini, anthropic"),
+        (
+            ["grpc", "http://h"],
+            {},
+            "unknown protocol 'grpc'; use one of openai, gemini, anthropic, responses",
+        ),
         (["openai"], {}, "missing URL: give it after PROTOCOL or with --url"),
         (
             ["openai", "http://h", "k", "nope"],
@@ -144,7 +148,7 @@ def test_help_lists_the_options() -> None:
 # --------------------------------------------------------------------------- louter's mock
 
 
-@pytest.mark.parametrize("protocol", ["openai", "gemini", "anthropic"])
+@pytest.mark.parametrize("protocol", ["openai", "gemini", "anthropic", "responses"])
 async def test_every_probe_passes_against_the_mock(start_louter: Any, protocol: str) -> None:
     """louter on the mock stands in for a backend of each protocol."""
     base = await start_louter()

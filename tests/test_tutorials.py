@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import louter
 from louter.config import load_config
 from louter.errors import ConfigError
 from tests.clients import npm_client
@@ -113,6 +114,7 @@ def _run(name: str, request: pytest.FixtureRequest) -> TutorialRun:
         "LANG": "C.UTF-8",
         "NO_COLOR": "1",
         "TERM": "dumb",
+        "PYTHONPATH": str(Path(louter.__file__).parent.parent),  # this louter, not another
         **{var: str(port) for var, port in ports.items()},
     }  # fmt: skip
     timeout = LLAMA_TIMEOUT_S if needs.llama else TIMEOUT_S

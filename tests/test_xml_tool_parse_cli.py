@@ -92,6 +92,15 @@ def test_anthropic_format() -> None:
     ]
 
 
+def test_responses_format() -> None:
+    result = invoke(["-f", "responses"], TWO)
+    assert [(c["type"], c["call_id"], c["name"]) for c in calls(result)] == [
+        ("function_call", "call_0", "read"),
+        ("function_call", "call_1", "grep"),
+    ]
+    assert json.loads(calls(result)[1]["arguments"]) == {"pattern": "<div>"}
+
+
 def test_unknown_format_is_a_usage_error() -> None:
     result = invoke(["--format", "yaml"], TWO)
     assert result.exit_code == 2

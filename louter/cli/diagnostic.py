@@ -266,6 +266,10 @@ def main_command(
         bool,
         typer.Option("--skip-anthropic-frontend", help="Leave out the Anthropic front door."),
     ] = False,
+    skip_responses_frontend: Annotated[
+        bool,
+        typer.Option("--skip-responses-frontend", help="Leave out the Responses front door."),
+    ] = False,
     url: Annotated[
         str | None,
         typer.Option("--url", help="Probe the louter already running here instead."),
@@ -281,8 +285,9 @@ def main_command(
         "openai": skip_openai_frontend,
         "gemini": skip_gemini_frontend,
         "anthropic": skip_anthropic_frontend,
+        "responses": skip_responses_frontend,
     }
-    doors = [door for door in DOORS if not skipped[door]]
+    doors = [door for door in DOORS if not skipped.get(door)]
     try:
         if not doors:
             raise SetupError("every front door is skipped: nothing to probe")

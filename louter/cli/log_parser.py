@@ -24,8 +24,9 @@ import typer
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from louter.logs import views
-from louter.logs.pairs import Exchange, pair_entries, select_exchanges, to_dict
+from louter.cli import log_views as views
+from louter.cli.log_replay import build_request, curl_command, send
+from louter.logs.pairs import Pair, pair_entries, select_pairs, to_dict
 from louter.logs.query import EVERYTHING, Query, QueryError, build_query
 from louter.logs.reader import (
     STDIN,
@@ -36,7 +37,6 @@ from louter.logs.reader import (
     snapshot,
 )
 from louter.logs.reader import parse_lines as parse
-from louter.logs.replay import build_request, curl_command, send
 from louter.logs.stats import Stats
 from louter.logs.tools import function_record
 
@@ -270,12 +270,12 @@ def functions_command(ctx: typer.Context, where: Criteria, follow: FollowOption 
 
 def exchanges(
     run: Run, counts: LineCounts, where: Criteria, functions_only: bool
-) -> Iterator[Exchange]:
+) -> Iterator[Pair]:
     query = make_query(where)
     paired = pair_entries(entries(run, counts))
     if query.empty and not functions_only:
         return paired
-    return select_exchanges(paired, query.matches, functions_only=functions_only)
+    return select_pairs(paired, query.matches, functions_only=functions_only)
 
 
 @app.command("pairs")
@@ -325,7 +325,7 @@ def _headers(values: list[str], ctx: typer.Context) -> list[tuple[str, str]]:
 
 
 def replay_reports(
-    selected: Iterable[Exchange],
+    selected: Iterable[Pair],
     headers: list[tuple[str, str]],
     to: str,
     *,
@@ -406,7 +406,7 @@ def browse_command(ctx: typer.Context, where: Criteria) -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         complain(run.err, "browse needs a terminal")
         raise typer.Exit(2)
-    from louter.logs.browser import run_browser  # textual loads only when browsing
+    from louter.cli.log_browser import run_browser  # textual loads only when browsing
 
     run_browser(selected)
 

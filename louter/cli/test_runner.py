@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from louter.config import KEY_ENV_BY_PROTOCOL, normalise_url, url_problem
+from louter.convert.dialect import DIALECTS
 from louter.probes import (
     ALIASES,
     BY_NAME,
@@ -40,12 +41,8 @@ from louter.probes import (
 from louter.probes.run import Sink
 from louter.proxy.journal import Journal
 
-PROTOCOLS = ("openai", "gemini", "anthropic")
-DEFAULT_MODELS = {
-    "openai": "gpt-4o-mini",
-    "gemini": "gemini-2.5-flash",
-    "anthropic": "claude-haiku-4-5",
-}
+PROTOCOLS = tuple(DIALECTS)
+DEFAULT_MODELS = {name: d.probe_wire.default_model for name, d in DIALECTS.items()}
 EXPECTATIONS = {"auto": None, "mock": True, "model": False}
 ALIAS_HELP = "; ".join(
     f"{', '.join(a for a, n in ALIASES.items() if n == name)} = {name}"
@@ -174,7 +171,7 @@ def open_journal(path: Path | None) -> Journal | None:
 @app.command()
 def main_command(
     protocol: Annotated[
-        str, typer.Argument(metavar="PROTOCOL", help="openai, gemini or anthropic.")
+        str, typer.Argument(metavar="PROTOCOL", help="openai, gemini, anthropic or responses.")
     ],
     args: Annotated[
         list[str] | None,

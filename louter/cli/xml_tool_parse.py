@@ -8,7 +8,7 @@ that is not UTF-8). The parsing itself is `louter.convert.xml_tools`.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from louter.convert.dialect import DIALECTS
 from louter.convert.model import Tool, ToolCall
 from louter.convert.tool_text import XmlError, XmlEvent, XmlText, XmlToolCall, merge_text
 from louter.convert.xml_tools import XmlToolExtractor
@@ -32,10 +33,9 @@ app = typer.Typer(
 NAME = "xml-tool-parse"
 
 
-class Format(StrEnum):
-    openai = "openai"
-    gemini = "gemini"
-    anthropic = "anthropic"
+# one format per dialect, named after it (`--format openai`, ...)
+Format = StrEnum("Format", {name: name for name in DIALECTS})  # type: ignore[misc]
+DEFAULT_FORMAT = Format("openai")
 
 
 def call_ids(index: int) -> str:
@@ -45,24 +45,9 @@ def call_ids(index: int) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def _openai(call: ToolCall) -> dict[str, Any]:
-    function = {"name": call.name, "arguments": call.arguments}
-    return {"id": call.id, "type": "function", "function": function}
-
-
-def _gemini(call: ToolCall) -> dict[str, Any]:
-    return {"functionCall": {"name": call.name, "args": call.arguments_object()}}
-
-
-def _anthropic(call: ToolCall) -> dict[str, Any]:
-    return {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments_object()}
-
-
-RENDERERS: dict[Format, Callable[[ToolCall], dict[str, Any]]] = {
-    Format.openai: _openai,
-    Format.gemini: _gemini,
-    Format.anthropic: _anthropic,
-}
+def render(call: ToolCall, fmt: str) -> dict[str, Any]:
+    """`call` in the shape of dialect `fmt` (`Dialect.tool_call_json`)."""
+    return DIALECTS[fmt].tool_call_json(call)
 
 
 def _error(event: XmlError) -> dict[str, Any]:
@@ -74,13 +59,13 @@ def event_line(event: XmlEvent, fmt: Format) -> dict[str, Any]:
     if isinstance(event, XmlText):
         return {"type": "text", "text": event.text}
     if isinstance(event, XmlToolCall):
-        return {"type": "tool_call", "call": RENDERERS[fmt](event.call)}
+        return {"type": "tool_call", "call": render(event.call, fmt)}
     return {"type": "error", **_error(event)}
 
 
 def document(events: list[XmlEvent], fmt: Format, with_text: bool) -> Any:
     """All events as one JSON document: the calls, or an object with text and errors."""
-    calls = [RENDERERS[fmt](e.call) for e in events if isinstance(e, XmlToolCall)]
+    calls = [render(e.call, fmt) for e in events if isinstance(e, XmlToolCall)]
     if not with_text:
         return calls
     text = "".join(e.text for e in events if isinstance(e, XmlText))
@@ -195,7 +180,7 @@ def main_command(
     ] = None,
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="Shape of the printed calls.")
-    ] = Format.openai,
+    ] = DEFAULT_FORMAT,
     schema: Annotated[
         Path | None,
         typer.Option("--schema", help="OpenAI-style tools JSON: names and parameter types."),

@@ -9,7 +9,7 @@ and pins `__all__`.
 
 from __future__ import annotations
 
-from louter.convert.openai_stream import StreamAssembler
+from louter.convert.openai.stream_parser import StreamAssembler
 from louter.convert.sse import SSEDecoder, SSEEvent, encode_event
 
 __all__ = ["SSEDecoder", "SSEEvent", "StreamAssembler", "encode_event"]

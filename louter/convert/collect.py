@@ -35,11 +35,16 @@ class StreamCollector:
 
     Consecutive text (or reasoning) deltas make one part; a delta with a signature closes
     its part. Until MessageStop arrives the finish reason reads "error" (a stream cut
-    short or ended by a StreamError did not stop normally)."""
+    short or ended by a StreamError did not stop normally).
 
-    __slots__ = ("id", "model", "_parts", "_calls", "finish_reason", "usage", "error", "events")
+    `max_text` bounds the characters kept (text, reasoning and tool-call arguments
+    together; for the log): past it the rest is only counted in `text_chars` and
+    `truncated` is set. None keeps everything (an answer a client gets whole)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("id", "model", "_parts", "_calls", "finish_reason", "usage", "error", "events",
+                 "max_text", "text_chars", "truncated")  # fmt: skip
+
+    def __init__(self, max_text: int | None = None) -> None:
         self.id: str | None = None
         self.model: str | None = None
         self._parts: list[Part | _Open] = []
@@ -48,6 +53,9 @@ class StreamCollector:
         self.usage: Usage | None = None
         self.error: StreamError | None = None
         self.events = 0
+        self.max_text = max_text
+        self.text_chars = 0  # every character seen, kept or not
+        self.truncated = False
 
     @property
     def done(self) -> bool:
@@ -73,6 +81,15 @@ class StreamCollector:
         self.id = self.id or event.id
         self.model = self.model or event.model
 
+    def _keep(self, text: str) -> str:
+        """The part of `text` kept within `max_text` (all of it when there is no cap)."""
+        seen = self.text_chars
+        self.text_chars = seen + len(text)
+        if self.max_text is None or self.text_chars <= self.max_text:
+            return text
+        self.truncated = True
+        return text[: max(self.max_text - seen, 0)]
+
     def _text(self, event: TextDelta) -> None:
         self._append(Text, event.text, event.signature)
 
@@ -86,6 +103,9 @@ class StreamCollector:
         """Extend the open run of `kind`, or start one. A signature signs the run it
         arrives in (with the text before it, as Anthropic's `signature_delta` and Gemini's
         trailing signed part do) and closes it: what follows starts a new run."""
+        text = self._keep(text)
+        if not text and self.truncated and signature is None:
+            return  # past the cap: nothing to keep
         last = self._parts[-1] if self._parts else None
         if isinstance(last, _Open) and last.kind is kind and last.signature is None:
             last.chunks.append(text)
@@ -102,7 +122,9 @@ class StreamCollector:
     def _call_delta(self, event: ToolCallDelta) -> None:
         call = self._calls.get(event.index)
         if call is not None:
-            call.chunks.append(event.arguments)
+            kept = self._keep(event.arguments)
+            if kept or not self.truncated:
+                call.chunks.append(kept)
 
     def _usage(self, event: UsageUpdate) -> None:
         self.usage = event.usage
@@ -212,4 +234,7 @@ def stream_view(collector: StreamCollector) -> dict[str, Any]:
     view = log_view(collector.result())
     view["done"] = collector.done
     view["error"] = collector.error.message if collector.error is not None else None
+    if collector.truncated:
+        view["truncated"] = True
+        view["text_chars"] = collector.text_chars
     return view

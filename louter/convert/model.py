@@ -165,7 +165,7 @@ class Request:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
-    presence_penalty: float | None = None  # OpenAI and Gemini only (`dialects.PENALTIES`)
+    presence_penalty: float | None = None  # OpenAI and Gemini only (`record.PENALTIES`)
     frequency_penalty: float | None = None
     stop: tuple[str, ...] = ()
     stream: bool = False

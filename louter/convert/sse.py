@@ -36,7 +36,10 @@ from dataclasses import dataclass
 
 from louter.errors import ConversionError
 
-__all__ = ["SSEDecoder", "SSEEvent", "encode_event"]
+__all__ = ["STREAM_HEADERS", "SSEDecoder", "SSEEvent", "encode_event"]
+
+# the response headers of a streamed answer, the same in every SSE dialect
+STREAM_HEADERS = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"))
 
 _BOM = "\ufeff"
 

@@ -1,4 +1,5 @@
-"""What handlers see of HTTP: a parsed `Request` and a `Responder` to answer it.
+"""What handlers see of HTTP: a parsed `HttpRequest` and a `Responder` to answer it.
+(`HttpRequest` is the wire request; `louter.convert.model.Request` the neutral one.)
 
 Headers are a dict of lower-case names to values (repeated headers joined with ", ").
 Response headers are passed as a list of (lower-case name, value) byte pairs;
@@ -23,7 +24,7 @@ _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus
 _OWN_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
 
 
-class Request:
+class HttpRequest:
     """One inbound request. `target` is the raw request target (path and query)."""
 
     __slots__ = ("target", "headers", "body", "method", "keep_alive", "_path", "_query")
@@ -95,14 +96,13 @@ def simple_response(status: int, body: bytes, headers: bytes = b"") -> bytes:
 class Responder:
     """Writes one response: whole (`send`) or streamed with chunked encoding (`start`...)."""
 
-    __slots__ = ("_channel", "keep_alive", "started", "finished", "_chunked", "status", "stamp")
+    __slots__ = ("_channel", "keep_alive", "started", "finished", "status", "stamp")
 
     def __init__(self, channel: _Channel, keep_alive: bool) -> None:
         self._channel = channel
         self.keep_alive = keep_alive
         self.started = False  # any byte sent to the client (no retry after this)
         self.finished = False
-        self._chunked = False
         self.status = 0
         # One more header computed as the head is written (louter's overhead so far).
         self.stamp: Callable[[], tuple[bytes, bytes]] | None = None
@@ -136,7 +136,6 @@ class Responder:
 
     async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
         """Send the head of a streamed (chunked) response."""
-        self._chunked = True
         self.started = True
         await self._channel.send_all(
             self._head(status, headers) + b"transfer-encoding: chunked\r\n\r\n"

@@ -1,7 +1,7 @@
 """Inbound HTTP/1.1 server: non-blocking sockets on trio's event loop + httptools (llhttp).
 
 One task per connection reads requests with the compiled parser and hands each complete
-request to the application as a `Request` plus a `Responder`. Keep-alive, pipelining
+request to the application as an `HttpRequest` plus a `Responder`. Keep-alive, pipelining
 (requests are answered in order), chunked request bodies, `Expect: 100-continue`, size
 limits (413 body, 431 headers), a cap on open connections (503 beyond it) and timeouts
 (idle keep-alive; a request's head and whole body must arrive within budgets counted from
@@ -28,10 +28,10 @@ import httptools
 import trio
 
 from louter.http.drain import Drain
-from louter.http.message import ErrorBody, Request, Responder, plain_error_body, simple_response
+from louter.http.message import ErrorBody, HttpRequest, Responder, plain_error_body, simple_response
 from louter.http.sockets import Socket, accept, open_listeners
 
-Handler = Callable[[Request, Responder], Awaitable[None]]
+Handler = Callable[[HttpRequest, Responder], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class _ParserProtocol:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.parser: httptools.HttpRequestParser | None = None
-        self.ready: deque[Request] = deque()
+        self.ready: deque[HttpRequest] = deque()
         self.expect_continue = False
         self.header_bytes = 0  # url + complete header lines of the current message
         self.header_raw = 0  # whole chunks received inside its header block (for endless lines)
@@ -133,7 +133,7 @@ class _ParserProtocol:
         self.in_message = False
         self.expect_continue = False
         body = self.body_parts[0] if len(self.body_parts) == 1 else b"".join(self.body_parts)
-        request = Request(self.url, self.headers, body)
+        request = HttpRequest(self.url, self.headers, body)
         request.method = self.method
         request.keep_alive = self.keep_alive
         self.ready.append(request)
@@ -196,7 +196,7 @@ class Connection:
             if not responder.keep_alive or self.closed_by_peer or self.draining:
                 return
 
-    async def _next_request(self) -> Request | None:
+    async def _next_request(self) -> HttpRequest | None:
         """The next complete request; None when the connection is to be closed.
 
         Idle, the connection waits `idle_timeout` for a request to begin; from its first

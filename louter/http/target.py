@@ -5,12 +5,13 @@ characters from `A-Z a-z 0-9 . - _ : / @ +`, `/` only between non-empty segments
 not `.` or `..`. Real ids pass (`gpt-oss:20b`, `Qwen/Qwen3-Coder-30B`,
 `models/gemini-2.5-pro`); control characters, whitespace, `?`, `#`, `%`, `\\`, non-ASCII
 and path tricks get a 400 in the client's envelope. A model that goes into a URL path is
-percent-escaped (`path_segment`): a `/` in it never starts a new path segment.
+percent-escaped (`louter.convert.escape.path_segment`): a `/` in it never starts a new
+path segment.
 
 Client values forwarded as header values (keys, `anthropic-version`, ...) go through
-`header_value`. The transports check the request target and every header once more
-(`request_target`, `header_block`) and refuse, never send, anything with a control
-character: defence in depth should a value ever bypass the doors.
+`louter.convert.escape.header_value`. The transports check the request target and every
+header once more (`request_target`, `header_block`) and refuse, never send, anything with
+a control character: defence in depth should a value ever bypass the doors.
 
 All checks are a precompiled regex each (no per-request allocation beyond the match).
 """
@@ -18,7 +19,7 @@ All checks are a precompiled regex each (no per-request allocation beyond the ma
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList
@@ -26,9 +27,6 @@ from louter.http.message import HeaderList
 MODEL_MAX_LENGTH = 256
 _SEGMENT = r"(?!\.\.?(?:/|\Z))[A-Za-z0-9._:@+\-]+"
 _MODEL = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
-_PATH_SAFE = re.compile(r"[A-Za-z0-9._:@+/\-]*")
-# CTLs except HTAB (allowed in field values), and DEL
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # a request target: no CTL, no space, no fragment
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f#]")
 # header lines: a token name, a value without CTLs (HTAB allowed), CRLF
@@ -43,25 +41,6 @@ def check_model(model: str) -> str:
         f"invalid model name {model[:80]!r}: use 1-{MODEL_MAX_LENGTH} characters of"
         " letters, digits and . - _ : / @ + (no empty, '.' or '..' path segments)"
     )
-
-
-def path_segment(model: str) -> str:
-    """`model` escaped for one URL path segment (`/` -> `%2F`; `:`, `@`, `+` kept)."""
-    if _PATH_SAFE.fullmatch(model) is not None:  # every checked client name: cheap
-        return model.replace("/", "%2F")
-    return quote(model, safe=":@+")
-
-
-def header_value(text: str, name: str) -> bytes:
-    """A client's value for header `name`, to forward upstream; 400 if it is not latin-1
-    or holds a control character."""
-    try:
-        value = text.encode("latin-1")
-    except UnicodeEncodeError:
-        raise LouterError(f"header {name} is not latin-1 text", status_hint=400) from None
-    if _BAD_VALUE.search(value) is not None:
-        raise LouterError(f"header {name} contains a control character", status_hint=400)
-    return value
 
 
 def request_target(prefix: str, path: str, label: str) -> bytes:

@@ -308,14 +308,16 @@ class PooledTransport:
         else:
             stream.close()
 
-    def _encode(self, path: str, headers: HeaderList, body: bytes) -> bytes:
-        """The request's bytes; an unsafe target or header is refused here (never sent)."""
+    def _encode(self, path: str, headers: HeaderList, body: bytes) -> tuple[bytes, ...]:
+        """The request as pieces to send: one, or the head and a large body uncopied.
+        An unsafe target or header is refused here (never sent)."""
         head = b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
             request_target(self.prefix, path, self.label),
             self._host_header,
             len(body),
         )
-        return head + header_block(headers, self.label) + b"\r\n" + body
+        head += header_block(headers, self.label) + b"\r\n"
+        return (head + body,) if len(body) < _PIECE else (head, body)
 
     async def request(
         self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
@@ -342,16 +344,17 @@ class PooledTransport:
         )
 
     async def _exchange(
-        self, stream: Socket, data: bytes, deadline: float, reused: bool
+        self, stream: Socket, data: tuple[bytes, ...], deadline: float, reused: bool
     ) -> _PooledResponse:
         response = _PooledResponse(self, stream)
         response.deadline = deadline
         self.deadlines.add(response)
         try:
-            if len(data) <= _PIECE:
-                await stream.send_all(data)
+            if len(data) == 1:
+                await stream.send_all(data[0])
             else:
-                await _send_pieces(stream, data, response)
+                await stream.send_all(data[0])
+                await _send_pieces(stream, data[1], response)
             await response.read_head(reused)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             await response.aclose()
@@ -377,13 +380,13 @@ class PooledTransport:
 _PIECE = 64 * 1024  # below the usual socket send buffer: one send() is one piece
 
 
-async def _send_pieces(stream: Socket, data: bytes, response: _PooledResponse) -> None:
-    """Send a large request in pieces, looking for an early answer between them (a cheap
-    ioctl): an upstream that answers before the request is all sent gets no more of it,
-    its answer is read, and the connection is not reused."""
-    view = memoryview(data)
-    for start in range(0, len(data), _PIECE):
-        if start and _answered_early(stream):
+async def _send_pieces(stream: Socket, body: bytes, response: _PooledResponse) -> None:
+    """Send a large request body (its head is sent) in pieces, uncopied, looking for an
+    early answer before each (a cheap ioctl): an upstream that answers before the request
+    is all sent gets no more of it, its answer is read, and the connection is not reused."""
+    view = memoryview(body)
+    for start in range(0, len(body), _PIECE):
+        if _answered_early(stream):
             response.unfit()
             return
         await stream.send_all(view[start : start + _PIECE])

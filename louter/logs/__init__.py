@@ -1,21 +1,22 @@
 """Reading and analysing louter's JSONL log (the engine behind `log-parser`).
 
-I/O is confined to `reader` (files, gzip, stdin, following) and `replay.send` (an
-injected `httpx.Client`); `query`, `tools`, `pairs`, `stats` and `sketch` are pure
-reducers over entry dicts; `views` builds rich renderables and `browser` is the textual
-TUI. Nothing here prints: the CLI (`louter.cli.log_parser`) renders.
+Records and reducers only: `reader` reads the log (files, gzip, stdin, following);
+`query`, `tools`, `pairs`, `stats` and `sketch` are pure reducers over entry dicts.
+Nothing here renders or talks HTTP (tests/test_layers.py pins it): the rich views, the
+textual browser and the httpx replay live in `louter.cli` (`log_views`, `log_browser`,
+`log_replay`), which also prints.
 """
 
 from __future__ import annotations
 
-from louter.logs.pairs import Exchange, Pairer, pair_entries, select_exchanges
+from louter.logs.pairs import Pair, Pairer, pair_entries, select_pairs
 from louter.logs.query import Query, QueryError, build_query
 from louter.logs.reader import LineCounts, LogFileError, follow_lines, open_log, parse_lines
 from louter.logs.stats import Stats
 from louter.logs.tools import ToolUse, function_record, tool_use
 
 __all__ = [
-    "Exchange",
+    "Pair",
     "LineCounts",
     "LogFileError",
     "Pairer",
@@ -29,6 +30,6 @@ __all__ = [
     "open_log",
     "pair_entries",
     "parse_lines",
-    "select_exchanges",
+    "select_pairs",
     "tool_use",
 ]

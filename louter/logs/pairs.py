@@ -24,7 +24,7 @@ DEFAULT_MAX_OPEN = 100_000
 
 
 @dataclass(frozen=True, slots=True)
-class Exchange:
+class Pair:
     """The entries of one client request, in log order, split by role."""
 
     request_id: str
@@ -99,8 +99,8 @@ class _Open:
         else:
             self.others.append(entry)
 
-    def close(self, request_id: str, response: Entry | None) -> Exchange:
-        return Exchange(
+    def close(self, request_id: str, response: Entry | None) -> Pair:
+        return Pair(
             request_id,
             self.client_request,
             tuple(self.hops),
@@ -117,12 +117,12 @@ class Pairer:
         self._open: dict[str, _Open] = {}  # insertion order = order of first appearance
         self._max_open = max_open
 
-    def feed(self, entry: Entry) -> list[Exchange]:
+    def feed(self, entry: Entry) -> list[Pair]:
         request_id = str(entry.get("request_id") or "")
         if entry.get("direction") == "client_response":
             pending = self._open.pop(request_id, None) or _Open()
             return [pending.close(request_id, entry)]
-        out: list[Exchange] = []
+        out: list[Pair] = []
         accumulator = self._open.get(request_id)
         if accumulator is None:
             if len(self._open) >= self._max_open:
@@ -132,13 +132,13 @@ class Pairer:
         accumulator.add(entry)
         return out
 
-    def flush(self) -> list[Exchange]:
+    def flush(self) -> list[Pair]:
         out = [pending.close(request_id, None) for request_id, pending in self._open.items()]
         self._open.clear()
         return out
 
 
-def pair_entries(entries: Iterable[Entry], max_open: int = DEFAULT_MAX_OPEN) -> Iterator[Exchange]:
+def pair_entries(entries: Iterable[Entry], max_open: int = DEFAULT_MAX_OPEN) -> Iterator[Pair]:
     """Every exchange of `entries`: complete ones as their response arrives, then the rest."""
     pairer = Pairer(max_open)
     for entry in entries:
@@ -146,12 +146,12 @@ def pair_entries(entries: Iterable[Entry], max_open: int = DEFAULT_MAX_OPEN) -> 
     yield from pairer.flush()
 
 
-def select_exchanges(
-    exchanges: Iterable[Exchange],
+def select_pairs(
+    exchanges: Iterable[Pair],
     matches: Callable[[Entry], bool],
     *,
     functions_only: bool = False,
-) -> Iterator[Exchange]:
+) -> Iterator[Pair]:
     """Exchanges with at least one entry that `matches` (and, if asked, that use tools)."""
     for exchange in exchanges:
         if not any(matches(entry) for entry in exchange.entries()):
@@ -161,7 +161,7 @@ def select_exchanges(
         yield exchange
 
 
-def to_dict(exchange: Exchange) -> dict[str, Any]:
+def to_dict(exchange: Pair) -> dict[str, Any]:
     """The JSON shape of `log-parser pairs`: a summary, then the entries themselves.
 
     `request` and `response` repeat `client_request` and `client_response` under the

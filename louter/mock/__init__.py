@@ -1,7 +1,8 @@
 """The built-in deterministic `mock` backend, as pure logic (no sockets).
 
-`engine` holds the dialect-neutral rules; each dialect module (`louter.mock.openai`)
-parses its own requests into a `MockPrompt` and renders the `MockAnswer`.
+`engine` holds the dialect-neutral rules; `responder` answers every dialect with them:
+the dialect's own parser, `neutral.prompt_of` (a `MockPrompt`), the rules, then the
+dialect's own emitter over `neutral.response_of` / `neutral.stream_of`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The deterministic mock backend: the decisions every dialect of the mock shares.
 
-Pure: no I/O, no clock, no randomness; ids come in as arguments. A dialect module
-(`louter.mock.openai`, ...) parses its request into a `MockPrompt`, calls `answer`, and
-renders the `MockAnswer` in its own wire shape.
+Pure: no I/O, no clock, no randomness; ids come in as arguments. `responder` reads any
+dialect's request into a `MockPrompt` (through the neutral model), calls `answer`, and
+has the dialect's emitter write the `MockAnswer` in its own wire shape.
 
 Rules of the mock:
 

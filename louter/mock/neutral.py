@@ -1,10 +1,9 @@
 """The mock over the neutral model: how it speaks every dialect that has a converter.
 
 A dialect's `parse_request` gives a neutral `Request`; `prompt_of` reads it as the mock's
-`MockPrompt` (same rules as `louter.mock.openai`, see `engine`); `response_of` and
-`stream_of` turn the `MockAnswer` into a neutral `Response` / stream events for the
-dialect's emitter. Text streams in the same pieces as the OpenAI mock; tool-call
-arguments in `split_chars` fragments.
+`MockPrompt` (see `engine`); `response_of` and `stream_of` turn the `MockAnswer` into a
+neutral `Response` / stream events for the dialect's emitter (`responder`). Text streams
+in `split_text` pieces; tool-call arguments in `split_chars` fragments.
 """
 
 from __future__ import annotations

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from louter.probes.checks import COUNTED, REFUSED, TEXT, TOOL_CALL, Expect
-from louter.probes.fields import compact
-from louter.probes.image import RED_SQUARE
-from louter.probes.model import (
+from louter.convert.probe.fields import compact
+from louter.convert.probe.image import RED_SQUARE
+from louter.convert.probe.model import (
     COUNT,
     INVALID,
     Ask,
@@ -25,6 +24,7 @@ from louter.probes.model import (
     ToolResult,
     User,
 )
+from louter.probes.checks import COUNTED, REFUSED, TEXT, TOOL_CALL, Expect
 
 
 @dataclass(frozen=True, slots=True)

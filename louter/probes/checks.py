@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from louter.probes.fields import load_json, short
-from louter.probes.model import LENGTH, STOP, TOOL_CALLS, Ask, Seen
+from louter.convert.probe.fields import load_json, short
+from louter.convert.probe.model import LENGTH, STOP, TOOL_CALLS, Ask, Seen
 from louter.probes.schema import violations
 
 TEXT, TOOL_CALL, COUNTED, REFUSED = "text", "tool_call", "counted", "refused"

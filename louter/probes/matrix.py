@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from louter.config import Config
+from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
 from louter.probes.run import Target
 
-DOORS: Mapping[str, str] = {"openai": "OpenAI", "gemini": "Gemini", "anthropic": "Anthropic"}
+# every front door louter has, by dialect, with its title in reports
+DOORS: Mapping[str, str] = {name: d.probe_wire.title for name, d in DIALECTS.items()}
 
 
 @dataclass(frozen=True, slots=True)

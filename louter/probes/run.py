@@ -22,13 +22,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from louter.convert.probe.fields import load_json, short
+from louter.convert.probe.model import Ask, Call, Json, Seen, Wire
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
 from louter.probes.catalog import Probe
 from louter.probes.checks import Verdict, judge
-from louter.probes.fields import load_json, short
-from louter.probes.model import Ask, Call, Json, Seen
-from louter.probes.wire import WIRES, Reply, Wire, read
+from louter.probes.wire import WIRES, Reply, read
 
 REDACTED = "[REDACTED]"
 
@@ -37,7 +37,7 @@ REDACTED = "[REDACTED]"
 class Target:
     """Where probes go: a base URL speaking `dialect`, and what to expect of it."""
 
-    dialect: str  # openai | gemini | anthropic
+    dialect: str  # a name in DIALECTS: openai | gemini | anthropic | responses
     url: str  # base URL, no trailing slash
     model: str
     key: str | None = None

@@ -1,6 +1,7 @@
 """The dialect table and the one reading path every answer takes.
 
-`WIRES` bundles each dialect's writer and readers (dict dispatch, no provider ladders).
+`WIRES` holds each dialect's probe wire (`Dialect.probe_wire`: its writer and readers),
+by name.
 `read` turns a raw HTTP answer into `Seen`: an error status is read as the dialect's
 error envelope, a stream is audited for its grammar and then also assembled by louter's
 own conversion core (`louter.convert`'s StreamParser and StreamCollector): the text and
@@ -9,50 +10,19 @@ calls the audit found must equal that assembled result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from louter.convert.collect import StreamCollector, log_view
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.convert.model import Text, ToolCall
+from louter.convert.probe.fields import compact, load_json, short
+from louter.convert.probe.model import COUNT, INVALID, Answer, Ask, Seen, Wire
 from louter.convert.sse import SSEEvent
 from louter.errors import ConversionError
-from louter.probes import anthropic_wire, gemini_wire, openai_wire
-from louter.probes.fields import compact, load_json, short
-from louter.probes.model import COUNT, INVALID, Answer, Ask, Call, Seen
 
-Reader = Callable[[Any], tuple[Answer, list[str]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Wire:
-    name: str
-    write: Callable[[Ask, str], Call]
-    key_header: Callable[[str], tuple[str, str]]
-    read_answer: Reader
-    read_count: Reader
-    read_error: Callable[[int, Any], tuple[Answer, list[str]]]
-    audit_stream: Callable[[Sequence[SSEEvent]], tuple[Answer, list[str]]]
-
-
-def _wire(name: str, module: Any) -> Wire:
-    return Wire(
-        name,
-        module.write,
-        module.key_header,
-        module.read_answer,
-        module.read_count,
-        module.read_error,
-        module.audit_stream,
-    )
-
-
-WIRES: Mapping[str, Wire] = {
-    "openai": _wire("openai", openai_wire),
-    "gemini": _wire("gemini", gemini_wire),
-    "anthropic": _wire("anthropic", anthropic_wire),
-}
+WIRES: Mapping[str, Wire] = {name: d.probe_wire for name, d in DIALECTS.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,24 +17,36 @@ import orjson
 import trio
 
 from louter.config import Backend, Config, Server
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.errors import ConversionError, LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.drain import Drain
-from louter.http.message import Request, Responder
+from louter.http.message import HttpRequest, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
-from louter.proxy import anthropic_door, gemini_door, openai_door, responses_door
 from louter.proxy.breaker import COOLING_DOWN, Breaker
 from louter.proxy.context import ProxyContext
-from louter.proxy.exchange import Exchange, RequestIds
+from louter.proxy.doors import (
+    DOORS,
+    count,
+    gemini,
+    gemini_model_action,
+    gemini_models,
+    list_models,
+    model_path,
+)
+from louter.proxy.doors import generate as door
+from louter.proxy.exchange import Budgets, Exchange, RequestIds
+from louter.proxy.inflight import BodyBudget
 from louter.proxy.journal import Entry, Journal, format_timestamp
 from louter.proxy.metrics import CONTENT_TYPE, Metrics
+from louter.proxy.pipeline import Stage
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
+from louter.proxy.stages import build_pipeline
 from louter.proxy.upstreams import open_upstreams
 
-HandlerFn = Callable[[ProxyContext, Exchange, Request, Responder], Awaitable[None]]
+HandlerFn = Callable[[ProxyContext, Exchange, HttpRequest, Responder], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +57,7 @@ class Endpoint:
 
 
 async def health(
-    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+    ctx: ProxyContext, exchange: Exchange, request: HttpRequest, responder: Responder
 ) -> None:
     """Each backend's breaker state; 503 when no backend a request can reach is usable."""
     router = ctx.router
@@ -83,7 +95,7 @@ def _backend_health(
 
 
 async def metrics(
-    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
+    ctx: ProxyContext, exchange: Exchange, request: HttpRequest, responder: Responder
 ) -> None:
     """Prometheus text format; 404 with `enable_metrics = false`."""
     if ctx.metrics is None:
@@ -91,53 +103,21 @@ async def metrics(
     await responder.send(200, [(b"content-type", CONTENT_TYPE)], ctx.metrics.render())
 
 
-def _is_gemini_client(request: Request) -> bool:
-    headers = request.headers
-    return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in request.query
-
-
-async def list_models(
-    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
-) -> None:
-    """`GET /v1/models` in the asking client's own shape (the Gemini SDK uses it too)."""
-    if _is_gemini_client(request):
-        exchange.format = "gemini"
-        await gemini_door.list_models(ctx, exchange, request, responder)
-        return
-    if "anthropic-version" in request.headers:
-        exchange.format = "anthropic"
-        await anthropic_door.list_models(ctx, exchange, request, responder)
-        return
-    await openai_door.list_models(ctx, exchange, request, responder)
-
-
-async def model_path(
-    ctx: ProxyContext, exchange: Exchange, request: Request, responder: Responder
-) -> None:
-    """`/v1/models/{...}`: Gemini actions, or one model in the OpenAI or Gemini shape."""
-    if request.method == "GET" and not _is_gemini_client(request):
-        exchange.format = "openai"
-        model = request.path[len("/v1/models/") :]
-        await openai_door.get_model(ctx, exchange, model, responder)
-        return
-    await gemini_door.model_action(ctx, exchange, request, responder)
-
-
 ROUTES: Mapping[str, Endpoint] = {
-    "/v1/chat/completions": Endpoint("POST", openai_door.chat_completions, "openai"),
-    "/chat/completions": Endpoint("POST", openai_door.chat_completions, "openai"),
+    "/v1/chat/completions": Endpoint("POST", door(DOORS["openai"]), "openai"),
+    "/chat/completions": Endpoint("POST", door(DOORS["openai"]), "openai"),
     "/v1/models": Endpoint("GET", list_models, "openai"),
-    "/v1beta/models": Endpoint("GET", gemini_door.list_models, "gemini"),
-    "/v1/messages": Endpoint("POST", anthropic_door.messages, "anthropic"),
-    "/v1/messages/count_tokens": Endpoint("POST", anthropic_door.count_tokens, "anthropic"),
-    "/v1/responses": Endpoint("POST", responses_door.create, "responses"),
-    "/responses": Endpoint("POST", responses_door.create, "responses"),
+    "/v1beta/models": Endpoint("GET", gemini_models, "gemini"),
+    "/v1/messages": Endpoint("POST", door(DOORS["anthropic"]), "anthropic"),
+    "/v1/messages/count_tokens": Endpoint("POST", count(DOORS["anthropic"]), "anthropic"),
+    "/v1/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
+    "/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
     "/health": Endpoint("GET", health, "openai"),
     "/metrics": Endpoint("GET", metrics, "openai"),
 }
 # Paths with a parameter (`models/{model}:{action}`): the handler checks the method.
 PREFIX_ROUTES: tuple[tuple[str, Endpoint], ...] = (
-    ("/v1beta/models/", Endpoint("*", gemini_door.model_action, "gemini")),
+    ("/v1beta/models/", Endpoint("*", gemini_model_action, "gemini")),
     ("/v1/models/", Endpoint("*", model_path, "gemini")),
 )
 
@@ -155,7 +135,7 @@ def resolve(path: str) -> tuple[Endpoint | None, str]:
     for prefix, found in PREFIX_ROUTES:
         if path.startswith(prefix):
             _, sep, action = path[len(prefix) :].rpartition(":")
-            suffix = ":" + action if sep and action in gemini_door.ACTIONS else ""
+            suffix = ":" + action if sep and action in gemini.ACTIONS else ""
             return found, prefix + "{model}" + suffix
     return None, "unmatched"
 
@@ -190,10 +170,12 @@ def server_limits(server: Server) -> Limits:
     )
 
 
-def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[None]]:
+def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaitable[None]]:
     metrics = ctx.metrics
+    budgets = Budgets.of(ctx.config.performance)
+    bodies = BodyBudget(ctx.config.performance.max_inflight_body_bytes)
 
-    async def handle(request: Request, responder: Responder) -> None:
+    async def handle(request: HttpRequest, responder: Responder) -> None:
         path = request.path
         endpoint, label = resolve(path)
         exchange = Exchange(
@@ -201,13 +183,22 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
             ctx.ids.next(),
             path,
             endpoint.dialect if endpoint else dialect_for_path(path),
+            budgets,
         )
+        size = len(request.body)  # the doors may drop the body once parsed
+        exchange.offload = size > budgets.offload
         exchange.label = label
         responder.stamp = exchange.overhead_header
         if metrics is not None:
             metrics.in_flight.inc()
         try:
-            await _dispatch(ctx, endpoint, exchange, request, responder)
+            if bodies.claim(size):
+                try:
+                    await _dispatch(ctx, endpoint, exchange, request, responder)
+                finally:
+                    bodies.release(size)
+            else:
+                await _refuse(ctx, exchange, responder, bodies.refusal(size))
         except trio.Cancelled:
             if responder.client_gone:
                 _client_left(ctx, exchange)
@@ -215,6 +206,9 @@ def make_handler(ctx: ProxyContext) -> Callable[[Request, Responder], Awaitable[
                 exchange.log("error", status=503, error=CANCELLED)
             raise
         finally:
+            if exchange.call is not None:  # the pipeline ran: its after-exchange hooks
+                with trio.CancelScope(shield=True):
+                    await ctx.pipeline.after(exchange.call, responder.status or 499)
             exchange.flush()
             if metrics is not None:
                 _observe(metrics, exchange, request.method, responder.status or 499)
@@ -226,7 +220,7 @@ async def _dispatch(
     ctx: ProxyContext,
     endpoint: Endpoint | None,
     exchange: Exchange,
-    request: Request,
+    request: HttpRequest,
     responder: Responder,
 ) -> None:
     try:
@@ -246,6 +240,14 @@ async def _dispatch(
         trace = ctx.scrub(traceback.format_exc(), exchange.backend)
         message = ctx.scrub(f"internal error: {exc!r}", exchange.backend)
         await _fail(exchange, responder, 500, message, exc, trace=trace)
+
+
+async def _refuse(
+    ctx: ProxyContext, exchange: Exchange, responder: Responder, message: str
+) -> None:
+    """Too many request bodies in flight: a 503 in the client's dialect, nothing read."""
+    _count_error(ctx, exchange, "overloaded")
+    await _fail(exchange, responder, 503, message, LouterError(message, status_hint=503))
 
 
 def _observe(metrics: Metrics, exchange: Exchange, method: str, status: int) -> None:
@@ -282,7 +284,7 @@ def error_kind(exc: LouterError) -> str:
 
 
 async def _method_not_allowed(
-    exchange: Exchange, endpoint: Endpoint, request: Request, responder: Responder
+    exchange: Exchange, endpoint: Endpoint, request: HttpRequest, responder: Responder
 ) -> None:
     message = f"method {request.method} not allowed on {request.path}; use {endpoint.method}"
     body = DIALECTS[exchange.format].error_body(405, message)
@@ -320,11 +322,13 @@ def build_context(
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
     log_options: Mapping[str, Any] | None = None,
+    stages: Sequence[Stage] = (),
 ) -> ProxyContext:
     """Everything handlers need. Raises `ConfigError` for an unknown default backend.
 
     `clock` is wall time (timestamps); `monotonic` drives the breakers' cool-downs.
-    `log_options` go to the `Journal` (`report`, `max_bytes`, `backups`)."""
+    `log_options` go to the `Journal` (`report`, `max_bytes`, `backups`). The pipeline
+    is the stages the config enables (`proxy/stages.py`), then `stages`."""
     router = Router(config, default_backend, clock=monotonic)
     performance = config.performance
     journal = Journal(
@@ -353,6 +357,7 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
+        build_pipeline(config, stages),
     )
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from louter.convert.dialects import DIALECTS
+from louter.convert.dialect import DIALECTS
 from louter.errors import LouterError, UpstreamError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
@@ -167,7 +167,7 @@ class _Attempts:
                         self._decide(backend.name, "skipped")
                     break
                 if plan is None:
-                    plan = _build(make_plan, route, breaker)
+                    plan = await _build(self.exchange, make_plan, route, breaker)
                 answer = await self._attempt(plan, breaker)
                 if answer is not None:
                     return answer
@@ -365,11 +365,12 @@ def _scrubbed(ctx: ProxyContext, exc: LouterError, backend: str) -> LouterError:
     return type(exc)(message, status_hint=exc.status_hint)
 
 
-def _build(make_plan: MakePlan, route: Route, breaker: Breaker) -> Plan:
-    """The plan for `route`; a request that cannot be built (the client's fault) frees
-    the breaker slot it may have claimed."""
+async def _build(exchange: Exchange, make_plan: MakePlan, route: Route, breaker: Breaker) -> Plan:
+    """The plan for `route` (converting a large request in a worker thread: see
+    `Exchange.compute`); a request that cannot be built (the client's fault) frees the
+    breaker slot it may have claimed."""
     try:
-        return make_plan(route)
+        return await exchange.compute(make_plan, route)
     except BaseException:
         breaker.release()
         raise

@@ -6,8 +6,8 @@ answer back in the client's dialect, whole or streamed (design §1, §6).
     client ◀── A.emit_response / A.StreamEmitter ◀── B.parse_response / B.StreamParser
 
 `conversation` builds the plan for one candidate backend (the attempt loop may build
-several); `Converse.relay` answers; `converse` runs the whole exchange for a door that
-always converts. An upstream error status is relayed with its status
+several); `Converse.relay` answers, showing the answer to the pipeline's observers (which
+may end a stream cleanly). An upstream error status is relayed with its status
 and message in A's envelope (`Retry-After` kept). Once streaming has begun, failures
 become A's in-stream error event.
 """
@@ -25,11 +25,11 @@ import orjson
 from louter.config import Backend
 from louter.convert import json_tools, xml_tools
 from louter.convert.collect import StreamCollector, events_of, stream_view
-from louter.convert.dialects import DIALECTS, Dialect, StreamEmitter, StreamParser
+from louter.convert.dialect import DIALECTS, Dialect, StreamEmitter, StreamParser
 from louter.convert.json_tools import JsonToolExtractor
 from louter.convert.model import (
     IdFactory,
-    MessageStart,
+    MessageStop,
     Request,
     Response,
     ResponseMeta,
@@ -37,18 +37,17 @@ from louter.convert.model import (
     StreamEvent,
 )
 from louter.convert.sse import SSEDecoder
-from louter.convert.tokens import estimate_tokens
 from louter.convert.tool_stage import ToolTextStage, apply_stage
 from louter.convert.tool_text import BufferedExtractor
 from louter.convert.xml_tools import XmlToolExtractor
-from louter.errors import ConversionError
+from louter.errors import ConversionError, UpstreamError
 from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
-from louter.proxy.attempts import Delivery, Plan, run, without_keys
-from louter.proxy.exchange import Exchange
-from louter.proxy.passthrough import is_event_stream, relay_stream
+from louter.proxy.attempts import Delivery, Plan, without_keys
+from louter.proxy.exchange import DEFAULT_BUDGETS, Budgets, Exchange
+from louter.proxy.passthrough import StreamEnded, is_event_stream, relay_stream
+from louter.proxy.pipeline import Observers
 from louter.proxy.routing import Route
-from louter.proxy.upstreams import AUTH
 
 if TYPE_CHECKING:
     from louter.proxy.context import ProxyContext
@@ -67,6 +66,15 @@ class ClientSide:
     key: str | None = None  # the client's API key, used when the backend has none
     # What the client's form cannot carry of an answer (notes for the log), if anything
     notes: Callable[[Response], list[str]] | None = None
+    # How a whole answer is written, when the door knows more than its dialect does
+    # (Responses: custom tools' calls mapped back); None: `dialect.emit_response`
+    emit: Callable[[Response, ResponseMeta], dict[str, Any]] | None = None
+
+
+def emit_whole(client: ClientSide, answer: Response) -> dict[str, Any]:
+    """A whole answer in the client's dialect."""
+    emit = client.emit if client.emit is not None else client.dialect.emit_response
+    return emit(answer, client.meta)
 
 
 def backend_dialect(backend: Backend, client_dialect: str) -> str:
@@ -120,27 +128,6 @@ def call_ids(exchange: Exchange) -> IdFactory:
     return lambda n: f"{prefix}_{n}"
 
 
-async def converse(
-    ctx: ProxyContext,
-    exchange: Exchange,
-    request: Request,
-    client: ClientSide,
-    responder: Responder,
-) -> None:
-    """Answer `request` (for the client's model `request.model`) through the neutral
-    model from whichever of its backends answers first: the attempt loop fails over
-    between them, each spoken to in its own dialect. For doors that always convert."""
-    routes = ctx.router.candidates(request.model)
-    await run(
-        ctx,
-        exchange,
-        responder,
-        routes,
-        lambda route: conversation(ctx, request, route, client),
-        lambda: estimate_tokens(request),
-    )
-
-
 def conversation(
     ctx: ProxyContext,
     request: Request,
@@ -148,6 +135,7 @@ def conversation(
     client: ClientSide,
     *,
     body: dict[str, Any] | None = None,
+    observers: Observers | None = None,
 ) -> Converse:
     """The plan to send `request` to `route`'s backend in its dialect and answer in the
     client's.
@@ -160,17 +148,17 @@ def conversation(
     if body is None:
         body = upstream.prepare(dialect, DIALECTS[dialect].emit_request(request, route.model))
     headers = upstream.headers
-    if client.key and not route.backend.api_key and dialect in AUTH:
-        headers = [*headers, *AUTH[dialect](client.key)]
+    if client.key and not route.backend.api_key and dialect in DIALECTS:
+        headers = [*headers, *DIALECTS[dialect].auth_headers(client.key)]
     path = upstream.path(dialect, route.model, request.stream)
-    return Converse(route, dialect, path, headers, orjson.dumps(body), request, client)
+    return Converse(route, dialect, path, headers, orjson.dumps(body), request, client, observers)
 
 
 class Converse(Plan):
     """Through the neutral model: the answer is parsed in the backend's dialect and
     written in the client's, whole or streamed."""
 
-    __slots__ = ("request", "client")
+    __slots__ = ("request", "client", "observers")
 
     def __init__(
         self,
@@ -181,10 +169,12 @@ class Converse(Plan):
         body: bytes,
         request: Request,
         client: ClientSide,
+        observers: Observers | None = None,
     ) -> None:
         super().__init__(route, dialect, path, headers, body)
         self.request = request
         self.client = client
+        self.observers = observers  # the pipeline's, for this answer
 
     async def relay(
         self,
@@ -202,12 +192,20 @@ class Converse(Plan):
             return Delivery()
         stage = tool_stage(self.route.backend, self.request, exchange)
         if self.request.stream:
-            relay = TranslatingRelay(backend, self.client, call_ids(exchange), stage)
-            if not is_event_stream(response.headers):
-                relay.whole = True
+            relay = TranslatingRelay(
+                backend,
+                self.client,
+                call_ids(exchange),
+                stage,
+                whole=not is_event_stream(response.headers),
+                observers=self.observers,
+                budgets=exchange.budgets,
+            )
             headers = [*self.client.stream_headers, _request_id_header(exchange)]
             return await relay_stream(ctx, exchange, response, responder, relay, headers)
-        return await _answer_whole(exchange, response, backend, self.client, responder, stage)
+        return await _answer_whole(
+            exchange, response, backend, self.client, responder, stage, self.observers
+        )
 
 
 async def relay_error(
@@ -240,20 +238,21 @@ async def _answer_whole(
     client: ClientSide,
     responder: Responder,
     stage: ToolTextStage | None,
+    observers: Observers | None,
 ) -> Delivery:
     raw = await exchange.read_body(response)
     try:
-        data = _json_object(raw)
+        data = await exchange.compute_for(len(raw), _json_object, raw)
     except ConversionError:
         text = raw.decode("utf-8", "replace")
         exchange.log("backend_response", status=200, payload=text, dialect=backend.name)
         raise
     exchange.log("backend_response", status=200, raw_payload=raw, dialect=backend.name)
-    answer = backend.parse_response(data, call_ids(exchange))
+    answer, body = await exchange.compute_for(
+        len(raw), _convert_whole, data, backend, client, call_ids(exchange), stage, observers
+    )
     if stage is not None:
-        answer = apply_stage(stage, answer)
         _log_problems(exchange, stage)
-    body = client.dialect.emit_response(answer, client.meta)
     for note in client.notes(answer) if client.notes is not None else ():
         exchange.log("error", status=200, error=note)
     exchange.log("client_response", status=200, payload=body)
@@ -271,6 +270,24 @@ def _log_dropped(exchange: Exchange, backend: Dialect, request: Request) -> None
     if dropped:
         note = f"not sent to the {backend.name} backend, which has no equivalent: "
         exchange.log("error", error=note + ", ".join(dropped), dropped=dropped)
+
+
+def _convert_whole(
+    data: dict[str, Any],
+    backend: Dialect,
+    client: ClientSide,
+    ids: IdFactory,
+    stage: ToolTextStage | None,
+    observers: Observers | None,
+) -> tuple[Response, dict[str, Any]]:
+    """A whole backend answer -> the neutral answer (as the pipeline's observers leave
+    it) and the client's body."""
+    answer = backend.parse_response(data, ids)
+    if stage is not None:
+        answer = apply_stage(stage, answer)
+    if observers is not None:
+        answer = observers.whole(answer)
+    return answer, emit_whole(client, answer)
 
 
 def _log_problems(exchange: Exchange, stage: ToolTextStage) -> None:
@@ -296,8 +313,12 @@ class TranslatingRelay:
     """Upstream stream bytes (dialect B) -> client stream bytes (dialect A).
 
     bytes -> SSEDecoder -> B.StreamParser -> neutral events -> A.StreamEmitter -> bytes,
-    with a collector on the neutral events for the journal. `whole` handles a backend that
-    answered a stream request with one JSON body: it is parsed at the end and replayed.
+    with a collector on the neutral events for the journal (keeping `budgets.log_text`
+    characters). `whole` handles a backend that answered a stream request with one JSON
+    body: it is parsed at the end and replayed; past `budgets.max_response` bytes the
+    stream ends with the client's error event. `observers` (the pipeline's) see each
+    event before the client does; when one ends the stream, the client gets a normal
+    finish and `StreamEnded` stops the upstream read.
     """
 
     def __init__(
@@ -306,29 +327,40 @@ class TranslatingRelay:
         client: ClientSide,
         ids: IdFactory,
         stage: ToolTextStage | None = None,
+        *,
+        whole: bool = False,
+        observers: Observers | None = None,
+        budgets: Budgets = DEFAULT_BUDGETS,
     ) -> None:
         self._stage = stage
+        self._observers = observers
         self._decoder = SSEDecoder()
         self._parser: StreamParser = backend.stream_parser(ids)
         self._backend = backend
         self._ids = ids
         self._emitter = client.emitter()
         self._notes = client.notes
-        self._collector = StreamCollector()
-        self.whole = False
+        self._collector = StreamCollector(budgets.log_text)
+        self.whole = whole
         self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._max_body = budgets.max_response
 
     def prelude(self) -> bytes:
         """The client dialect's opening (Anthropic: message_start and a ping) at once, so
         a client waiting for a slow first token already sees the stream alive."""
         if self.whole:
             return b""
-        opening = self._emitter.feed(MessageStart())
-        ping = getattr(self._emitter, "ping", None)
-        return opening + ping() if opening and ping is not None else opening
+        return self._emitter.prelude()
 
     def feed(self, chunk: bytes) -> bytes:
         if self.whole:
+            self._body_bytes += len(chunk)
+            if self._body_bytes > self._max_body:
+                self._body = []
+                raise UpstreamError(
+                    f"upstream answer larger than max_response_bytes = {self._max_body}"
+                )
             self._body.append(chunk)
             return b""
         events: list[StreamEvent] = []
@@ -364,10 +396,29 @@ class TranslatingRelay:
     def _emit(self, events: list[StreamEvent]) -> bytes:
         if self._stage is not None:
             events = [out for event in events for out in self._stage.feed(event)]
+        if self._observers is not None:
+            return self._observed(events)
         out = []
         for event in events:
             self._collector.feed(event)
             out.append(self._emitter.feed(event))
+        return b"".join(out)
+
+    def _observed(self, events: list[StreamEvent]) -> bytes:
+        """`_emit` with observers: one may end the stream after an event (a clean finish
+        for the client: its dialect's stop, then the end of the stream)."""
+        assert self._observers is not None
+        out = []
+        for event in events:
+            self._collector.feed(event)
+            out.append(self._emitter.feed(event))
+            keep = self._observers.event(event)
+            if not keep and not isinstance(event, (MessageStop, StreamError)):
+                stop = MessageStop("stop")
+                self._collector.feed(stop)
+                out.append(self._emitter.feed(stop))
+                out.append(self._emitter.flush())
+                raise StreamEnded(b"".join(out))
         return b"".join(out)
 
     def _replay(self) -> list[StreamEvent]:

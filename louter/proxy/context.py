@@ -10,6 +10,7 @@ from louter.http.deadlines import Deadlines
 from louter.proxy.exchange import RequestIds
 from louter.proxy.journal import Journal
 from louter.proxy.metrics import Metrics
+from louter.proxy.pipeline import NO_STAGES, Pipeline
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
 from louter.proxy.upstreams import Upstream
@@ -26,3 +27,4 @@ class ProxyContext:
     deadlines: Deadlines  # upstream first-byte and stream-idle timeouts
     metrics: Metrics | None = None  # None with `enable_metrics = false`
     scrub: Scrubber = field(default_factory=Scrubber)  # addresses and keys out of errors
+    pipeline: Pipeline = NO_STAGES  # the request pipeline's stages (none: zero cost)

@@ -10,13 +10,58 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from louter.http.message import Request
+import trio
+
+from louter.config import Performance
+from louter.errors import UpstreamError
+from louter.http.message import HeaderList, HttpRequest
 from louter.proxy.journal import Journal, redact_headers, redact_target
 
 if TYPE_CHECKING:
     from louter.http.upstream import UpstreamResponse
+    from louter.proxy.pipeline import Call
+
+T = TypeVar("T")
+
+
+def content_length(headers: HeaderList) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _too_large(limit: int, seen: str) -> UpstreamError:
+    return UpstreamError(
+        f"upstream answer larger than max_response_bytes = {limit} ({seen})", status_hint=502
+    )
+
+
+async def _read_capped(response: UpstreamResponse, limit: int, idle_timeout: float) -> bytes:
+    """A body of unknown length, refused once it passes `limit` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    async with aclosing(response.chunks()) as chunks:
+        while True:
+            with trio.move_on_after(idle_timeout) as scope:
+                chunk = await anext(chunks, None)
+            if scope.cancelled_caught:
+                await response.aclose()
+                raise UpstreamError(
+                    f"no data for {idle_timeout:g}s in the middle of the answer", status_hint=504
+                )
+            if chunk is None:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            size += len(chunk)
+            if size > limit:
+                await response.aclose()
+                raise _too_large(limit, f"more than {limit} bytes received")
+            parts.append(chunk)
 
 
 class RequestIds:
@@ -28,6 +73,28 @@ class RequestIds:
 
     def next(self) -> str:
         return f"{self._prefix}-{next(self._counter):08x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Per-request size limits (from `[performance]`), built once per server."""
+
+    max_response: int = Performance.__dataclass_fields__["max_response_bytes"].default
+    log_text: int = Performance.__dataclass_fields__["log_max_text_chars"].default
+    idle_timeout: float = 300.0  # silence allowed between two pieces of a body
+    offload: int = Performance.__dataclass_fields__["offload_bytes"].default
+
+    @classmethod
+    def of(cls, performance: Performance) -> Budgets:
+        return cls(
+            performance.max_response_bytes,
+            performance.log_max_text_chars,
+            performance.stream_idle_timeout_seconds,
+            performance.offload_bytes,
+        )
+
+
+DEFAULT_BUDGETS = Budgets()
 
 
 class Exchange:
@@ -45,11 +112,21 @@ class Exchange:
         "upstream_wait",
         "attempts",
         "logging",
+        "budgets",
+        "offload",
+        "call",
         "_journal",
         "_lines",
     )
 
-    def __init__(self, journal: Journal, request_id: str, endpoint: str, dialect: str) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        request_id: str,
+        endpoint: str,
+        dialect: str,
+        budgets: Budgets = DEFAULT_BUDGETS,
+    ) -> None:
         self.request_id = request_id
         self.started = time.perf_counter()
         self.endpoint = endpoint
@@ -61,6 +138,9 @@ class Exchange:
         self.upstream_wait = 0.0  # seconds spent waiting on upstreams (heads, bodies, backoff)
         self.attempts = 0  # upstream requests made
         self.logging = journal.active  # entries are written (else `log` does nothing)
+        self.budgets = budgets
+        self.offload = False  # the request is large: `compute` runs work in a thread
+        self.call: Call | None = None  # set when the request went through pipeline stages
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
@@ -72,12 +152,39 @@ class Exchange:
         return time.perf_counter() - self.started - self.upstream_wait
 
     async def read_body(self, response: UpstreamResponse) -> bytes:
-        """An upstream answer's whole body; the time it takes counts as upstream wait."""
+        """An upstream answer's whole body; the time it takes counts as upstream wait.
+
+        A body larger than `max_response_bytes` is not read: its connection is closed
+        (never reused) and the answer is a 502 `UpstreamError` naming the limit. A body
+        of announced length within the limit is read at once; one of unknown length
+        (chunked, or ended by the close) piece by piece, counted as it comes."""
         started = time.perf_counter()
+        limit = self.budgets.max_response
         try:
-            return await response.read()
+            length = content_length(response.headers)
+            if length is not None and length <= limit:
+                return await response.read()
+            if length is not None:
+                await response.aclose()
+                raise _too_large(limit, f"{length} bytes announced")
+            return await _read_capped(response, limit, self.budgets.idle_timeout)
         finally:
             self.upstream_wait += time.perf_counter() - started
+
+    async def compute(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)`: inline, or in a worker thread for a large request (`offload`) so
+        that parsing and converting it does not stall every other client. The thread
+        takes the GIL in slices (orjson calls in one), so the event loop keeps running."""
+        if not self.offload:
+            return work(*args)
+        return await trio.to_thread.run_sync(work, *args)
+
+    async def compute_for(self, size: int, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on data of `size` bytes (an upstream answer): in a worker thread
+        when it is larger than `offload_bytes`, as `compute`."""
+        if size <= self.budgets.offload:
+            return work(*args)
+        return await trio.to_thread.run_sync(work, *args)
 
     def overhead_header(self) -> tuple[bytes, bytes]:
         return (b"x-louter-overhead-ms", b"%.3f" % (self.overhead() * 1000))
@@ -120,7 +227,7 @@ class Exchange:
             self._journal.write_lines(self._lines)
             self._lines = []
 
-    def log_client_request(self, request: Request, *, valid_json: bool) -> None:
+    def log_client_request(self, request: HttpRequest, *, valid_json: bool) -> None:
         """The client's request: redacted headers and target, the body as sent."""
         if not self.logging:
             return

@@ -32,6 +32,15 @@ if TYPE_CHECKING:
     from louter.proxy.context import ProxyContext
 
 
+class StreamEnded(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a relay whose answer ends here (a pipeline stage said so): `data` is
+    the rest the client gets, ending the stream normally; the upstream is not read on."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("stream ended by a pipeline stage")
+        self.data = data
+
+
 class StreamTap(Protocol):
     """Reads a passing stream for the journal: bytes in, an assembled result out."""
 
@@ -119,7 +128,8 @@ async def relay_whole(
     body = await exchange.read_body(response)
     status = response.status
     delivery = Delivery()
-    data = _load(body) if status == 200 or exchange.logging else None
+    parse = status == 200 or exchange.logging
+    data = await exchange.compute_for(len(body), _load, body) if parse else None
     if status == 200:
         if data is _NOT_JSON:
             _log_whole(exchange, status, body, None, dialect)
@@ -258,17 +268,23 @@ class _Pump:
 
     async def run(self) -> None:
         try:
-            # aclosing: a cancel (client gone) while a chunk is being written must not
-            # leave the upstream generator suspended for the garbage collector.
-            async with aclosing(self.response.chunks()) as chunks:
-                while (chunk := await self._next(chunks)) is not None:
-                    self.chunks += 1
-                    await self._send(self.relay.feed(chunk))
-            await self._send(self.relay.flush())
+            try:
+                await self._pump()
+            except StreamEnded as end:  # a pipeline stage ended the answer here, cleanly
+                await self._send(end.data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:  # transport errors may name an address: scrubbed
             await self.fail(self.scrub(exc.message, self.exchange.backend))
+
+    async def _pump(self) -> None:
+        # aclosing: a cancel (client gone) while a chunk is being written must not
+        # leave the upstream generator suspended for the garbage collector.
+        async with aclosing(self.response.chunks()) as chunks:
+            while (chunk := await self._next(chunks)) is not None:
+                self.chunks += 1
+                await self._send(self.relay.feed(chunk))
+        await self._send(self.relay.flush())
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
         if self.stopped is not None:  # stopped while writing: cancelled at the next wait
@@ -356,7 +372,7 @@ class Forward(Plan):
         headers: HeaderList,
         body: bytes,
         *,
-        make_tap: Callable[[], StreamTap],
+        make_tap: Callable[..., StreamTap],  # called with max_text=
         error_event: Callable[[str], bytes],
         stream: bool = False,
         repair: Repair | None = None,
@@ -375,7 +391,8 @@ class Forward(Plan):
         responder: Responder,
     ) -> Delivery:
         if response.status == 200 and (self.stream or is_event_stream(response.headers)):
-            relay = PassthroughRelay(self.make_tap(), self.error_event)
+            tap = self.make_tap(max_text=exchange.budgets.log_text)
+            relay = PassthroughRelay(tap, self.error_event)
             return await relay_stream(ctx, exchange, response, responder, relay)
         if self.repair is not None and response.status == 200:
             body = await exchange.read_body(response)

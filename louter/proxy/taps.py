@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from louter.convert.collect import StreamCollector, stream_view
-from louter.convert.dialects import DIALECTS
-from louter.convert.openai_stream import StreamAssembler
+from louter.convert.dialect import DIALECTS
+from louter.convert.openai.stream_parser import StreamAssembler
 from louter.convert.sse import SSEDecoder, SSEEvent
 
 
@@ -17,10 +17,10 @@ class OpenAITap:
     """An OpenAI SSE stream, checked and assembled a network chunk at a time: the complete
     events in each chunk are parsed together (`StreamAssembler.feed_block`), so a chunk
     that is not valid stream data raises before it is passed on. A CRLF stream goes
-    through the SSE decoder instead."""
+    through the SSE decoder instead. `max_text`: see `StreamAssembler`."""
 
-    def __init__(self) -> None:
-        self._assembler = StreamAssembler()
+    def __init__(self, *, max_text: int | None = None) -> None:
+        self._assembler = StreamAssembler(max_text)
         self._rest = b""  # the start of an event whose end has not arrived
         self._decoder: SSEDecoder | None = None  # CRLF line ends: decode event by event
 
@@ -54,6 +54,9 @@ class OpenAITap:
         return self._assembler.result()
 
 
+_ARRAY_PER_CHAR = 4  # a JSON array stream's bytes kept per character of the log's text cap
+
+
 def _no_ids(n: int) -> str:
     return f"call_{n}"
 
@@ -62,17 +65,24 @@ class DialectTap:
     """Any dialect's stream through its own StreamParser into a neutral collector.
 
     `sse=False` reads a stream sent as one JSON array (Gemini without `alt=sse`): the
-    bytes are kept and parsed at the end."""
+    bytes are kept and parsed at the end, up to `_ARRAY_PER_CHAR` bytes per character of
+    `max_text`; past that they are only counted and the result says `truncated`."""
 
-    def __init__(self, dialect: str, *, sse: bool = True) -> None:
+    def __init__(self, dialect: str, *, sse: bool = True, max_text: int | None = None) -> None:
         self._parser = DIALECTS[dialect].stream_parser(_no_ids)
         self._decoder = SSEDecoder() if sse else None
         self._array: list[bytes] = []
-        self._collector = StreamCollector()
+        self._array_bytes = 0
+        self._array_cap = None if max_text is None else max_text * _ARRAY_PER_CHAR
+        self._collector = StreamCollector(max_text)
 
     def feed(self, chunk: bytes) -> None:
         if self._decoder is None:
-            self._array.append(chunk)
+            self._array_bytes += len(chunk)
+            if self._array_cap is None or self._array_bytes <= self._array_cap:
+                self._array.append(chunk)
+            elif self._array:
+                self._array = []  # too long to keep for the log
             return
         for event in self._decoder.feed(chunk):
             self._collect(event)
@@ -85,6 +95,8 @@ class DialectTap:
         if self._decoder is not None:
             for event in self._decoder.flush():
                 self._collect(event)
+        elif self._array_cap is not None and self._array_bytes > self._array_cap:
+            return {**stream_view(self._collector), "truncated": True, "bytes": self._array_bytes}
         else:
             for item in _array_items(b"".join(self._array)):
                 self._collect(SSEEvent(data=orjson.dumps(item).decode()))

@@ -1,8 +1,9 @@
 """Runtime backends: each configured `Backend` with its open transport and auth headers,
 and how each dialect's requests are addressed (path) and finished (body fields).
 
-Protocol → factory and dialect → path are dicts (no if/elif ladder on provider names); a
-new backend dialect plugs in by adding entries.
+Paths, base headers and auth headers are the `Dialect` record's (`convert/dialect.py`);
+protocol → factory is derived from `DIALECTS` (every dialect is a network backend) plus
+the mock, so a new backend dialect plugs in by its record alone.
 """
 
 from __future__ import annotations
@@ -12,77 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from louter.config import Backend, Config
+from louter.convert.dialect import DIALECTS
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
-from louter.http.target import header_value, path_segment
 from louter.http.upstream import Transport, open_transport
 from louter.mock.transport import MockTransport
-
-ANTHROPIC_VERSION = b"2023-06-01"
-
-
-def _openai_path(model: str, stream: bool) -> str:
-    return "/v1/chat/completions"
-
-
-def _gemini_path(model: str, stream: bool) -> str:
-    return gemini_model_path(model, "streamGenerateContent?alt=sse" if stream else None)
-
-
-def gemini_model_path(model: str, action: str | None) -> str:
-    """`/v1beta/models/{model}:{action}`, the model escaped as one path segment."""
-    return f"/v1beta/models/{path_segment(model)}:{action or 'generateContent'}"
-
-
-def _anthropic_path(model: str, stream: bool) -> str:
-    return "/v1/messages"
-
-
-def _responses_path(model: str, stream: bool) -> str:
-    return "/v1/responses"
-
-
-PATHS: Mapping[str, Callable[[str, bool], str]] = {
-    "openai": _openai_path,
-    "gemini": _gemini_path,
-    "anthropic": _anthropic_path,
-    "responses": _responses_path,
-}
-
-
-def _openai_auth(key: str) -> HeaderList:
-    return [(b"authorization", b"Bearer " + header_value(key, "authorization"))]
-
-
-def _gemini_auth(key: str) -> HeaderList:
-    return [(b"x-goog-api-key", header_value(key, "x-goog-api-key"))]
-
-
-def _anthropic_auth(key: str) -> HeaderList:
-    return [(b"x-api-key", header_value(key, "x-api-key"))]
-
-
-AUTH: Mapping[str, Callable[[str], HeaderList]] = {
-    "openai": _openai_auth,
-    "gemini": _gemini_auth,
-    "anthropic": _anthropic_auth,
-    "responses": _openai_auth,
-}
-BASE_HEADERS: Mapping[str, HeaderList] = {
-    "openai": [(b"content-type", b"application/json")],
-    "gemini": [(b"content-type", b"application/json")],
-    "anthropic": [
-        (b"content-type", b"application/json"),
-        (b"anthropic-version", ANTHROPIC_VERSION),
-    ],
-    "responses": [(b"content-type", b"application/json")],
-}
-
-
-def client_auth_header(dialect: str) -> str:
-    """The request header a client of `dialect` sends its key in (forwarded when the
-    backend has no key of its own)."""
-    return {"openai": "authorization", "gemini": "x-goog-api-key"}.get(dialect, "x-api-key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +27,7 @@ class Upstream:
     headers: HeaderList  # sent with every request: content type and credentials
 
     def path(self, dialect: str, model: str, stream: bool) -> str:
-        return PATHS[dialect](model, stream)
+        return DIALECTS[dialect].upstream_path(model, stream)
 
     def prepare(self, dialect: str, body: dict[str, Any]) -> dict[str, Any]:
         """Backend-specific body fields: the OpenAI token-limit field name."""
@@ -111,9 +46,10 @@ def rename_token_field(body: dict[str, Any], field: str) -> None:
 def _network(
     backend: Backend, config: Config, clock: Callable[[], float], deadlines: Deadlines
 ) -> Upstream:
-    headers = list(BASE_HEADERS[backend.protocol])
+    dialect = DIALECTS[backend.protocol]
+    headers = list(dialect.upstream_headers)
     if backend.api_key:
-        headers.extend(AUTH[backend.protocol](backend.api_key))
+        headers.extend(dialect.auth_headers(backend.api_key))
     performance = config.performance
     transport = open_transport(
         backend.url,
@@ -129,17 +65,12 @@ def _network(
 def _mock(
     backend: Backend, config: Config, clock: Callable[[], float], deadlines: Deadlines
 ) -> Upstream:
-    return Upstream(backend, MockTransport(backend, clock=clock), [])
+    offload = config.performance.offload_bytes
+    return Upstream(backend, MockTransport(backend, clock=clock, offload=offload), [])
 
 
 Factory = Callable[[Backend, Config, Callable[[], float], Deadlines], Upstream]
-FACTORIES: Mapping[str, Factory] = {
-    "openai": _network,
-    "gemini": _network,
-    "anthropic": _network,
-    "responses": _network,
-    "mock": _mock,
-}
+FACTORIES: Mapping[str, Factory] = {**dict.fromkeys(DIALECTS, _network), "mock": _mock}
 
 
 def open_upstreams(

@@ -1,9 +1,9 @@
 """Token counts for `tokens_total`: the backend's own usage where it reports one, else
 louter's estimate (4 characters a token, `convert/tokens.py`).
 
-Whole answers are read with each dialect's usage reader (a dict lookup, no full parse);
-streams report what their tap or relay assembled. Only an answer without usage pays for
-an estimate.
+Whole answers are read with each dialect's usage reader (`Dialect.usage_of`: a dict
+lookup, no full parse); streams report what their tap or relay assembled. Only an answer
+without usage pays for an estimate.
 """
 
 from __future__ import annotations
@@ -11,33 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from louter.convert import anthropic_wire, gemini_response, openai
-from louter.convert.dialects import DIALECTS
-from louter.convert.model import Request, Usage
+from louter.convert.dialect import DIALECTS
+from louter.convert.model import Request
 from louter.convert.tokens import estimate_text, estimate_tokens
 from louter.errors import LouterError
 
 Tokens = tuple[int, int]  # (input, output)
-
-
-def _openai(data: Mapping[str, Any]) -> Usage | None:
-    return openai.parse_usage(data.get("usage"))
-
-
-def _gemini(data: Mapping[str, Any]) -> Usage | None:
-    return gemini_response.read_usage(data.get("usageMetadata"))
-
-
-def _anthropic(data: Mapping[str, Any]) -> Usage | None:
-    usage = data.get("usage")
-    return anthropic_wire.parse_usage(usage) if isinstance(usage, dict) else None
-
-
-READERS: Mapping[str, Callable[[Mapping[str, Any]], Usage | None]] = {
-    "openai": _openai,
-    "gemini": _gemini,
-    "anthropic": _anthropic,
-}
 
 
 def whole_tokens(dialect: str, data: Mapping[str, Any]) -> Tokens | None:
@@ -47,9 +26,9 @@ def whole_tokens(dialect: str, data: Mapping[str, Any]) -> Tokens | None:
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if type(prompt) is int and type(completion) is int:
             return prompt, completion
-    reader = READERS.get(dialect)
+    known = DIALECTS.get(dialect)
     try:
-        usage = reader(data) if reader is not None else None
+        usage = known.usage_of(data) if known is not None else None
     except LouterError:  # a malformed usage object counts as none
         return None
     return None if usage is None else (usage.input_tokens, usage.output_tokens)
@@ -58,10 +37,9 @@ def whole_tokens(dialect: str, data: Mapping[str, Any]) -> Tokens | None:
 def whole_text(dialect: str, data: Mapping[str, Any]) -> str:
     """The answer's text and tool-call arguments, for an output estimate."""
     try:
-        answer = DIALECTS[dialect].parse_response(data, lambda n: f"call_{n}")
+        return DIALECTS[dialect].text_of(data)
     except (LouterError, KeyError):
         return ""
-    return answer.text() + "".join(call.arguments for call in answer.tool_calls())
 
 
 def view_tokens(view: Mapping[str, Any]) -> Tokens | None:
@@ -104,6 +82,11 @@ class LazyRequest:
         if self._request is None:
             self._request = self._parse()
         return self._request
+
+    def set(self, request: Request) -> None:
+        """Use `request` from now on (a pipeline stage rewrote it)."""
+        self._request = request
+        self._estimate = None
 
     def estimate(self) -> int:
         """Its input tokens, estimated once; a request that does not parse counts 0."""

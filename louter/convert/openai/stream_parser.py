@@ -1,0 +1,474 @@
+"""OpenAI Chat Completions streams -> neutral stream events (`StreamParser`), and the
+journal's fast `StreamAssembler` (design §5, §6). The other direction is
+`stream_emitter`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from louter.convert.model import (
+    IdFactory,
+    MessageStart,
+    MessageStop,
+    ReasoningDelta,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+)
+from louter.convert.openai.response import map_finish, parse_usage
+from louter.convert.sse import SSEDecoder, SSEEvent
+from louter.errors import ConversionError
+
+# ---------------------------------------------------------------------------------------
+# Stream assembly (for the JSONL log): SSE events of a Chat Completions stream -> one dict
+# ---------------------------------------------------------------------------------------
+#
+# Only choice 0 is assembled (what the proxy's clients ask for; `n > 1` is not streamed
+# by the backends louter targets). Tool-call fragments are keyed by `index`; the first
+# non-empty `id` and `name` win because some servers send a new id with every fragment.
+# Any chunk carrying an `error` object (llama-server's in-stream errors, surfaced by the
+# SSE decoder as `event="error"`) is recorded in `error`. A legacy `delta.function_call`
+# is assembled as one more tool call (keyed LEGACY_CALL), a `refusal` as content.
+
+LEGACY_CALL = -1  # the fragment key of a legacy `function_call` delta
+_PLAIN_DELTA = frozenset({"role", "content", "refusal"})
+
+
+@dataclass(slots=True)
+class _ToolCallParts:
+    """Mutable accumulator for one streamed tool call."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        function = {"name": self.name, "arguments": "".join(self.arguments)}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+class StreamAssembler:
+    """Rebuild the complete answer of one OpenAI Chat Completions stream.
+
+    Cheap per chunk: one `orjson.loads` and a few dict lookups. One instance per stream.
+
+    `max_text` bounds the characters kept (content, reasoning, tool-call arguments; for
+    the log): text pieces are counted and cut every `_FOLD` pieces, so memory stays
+    bounded whatever the stream's length and the per-chunk path does no extra work. The
+    result then says `truncated` and the full `text_chars`. None keeps everything.
+    """
+
+    __slots__ = (
+        "_id", "_model", "_content", "_reasoning", "_tools",
+        "_finish_reason", "_usage", "_chunks", "_done", "_error",
+        "_max_text", "_kept", "_text_chars", "_folded",
+    )  # fmt: skip
+
+    def __init__(self, max_text: int | None = None) -> None:
+        self._id: str | None = None
+        self._model: str | None = None
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: dict[int, _ToolCallParts] = {}
+        self._finish_reason: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._chunks = 0
+        self._done = False
+        self._error: dict[str, Any] | None = None
+        self._max_text = max_text
+        self._kept = 0  # characters kept (counted in folds)
+        self._text_chars = 0  # characters seen (counted in folds)
+        self._folded: tuple[list[str], list[str]] = ([], [])  # kept content, reasoning
+
+    @property
+    def done(self) -> bool:
+        """The stream's terminator (`[DONE]`) has been seen."""
+        return self._done
+
+    def feed(self, event: SSEEvent) -> None:
+        """Take one SSE event of the stream.
+
+        Raises:
+            ConversionError: (502) the event's data is not a JSON object (nor `[DONE]`)
+                and the event is not an `error` event.
+        """
+        if event.data == "[DONE]":
+            self._done = True
+            return
+        try:
+            chunk = _load_chunk(event.data)
+        except ConversionError:
+            if event.event != "error":
+                raise
+            chunk = {"error": {"message": event.data}}
+        self._absorb(chunk, event.event == "error")
+        if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
+            self._fold()
+
+    def feed_block(self, block: bytes) -> None:
+        """Take whole SSE events at once (`block` ends at an event boundary, or is the
+        stream's end).
+
+        The usual block (only `data: ` lines, one per event, `\\n\\n` between events)
+        becomes one JSON array with a single `replace` and is parsed by one
+        `orjson.loads`: far cheaper than an SSE decoder and a parse per event. Anything
+        else (comments, `event:` lines, CRLF, multi-line data, a chunk that is not an
+        object) goes through the SSE decoder event by event, with the same result.
+
+        Raises:
+            ConversionError: as `feed`.
+        """
+        bulk = _bulk_chunks(block)
+        if bulk is not None:
+            self.feed_chunks(*bulk)
+            if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
+                self._fold()
+            return
+        decoder = SSEDecoder()
+        for event in decoder.feed(block):
+            self.feed(event)
+        for event in decoder.flush():
+            self.feed(event)
+
+    def feed_chunks(self, chunks: list[dict[str, Any]], done: bool) -> None:
+        """Take a whole stream's chunks, already parsed (see `assemble`). The usual
+        chunk (one choice 0, a plain content delta, nothing else to record) only adds
+        its text; any other goes through the full `_absorb`."""
+        content = self._content
+        plain = 0
+        for chunk in chunks:
+            if self._id is not None and "usage" not in chunk and "error" not in chunk:
+                choices = chunk.get("choices")
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.get("delta") if type(choice) is dict else None
+                    if (
+                        type(delta) is dict
+                        and delta.keys() <= _PLAIN_DELTA
+                        and choice.get("finish_reason") is None
+                        and choice.get("index", 0) == 0
+                    ):
+                        text = delta.get("content") or delta.get("refusal")
+                        if text and type(text) is str:
+                            content.append(text)
+                        plain += 1
+                        continue
+            self._absorb(chunk, False)
+        self._chunks += plain
+        self._done = self._done or done
+
+    def _absorb(self, chunk: dict[str, Any], error_event: bool) -> None:
+        self._chunks += 1
+        if self._id is None:
+            self._id = chunk.get("id") or None
+        if self._model is None:
+            self._model = chunk.get("model") or None
+        usage = chunk.get("usage")
+        if usage is not None:
+            self._usage = usage
+        error = chunk.get("error")
+        if error is not None or error_event:
+            self._error = _error_object(chunk if error is None else error)
+        choices = chunk.get("choices")
+        if type(choices) is list:
+            for choice in choices:
+                if type(choice) is dict and choice.get("index", 0) == 0:
+                    self._choice(choice)
+
+    def _fold(self) -> None:
+        """Count the text pieces gathered since the last fold; keep them within the cap."""
+        for kept, pieces in zip(self._folded, (self._content, self._reasoning), strict=True):
+            text = self._keep("".join(pieces))
+            if text:
+                kept.append(text)
+            pieces.clear()
+
+    def _keep(self, text: str) -> str:
+        self._text_chars += len(text)
+        assert self._max_text is not None
+        room = self._max_text - self._kept
+        if len(text) > room:
+            text = text[: max(room, 0)]
+        self._kept += len(text)
+        return text
+
+    @property
+    def truncated(self) -> bool:
+        return self._text_chars > self._kept
+
+    def result(self) -> dict[str, Any]:
+        """The assembled answer: see the section comment above for the keys."""
+        if self._max_text is not None:
+            self._fold()
+        content, reasoning = self._folded
+        out: dict[str, Any] = {
+            "id": self._id,
+            "model": self._model,
+            "content": "".join(content or self._content),
+        }
+        if reasoning or self._reasoning:
+            out["reasoning_content"] = "".join(reasoning or self._reasoning)
+        out["tool_calls"] = [self._tools[index].as_dict() for index in sorted(self._tools)]
+        out["finish_reason"] = self._finish_reason
+        out["usage"] = self._usage
+        out["chunks"] = self._chunks
+        out["done"] = self._done
+        out["error"] = self._error
+        if self.truncated:
+            out["truncated"] = True
+            out["text_chars"] = self._text_chars
+        return out
+
+    def _choice(self, choice: dict[str, Any]) -> None:
+        finish_reason = choice.get("finish_reason")
+        if finish_reason is not None:
+            self._finish_reason = finish_reason
+        delta = choice.get("delta")
+        if type(delta) is not dict:
+            return
+        content = delta.get("content") or delta.get("refusal")
+        if content and type(content) is str:
+            self._content.append(content)
+        if delta.keys() <= _PLAIN_DELTA:
+            return  # the usual delta: a role and/or a content (or refusal) fragment
+        reasoning = _string(delta.get("reasoning_content")) or _string(delta.get("reasoning"))
+        if reasoning:
+            self._reasoning.append(reasoning)
+        self._tool_fragments(_list(delta.get("tool_calls")))
+        legacy = delta.get("function_call")
+        if isinstance(legacy, dict):
+            self._tool_fragments([{"index": LEGACY_CALL, "function": legacy}])
+
+    def _tool_fragments(self, fragments: list[Any]) -> None:
+        for position, fragment in enumerate(fragments):
+            if not isinstance(fragment, dict):
+                continue
+            index = _key(fragment, position)
+            parts = self._tools.get(index)
+            if parts is None:
+                parts = self._tools[index] = _ToolCallParts()
+            if not parts.id:
+                parts.id = _string(fragment.get("id"))
+            function = fragment.get("function")
+            if not isinstance(function, dict):
+                continue
+            if not parts.name:
+                parts.name = _string(function.get("name"))
+            arguments = _arguments(function.get("arguments"))
+            if arguments and self._max_text is not None:
+                arguments = self._keep(arguments)
+            if arguments:
+                parts.arguments.append(arguments)
+
+
+_FOLD = 256  # text pieces gathered before they are counted against `max_text`
+_DATA = b"data: "
+_DONE = b"\n\ndata: [DONE]"
+
+
+def _bulk_chunks(body: bytes) -> tuple[list[dict[str, Any]], bool] | None:
+    text = body.rstrip(b"\n")
+    if not text.startswith(_DATA) or b"\r" in text:
+        return None
+    if text == b"data: [DONE]":
+        return [], True
+    done = text.endswith(_DONE)
+    if done:
+        text = text[: -len(_DONE)]
+    events = text.count(b"\n\n") + 1
+    try:
+        chunks = orjson.loads(b"[" + text[len(_DATA) :].replace(b"\n\ndata: ", b",") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(chunks) != events or not all(type(chunk) is dict for chunk in chunks):
+        return None
+    return chunks, done
+
+
+def _load_chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConversionError(f"stream chunk is not JSON: {exc}", status_hint=502) from exc
+    if not isinstance(chunk, dict):
+        raise ConversionError("stream chunk is not a JSON object", status_hint=502)
+    return chunk
+
+
+def _error_object(error: Any) -> dict[str, Any]:
+    return error if isinstance(error, dict) else {"message": str(error)}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _key(fragment: dict[str, Any], position: int) -> int:
+    """A tool-call fragment's `index` (its position in the list when absent or bad)."""
+    index = fragment.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else position
+
+
+def _arguments(value: Any) -> str:
+    """An arguments fragment: JSON text; an object (some servers send one) as JSON."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None else orjson.dumps(value).decode()
+
+
+# ---------------------------------------------------------------------------------------
+# StreamParser: a backend's chunks -> neutral events
+# ---------------------------------------------------------------------------------------
+#
+# Tool-call fragments are keyed by the backend's `index` (a legacy `function_call` delta
+# by LEGACY_CALL); the first non-empty id and name win. A call starts (ToolCallStart) once
+# its name is known and takes the next neutral index then, so calls are numbered in the
+# order they start even when a later call's name arrives first; argument fragments that
+# came before the name are replayed after the start. `refusal` text is text.
+#
+# Calls end and the stream stops at `[DONE]`: the usage chunk of
+# `stream_options.include_usage` comes after the finish_reason chunk, so MessageStop
+# waits for it. A stream that ends without `[DONE]` but with a finish reason is accepted;
+# one without either is a StreamError, as is a tool call whose name never came. An
+# `error` chunk (or an `event: error`, or llama-server's bare JSON error line) ends the
+# stream with a StreamError carrying the error's `code` when it is an HTTP status.
+
+
+class _Call:
+    __slots__ = ("index", "id", "name", "pending")
+
+    def __init__(self) -> None:
+        self.index = -1  # the neutral index, once started
+        self.id = ""
+        self.name = ""
+        self.pending: list[str] = []  # argument fragments that came before the name
+
+    @property
+    def started(self) -> bool:
+        return self.index >= 0
+
+
+class StreamParser:
+    """OpenAI `chat.completion.chunk` events -> neutral stream events. One per response."""
+
+    def __init__(self, ids: IdFactory) -> None:
+        self._ids = ids
+        self._started = False
+        self._calls: dict[int, _Call] = {}
+        self._next_index = 0
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+        self._ended = False
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        """Take one SSE event; the neutral events it completes.
+
+        Raises:
+            ConversionError: (502) the event's data is not a JSON object (nor `[DONE]`).
+        """
+        if self._ended:
+            return []
+        if event.data == "[DONE]":
+            return self._end()
+        try:
+            chunk = _load_chunk(event.data)
+        except ConversionError:
+            if event.event != "error":
+                raise
+            return self._fail({}, StreamError(event.data or "the backend reported an error"))
+        error = chunk.get("error")
+        if error is not None or event.event == "error":
+            return self._fail(chunk, _stream_error(chunk if error is None else error))
+        out = self._start(chunk)
+        usage = parse_usage(chunk.get("usage"))
+        if usage is not None:
+            self._usage = usage
+        for choice in _list(chunk.get("choices")):
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._choice(choice, out)
+        return out
+
+    def flush(self) -> list[StreamEvent]:
+        """End of stream: MessageStop if a finish reason came, else a StreamError."""
+        if self._ended:
+            return []
+        if self._finish is None:
+            return self._fail({}, StreamError("the backend's stream ended before it finished"))
+        return self._end()
+
+    def _start(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        if self._started:
+            return []
+        self._started = True
+        return [MessageStart(_string(chunk.get("id")) or None, _string(chunk.get("model")) or None)]
+
+    def _fail(self, chunk: dict[str, Any], error: StreamError) -> list[StreamEvent]:
+        self._ended = True
+        return [*self._start(chunk), error]
+
+    def _end(self) -> list[StreamEvent]:
+        if any(not call.started for call in self._calls.values()):
+            return self._fail({}, StreamError("the backend sent a tool call without a name"))
+        self._ended = True
+        out = self._start({})
+        out.extend(ToolCallEnd(index) for index in sorted(c.index for c in self._calls.values()))
+        finish = map_finish(self._finish, bool(self._calls))
+        out.append(MessageStop(finish, self._usage))
+        return out
+
+    def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            reasoning = _string(delta.get("reasoning_content")) or _string(delta.get("reasoning"))
+            if reasoning:
+                out.append(ReasoningDelta(reasoning))
+            content = _string(delta.get("content")) or _string(delta.get("refusal"))
+            if content:
+                out.append(TextDelta(content))
+            for position, fragment in enumerate(_list(delta.get("tool_calls"))):
+                if isinstance(fragment, dict):
+                    self._fragment(fragment, _key(fragment, position), out)
+            legacy = delta.get("function_call")
+            if isinstance(legacy, dict):
+                self._fragment({"function": legacy}, LEGACY_CALL, out)
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str):
+            self._finish = finish
+
+    def _fragment(self, fragment: dict[str, Any], key: int, out: list[StreamEvent]) -> None:
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = _Call()
+        call.id = call.id or _string(fragment.get("id"))
+        function = fragment.get("function")
+        if isinstance(function, dict):
+            call.name = call.name or _string(function.get("name"))
+            arguments = _arguments(function.get("arguments"))
+            if arguments:
+                call.pending.append(arguments)
+        if call.name and not call.started:
+            call.index = self._next_index
+            self._next_index += 1
+            out.append(ToolCallStart(call.index, call.id or self._ids(call.index), call.name))
+        if call.started and call.pending:
+            out.extend(ToolCallDelta(call.index, piece) for piece in call.pending)
+            call.pending.clear()
+
+
+def _stream_error(error: Any) -> StreamError:
+    error = _error_object(error)
+    code = error.get("code")
+    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
+    return StreamError(str(error.get("message") or error), status)

@@ -1,0 +1,220 @@
+"""The generic front door: one handler runs every dialect's generate/stream and count
+requests, driven by the dialect's `DoorSpec` (`louter/proxy/doors/`), and the pieces
+every door shares: the body parse, the client key, the SSE response headers.
+
+    body -> (model, stream) from the spec -> pipeline.before -> route & attempts -> relay
+
+Per candidate backend: a backend of the client's dialect gets the client's body
+(the spec's `forward`: model name, defaults, forwarded headers) and its answer passes
+through as bytes, unless the answer needs the tool stage or an enabled pipeline stage
+needs the neutral model; any other backend, or those cases, go through the neutral model
+(`bridge.conversation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from louter.convert.dialect import DIALECTS
+from louter.convert.sse import STREAM_HEADERS
+from louter.errors import ConversionError, LouterError
+from louter.http.message import HeaderList, HttpRequest, Responder
+from louter.http.target import check_model
+from louter.proxy.attempts import Plan, run
+from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
+from louter.proxy.counting import answer_count
+from louter.proxy.exchange import Exchange
+from louter.proxy.local import answer_locally
+from louter.proxy.passthrough import Repair
+from louter.proxy.pipeline import Call, Observers
+from louter.proxy.routing import Route
+from louter.proxy.usage import LazyRequest
+
+if TYPE_CHECKING:
+    from louter.config import Backend
+    from louter.proxy.context import ProxyContext
+
+SSE_HEADERS: HeaderList = list(STREAM_HEADERS)
+
+
+def bearer(value: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value, or None."""
+    return value[7:] if value[:7].lower() == "bearer " else None
+
+
+def client_key(http: HttpRequest, headers: tuple[str, ...], query: str | None) -> str | None:
+    """The client's API key: the first of `headers` that carries one ("authorization"
+    holds a Bearer token; a `?{query}=` key ranks just before it)."""
+    for name in headers:
+        if name == "authorization":
+            if query is not None and (key := http.query.get(query)):
+                return key
+            value = bearer(http.headers.get("authorization", ""))
+        else:
+            value = http.headers.get(name)
+        if value:
+            return value
+    return (http.query.get(query) or None) if query is not None else None
+
+
+async def parse_body(
+    exchange: Exchange, http: HttpRequest, *, keep_raw: bool = False
+) -> dict[str, Any]:
+    """The request body as a JSON object, logged; `ConversionError` (400) otherwise.
+    A large body is parsed in a worker thread (`Exchange.compute`). Unless `keep_raw`
+    (a door that forwards the bytes as sent), `http.body` is dropped once parsed: the
+    request then holds one copy of its content, not two."""
+    try:
+        data = await exchange.compute(orjson.loads, http.body)
+    except orjson.JSONDecodeError as exc:
+        exchange.log_client_request(http, valid_json=False)
+        raise ConversionError(f"request body is not valid JSON: {exc}") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    if isinstance(model, str):  # a Gemini body has none: its model is in the path
+        exchange.model = model
+    exchange.log_client_request(http, valid_json=True)
+    if not keep_raw:
+        http.body = b""
+    if not isinstance(data, dict):
+        raise ConversionError("request body must be a JSON object")
+    return data
+
+
+def body_model(body: dict[str, Any]) -> str:
+    """The body's model name, checked to be safe to route and to send upstream (400)."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ConversionError("'model' is required and must be a non-empty string")
+    return check_model(model)
+
+
+Target = Callable[[HttpRequest, dict[str, Any]], tuple[str, bool]]
+Forward = Callable[["ProxyContext", Call, Route, "Repair | None"], Plan]
+
+
+@dataclass(frozen=True, slots=True)
+class DoorSpec:
+    """What one dialect's front door does differently from the others."""
+
+    dialect: str
+    target: Target  # (model, stream) of a request (400 for a bad model)
+    has_tools: Callable[[dict[str, Any]], bool]
+    client: Callable[[ProxyContext, Call, LazyRequest], ClientSide]
+    forward: Forward  # same dialect: the client's body for `route`, answer as bytes
+    same_body: Callable[[Call, Route], dict[str, Any]]  # same dialect, through the neutral
+    # A same-dialect whole answer whose text may hold a tool call goes through the tool
+    # stage: the check for it (None: the tool stage is decided from the request alone)
+    text_call: Callable[[Backend], Callable[[bytes], bool]] | None = None
+    # Token counting (dialects with a count endpoint): the same-dialect forward
+    count_forward: Forward | None = None
+
+    def key(self, http: HttpRequest) -> str | None:
+        """The client's key, from where its dialect sends it (`Dialect.key_headers`)."""
+        dialect = DIALECTS[self.dialect]
+        return client_key(http, dialect.key_headers, dialect.key_query)
+
+
+async def generate(
+    spec: DoorSpec,
+    ctx: ProxyContext,
+    exchange: Exchange,
+    http: HttpRequest,
+    responder: Responder,
+    body: dict[str, Any] | None = None,
+) -> None:
+    """A generate or stream request of any dialect (its body parsed here unless given),
+    through the pipeline and the attempt loop."""
+    if body is None:
+        body = await parse_body(exchange, http)
+    model, stream = spec.target(http, body)
+    exchange.model = model
+    parse = DIALECTS[spec.dialect].parse_request
+    lazy = LazyRequest(lambda: parse(body, model=model, stream=stream))
+    call = Call(spec.dialect, http, body, model, stream, exchange, lazy)
+    pipeline = ctx.pipeline
+    observers: Observers | None = None
+    neutral = False
+    if pipeline.stages:  # without stages (the hot path) nothing more to do
+        exchange.call = call
+        answer = await pipeline.before(call)
+        if answer is not None:
+            client = spec.client(ctx, call, lazy)
+            await answer_locally(exchange, client, answer, call.stream, responder)
+            return
+        observers = pipeline.observers(call)
+        neutral = pipeline.neutral
+    plan = _planner(spec, ctx, call, observers, neutral=neutral)
+    await run(ctx, exchange, responder, ctx.router.candidates(call.model), plan, lazy.estimate)
+
+
+def _planner(
+    spec: DoorSpec,
+    ctx: ProxyContext,
+    call: Call,
+    observers: Observers | None,
+    *,
+    neutral: bool,
+) -> Callable[[Route], Plan]:
+    """The plan for one candidate: same dialect and no reason to convert -> the client's
+    body forwarded and the answer passed through as bytes; else the neutral model."""
+    has_tools = spec.has_tools(call.body)
+
+    def plan(route: Route) -> Plan:
+        same = backend_dialect(route.backend, spec.dialect) == spec.dialect
+        through = neutral or call.rewritten or needs_tool_stage(route.backend, has_tools)
+        if same and not through:
+            return spec.forward(ctx, call, route, None)
+        if same and not neutral and not call.rewritten and not call.stream:
+            if spec.text_call is not None:  # whole answers pass through unless needed
+                repair = Repair(spec.text_call(route.backend), lambda: convert(route, True))
+                return spec.forward(ctx, call, route, repair)
+        return convert(route, same)
+
+    def convert(route: Route, same: bool) -> Plan:
+        client = spec.client(ctx, call, call.lazy)
+        forwarded = spec.same_body(call, route) if same and not call.rewritten else None
+        return conversation(ctx, call.request, route, client, body=forwarded, observers=observers)
+
+    return plan
+
+
+async def count(
+    spec: DoorSpec,
+    ctx: ProxyContext,
+    exchange: Exchange,
+    http: HttpRequest,
+    responder: Responder,
+    body: dict[str, Any] | None = None,
+) -> None:
+    """A token-counting request, through the pipeline's request hooks (which may rewrite
+    or reject it; a count cannot be answered with a `Response`): forwarded to backends of
+    the client's dialect when the first candidate speaks it, else counted for the first
+    candidate (`answer_count`)."""
+    if body is None:
+        body = await parse_body(exchange, http)
+    dialect = DIALECTS[spec.dialect]
+    parse, answer, forward = dialect.count_request, dialect.count_response, spec.count_forward
+    assert parse is not None and answer is not None and forward is not None
+    model, _ = spec.target(http, body)
+    exchange.model = model
+    lazy = LazyRequest(lambda: parse(body, model=model))
+    call = Call(spec.dialect, http, body, model, False, exchange, lazy, kind="count")
+    if ctx.pipeline.stages:
+        exchange.call = call
+        if await ctx.pipeline.before(call) is not None:
+            raise LouterError("a pipeline stage answered a token-counting request")
+    routes = ctx.router.candidates(call.model)
+    first = backend_dialect(routes[0].backend, spec.dialect)
+    if first == spec.dialect and not call.rewritten:
+        same = [r for r in routes if backend_dialect(r.backend, spec.dialect) == spec.dialect]
+        await run(ctx, exchange, responder, same, lambda r: forward(ctx, call, r, None), _zero)
+        return
+    await answer_count(ctx, exchange, call.request, routes, answer, responder)
+
+
+def _zero() -> int:
+    return 0

@@ -1,0 +1,141 @@
+"""The OpenAI Chat Completions door's spec: `POST /v1/chat/completions`.
+
+Same-dialect backends get the body with the backend's model name, its defaults
+(`max_tokens`, `temperature`) and token-limit field; a whole answer passes through unless
+its text may hold a tool call the backend's `tool_format` extracts (then it is repaired
+through the tool stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from louter.config import Backend
+from louter.convert import openai
+from louter.convert.dialect import DIALECTS
+from louter.convert.escape import header_value
+from louter.convert.model import ResponseMeta
+from louter.proxy.attempts import Plan
+from louter.proxy.bridge import TEXT_CALL_CHECKS, ClientSide
+from louter.proxy.context import ProxyContext
+from louter.proxy.door import SSE_HEADERS, DoorSpec, body_model
+from louter.proxy.passthrough import Forward, Repair
+from louter.proxy.pipeline import Call
+from louter.proxy.routing import Route
+from louter.proxy.taps import OpenAITap
+from louter.proxy.upstreams import rename_token_field
+from louter.proxy.usage import LazyRequest
+
+CHAT_PATH = "/v1/chat/completions"
+FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
+
+
+def prepare_request(body: dict[str, Any], backend: Backend, model: str) -> dict[str, Any]:
+    """Apply the backend's model name, default max_tokens/temperature and token field."""
+    body["model"] = model
+    field = backend.max_tokens_field
+    rename_token_field(body, field)
+    if backend.max_tokens is not None and field not in body:
+        body[field] = backend.max_tokens
+    if backend.temperature is not None and "temperature" not in body:
+        body["temperature"] = backend.temperature
+    return body
+
+
+def _target(http: Any, body: dict[str, Any]) -> tuple[str, bool]:
+    return body_model(body), body.get("stream") is True
+
+
+def _client(ctx: ProxyContext, call: Call, lazy: LazyRequest) -> ClientSide:
+    parsed = lazy()
+    legacy = openai.legacy_functions(call.body)
+    meta = ResponseMeta(
+        id="chatcmpl-" + call.exchange.request_id,
+        model=parsed.model,
+        created=int(ctx.clock()),
+        include_usage=parsed.include_usage,
+        legacy_functions=legacy,
+    )
+    return ClientSide(
+        dialect=DIALECTS["openai"],
+        meta=meta,
+        emitter=lambda: openai.StreamEmitter(meta),
+        stream_headers=SSE_HEADERS,
+        key=SPEC.key(call.http),
+        notes=openai.legacy_dropped if legacy else None,
+    )
+
+
+def _same_body(call: Call, route: Route) -> dict[str, Any]:
+    return prepare_request(dict(call.body), route.backend, route.model)
+
+
+def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None) -> Plan:
+    """Same dialect: the client's body with the backend's model name and defaults."""
+    upstream = ctx.upstreams[route.backend.name]
+    headers = list(upstream.headers)
+    http = call.http
+    for name in FORWARDED_HEADERS:
+        value = http.headers.get(name)
+        if value is not None:
+            headers.append((name.encode("latin-1"), header_value(value, name)))
+    client_auth = http.headers.get("authorization")
+    if not route.backend.api_key and client_auth is not None:
+        headers.append((b"authorization", header_value(client_auth, "authorization")))
+    return Forward(
+        route,
+        "openai",
+        CHAT_PATH,
+        headers,
+        orjson.dumps(_same_body(call, route)),
+        make_tap=OpenAITap,
+        error_event=DIALECTS["openai"].error_event,
+        repair=repair,
+    )
+
+
+def _text_call_check(backend: Backend) -> Callable[[bytes], bool]:
+    """Whether a Chat Completions answer's message text may hold a tool call."""
+    may_hold_call = TEXT_CALL_CHECKS[backend.tool_format]
+
+    def needed(body: bytes) -> bool:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False  # passed on, and reported as not JSON
+        choices = data.get("choices") if isinstance(data, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            message = choice.get("message") if isinstance(choice, dict) else None
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str) and may_hold_call(content):
+                return True
+        return False
+
+    return needed
+
+
+def _has_tools(body: dict[str, Any]) -> bool:
+    return bool(body.get("tools") or body.get("functions"))
+
+
+SPEC = DoorSpec(
+    dialect="openai",
+    target=_target,
+    has_tools=_has_tools,
+    client=_client,
+    forward=_forward,
+    same_body=_same_body,
+    text_call=_text_call_check,
+)
+
+
+def model_list(models: list[tuple[str, str]]) -> dict[str, Any]:
+    data = [model_entry(model, backend) for model, backend in models]
+    return {"object": "list", "data": data}
+
+
+def model_entry(model: str, backend: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": backend}
