@@ -289,7 +289,7 @@ def test_mock_needs_no_url_and_ignores_one() -> None:
         (
             '[backends.q]\nurl = "http://q"\nprotocol = "grpc"\n',
             "protocol",
-            "openai, gemini, anthropic, responses, mock, got 'grpc'",
+            "openai, gemini, anthropic, responses, completions, mock, got 'grpc'",
         ),
         (
             '[backends.q]\nurl = "http://q"\ntool_format = "yaml"\n',

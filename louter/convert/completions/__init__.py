@@ -16,35 +16,21 @@ headers).
 
 from __future__ import annotations
 
+from louter.convert.completions import probe, serve, wire
 from louter.convert.completions.request import emit_request, parse_request
 from louter.convert.completions.response import emit_response, parse_response, text_of, usage_of
 from louter.convert.completions.stream_emitter import StreamEmitter
 from louter.convert.completions.stream_parser import StreamParser
 from louter.convert.completions.transcript import read_prompt, render_prompt
-from louter.convert.completions.wire import (
-    DROPS,
-    KEY_ENV,
-    KEY_HEADERS,
-    PATH,
-    STREAM_HEADERS,
-    UPSTREAM_HEADERS,
-    auth_headers,
-    error_body,
-    error_event,
-    error_message,
-    upstream_path,
-)
+from louter.convert.completions.wire import PATH, error_body, error_event, error_message
+from louter.convert.record import Dialect, body_parser
+from louter.convert.sse import STREAM_HEADERS
 
 __all__ = [
-    "DROPS",
-    "KEY_ENV",
-    "KEY_HEADERS",
+    "DIALECT",
     "PATH",
-    "STREAM_HEADERS",
-    "UPSTREAM_HEADERS",
     "StreamEmitter",
     "StreamParser",
-    "auth_headers",
     "emit_request",
     "emit_response",
     "error_body",
@@ -55,6 +41,36 @@ __all__ = [
     "read_prompt",
     "render_prompt",
     "text_of",
-    "upstream_path",
     "usage_of",
 ]
+
+DIALECT = Dialect(
+    name="completions",
+    parse_request=body_parser(parse_request),
+    emit_request=emit_request,
+    parse_response=parse_response,
+    emit_response=emit_response,
+    stream_parser=StreamParser,
+    stream_emitter=StreamEmitter,
+    drops=wire.DROPS,
+    error_body=error_body,
+    error_message=error_message,
+    error_event=error_event,
+    key_headers=wire.KEY_HEADERS,
+    key_query=None,
+    stream_headers=STREAM_HEADERS,
+    upstream_path=wire.upstream_path,
+    upstream_headers=wire.UPSTREAM_HEADERS,
+    auth_headers=wire.auth_headers,
+    key_env=wire.KEY_ENV,
+    usage_of=usage_of,
+    text_of=text_of,
+    count_request=None,  # the Completions API has no counting endpoint
+    count_response=None,
+    read_count=None,
+    tool_call_json=wire.tool_call_json,
+    probe_wire=probe.WIRE,
+    serve_paths=serve.PATHS,
+    serve=serve.serve,
+    serve_count=None,
+)

@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
-from louter.convert.model import Usage
-from louter.errors import ConversionError
+from louter.convert.escape import header_value
+from louter.convert.model import ToolCall, Usage
+from louter.convert.record import Headers
 
 __all__ = [
     "DROPS",
@@ -27,7 +28,6 @@ __all__ = [
     "KEY_HEADERS",
     "OBJECT",
     "PATH",
-    "STREAM_HEADERS",
     "UPSTREAM_HEADERS",
     "auth_headers",
     "emit_usage",
@@ -37,6 +37,7 @@ __all__ = [
     "map_finish",
     "message_of",
     "parse_usage",
+    "tool_call_json",
     "upstream_path",
 ]
 
@@ -52,8 +53,7 @@ DROPS = ("top_k", "response_format", "reasoning_effort", "reasoning_budget")
 
 KEY_HEADERS = ("authorization",)  # a client key comes as a Bearer token
 KEY_ENV = "OPENAI_API_KEY"
-STREAM_HEADERS = ((b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"))
-UPSTREAM_HEADERS = ((b"content-type", b"application/json"),)
+UPSTREAM_HEADERS: Headers = ((b"content-type", b"application/json"),)
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -72,12 +72,10 @@ def upstream_path(model: str, stream: bool) -> str:
     return PATH
 
 
-def auth_headers(key: str) -> list[tuple[bytes, bytes]]:
-    """A backend key as its Bearer header. ConversionError (500) for a key that cannot be
-    a header value (a line break or a non-Latin-1 character)."""
-    if "\r" in key or "\n" in key or not key.isascii():
-        raise ConversionError("the backend's API key is not a valid header value", status_hint=500)
-    return [(b"authorization", b"Bearer " + key.encode("ascii"))]
+def auth_headers(key: str) -> Headers:
+    """A backend key as `Authorization: Bearer` (LouterError 400 for a key that is not
+    latin-1 or holds a control character)."""
+    return ((b"authorization", b"Bearer " + header_value(key, "authorization")),)
 
 
 # --------------------------------------------------------------------------- finish, usage
@@ -160,3 +158,9 @@ def message_of(error: Any) -> str:
             return message
         return orjson.dumps(error).decode()
     return str(error)
+
+
+def tool_call_json(call: ToolCall) -> dict[str, Any]:
+    """A tool call as a Completions model writes one, since the API has no field for it:
+    the JSON text `{"name", "arguments"}` that louter's `tool_call_repair` reads back."""
+    return {"name": call.name, "arguments": call.arguments_object()}

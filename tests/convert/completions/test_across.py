@@ -17,7 +17,7 @@ import pytest
 
 from louter.convert import completions
 from louter.convert.collect import StreamCollector
-from louter.convert.dialects import DIALECTS, Dialect
+from louter.convert.dialect import DIALECTS, Dialect
 from louter.convert.model import MessageStop, Response, StreamEvent, Usage
 from louter.convert.sse import SSEDecoder
 from tests.convert.completions.golden import FIXTURES, META, USAGE_META, ids

@@ -15,8 +15,9 @@ import openai
 import orjson
 import pytest
 
-from louter.convert.completions import DROPS, emit_request, parse_request, render_prompt
+from louter.convert.completions import emit_request, parse_request, render_prompt
 from louter.convert.completions.transcript import STOPS
+from louter.convert.completions.wire import DROPS
 from louter.convert.model import (
     Image,
     Message,
