@@ -668,7 +668,7 @@ def test_example_mentions_lookup_order_and_presets() -> None:
         "OPENAI_API_KEY",
         "preset",
         "overrides",
-        '"openai" | "gemini" | "anthropic" | "responses" | "mock"',
+        '"openai" | "gemini" | "anthropic" | "responses" | "completions" | "mock"',
         "GEMINI_API_KEY",
         "ANTHROPIC_API_KEY",
         "mock",
