@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -65,8 +65,9 @@ class Backend:
     name: str
     protocol: str
     url: str = ""
-    api_key: str | None = None
+    api_key: str | None = None  # the first key of `api_keys` when there is a pool
     key_env: str | None = None  # where the key was looked up, for the start-up summary
+    api_keys: tuple[str, ...] = ()  # a key pool (`api_keys` / `api_keys_env`), rotated
     tool_format: str = "json"
     tool_call_repair: bool = True  # JSON tool calls written as text become real calls
     max_tokens: int | None = None
@@ -126,12 +127,30 @@ def _loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """`[store]`: shared state in Redis. `url` is shown without its credentials; the
+    password (from the URL or `password_env`) never appears in a repr or a message."""
+
+    url: str
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    op_timeout_ms: float = 50.0
+    on_error: str = "local"
+    key_prefix: str = "louter"
+    pool_size: int = 8
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: Server
     performance: Performance
     backends: tuple[Backend, ...]
     source: str | None = None
     proxies: Proxies = field(default_factory=Proxies)
+    store: StoreConfig | None = None  # None: every counter lives in the process
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -226,6 +245,10 @@ _TYPE_CHECKS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType
         "number": (_is_number, "a number"),
         "bool": (lambda v: isinstance(v, bool), "true or false"),
         "table": (lambda v: isinstance(v, dict), "a table"),
+        "strings": (
+            lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+            "a list of strings",
+        ),
     }
 )
 
@@ -257,6 +280,8 @@ BACKEND_KEYS = {
     "protocol": "str",
     "api_key": "str",
     "api_key_env": "str",
+    "api_keys": "strings",
+    "api_keys_env": "strings",
     "tool_format": "str",
     "tool_call_repair": "bool",
     "max_tokens": "int",
@@ -270,12 +295,22 @@ BACKEND_KEYS = {
     "connect_timeout_seconds": "number",
     "model_mapping": "table",
 }
-TOP_KEYS = {"server": "table", "performance": "table", "backends": "table"}
+STORE_KEYS = {
+    "url": "str",
+    "op_timeout_ms": "number",
+    "on_error": "str",
+    "key_prefix": "str",
+    "pool_size": "int",
+    "password_env": "str",
+}
+STORE_FAILURE_MODES = ("local", "open", "closed")
+TOP_KEYS = {"server": "table", "performance": "table", "backends": "table", "store": "table"}
 CHOICES = {
     "protocol": PROTOCOLS,
     "tool_format": TOOL_FORMATS,
     "max_tokens_field": MAX_TOKENS_FIELDS,
     "openai_token_counting_mode": COUNTING_MODES,
+    "on_error": STORE_FAILURE_MODES,
 }
 
 
@@ -290,7 +325,8 @@ def _check_table(
             raise where.error(table, key, f"unknown key (allowed: {allowed})")
         check, described = _TYPE_CHECKS[kind]
         if not check(value):
-            raise where.error(table, key, f"must be {described}, got {value!r}")
+            shown = "(not shown)" if key in _SECRET_KEYS else repr(value)
+            raise where.error(table, key, f"must be {described}, got {shown}")
         choices = CHOICES.get(key)
         if choices is not None and value not in choices:
             raise where.error(table, key, f"must be one of {', '.join(choices)}, got {value!r}")
@@ -441,15 +477,63 @@ def _parse_backend(
     _positive(where, table, values, ("max_tokens", "weight", *timeouts))
     _non_negative(where, table, values, ("max_retries", "retry_backoff_seconds"))
     mapping = _parse_mapping(where, f"{table}.model_mapping", values.pop("model_mapping", {}))
-    values["api_key"] = _resolve_key(values, env)
-    values["key_env"] = (
-        None
-        if "api_key" in data
-        else (values.pop("api_key_env", None) or KEY_ENV_BY_PROTOCOL.get(values["protocol"]))
-    )
-    values.pop("api_key_env", None)
+    values.update(_key_fields(where, table, data, values, env))
     _floats(values, ("temperature", "weight", "retry_backoff_seconds", *timeouts))
     return Backend(name=name, model_mapping=mapping, **values)
+
+
+_SECRET_KEYS = frozenset({"api_keys"})  # a list may hold real keys beside a wrong entry
+
+
+def _key_fields(
+    where: _Where,
+    table: str,
+    data: Mapping[str, Any],
+    values: dict[str, Any],
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    """`api_key`, `key_env` and `api_keys` of a backend (popping the config's spellings)."""
+    pool, pool_env = values.pop("api_keys", None), values.pop("api_keys_env", None)
+    if pool is None and pool_env is None:
+        key_env = (
+            None
+            if "api_key" in data
+            else (values.get("api_key_env") or KEY_ENV_BY_PROTOCOL.get(values["protocol"]))
+        )
+        key = _resolve_key(values, env)
+        values.pop("api_key_env", None)
+        return {"api_key": key, "key_env": key_env}
+    return _pool_fields(
+        where, table, data, values, [str(k) for k in pool or ()], pool_env or (), env
+    )
+
+
+def _pool_fields(
+    where: _Where,
+    table: str,
+    data: Mapping[str, Any],
+    values: dict[str, Any],
+    keys: list[str],
+    names: Iterable[str],
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    """A key pool: `api_keys` then the set variables of `api_keys_env`, in order (unset
+    ones are named in `key_env` for the start-up summary; with none set and no literal
+    key the backend has no key, as with an unset `api_key_env`). Mixing it with
+    `api_key` / `api_key_env` is refused (which key would be the pool's?); so are an
+    empty list and a key listed twice."""
+    for single in ("api_key", "api_key_env"):
+        if single in data:
+            raise where.error(table, single, "cannot be combined with api_keys / api_keys_env")
+    names = list(names)
+    if not keys and not names:
+        raise where.error(table, "api_keys", "must list at least one key")
+    keys += [env[name] for name in names if env.get(name)]
+    if len(set(keys)) != len(keys):
+        raise where.error(table, None, "a key pool must list each key once")
+    missing = ", ".join(name for name in names if not env.get(name)) or None
+    values.pop("api_key_env", None)  # a preset's default variable
+    return {"api_key": keys[0] if keys else None, "key_env": missing, "api_keys": tuple(keys)}
 
 
 def _preset_backends(env: Mapping[str, str], taken: set[str]) -> list[Backend]:
@@ -459,6 +543,61 @@ def _preset_backends(env: Mapping[str, str], taken: set[str]) -> list[Backend]:
         for name in PRESETS
         if name not in taken
     ]
+
+
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def store_url_problem(url: str) -> str | None:
+    """What is wrong with a `[store] url` (None when usable); never repeats a password."""
+    parts = urlsplit(url)
+    if parts.scheme == "rediss":
+        return "rediss:// (TLS) is not supported; use redis:// on a trusted network or a tunnel"
+    if parts.scheme != "redis" or not parts.hostname:
+        return f"must be a redis://[:password@]host[:port][/db] URL, got {parts.scheme}://..."
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return "has an invalid port"
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        return f"the path must be a database number (/0, /1, ...), got /{path}"
+    if parts.query or parts.fragment:
+        return "must not have a query or fragment"
+    return None
+
+
+def _parse_store(where: _Where, data: Mapping[str, Any], env: Mapping[str, str]) -> StoreConfig:
+    values = _check_table(where, "store", data, STORE_KEYS)
+    if "url" not in values:
+        raise where.error("store", "url", "is required (redis://host:port/db)")
+    problem = store_url_problem(values["url"])
+    if problem is not None:
+        raise where.error("store", "url", problem)
+    _positive(where, "store", values, ("op_timeout_ms", "pool_size"))
+    prefix = values.get("key_prefix", "louter")
+    if not _KEY_PREFIX.fullmatch(prefix):
+        raise where.error("store", "key_prefix", "must be 1-64 of A-Z a-z 0-9 _ . : -")
+    parts = urlsplit(values["url"])
+    password = parts.password
+    if "password_env" in values:
+        password = env.get(values["password_env"]) or None
+        if password is None:
+            raise where.error("store", "password_env", f"{values['password_env']} is not set")
+    host = parts.hostname or ""
+    shown = f"redis://{'[' + host + ']' if ':' in host else host}:{parts.port or 6379}"
+    return StoreConfig(
+        url=shown + (parts.path or ""),
+        host=host,
+        port=parts.port or 6379,
+        db=int(parts.path.strip("/") or 0),
+        username=parts.username or None,
+        password=password,
+        op_timeout_ms=float(values.get("op_timeout_ms", 50.0)),
+        on_error=values.get("on_error", "local"),
+        key_prefix=prefix,
+        pool_size=values.get("pool_size", 8),
+    )
 
 
 # --------------------------------------------------------------------------- entry points
@@ -478,7 +617,8 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         _parse_backend(where, name, data, env) for name, data in top.get("backends", {}).items()
     ]
     backends = configured + _preset_backends(env, {b.name for b in configured})
-    return Config(server, performance, tuple(backends), path, _proxies(env))
+    store = _parse_store(where, top["store"], env) if "store" in top else None
+    return Config(server, performance, tuple(backends), path, _proxies(env), store)
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from louter import __version__
 from louter.cli.echo import LogLevel, echo_to, level_of
-from louter.config import Config, load_config
+from louter.config import Backend, Config, load_config
 from louter.errors import ConfigError
 from louter.http.drain import Drain
 from louter.proxy.app import ROUTES, build_context, serve
@@ -39,11 +39,7 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
     for column in ("backend", "protocol", "url", "key", "models"):
         table.add_column(column)
     for backend in ctx.config.backends:
-        key = (
-            "set"
-            if backend.api_key
-            else (f"missing ({backend.key_env})" if backend.key_env else "-")
-        )
+        key = _key_text(backend)
         default = " (default)" if backend is ctx.router.default else ""
         models = ", ".join(f"{c} → {b}" for c, b in backend.model_mapping.items()) or "-"
         table.add_row(
@@ -60,6 +56,15 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
     )
     table.caption_justify = "left"
     return table
+
+
+def _key_text(backend: Backend) -> str:
+    """Whether the backend has a key (a pool: how many), never the key."""
+    missing = f"missing ({backend.key_env})" if backend.key_env else ""
+    if backend.api_keys:
+        count = len(backend.api_keys)
+        return f"{count} key{'s' if count > 1 else ''}" + (f", {missing}" if missing else "")
+    return "set" if backend.api_key else (missing or "-")
 
 
 class CannotListen(Exception):

@@ -29,6 +29,7 @@ from louter.convert.model import (
     Usage,
 )
 from louter.convert.probe.model import Wire
+from louter.convert.ratelimit import RateLimits
 from louter.convert.sse import SSEEvent
 
 __all__ = [
@@ -115,6 +116,9 @@ class Dialect:
     serve_paths: tuple[tuple[str, str], ...]
     serve: Callable[[str, Mapping[str, Any]], Served]
     serve_count: Callable[[str, Mapping[str, Any]], Request] | None
+    # rate-limit response headers (`convert/ratelimit.py`); None: none of its own (the
+    # upstream's pass under their own names)
+    ratelimit: RateLimits | None
 
     def dropped(self, request: Request) -> list[str]:
         """The settings of `request` that `emit_request` leaves out for want of a field."""

@@ -10,13 +10,17 @@ A failure before any byte reached the client — connect error, no first byte wi
 `max_retries` (after `retry_backoff_seconds`, doubling, or the upstream's `Retry-After`
 when longer, never waiting past `timeout_seconds` since the request arrived), then the
 next candidate. A backend whose breaker is open is skipped. Once an answer is being
-relayed nothing is retried. When every candidate failed, the client gets the last
+relayed nothing is retried. A backend with a key pool (`api_keys`) starts each request
+at its next key; a 401/403/429 from one key moves at once to the next key on the same
+backend (each key once per request; the breaker counts only the last key's refusal),
+then to the next candidate. When every candidate failed, the client gets the last
 failure: the upstream's own error answer (relayed in the client's dialect, same status),
 or the transport error (502/504); when every candidate was skipped, 503.
 
 Each attempt is journaled (`backend_request` with its `attempt` number, and the ordered
-`candidates` when there was more than one; a failed attempt adds an `error` entry with
-backend, status and attempt) and counted in the metrics.
+`candidates` when there was more than one, and `key_index` with a key pool; a failed
+attempt adds an `error` entry with backend, status and attempt) and counted in the
+metrics.
 """
 
 from __future__ import annotations
@@ -120,6 +124,8 @@ class _Failure:
     response: Buffered | None = None
     error: UpstreamError | None = None
     retry_after: float | None = None
+    key_index: int | None = None  # the pool key this attempt used
+    more_keys: bool = False  # the pool has untried keys left for this request
 
 
 async def run(
@@ -154,27 +160,12 @@ class _Attempts:
         """The first usable answer: (plan, response, attempt start). None when every
         candidate failed with an answer of its own (see `relay_failure`). Each backend
         gets up to 1 + max_retries attempts."""
-        breakers = self.ctx.router.breakers
         if self.exchange.logging and len(routes) > 1:
             self.candidates = [route.backend.name for route in routes]
         for route in routes:
-            backend = route.backend
-            breaker = breakers[backend.name]
-            plan: Plan | None = None
-            for retry in range(backend.max_retries + 1):
-                if not breaker.allow():
-                    if retry == 0:
-                        self._decide(backend.name, "skipped")
-                    break
-                if plan is None:
-                    plan = await _build(self.exchange, make_plan, route, breaker)
-                answer = await self._attempt(plan, breaker)
-                if answer is not None:
-                    return answer
-                delay = self._delay(route, retry)
-                if retry == backend.max_retries or delay is None:
-                    break
-                await self._wait(delay)
+            answer = await self._turn(route, make_plan)
+            if answer is not None:
+                return answer
         failure = self.failure
         if failure is None:
             raise UpstreamError(_all_skipped(self.ctx, routes), status_hint=503)
@@ -182,18 +173,58 @@ class _Attempts:
             raise failure.error
         return None
 
-    async def _attempt(
-        self, plan: Plan, breaker: Breaker
+    async def _turn(
+        self, route: Route, make_plan: MakePlan
     ) -> tuple[Plan, UpstreamResponse, float] | None:
+        """One candidate's tries: up to 1 + max_retries, plus, with a key pool, one more
+        per key the upstream refused (401/403/429: the next key at once, each key once)."""
+        backend = route.backend
+        breaker = self.ctx.router.breakers[backend.name]
+        pool = self.ctx.upstreams[backend.name].keys
+        keys = None if pool is None else pool.order()
+        plan: Plan | None = None
+        retry, first = 0, True
+        while True:
+            if not breaker.allow():
+                if first:
+                    self._decide(backend.name, "skipped")
+                return None
+            first = False
+            if plan is None:
+                plan = await _build(self.exchange, make_plan, route, breaker)
+            answer = await self._attempt(plan, breaker, keys)
+            if answer is not None:
+                return answer
+            if keys is not None and _refused(self.failure):
+                del keys[0]
+                if keys:
+                    continue
+                return None
+            delay = self._delay(route, retry)
+            if retry == backend.max_retries or delay is None:
+                return None
+            await self._wait(delay)
+            retry += 1
+
+    async def _attempt(
+        self, plan: Plan, breaker: Breaker, keys: list[int] | None = None
+    ) -> tuple[Plan, UpstreamResponse, float] | None:
+        """One try; `keys`: a key pool's untried indices, the first one used now."""
         exchange = self.exchange
         exchange.attempts += 1
         name = plan.route.backend.name
         exchange.backend = name
         exchange.backend_format = plan.dialect
+        upstream = self.ctx.upstreams[name]
+        headers = plan.headers
+        if keys is not None and upstream.keys is not None:
+            headers = upstream.keys.headers(headers, keys[0])
         if exchange.logging:
             extra: dict[str, Any] = {}
             if self.candidates is not None:
                 extra["candidates"] = self.candidates
+            if keys is not None:
+                extra["key_index"] = keys[0]
             exchange.log(
                 "backend_request",
                 raw_payload=plan.body,
@@ -208,16 +239,17 @@ class _Attempts:
         started = time.perf_counter()
         try:
             try:
-                response = await self.ctx.upstreams[name].transport.request(
+                response = await upstream.transport.request(
                     plan.path,
-                    plan.headers,
+                    headers,
                     plan.body,
                     first_byte_timeout=plan.route.backend.timeout_seconds or self.timeout,
                 )
             finally:
                 exchange.upstream_wait += time.perf_counter() - started
             status = response.status
-            if status < 500 and status != 429:  # not retryable: this is the answer
+            if status < 500 and status != 429 and (keys is None or status not in KEY_REFUSED):
+                # not retryable: this is the answer
                 breaker.succeed()
                 if metrics is not None:
                     metrics.backends[name].decisions["served"].value += 1
@@ -231,6 +263,9 @@ class _Attempts:
             if metrics is not None:
                 metrics.backends[name].in_flight.dec()
             raise
+        if keys is not None:
+            failure.key_index = keys[0]
+            failure.more_keys = len(keys) > 1
         self._failed(failure, breaker, started)
         return None
 
@@ -248,7 +283,10 @@ class _Attempts:
 
     def _failed(self, failure: _Failure, breaker: Breaker, started: float) -> None:
         name = failure.plan.route.backend.name
-        breaker.fail(failure.message)
+        if failure.more_keys and _refused(failure):
+            breaker.release()  # one key refused, not the backend failing: no breaker count
+        else:
+            breaker.fail(failure.message)
         self.failure = failure
         self._decide(name, "failed")
         metrics = self.ctx.metrics
@@ -257,12 +295,14 @@ class _Attempts:
             children.in_flight.dec()
             label = str(failure.status) if failure.response is not None else "error"
             children.duration(label).observe(time.perf_counter() - started)
+        extra = {} if failure.key_index is None else {"key_index": failure.key_index}
         self.exchange.log(
             "error",
             status=failure.status,
             error=failure.message,
             attempt=self.exchange.attempts,
             retryable=True,
+            **extra,
         )
 
     def _delay(self, route: Route, retry: int) -> float | None:
@@ -354,6 +394,14 @@ def _account(
         tokens = (estimate(), estimate_output(delivery.text))
     children.input.inc(tokens[0])
     children.output.inc(tokens[1])
+
+
+KEY_REFUSED = frozenset({401, 403, 429})  # with a key pool: try the next key
+
+
+def _refused(failure: _Failure | None) -> bool:
+    """Whether an upstream answered `failure` by refusing the key it was sent."""
+    return failure is not None and failure.response is not None and failure.status in KEY_REFUSED
 
 
 def _scrubbed(ctx: ProxyContext, exc: LouterError, backend: str) -> LouterError:

@@ -7,9 +7,10 @@ answer back in the client's dialect, whole or streamed (design §1, §6).
 
 `conversation` builds the plan for one candidate backend (the attempt loop may build
 several); `Converse.relay` answers, showing the answer to the pipeline's observers (which
-may end a stream cleanly). An upstream error status is relayed with its status
-and message in A's envelope (`Retry-After` kept). Once streaming has begun, failures
-become A's in-stream error event.
+may end a stream cleanly). An upstream error status is relayed with its status and
+message in A's envelope. The upstream's `retry-after` and rate-limit headers reach the
+client under A's names (`louter.convert.ratelimit`), whole, streamed or failed. Once
+streaming has begun, failures become A's in-stream error event.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from louter.convert.model import (
     StreamError,
     StreamEvent,
 )
+from louter.convert.ratelimit import client_headers
 from louter.convert.sse import SSEDecoder
 from louter.convert.tool_stage import ToolTextStage, apply_stage
 from louter.convert.tool_text import BufferedExtractor
@@ -51,8 +53,6 @@ from louter.proxy.routing import Route
 
 if TYPE_CHECKING:
     from louter.proxy.context import ProxyContext
-
-_KEEP_HEADERS = frozenset({b"retry-after"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +188,8 @@ class Converse(Plan):
             _log_dropped(exchange, backend, self.request)
         if response.status != 200:
             response = await without_keys(ctx, exchange, response)
-            await relay_error(exchange, response, backend, self.client.dialect, responder)
+            limits = client_headers(response.headers, backend, self.client.dialect, ctx.clock())
+            await relay_error(exchange, response, backend, self.client.dialect, responder, limits)
             return Delivery()
         stage = tool_stage(self.route.backend, self.request, exchange)
         if self.request.stream:
@@ -202,9 +203,11 @@ class Converse(Plan):
                 budgets=exchange.budgets,
             )
             headers = [*self.client.stream_headers, _request_id_header(exchange)]
+            headers += client_headers(response.headers, backend, self.client.dialect, ctx.clock())
             return await relay_stream(ctx, exchange, response, responder, relay, headers)
+        limits = client_headers(response.headers, backend, self.client.dialect, ctx.clock())
         return await _answer_whole(
-            exchange, response, backend, self.client, responder, stage, self.observers
+            exchange, response, backend, self.client, responder, stage, self.observers, limits
         )
 
 
@@ -214,8 +217,11 @@ async def relay_error(
     backend: Dialect,
     client: Dialect,
     responder: Responder,
+    limits: HeaderList,
 ) -> None:
-    """An upstream error status, relayed in the client's envelope with the same status."""
+    """An upstream error status, relayed in the client's envelope with the same status
+    and `limits`: the upstream's rate-limit and retry headers as the client's dialect
+    names them (`louter.convert.ratelimit`)."""
     raw = await exchange.read_body(response)
     message = backend.error_message(raw)
     exchange.log(
@@ -226,8 +232,7 @@ async def relay_error(
     )
     body = client.error_body(response.status, message)
     exchange.log("client_response", status=response.status, payload=body)
-    headers = [(n, v) for n, v in response.headers if n in _KEEP_HEADERS]
-    headers.append(_request_id_header(exchange))
+    headers = [*limits, _request_id_header(exchange)]
     await responder.send_json(response.status, body, headers)
 
 
@@ -239,6 +244,7 @@ async def _answer_whole(
     responder: Responder,
     stage: ToolTextStage | None,
     observers: Observers | None,
+    limits: HeaderList,
 ) -> Delivery:
     raw = await exchange.read_body(response)
     try:
@@ -256,7 +262,7 @@ async def _answer_whole(
     for note in client.notes(answer) if client.notes is not None else ():
         exchange.log("error", status=200, error=note)
     exchange.log("client_response", status=200, payload=body)
-    await responder.send_json(200, body, [_request_id_header(exchange)])
+    await responder.send_json(200, body, [*limits, _request_id_header(exchange)])
     usage = answer.usage
     return Delivery(
         ttft=time.perf_counter() - exchange.started,

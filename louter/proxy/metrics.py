@@ -17,6 +17,7 @@ this context (never the process-global one: tests run several louters in one pro
     backend_up{backend}                                     0 while its breaker cools down
     http_requests_in_flight, backend_requests_in_flight{backend}
     log_write_errors_total                                  failed writes to the JSONL log
+    store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
 """
 
 from __future__ import annotations
@@ -83,6 +84,44 @@ class Histogram:
         return out
 
 
+STORE_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+)  # fmt: skip
+
+
+class StoreMetrics:
+    """Calls to a remote store by op: latency of the answered ones, count of the others
+    (failed, timed out, or sent to the fallback during a back-off)."""
+
+    __slots__ = ("latency", "errors")
+
+    def __init__(self) -> None:
+        self.latency: dict[str, Histogram] = {}
+        self.errors: dict[str, Count] = {}
+
+    def observe(self, op: str, seconds: float) -> None:
+        found = self.latency.get(op)
+        if found is None:
+            found = self.latency[op] = Histogram(STORE_BUCKETS)
+        found.observe(seconds)
+
+    def error(self, op: str) -> None:
+        found = self.errors.get(op)
+        if found is None:
+            found = self.errors[op] = Count()
+        found.value += 1
+
+    def collect(self) -> Iterator[Metric]:
+        yield _histograms(
+            "store_latency_seconds", "Answered calls to the shared store, by op",
+            ["op"], {(op,): h for op, h in self.latency.items()},
+        )  # fmt: skip
+        yield _counters(
+            "store_errors", "Store calls that failed or timed out (the fallback answered)",
+            ["op"], {(op,): c for op, c in self.errors.items()},
+        )  # fmt: skip
+
+
 class _Backend:
     """The values of one backend, bound at start-up."""
 
@@ -118,6 +157,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], Histogram] = {}
         self._errors: dict[Labels, Count] = {}
         self._breakers = breakers
+        self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.registry = CollectorRegistry()
         self.registry.register(self)  # collected by `collect` below
 
@@ -183,6 +223,8 @@ class Metrics:
             [], {(): self.log_write_errors},
         )  # fmt: skip
         yield from self._gauges()
+        if self.store is not None:
+            yield from self.store.collect()
 
     def _gauges(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

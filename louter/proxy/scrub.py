@@ -49,8 +49,9 @@ class Scrubber:
         own: dict[str, re.Pattern[str]] = {}
         keys: set[str] = set()
         for backend in backends:
-            if backend.api_key and len(backend.api_key) >= _SHORTEST_KEY:
-                keys.add(backend.api_key)
+            for key in (backend.api_key, *backend.api_keys):
+                if key and len(key) >= _SHORTEST_KEY:
+                    keys.add(key)
             if backend.url:
                 addresses = _addresses(backend.url)
                 for address in addresses:

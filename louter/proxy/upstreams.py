@@ -14,10 +14,35 @@ from typing import Any
 
 from louter.config import Backend, Config
 from louter.convert.dialect import DIALECTS
+from louter.convert.record import Dialect
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
 from louter.http.upstream import Transport, open_transport
 from louter.mock.transport import MockTransport
+
+
+class KeyPool:
+    """A backend's upstream keys (`api_keys`): each request starts at the next key
+    (round-robin, per process); a key the upstream refused hands over to the following
+    one (`louter.proxy.attempts`). Logs name a key by its index, never show it."""
+
+    __slots__ = ("auth", "_names", "_next")
+
+    def __init__(self, dialect: Dialect, keys: tuple[str, ...]) -> None:
+        self.auth = tuple(dialect.auth_headers(key) for key in keys)
+        self._names = frozenset(name for name, _ in self.auth[0])
+        self._next = 0
+
+    def order(self) -> list[int]:
+        """The key indices one request tries, in order."""
+        size = len(self.auth)
+        start = self._next
+        self._next = (start + 1) % size
+        return [(start + i) % size for i in range(size)]
+
+    def headers(self, headers: HeaderList, index: int) -> HeaderList:
+        """`headers` with key `index`'s credentials instead of the first key's."""
+        return [*(h for h in headers if h[0] not in self._names), *self.auth[index]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +50,7 @@ class Upstream:
     backend: Backend
     transport: Transport
     headers: HeaderList  # sent with every request: content type and credentials
+    keys: KeyPool | None = None  # a pool of two keys or more
 
     def path(self, dialect: str, model: str, stream: bool) -> str:
         return DIALECTS[dialect].upstream_path(model, stream)
@@ -59,7 +85,8 @@ def _network(
         label=backend.name,
         proxies=config.proxies,
     )
-    return Upstream(backend, transport, headers)
+    pool = KeyPool(dialect, backend.api_keys) if len(backend.api_keys) > 1 else None
+    return Upstream(backend, transport, headers, pool)
 
 
 def _mock(

@@ -31,7 +31,7 @@ from louter.errors import LouterError
 # the count fields: all three set, or (an API without a count endpoint) all three None
 COUNT_FIELDS = ("count_request", "count_response", "read_count", "serve_count")
 # fields a dialect may leave None for want of the thing itself
-MAY_BE_NONE = {"key_query", *COUNT_FIELDS}
+MAY_BE_NONE = {"key_query", "ratelimit", *COUNT_FIELDS}  # ratelimit: Gemini has none
 
 DIALECT_NAMES = sorted(DIALECTS)
 META = ResponseMeta(id="answer-1", model="m", created=1_700_000_000, include_usage=True)

@@ -87,4 +87,5 @@ DIALECT = Dialect(
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=serve.serve_count,
+    ratelimit=wire.RATELIMIT,
 )

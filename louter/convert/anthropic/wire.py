@@ -25,6 +25,7 @@ import orjson
 
 from louter.convert.escape import header_value
 from louter.convert.model import ToolCall, Usage
+from louter.convert.ratelimit import TIMESTAMP, RateLimits
 
 __all__ = [
     "tool_call_json",
@@ -32,6 +33,7 @@ __all__ = [
     "KEY_ENV",
     "KEY_HEADERS",
     "PATH",
+    "RATELIMIT",
     "STATUS_BY_ERROR_TYPE",
     "UPSTREAM_HEADERS",
     "VERSION",
@@ -140,6 +142,16 @@ VERSION = b"2023-06-01"
 KEY_HEADERS = ("x-api-key", "authorization")
 KEY_ENV = "ANTHROPIC_API_KEY"
 UPSTREAM_HEADERS = ((b"content-type", b"application/json"), (b"anthropic-version", VERSION))
+# anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset};
+# resets are RFC 3339 times
+RATELIMIT = RateLimits(
+    {
+        f"{scope}-{part}": f"anthropic-ratelimit-{scope}-{part}".encode("ascii")
+        for scope in ("requests", "tokens", "input-tokens", "output-tokens")
+        for part in ("limit", "remaining", "reset")
+    },
+    TIMESTAMP,
+)
 
 
 def upstream_path(model: str, stream: bool) -> str:

@@ -85,4 +85,5 @@ DIALECT = Dialect(
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=serve.serve_count,
+    ratelimit=None,  # none documented: the upstream's pass under their own names
 )

@@ -90,4 +90,5 @@ DIALECT = Dialect(
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=None,
+    ratelimit=wire.RATELIMIT,
 )

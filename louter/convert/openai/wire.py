@@ -10,6 +10,7 @@ import orjson
 
 from louter.convert.escape import header_value
 from louter.convert.model import ToolCall
+from louter.convert.ratelimit import DURATION, RateLimits
 
 __all__ = [
     "message_of",
@@ -17,6 +18,7 @@ __all__ = [
     "KEY_ENV",
     "KEY_HEADERS",
     "PATH",
+    "RATELIMIT",
     "UPSTREAM_HEADERS",
     "bearer_auth",
     "error_event",
@@ -27,6 +29,15 @@ PATH = "/v1/chat/completions"
 KEY_HEADERS = ("authorization",)  # a Bearer token
 KEY_ENV = "OPENAI_API_KEY"
 UPSTREAM_HEADERS = ((b"content-type", b"application/json"),)
+# x-ratelimit-{limit,remaining,reset}-{requests,tokens}; resets are durations ("6m0s")
+RATELIMIT = RateLimits(
+    {
+        f"{scope}-{part}": f"x-ratelimit-{part}-{scope}".encode("ascii")
+        for scope in ("requests", "tokens")
+        for part in ("limit", "remaining", "reset")
+    },
+    DURATION,
+)
 
 
 def upstream_path(model: str, stream: bool) -> str:

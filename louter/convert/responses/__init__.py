@@ -36,7 +36,7 @@ Decisions (whole answers; requests and streams document theirs)
 
 from __future__ import annotations
 
-from louter.convert.openai.wire import bearer_auth
+from louter.convert.openai.wire import RATELIMIT, bearer_auth
 from louter.convert.record import PENALTIES, Dialect, body_parser, text_reader
 from louter.convert.responses import probe, serve, wire
 from louter.convert.responses.request import emit_request, parse_request
@@ -102,4 +102,5 @@ DIALECT = Dialect(
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=None,
+    ratelimit=RATELIMIT,
 )

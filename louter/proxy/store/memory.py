@@ -1,0 +1,165 @@
+"""The in-process store: plain dicts, one trio thread, no I/O, no locks.
+
+Everything is lazy: a bucket refills when it is next read, an expired value or lease is
+dropped when it is next touched, and every `SWEEP_EVERY` writes one pass drops whatever
+expired untouched, so memory stays bounded by what is live.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+
+from louter.proxy.store.types import Decision, Limit
+
+SWEEP_EVERY = 4096  # writes between two passes over expired values and idle buckets
+
+
+class MemoryStore:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, at, full_at]
+        self._leases: dict[str, dict[str, float]] = {}  # key -> lease -> expiry
+        self._values: dict[str, tuple[bytes, float]] = {}  # key -> (value, expiry)
+        self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, expiry)
+        self._writes = 0
+
+    # ------------------------------------------------------------------ token buckets
+
+    def _tokens(self, key: str, limit: Limit, now: float) -> float:
+        state = self._buckets.get(key)
+        if state is None:
+            return limit.capacity
+        return min(limit.capacity, state[0] + max(0.0, now - state[1]) * limit.rate)
+
+    def _put(self, key: str, limit: Limit, tokens: float, now: float) -> None:
+        full_at = now + max(0.0, limit.capacity - tokens) / limit.rate
+        self._buckets[key] = [tokens, now, full_at]
+        self._wrote(now)
+
+    async def reserve(
+        self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit]
+    ) -> Decision:
+        now = self._clock()
+        buckets = self._buckets
+        tokens = []
+        wait = 0.0
+        for key, cost, limit in zip(keys, costs, limits, strict=True):
+            state = buckets.get(key)
+            have = limit.capacity
+            if state is not None:
+                have = min(have, state[0] + max(0.0, now - state[1]) * limit.rate)
+            if cost > have:
+                wait = max(wait, (cost - have) / limit.rate)
+            tokens.append(have)
+        if wait == 0.0:
+            for index, (key, cost, limit) in enumerate(zip(keys, costs, limits, strict=True)):
+                tokens[index] -= cost
+                self._put(key, limit, tokens[index], now)
+        return Decision(
+            wait == 0.0,
+            wait,
+            tuple([max(0, math.floor(t)) for t in tokens]),
+            tuple(
+                [
+                    max(0.0, lim.capacity - t) / lim.rate
+                    for t, lim in zip(tokens, limits, strict=True)
+                ]
+            ),
+        )
+
+    async def settle(self, key: str, limit: Limit, delta: float) -> None:
+        now = self._clock()
+        self._put(key, limit, self._tokens(key, limit, now) - delta, now)
+
+    # ------------------------------------------------------------------ concurrency leases
+
+    def _live(self, key: str, now: float) -> dict[str, float]:
+        leases = self._leases.get(key)
+        if leases is None:
+            return {}
+        for lease in [lease for lease, expiry in leases.items() if expiry <= now]:
+            del leases[lease]
+        return leases
+
+    async def acquire(
+        self, keys: Sequence[str], limits: Sequence[int], lease_seconds: float
+    ) -> str | None:
+        now = self._clock()
+        held = [self._live(key, now) for key in keys]
+        if any(len(leases) >= cap for leases, cap in zip(held, limits, strict=True)):
+            return None
+        lease = secrets.token_hex(8)
+        for key in keys:
+            self._leases.setdefault(key, {})[lease] = now + lease_seconds
+        self._wrote(now)
+        return lease
+
+    async def renew(self, keys: Sequence[str], lease: str, lease_seconds: float) -> None:
+        now = self._clock()
+        for key in keys:
+            leases = self._live(key, now)
+            if lease in leases:
+                leases[lease] = now + lease_seconds
+
+    async def release(self, keys: Sequence[str], lease: str) -> None:
+        for key in keys:
+            leases = self._leases.get(key)
+            if leases is not None:
+                leases.pop(lease, None)
+                if not leases:
+                    del self._leases[key]
+
+    # ------------------------------------------------------------------ values and counters
+
+    async def get(self, key: str) -> bytes | None:
+        found = self._values.get(key)
+        if found is None:
+            return None
+        if found[1] <= self._clock():
+            del self._values[key]
+            return None
+        return found[0]
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
+        now = self._clock()
+        self._values[key] = (value, math.inf if ttl_seconds is None else now + ttl_seconds)
+        self._wrote(now)
+
+    async def delete(self, key: str) -> None:
+        self._values.pop(key, None)
+        self._counters.pop(key, None)
+
+    async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
+        now = self._clock()
+        count, expiry = self._counters.get(key, (0, math.inf))
+        if expiry <= now:
+            count, expiry = 0, math.inf
+        if count == 0 and expiry == math.inf and ttl_seconds is not None:
+            expiry = now + ttl_seconds
+        self._counters[key] = (count + amount, expiry)
+        self._wrote(now)
+        return count + amount
+
+    async def aclose(self) -> None:
+        """Nothing to close (the Store interface has it for the Redis store)."""
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _wrote(self, now: float) -> None:
+        self._writes += 1
+        if self._writes % SWEEP_EVERY == 0:
+            self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        """Drop expired values, counters and leases and buckets that are full again."""
+        for table in (self._values, self._counters):
+            for key in [k for k, (_, expiry) in table.items() if expiry <= now]:
+                del table[key]
+        for key in [k for k, state in self._buckets.items() if state[2] <= now]:
+            del self._buckets[key]
+        for key in list(self._leases):
+            if not self._live(key, now):
+                del self._leases[key]
