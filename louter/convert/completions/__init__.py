@@ -73,4 +73,5 @@ DIALECT = Dialect(
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=None,
+    ratelimit=wire.RATELIMIT,
 )

@@ -18,6 +18,7 @@ import orjson
 
 from louter.convert.escape import header_value
 from louter.convert.model import ToolCall, Usage
+from louter.convert.ratelimit import DURATION, RateLimits
 from louter.convert.record import Headers
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "KEY_HEADERS",
     "OBJECT",
     "PATH",
+    "RATELIMIT",
     "UPSTREAM_HEADERS",
     "auth_headers",
     "emit_usage",
@@ -54,6 +56,16 @@ DROPS = ("top_k", "response_format", "reasoning_effort", "reasoning_budget")
 KEY_HEADERS = ("authorization",)  # a client key comes as a Bearer token
 KEY_ENV = "OPENAI_API_KEY"
 UPSTREAM_HEADERS: Headers = ((b"content-type", b"application/json"),)
+# OpenAI's headers, x-ratelimit-{limit,remaining,reset}-{requests,tokens}; resets are
+# durations ("6m0s")
+RATELIMIT = RateLimits(
+    {
+        f"{scope}-{part}": f"x-ratelimit-{part}-{scope}".encode("ascii")
+        for scope in ("requests", "tokens")
+        for part in ("limit", "remaining", "reset")
+    },
+    DURATION,
+)
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
