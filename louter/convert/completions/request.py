@@ -104,25 +104,25 @@ def _only_one(name: str) -> Callable[[Any], str | None]:
 def _echo(value: Any) -> str | None:
     if value is None or value is False:
         return None
-    return "is not supported: louter cannot echo the prompt when it converts the request"
+    return "is not supported: an answer through louter's neutral model cannot echo the prompt"
 
 
 def _logprobs(value: Any) -> str | None:
     if value is None or value is False:
         return None
-    return "is not supported: the converted answer carries no log probabilities"
+    return "is not supported: an answer through louter's neutral model has no log probabilities"
 
 
 def _suffix(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    return "is not supported: insertion has no equivalent when the request is converted"
+    return "is not supported: insertion has no form in louter's neutral model"
 
 
 def _logit_bias(value: Any) -> str | None:
     if value is None or value == {}:
         return None
-    return "is not supported: token biases cannot be carried when the request is converted"
+    return "is not supported: token biases have no form in louter's neutral model"
 
 
 _REFUSALS: dict[str, Callable[[Any], str | None]] = {
