@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from louter.access import Auth, parse_auth
 from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
 
@@ -81,6 +82,16 @@ class Backend:
     connect_timeout_seconds: float | None = None  # None: [performance]'s
     model_mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     implicit: bool = False  # a built-in preset the config file does not name
+    forward_client_key: bool | None = None  # None: forward only with client auth off
+
+    def takes_client_key(self, auth_on: bool) -> bool:
+        """Whether the client's own key goes to this backend: never when it has a key of
+        its own; with client auth on only if `forward_client_key = true` (a louter key
+        itself is never forwarded: the auth gate removes it); with auth off unless
+        `forward_client_key = false`."""
+        if self.api_key or self.api_keys:
+            return False
+        return self.forward_client_key is True if auth_on else self.forward_client_key is not False
 
     def backend_model(self, client_model: str) -> str:
         """The name this backend knows `client_model` by."""
@@ -107,7 +118,7 @@ class Proxies:
         if proxy is None:
             return None
         host = (parts.hostname or "").lower()
-        if _loopback(host):
+        if is_loopback(host):
             return None
         for entry in self.no_proxy:
             if entry == "*" or host == entry or host.endswith("." + entry):
@@ -117,7 +128,7 @@ class Proxies:
         return proxy
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -151,6 +162,7 @@ class Config:
     source: str | None = None
     proxies: Proxies = field(default_factory=Proxies)
     store: StoreConfig | None = None  # None: every counter lives in the process
+    auth: Auth = field(default_factory=Auth)  # client keys ([auth], [keys.NAME])
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -294,6 +306,15 @@ BACKEND_KEYS = {
     "timeout_seconds": "number",
     "connect_timeout_seconds": "number",
     "model_mapping": "table",
+    "forward_client_key": "bool",
+}
+TOP_KEYS = {
+    "server": "table",
+    "performance": "table",
+    "backends": "table",
+    "auth": "table",
+    "keys": "table",
+    "store": "table",
 }
 STORE_KEYS = {
     "url": "str",
@@ -304,7 +325,6 @@ STORE_KEYS = {
     "password_env": "str",
 }
 STORE_FAILURE_MODES = ("local", "open", "closed")
-TOP_KEYS = {"server": "table", "performance": "table", "backends": "table", "store": "table"}
 CHOICES = {
     "protocol": PROTOCOLS,
     "tool_format": TOOL_FORMATS,
@@ -618,7 +638,8 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     ]
     backends = configured + _preset_backends(env, {b.name for b in configured})
     store = _parse_store(where, top["store"], env) if "store" in top else None
-    return Config(server, performance, tuple(backends), path, _proxies(env), store)
+    auth = parse_auth(top.get("auth", {}), top.get("keys", {}), env, where.error)
+    return Config(server, performance, tuple(backends), path, _proxies(env), store=store, auth=auth)
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:

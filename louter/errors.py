@@ -16,6 +16,7 @@ class LouterError(Exception):
 
     status_hint: int = 500
     headers: tuple[tuple[bytes, bytes], ...] = ()  # extra response headers (`allow`, ...)
+    code: str | None = None  # the envelope's `code` where the dialect has one (OpenAI's)
 
     def __init__(
         self,
@@ -23,6 +24,7 @@ class LouterError(Exception):
         *,
         status_hint: int | None = None,
         headers: tuple[tuple[bytes, bytes], ...] = (),
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -30,6 +32,8 @@ class LouterError(Exception):
             self.status_hint = status_hint
         if headers:
             self.headers = headers
+        if code is not None:
+            self.code = code
 
 
 class ConfigError(LouterError):

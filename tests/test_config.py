@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
+from louter.access import AUTH_KEYS, KEY_FIELDS
 from louter.config import (
     BACKEND_KEYS,
     PERFORMANCE_KEYS,
@@ -45,7 +46,7 @@ def test_unknown_top_level_key() -> None:
     text = 'colour = "blue"\n'
     assert error_of(text) == (
         "cfg.toml: top level key 'colour': unknown key "
-        "(allowed: backends, performance, server, store) (line 1)"
+        "(allowed: auth, backends, keys, performance, server, store) (line 1)"
     )
 
 
@@ -53,7 +54,7 @@ def test_unknown_top_level_table_names_its_header_line() -> None:
     text = "[server]\nport = 1\n\n[serverz]\nport = 2\n"
     assert error_of(text) == (
         "cfg.toml: top level key 'serverz': unknown key "
-        "(allowed: backends, performance, server, store) (line 4)"
+        "(allowed: auth, backends, keys, performance, server, store) (line 4)"
     )
 
 
@@ -647,6 +648,10 @@ def test_example_config_documents_every_key() -> None:
         used |= set(table)
     assert used == set(BACKEND_KEYS)
     assert any(t.get("model_mapping") for t in document["backends"].values())
+    assert set(document["auth"]) == set(AUTH_KEYS)
+    fields = {name for table in document["keys"].values() for name in table}
+    assert fields == set(KEY_FIELDS) - {"key_env"}  # commented: it needs its variable set
+    assert "key_env" in EXAMPLE.read_text(encoding="utf-8")
 
 
 def test_example_config_comments_every_key() -> None:

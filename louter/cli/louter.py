@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import os
+import secrets
 import signal
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from louter import __version__
+from louter.access import KEY_PREFIX, NAME, digest
 from louter.cli.echo import LogLevel, echo_to, level_of
-from louter.config import Backend, Config, load_config
+from louter.config import Backend, Config, is_loopback, load_config
 from louter.errors import ConfigError
 from louter.http.drain import Drain
 from louter.proxy.app import ROUTES, build_context, serve
@@ -52,7 +56,8 @@ def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> T
     table.caption = (
         f"endpoints: {', '.join(sorted(ROUTES))}\n"
         f"config: {escape(ctx.config.source or 'none (built-in presets)')}; "
-        f"log file: {escape(str(log_file or 'none'))}"
+        f"log file: {escape(str(log_file or 'none'))}\n"
+        f"client auth: {escape(_auth_state(ctx.config))}"
     )
     table.caption_justify = "left"
     return table
@@ -65,6 +70,13 @@ def _key_text(backend: Backend) -> str:
         count = len(backend.api_keys)
         return f"{count} key{'s' if count > 1 else ''}" + (f", {missing}" if missing else "")
     return "set" if backend.api_key else (missing or "-")
+
+
+def _auth_state(config: Config) -> str:
+    count = len(config.auth.keys)
+    if config.auth.on:
+        return f"on ({count} key{'s' if count > 1 else ''})"
+    return "off (disabled)" if count else "off (no [keys.NAME])"
 
 
 class CannotListen(Exception):
@@ -132,6 +144,22 @@ def _complain(console: Console, message: str) -> None:
     console.print(Text(f"louter: {message}", style="bold red"), soft_wrap=True)
 
 
+def _warn_open(console: Console, config: Config, host: str) -> None:
+    """Auth off on an address other machines can reach: say so on stderr."""
+    if config.auth.on or is_loopback(host.strip("[]")):
+        return
+    why = "disabled" if config.auth.keys else "no [keys.NAME] configured"
+    console.print(
+        Text(
+            f"louter: WARNING: client auth is OFF ({why}) and louter listens on {host}: "
+            "anyone who can reach this address can use every backend and its keys. "
+            "Configure [keys.NAME] (louter keys new NAME) or listen on 127.0.0.1.",
+            style="bold red",
+        ),
+        soft_wrap=True,
+    )
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"louter {__version__}")
@@ -188,6 +216,12 @@ def main_command(
         int,
         typer.Option("--verbose", "-v", count=True, help="-v: --log-level info; -vv: debug."),
     ] = 0,
+    disable_auth: Annotated[
+        bool,
+        typer.Option(
+            "--disable-auth", help="Accept requests without a louter key even if keys are set."
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -195,11 +229,13 @@ def main_command(
         ),
     ] = False,
 ) -> None:
-    """Start the louter proxy."""
+    """Start the louter proxy (`louter keys new NAME`: make a client key)."""
     console = Console(stderr=True)
     level = level_of(log_level and log_level.value, verbose)
     try:
         cfg = load_config(config, os.environ)
+        if disable_auth:
+            cfg = replace(cfg, auth=replace(cfg.auth, enabled=False))
         ctx = build_context(
             cfg,
             default_backend=default_backend(cfg, backend),
@@ -221,6 +257,7 @@ def main_command(
     drain = Drain(cfg.server.drain_seconds if drain_seconds is None else drain_seconds)
     listen_host = host or cfg.server.host
     listen_port = cfg.server.port if port is None else port
+    _warn_open(console, cfg, listen_host)
     # Everything alive now (modules, config, context) lives as long as the process: keep
     # it out of the cyclic collector's full passes, which would otherwise stall requests
     # for milliseconds whenever they scan the whole heap.
@@ -235,5 +272,31 @@ def main_command(
         raise typer.Exit(status)
 
 
+keys_app = typer.Typer(add_completion=False, help="Client keys for [keys.NAME].")
+
+
+@keys_app.callback()
+def keys_group() -> None:
+    """Client keys for [keys.NAME] tables."""
+
+
+@keys_app.command("new")
+def keys_new(name: Annotated[str, typer.Argument(help="The key's name in the config.")]) -> None:
+    """Print a fresh client key (shown once: louter keeps only its SHA-256) and the config
+    lines that accept it."""
+    if NAME.fullmatch(name) is None:
+        Console(stderr=True).print("louter: a key name is 1-64 letters, digits, '_', '.' or '-'")
+        raise typer.Exit(2)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    typer.echo(f"key: {key}")
+    typer.echo("")
+    typer.echo(f"[keys.{name}]")
+    typer.echo(f'key_sha256 = "{digest(key).hex()}"')
+    typer.echo('models = ["*"]')
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["keys"]:  # `louter keys ...`; every other argument list starts it
+        keys_app(args=sys.argv[2:], prog_name="louter keys")
+        return
     app()

@@ -59,6 +59,8 @@ class _Channel(Protocol):
 
     async def send_all(self, data: bytes) -> None: ...
 
+    def peer(self) -> str: ...
+
 
 def status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
@@ -106,6 +108,10 @@ class Responder:
         self.status = 0
         # One more header computed as the head is written (louter's overhead so far).
         self.stamp: Callable[[], tuple[bytes, bytes]] | None = None
+
+    def peer(self) -> str:
+        """The client's address ("" when unknown)."""
+        return self._channel.peer()
 
     @property
     def client_gone(self) -> bool:

@@ -168,6 +168,14 @@ class Connection:
         self.stop: Callable[[str], None] | None = None
         self.draining = False  # a graceful stop: close after the current answer
 
+    def peer(self) -> str:
+        """The client's address ("" when the socket has none, e.g. a socketpair)."""
+        try:
+            address = self.stream.sock.getpeername()
+        except OSError:
+            return ""
+        return address[0] if isinstance(address, tuple) else ""
+
     async def run(self) -> None:
         try:
             with self.scope:

@@ -24,6 +24,7 @@ from louter.http.drain import Drain
 from louter.http.message import HttpRequest, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
+from louter.proxy.auth import ANY, Gate
 from louter.proxy.breaker import COOLING_DOWN, Breaker
 from louter.proxy.context import ProxyContext
 from louter.proxy.doors import (
@@ -47,6 +48,7 @@ from louter.proxy.stages import build_pipeline
 from louter.proxy.upstreams import open_upstreams
 
 HandlerFn = Callable[[ProxyContext, Exchange, HttpRequest, Responder], Awaitable[None]]
+OPEN = ""  # `Endpoint.key_from`: no key needed, even with auth on
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,9 @@ class Endpoint:
     method: str
     handler: HandlerFn
     dialect: str
+    # With auth on, where the client's key is read: "" = nowhere (open: /health, /metrics),
+    # None = the dialect's places, ANY = every dialect's (paths all clients use)
+    key_from: str | None = None
 
 
 async def health(
@@ -106,7 +111,7 @@ async def metrics(
 ROUTES: Mapping[str, Endpoint] = {
     "/v1/chat/completions": Endpoint("POST", door(DOORS["openai"]), "openai"),
     "/chat/completions": Endpoint("POST", door(DOORS["openai"]), "openai"),
-    "/v1/models": Endpoint("GET", list_models, "openai"),
+    "/v1/models": Endpoint("GET", list_models, "openai", ANY),
     "/v1beta/models": Endpoint("GET", gemini_models, "gemini"),
     "/v1/messages": Endpoint("POST", door(DOORS["anthropic"]), "anthropic"),
     "/v1/messages/count_tokens": Endpoint("POST", count(DOORS["anthropic"]), "anthropic"),
@@ -114,13 +119,13 @@ ROUTES: Mapping[str, Endpoint] = {
     "/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
     "/v1/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
     "/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
-    "/health": Endpoint("GET", health, "openai"),
-    "/metrics": Endpoint("GET", metrics, "openai"),
+    "/health": Endpoint("GET", health, "openai", OPEN),
+    "/metrics": Endpoint("GET", metrics, "openai", OPEN),
 }
 # Paths with a parameter (`models/{model}:{action}`): the handler checks the method.
 PREFIX_ROUTES: tuple[tuple[str, Endpoint], ...] = (
     ("/v1beta/models/", Endpoint("*", gemini_model_action, "gemini")),
-    ("/v1/models/", Endpoint("*", model_path, "gemini")),
+    ("/v1/models/", Endpoint("*", model_path, "gemini", ANY)),
 )
 
 
@@ -232,6 +237,9 @@ async def _dispatch(
             await _method_not_allowed(exchange, endpoint, request, responder)
             _count_error(ctx, exchange, "bad_request")
             return
+        if ctx.gate is not None and endpoint.key_from != OPEN:
+            where = endpoint.key_from or endpoint.dialect
+            ctx.gate.admit(request, where, exchange, responder.peer())
         await endpoint.handler(ctx, exchange, request, responder)
     except LouterError as exc:
         _count_error(ctx, exchange, error_kind(exc))
@@ -309,9 +317,19 @@ async def _fail(
     if responder.started:
         return
     body = DIALECTS[exchange.format].error_body(status, message)
+    if isinstance(exc, LouterError) and exc.code is not None:
+        _set_code(body, exc.code)
     exchange.log("client_response", status=status, payload=body)
     headers = [(b"x-louter-request-id", exchange.request_id.encode("ascii")), *own]
     await responder.send_json(status, body, headers)
+
+
+def _set_code(body: dict[str, Any], code: str) -> None:
+    """An error's code, in envelopes with an empty `code` slot (OpenAI's and Responses';
+    Gemini's `code` is the status, Anthropic's envelope has none)."""
+    error = body.get("error")
+    if isinstance(error, dict) and "code" in error and error["code"] is None:
+        error["code"] = code
 
 
 def build_context(
@@ -359,7 +377,8 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, stages),
+        build_pipeline(config, stages, metrics),
+        Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from louter.config import Config
 from louter.http.deadlines import Deadlines
+from louter.proxy.auth import Gate
 from louter.proxy.exchange import RequestIds
 from louter.proxy.journal import Journal
 from louter.proxy.metrics import Metrics
@@ -28,3 +29,4 @@ class ProxyContext:
     metrics: Metrics | None = None  # None with `enable_metrics = false`
     scrub: Scrubber = field(default_factory=Scrubber)  # addresses and keys out of errors
     pipeline: Pipeline = NO_STAGES  # the request pipeline's stages (none: zero cost)
+    gate: Gate | None = None  # client-key auth (None: auth off, zero cost)

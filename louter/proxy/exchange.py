@@ -23,6 +23,7 @@ from louter.http.message import HeaderList, HttpRequest
 from louter.proxy.journal import Journal, redact_headers, redact_target
 
 if TYPE_CHECKING:
+    from louter.access import ClientKey
     from louter.http.upstream import UpstreamResponse
     from louter.proxy.pipeline import Call
 
@@ -115,6 +116,7 @@ class Exchange:
         "budgets",
         "offload",
         "call",
+        "key",
         "_journal",
         "_lines",
     )
@@ -141,6 +143,7 @@ class Exchange:
         self.budgets = budgets
         self.offload = False  # the request is large: `compute` runs work in a thread
         self.call: Call | None = None  # set when the request went through pipeline stages
+        self.key: ClientKey | None = None  # the client's louter key, once auth admitted it
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
@@ -232,6 +235,7 @@ class Exchange:
         if not self.logging:
             return
         body = request.body
+        named = {"key": self.key.name} if self.key is not None else {}
         self.log(
             "client_request",
             raw_payload=(body or None) if valid_json else None,
@@ -239,4 +243,5 @@ class Exchange:
             method=request.method,
             path=redact_target(request.target.decode("latin-1")),
             headers=redact_headers(request.headers),
+            **named,
         )

@@ -26,6 +26,7 @@ SECRET_HEADERS = frozenset(
         "x-api-key",
         "x-goog-api-key",
         "api-key",
+        "x-louter-key",
         "cookie",
         "set-cookie",
     }

@@ -18,6 +18,7 @@ this context (never the process-global one: tests run several louters in one pro
     http_requests_in_flight, backend_requests_in_flight{backend}
     log_write_errors_total                                  failed writes to the JSONL log
     store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
+    auth_failures_total{reason}                             requests refused by client-key auth
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from louter.proxy.breaker import Breaker
 CONTENT_TYPE = CONTENT_TYPE_LATEST.encode("ascii")
 Labels = tuple[str, ...]  # label values, in the order of the family's label names
 OUTCOMES = ("served", "failed", "skipped")
+AUTH_REASONS = ("missing", "unknown", "expired", "model", "throttled")
 DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 )  # fmt: skip
@@ -156,6 +158,7 @@ class Metrics:
         self.overhead = Histogram(OVERHEAD_BUCKETS)
         self._requests: dict[tuple[str, str, int], Histogram] = {}
         self._errors: dict[Labels, Count] = {}
+        self.auth_failures = {reason: Count() for reason in AUTH_REASONS}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.registry = CollectorRegistry()
@@ -221,6 +224,10 @@ class Metrics:
         yield _counters(
             "log_write_errors", "Writes to the JSONL log that failed (the exchange went unlogged)",
             [], {(): self.log_write_errors},
+        )  # fmt: skip
+        yield _counters(
+            "auth_failures", "Requests refused by client-key auth, by reason", ["reason"],
+            {(reason,): count for reason, count in self.auth_failures.items()},
         )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:

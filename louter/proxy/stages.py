@@ -8,15 +8,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from louter.config import Config
+from louter.proxy.auth import ModelAllowList, needs_allow_list
+from louter.proxy.metrics import Metrics
 from louter.proxy.pipeline import Pipeline, Stage
 
 
-def build_stages(config: Config) -> list[Stage]:
-    """The stages `config` enables, in order (none yet: later features add theirs)."""
-    return []
+def build_stages(config: Config, metrics: Metrics | None = None) -> list[Stage]:
+    """The stages `config` enables, in order. Auth's key check itself runs before the
+    handler (`ProxyContext.gate`); its model allow-list is a stage, present only when a
+    key restricts its models."""
+    stages: list[Stage] = []
+    if config.auth.on and needs_allow_list(config.auth):
+        stages.append(ModelAllowList(metrics))
+    return stages
 
 
-def build_pipeline(config: Config, extra: Sequence[Stage] = ()) -> Pipeline:
+def build_pipeline(
+    config: Config, extra: Sequence[Stage] = (), metrics: Metrics | None = None
+) -> Pipeline:
     """The configured stages, then `extra` (stages supplied by an embedding program or a
     test)."""
-    return Pipeline((*build_stages(config), *extra))
+    return Pipeline((*build_stages(config, metrics), *extra))

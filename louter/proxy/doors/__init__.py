@@ -59,11 +59,18 @@ def _is_gemini_client(http: HttpRequest) -> bool:
     return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in http.query
 
 
+def _listed(exchange: Exchange, models: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (model, backend) pairs a client may see: with client auth, the models its
+    key's `models` allow."""
+    key = exchange.key
+    return models if key is None else [pair for pair in models if key.allows(pair[0])]
+
+
 async def list_models(
     ctx: ProxyContext, exchange: Exchange, http: HttpRequest, responder: Responder
 ) -> None:
     """`GET /v1/models` in the asking client's own shape (the Gemini SDK uses it too)."""
-    models = ctx.router.client_models()
+    models = _listed(exchange, ctx.router.client_models())
     if _is_gemini_client(http):
         exchange.format = "gemini"
         await responder.send_json(200, gemini.model_list(models))
@@ -78,7 +85,7 @@ async def gemini_models(
     ctx: ProxyContext, exchange: Exchange, http: HttpRequest, responder: Responder
 ) -> None:
     """`GET /v1beta/models`."""
-    await responder.send_json(200, gemini.model_list(ctx.router.client_models()))
+    await responder.send_json(200, gemini.model_list(_listed(exchange, ctx.router.client_models())))
 
 
 async def model_path(

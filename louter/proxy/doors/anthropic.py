@@ -62,7 +62,8 @@ def _same_body(call: Call, route: Route) -> dict[str, Any]:
 def _plan(call: Call, route: Route, ctx: ProxyContext, path: str, stream: bool) -> Plan:
     """Same dialect: the body with the backend's model name; the client's version/betas."""
     upstream = ctx.upstreams[route.backend.name]
-    headers = _headers(call.http, upstream.headers, route.backend.api_key)
+    forward_key = route.backend.takes_client_key(ctx.gate is not None)
+    headers = _headers(call.http, upstream.headers, forward_key)
     return Forward(
         route,
         "anthropic",
@@ -83,7 +84,7 @@ def _count_forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair |
     return _plan(call, route, ctx, "/v1/messages/count_tokens", False)
 
 
-def _headers(http: HttpRequest, base: HeaderList, backend_key: str | None) -> HeaderList:
+def _headers(http: HttpRequest, base: HeaderList, forward_key: bool) -> HeaderList:
     version = http.headers.get("anthropic-version")
     headers = [(n, v) for n, v in base if not (version and n == b"anthropic-version")]
     if version:
@@ -95,7 +96,7 @@ def _headers(http: HttpRequest, base: HeaderList, backend_key: str | None) -> He
         if value is not None:
             headers.append((name.encode("latin-1"), header_value(value, name)))
     key = SPEC.key(http)
-    if key and not backend_key:
+    if key and forward_key:
         headers.append((b"x-api-key", header_value(key, "x-api-key")))
     return headers
 

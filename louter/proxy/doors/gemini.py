@@ -80,7 +80,7 @@ def _plan(ctx: ProxyContext, call: Call, route: Route, action: str | None) -> Pl
     upstream = ctx.upstreams[route.backend.name]
     headers = list(upstream.headers)
     key = SPEC.key(call.http)
-    if key and not route.backend.api_key:
+    if key and route.backend.takes_client_key(ctx.gate is not None):
         headers.append((b"x-goog-api-key", header_value(key, "x-goog-api-key")))
     sse = "alt=sse" in (action or "")
     return Forward(

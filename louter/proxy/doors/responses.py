@@ -63,7 +63,7 @@ def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None)
     upstream = ctx.upstreams[route.backend.name]
     headers = list(upstream.headers)
     key = SPEC.key(call.http)
-    if key and not route.backend.api_key:
+    if key and route.backend.takes_client_key(ctx.gate is not None):
         headers.append((b"authorization", b"Bearer " + key.encode("latin-1")))
     return Forward(
         route,
