@@ -292,7 +292,7 @@ def test_mock_needs_no_url_and_ignores_one() -> None:
         (
             '[backends.q]\nurl = "http://q"\nprotocol = "grpc"\n',
             "protocol",
-            "openai, gemini, anthropic, responses, mock, got 'grpc'",
+            "openai, gemini, anthropic, responses, completions, mock, got 'grpc'",
         ),
         (
             '[backends.q]\nurl = "http://q"\ntool_format = "yaml"\n',
@@ -680,7 +680,7 @@ def test_example_mentions_lookup_order_and_presets() -> None:
         "OPENAI_API_KEY",
         "preset",
         "overrides",
-        '"openai" | "gemini" | "anthropic" | "responses" | "mock"',
+        '"openai" | "gemini" | "anthropic" | "responses" | "completions" | "mock"',
         "GEMINI_API_KEY",
         "ANTHROPIC_API_KEY",
         "mock",

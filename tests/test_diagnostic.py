@@ -21,14 +21,20 @@ from typer.testing import CliRunner
 
 from louter.cli.diagnostic import Report, app, render
 from louter.probes import PROBES, ProbeResult
+from louter.probes.catalog import applicable
 from louter.probes.matrix import Served
+from louter.probes.wire import WIRES
 from tests.llama import LLAMA_MODEL
 from tests.test_probes_backends import CAUGHT_BY, start_fake
 
 REPO = Path(__file__).resolve().parents[1]
-DOORS = ("OpenAI", "Gemini", "Anthropic", "Responses")
-ALL_DOORS = ("openai", "gemini", "anthropic", "responses")
-TITLES = [p.title for p in PROBES]
+DOORS = ("OpenAI", "Gemini", "Anthropic", "Responses", "Completions")
+ALL_DOORS = ("openai", "gemini", "anthropic", "responses", "completions")
+BY_TITLE = dict(zip(DOORS, ALL_DOORS, strict=True))
+# what each door is asked: every probe, but tools and images where its API has none
+ASKED = {door: applicable(PROBES, WIRES[door].lacks) for door in ALL_DOORS}
+TOTAL = sum(len(probes) for probes in ASKED.values())
+SKIP_ALL = [f"--skip-{door}-frontend" for door in ALL_DOORS]
 
 
 def invoke(args: list[str]) -> Any:
@@ -47,12 +53,17 @@ def failures(report: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(r["dialect"], r["backend"], r["probe"]) for r in report["results"] if not r["passed"]}
 
 
+def asked(door: str, probe: str) -> bool:
+    return any(p.name == probe for p in ASKED[door])
+
+
 def summary_for(doors: tuple[str, ...] = DOORS) -> str:
     lines = ["=== Diagnostic Test Summary ==="]
     for door in doors:
         lines.append(f"{door} Frontend Tests:")
-        lines += [f"  ✅ {door} {title}" for title in TITLES]
-    lines.append(f"Overall: {len(doors) * 8}/{len(doors) * 8} tests passed")
+        lines += [f"  ✅ {door} {probe.title}" for probe in ASKED[BY_TITLE[door]]]
+    total = sum(len(ASKED[BY_TITLE[door]]) for door in doors)
+    lines.append(f"Overall: {total}/{total} tests passed")
     return "\n".join(lines) + "\n"
 
 
@@ -70,15 +81,16 @@ def test_everything_passes_on_the_mock() -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == summary_for()
     progress = result.stderr.splitlines()
-    assert len(progress) == 32
-    assert progress[0].startswith("diagnostic: [1/32] ✅ OpenAI Text Generation (")
-    assert progress[-1].startswith("diagnostic: [32/32] ✅ Responses Error Handling (")
+    assert len(progress) == TOTAL == 36  # 8 probes x 4 doors, and the 4 Completions can carry
+    assert progress[0].startswith(f"diagnostic: [1/{TOTAL}] ✅ OpenAI Text Generation (")
+    assert progress[-1].startswith(f"diagnostic: [{TOTAL}/{TOTAL}] ✅ Completions Error Handling (")
 
 
 def test_the_json_report() -> None:
     result = invoke(
-        ["--port", "0", "--json", "--skip-anthropic-frontend", "--skip-responses-frontend"]
-    )
+        ["--port", "0", "--json", "--skip-anthropic-frontend", "--skip-responses-frontend",
+         "--skip-completions-frontend"]
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = report_of(result)
     assert report["url"].startswith("http://127.0.0.1:") and report["in_process"] is True
@@ -92,7 +104,7 @@ def test_the_json_report() -> None:
 def test_skipping_front_doors() -> None:
     result = invoke(["--port", "0", "--skip-openai-frontend", "--skip-anthropic-frontend"])
     assert result.exit_code == 0
-    assert result.stdout == summary_for(("Gemini", "Responses"))
+    assert result.stdout == summary_for(("Gemini", "Responses", "Completions"))
 
 
 def test_the_matrix_on_a_terminal() -> None:
@@ -128,8 +140,7 @@ def busy_port() -> tuple[socket.socket, int]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--skip-openai-frontend", "--skip-gemini-frontend", "--skip-anthropic-frontend",
-          "--skip-responses-frontend"],
+        (SKIP_ALL,
          "diagnostic: every front door is skipped: nothing to probe"),
         (["--backend", "nosuch"],
          "diagnostic: unknown backend 'nosuch'; known backends: "
@@ -174,7 +185,7 @@ async def test_a_running_louter(start_louter: Any) -> None:
     assert result.exit_code == 0, result.output
     report = report_of(result)
     assert (report["url"], report["in_process"], report["ok"]) == (base, False, True)
-    assert report["total"] == 32
+    assert report["total"] == TOTAL
 
 
 async def test_backends_of_a_running_louter(start_louter: Any, nursery: trio.Nursery) -> None:
@@ -187,7 +198,7 @@ async def test_backends_of_a_running_louter(start_louter: Any, nursery: trio.Nur
     assert result.exit_code == 1
     report = report_of(result)
     assert [b["backend"] for b in report["backends"]] == ["good", "broken"]
-    assert failures(report) == {(d, "broken", "image") for d in ALL_DOORS}
+    assert failures(report) == {(d, "broken", "image") for d in ALL_DOORS if asked(d, "image")}
     only = report_of(await invoke_async(["--url", base, "--json", "--backend", "good"]))
     assert only["ok"] and {r["backend"] for r in only["results"]} == {"good"}
 
@@ -203,7 +214,7 @@ async def test_every_front_door_catches_each_broken_backend(
     config = write_config(tmp_path, f'[backends.fake]\nurl = "{fake.url}"\n')
     result = await invoke_async(["--port", "0", "--config", config, "--json"])
     assert result.exit_code == 1
-    expected = {(d, "fake", p) for d in ALL_DOORS for p in CAUGHT_BY[defect]}
+    expected = {(d, "fake", p) for d in ALL_DOORS for p in CAUGHT_BY[defect] if asked(d, p)}
     assert failures(report_of(result)) == expected
 
 
@@ -227,7 +238,8 @@ async def test_the_summary_names_backends_and_errors(nursery: trio.Nursery, tmp_
     assert "(Error: the stream reported an error: " in anthropic
     responses = next(line for line in lines if line.startswith("  ❌ Responses Streaming [fake"))
     assert "(Error: " in responses
-    assert lines[-1] == "Overall: 42/48 tests passed"
+    # 2 backends x (8 probes x 3 doors + the 4 Completions can carry); the fake's streams fail
+    assert lines[-1] == "Overall: 49/56 tests passed"
 
 
 # --------------------------------------------------------------------------- processes
@@ -243,8 +255,8 @@ def test_bin_wrapper_from_a_checkout(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["passed"] == 32
-    assert "diagnostic: [32/32]" in done.stderr
+    assert json.loads(done.stdout)["passed"] == TOTAL
+    assert f"diagnostic: [{TOTAL}/{TOTAL}]" in done.stderr
 
 
 def test_installed_script() -> None:
@@ -259,6 +271,7 @@ def test_installed_script() -> None:
             "--skip-gemini-frontend",
             "--skip-anthropic-frontend",
             "--skip-responses-frontend",
+            "--skip-completions-frontend",
         ],
         capture_output=True,
         text=True,
@@ -288,10 +301,14 @@ async def test_diagnostic_against_llama_server(llama_url: str, tmp_path: Path) -
     report = report_of(result)
     details = {(r["dialect"], r["probe"]): r["detail"] for r in report["results"]}
     assert failures(report) == {
-        (door, "llama", probe) for door in ALL_DOORS for probe in LLAMA_FAILS
+        (door, "llama", probe) for door in ALL_DOORS for probe in LLAMA_FAILS if asked(door, probe)
     }, details
     assert result.exit_code == 1
     assert report["backends"] == [{"backend": "llama", "protocol": "openai", "models": ["smol"]}]
     for door in ALL_DOORS:
-        assert details[(door, "tools")] == 'get_weather({"city":"Paris"})'
-        assert "image input is not supported" in details[(door, "image")]
+        if asked(door, "tools"):
+            assert details[(door, "tools")] == 'get_weather({"city":"Paris"})'
+            assert "image input is not supported" in details[(door, "image")]
+    assert {probe for door, probe in details if door == "completions"} == {
+        "text", "stream", "count-tokens", "error"
+    }  # fmt: skip

@@ -100,7 +100,7 @@ def test_the_key_defaults_to_the_protocols_variable() -> None:
         (
             ["grpc", "http://h"],
             {},
-            "unknown protocol 'grpc'; use one of openai, gemini, anthropic, responses",
+            "unknown protocol 'grpc'; use one of openai, gemini, anthropic, responses, completions",
         ),
         (["openai"], {}, "missing URL: give it after PROTOCOL or with --url"),
         (

@@ -29,7 +29,10 @@ from louter.cli.louter import default_backend
 from louter.config import load_config
 from louter.errors import ConfigError
 from louter.probes import PROBES, ProbeResult, run_probes
+from louter.probes.catalog import applicable
 from louter.probes.matrix import DOORS, Served, plan, served_by_config, served_by_health
+from louter.probes.run import Target
+from louter.probes.wire import WIRES
 from louter.proxy.app import build_context, serve
 from louter.proxy.context import ProxyContext
 
@@ -146,15 +149,20 @@ def diagnose(
             raise SetupError("--config is for the louter started here; with --url, leave it out")
         url = url.rstrip("/")
         served = served_by_health(trio.run(_health, url), backend)
-        show = progress(err, len(plan(url, doors, served)) * len(PROBES), _several(served))
+        show = progress(err, _total(plan(url, doors, served)), _several(served))
         results = trio.run(_probe, url, doors, served, timeout, show)
         return Report(url, False, tuple(served), tuple(results))
     cfg = load_config(config, os.environ)
     default = default_backend(cfg, backend)
     ctx = build_context(cfg, default_backend=default)
     served = served_by_config(cfg, default, backend)
-    show = progress(err, len(plan("", doors, served)) * len(PROBES), _several(served))
+    show = progress(err, _total(plan("", doors, served)), _several(served))
     return trio.run(probe_in_process, ctx, port, doors, served, timeout, show)
+
+
+def _total(targets: Sequence[Target]) -> int:
+    """How many probes run: each target's door is asked what its API can carry."""
+    return sum(len(applicable(PROBES, WIRES[t.dialect].lacks)) for t in targets)
 
 
 def _several(served: Sequence[Served]) -> bool:
@@ -270,6 +278,12 @@ def main_command(
         bool,
         typer.Option("--skip-responses-frontend", help="Leave out the Responses front door."),
     ] = False,
+    skip_completions_frontend: Annotated[
+        bool,
+        typer.Option(
+            "--skip-completions-frontend", help="Leave out the legacy Completions front door."
+        ),
+    ] = False,
     url: Annotated[
         str | None,
         typer.Option("--url", help="Probe the louter already running here instead."),
@@ -286,6 +300,7 @@ def main_command(
         "gemini": skip_gemini_frontend,
         "anthropic": skip_anthropic_frontend,
         "responses": skip_responses_frontend,
+        "completions": skip_completions_frontend,
     }
     doors = [door for door in DOORS if not skipped.get(door)]
     try:

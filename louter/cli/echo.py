@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from louter.convert.dialect import DIALECTS
 from louter.proxy.journal import REDACTED, Entry
 
 
@@ -44,13 +45,8 @@ DIRECTION_STYLE = {
     "client_response": "bold green",
     "error": "bold red",
 }
-DIALECT_NAMES = {
-    "openai": "OpenAI",
-    "gemini": "Gemini",
-    "anthropic": "Anthropic",
-    "responses": "Responses",
-    "mock": "Mock",
-}
+# each dialect's name in reports (its probe wire's title: "OpenAI", ...), and the mock's
+DIALECT_NAMES = {name: d.probe_wire.title for name, d in DIALECTS.items()} | {"mock": "Mock"}
 _LABELS: Mapping[str, Callable[[str], str]] = {
     "client_request": lambda dialect: "Request body",
     "backend_request": lambda dialect: f"{DIALECT_NAMES.get(dialect, dialect)} request",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from louter.convert import anthropic, gemini, openai, responses
+from louter.convert import anthropic, completions, gemini, openai, responses
 from louter.convert.record import Dialect, StreamEmitter, StreamParser
 
 __all__ = [
     "ANTHROPIC",
+    "COMPLETIONS",
     "DIALECTS",
     "GEMINI",
     "OPENAI",
@@ -26,4 +27,7 @@ __all__ = [
 
 OPENAI, GEMINI = openai.DIALECT, gemini.DIALECT
 ANTHROPIC, RESPONSES = anthropic.DIALECT, responses.DIALECT
-DIALECTS: Mapping[str, Dialect] = {d.name: d for d in (OPENAI, GEMINI, ANTHROPIC, RESPONSES)}
+COMPLETIONS = completions.DIALECT
+DIALECTS: Mapping[str, Dialect] = {
+    d.name: d for d in (OPENAI, GEMINI, ANTHROPIC, RESPONSES, COMPLETIONS)
+}

@@ -8,7 +8,7 @@ backend is the mock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,7 +16,9 @@ from louter.convert.probe.fields import compact
 from louter.convert.probe.image import RED_SQUARE
 from louter.convert.probe.model import (
     COUNT,
+    IMAGES,
     INVALID,
+    TOOLS,
     Ask,
     Assistant,
     Tool,
@@ -42,6 +44,7 @@ class Probe:
     ask: Ask
     expect: Expect
     follow_up: FollowUp | None = None
+    needs: frozenset[str] = frozenset()  # of the API (TOOLS, IMAGES): see `applicable`
 
 
 WEATHER = Tool(
@@ -69,18 +72,25 @@ LOOK = "What colour is this image? Answer in one word."
 COUNT_TEXT = "Count the tokens in this sentence please."
 RESULT = {"temp_c": 21, "sky": "sunny"}
 
+NEEDS_TOOLS = frozenset({TOOLS})
+
 PROBES: tuple[Probe, ...] = (
     Probe("text", "Text Generation", TEXT_ASK, TEXT_EXPECT),
     Probe("stream", "Streaming", replace(TEXT_ASK, stream=True), TEXT_EXPECT),
-    Probe("tools", "Function Calling", TOOL_ASK, TOOL_EXPECT),
+    Probe("tools", "Function Calling", TOOL_ASK, TOOL_EXPECT, needs=NEEDS_TOOLS),
     Probe(
-        "tools-stream", "Function Calling + Streaming", replace(TOOL_ASK, stream=True), TOOL_EXPECT
+        "tools-stream",
+        "Function Calling + Streaming",
+        replace(TOOL_ASK, stream=True),
+        TOOL_EXPECT,
+        needs=NEEDS_TOOLS,
     ),
     Probe(
         "image",
         "Multimedia",
         Ask((User(LOOK, RED_SQUARE),)),
         Expect(TEXT, mock_text=f'Mock answer to: "{LOOK}" (images: 1)'),
+        needs=frozenset({IMAGES}),
     ),
     Probe(
         "round-trip",
@@ -91,6 +101,7 @@ PROBES: tuple[Probe, ...] = (
             RESULT,
             Expect(TEXT, mock_text=f'Mock answer to tool result: "{compact(RESULT)}"'),
         ),
+        needs=NEEDS_TOOLS,
     ),
     Probe(
         "count-tokens",
@@ -131,3 +142,9 @@ def select(names: list[str]) -> tuple[Probe, ...]:
             raise KeyError(name)
         wanted.add(probe)
     return tuple(p for p in PROBES if not names or p.name in wanted)
+
+
+def applicable(probes: Sequence[Probe], lacks: frozenset[str]) -> tuple[Probe, ...]:
+    """The probes an API that `lacks` those things can be asked at all: a probe that needs
+    tools is not run through an API without tools (it could only fail for the API)."""
+    return tuple(probe for probe in probes if not probe.needs & lacks)

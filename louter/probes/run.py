@@ -26,7 +26,7 @@ from louter.convert.probe.fields import load_json, short
 from louter.convert.probe.model import Ask, Call, Json, Seen, Wire
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
-from louter.probes.catalog import Probe
+from louter.probes.catalog import Probe, applicable
 from louter.probes.checks import Verdict, judge
 from louter.probes.wire import WIRES, Reply, read
 
@@ -244,7 +244,7 @@ async def run_probes(
     """
     session = Session(client, target, sink, run_id)
     results = []
-    for probe in probes:
+    for probe in applicable(probes, session.wire.lacks):
         result = await run_probe(session, probe)
         if on_result is not None:
             on_result(result)

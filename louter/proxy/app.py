@@ -119,6 +119,8 @@ ROUTES: Mapping[str, Endpoint] = {
     "/v1/messages/count_tokens": Endpoint("POST", count(DOORS["anthropic"]), "anthropic"),
     "/v1/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
     "/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
+    "/v1/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
+    "/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
     "/health": Endpoint("GET", health, "openai", OPEN),
     "/metrics": Endpoint("GET", metrics, "openai", OPEN),
 }

@@ -18,6 +18,9 @@ from louter.convert.sse import SSEEvent
 
 Json = dict[str, Any]
 
+# What a probe may need of an API besides text (`Probe.needs`, `Wire.lacks`).
+TOOLS, IMAGES = "tools", "images"
+
 # Neutral finish reasons. Dialect values map onto these; anything else is kept verbatim.
 STOP, LENGTH, TOOL_CALLS = "stop", "length", "tool_calls"
 
@@ -153,3 +156,6 @@ class Wire:
     read_count: Reader
     read_error: Callable[[int, Any], tuple[Answer, list[str]]]
     audit_stream: Callable[[Sequence[SSEEvent]], tuple[Answer, list[str]]]
+    # what the API has no way to carry (TOOLS, IMAGES): a probe that needs it is not run
+    # through this wire (Completions has neither)
+    lacks: frozenset[str] = frozenset()

@@ -12,13 +12,14 @@ from louter.http.message import HttpRequest, Responder
 from louter.proxy import door
 from louter.proxy.context import ProxyContext
 from louter.proxy.door import DoorSpec, parse_body
-from louter.proxy.doors import anthropic, gemini, openai, responses
+from louter.proxy.doors import anthropic, completions, gemini, openai, responses
 from louter.proxy.exchange import Exchange
 
 HandlerFn = Callable[[ProxyContext, Exchange, HttpRequest, Responder], Awaitable[None]]
 
 DOORS: Mapping[str, DoorSpec] = {
-    spec.dialect: spec for spec in (openai.SPEC, gemini.SPEC, anthropic.SPEC, responses.SPEC)
+    spec.dialect: spec
+    for spec in (openai.SPEC, gemini.SPEC, anthropic.SPEC, responses.SPEC, completions.SPEC)
 }
 
 

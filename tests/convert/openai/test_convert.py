@@ -601,11 +601,12 @@ TWO_CALLS = Response(
 
 
 def test_penalties_are_sent_where_the_dialect_has_them() -> None:
-    """OpenAI and Gemini carry both penalties; Anthropic and Responses have no field for
-    them, so their requests leave them out and `Dialect.dropped` names them for the log."""
+    """OpenAI, Gemini and Completions carry both penalties; Anthropic and Responses have no
+    field for them, so their requests leave them out and `Dialect.dropped` names them."""
     request = parse_request(wire(user("hi"), presence_penalty=0.5, frequency_penalty=1))
     assert (request.presence_penalty, request.frequency_penalty) == (0.5, 1.0)
     carried = {"openai": ("presence_penalty", "frequency_penalty"),
+               "completions": ("presence_penalty", "frequency_penalty"),
                "gemini": ("presencePenalty", "frequencyPenalty")}  # fmt: skip
     for name, dialect in DIALECTS.items():
         body = orjson.dumps(dialect.emit_request(request, "x")).decode()
