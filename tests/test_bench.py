@@ -5,6 +5,7 @@ system package, `apt-get install -y wrk`; these tests fail, not skip, without it
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -529,6 +530,26 @@ def test_bin_bench_measures_s1_direct_and_through_louter() -> None:
     assert isinstance(case["overhead"]["p50_ms"], float)
     assert data["louter_memory"]["rss_start_kib"] > 0
     assert re.search(r"bench: louter on http://127\.0\.0\.1:\d+ \(pid \d+\)", done.stderr)
+
+
+def test_config_extra_reaches_louter(tmp_path: Path) -> None:
+    """`--config-extra` is appended to louter's config: with a client key for wrk's
+    `Bearer sk-bench-client` there, every request is admitted under that key's name."""
+    extra = tmp_path / "extra.toml"
+    digest = hashlib.sha256(b"sk-bench-client").hexdigest()
+    extra.write_text(f'[keys.bench]\nkey_sha256 = "{digest}"\n\n[limits.default]\nrpm = 10000000\n')
+    work = tmp_path / "work"
+    done = run_bench(
+        "--duration", "1", "--warmup", "0", "--cases", "S1",
+        "--config-extra", str(extra), "--workdir", str(work),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (case,) = json.loads(done.stdout)["cases"]
+    assert case["direct"]["errors"] == 0 and case["louter"]["errors"] == 0
+    assert "[keys.bench]" in (work / "louter.toml").read_text()
+    entries = [json.loads(line) for line in (work / "louter.jsonl").read_text().splitlines()]
+    requests = [e for e in entries if e["direction"] == "client_request"]
+    assert requests and all(e.get("key") == "bench" for e in requests)
 
 
 def test_bin_bench_soak_counts_every_exchange() -> None:

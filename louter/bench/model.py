@@ -66,6 +66,7 @@ class Settings:
     upstream_port: int = 0  # 0: a free port
     louter_port: int = 0
     workdir: Path | None = None  # kept when given; else a temporary directory
+    config_extra: str = ""  # TOML appended to louter's generated config (keys, limits, ...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,7 @@ def make_settings(
     louter: str | None,
     wrk: str,
     workdir: Path | None,
+    config_extra: Path | None = None,
 ) -> Settings:
     """Raises BenchError (exit code 2) for bad values."""
     names = tuple(name.strip().upper() for name in cases.split(",") if name.strip())
@@ -245,7 +246,18 @@ def make_settings(
         cases=names,
         wrk=wrk,
         workdir=workdir,
+        config_extra=_read_extra(config_extra),
     )
+
+
+def _read_extra(path: Path | None) -> str:
+    """The `--config-extra` file's TOML ("" without one); BenchError when unreadable."""
+    if path is None:
+        return ""
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise BenchError(f"cannot read --config-extra {path}: {exc}", exit_code=2) from None
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -292,6 +304,14 @@ def main_command(
         Path | None,
         typer.Option("--workdir", help="Keep config, logs and louter's JSONL log here."),
     ] = None,
+    config_extra: Annotated[
+        Path | None,
+        typer.Option(
+            "--config-extra",
+            help="TOML appended to louter's generated config (e.g. [keys.NAME] and [limits]; "
+            "wrk sends 'Authorization: Bearer sk-bench-client').",
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="JSON even on a terminal.")] = False,
     pretty: Annotated[bool, typer.Option("--pretty", help="A table even when piped.")] = False,
 ) -> None:
@@ -314,6 +334,7 @@ def main_command(
             louter=louter,
             wrk=wrk,
             workdir=workdir,
+            config_extra=config_extra,
         )
         report: CasesReport | SoakReport = (
             run_cases(settings, progress)
