@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_cli import clean_env, free_port, louter_bin, wait_for_health
+from tests.cli.test_cli import clean_env, free_port, louter_bin, wait_for_health
 
 
 class Louter:

@@ -40,9 +40,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli.test_cli import clean_env, free_port
 from tests.paths import REPO, SHARED
-from tests.test_cli import clean_env, free_port
-from tests.test_faults import closed_port
+from tests.proxy.test_faults import closed_port
 
 SEED = SHARED / "seeds" / "000_f4b65b5cca6df6e6.txt"
 SCRIPTS = {

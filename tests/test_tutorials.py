@@ -27,9 +27,9 @@ import louter
 from louter.config import load_config
 from louter.errors import ConfigError
 from tests.clients import npm_client
+from tests.e2e.test_claude_code import CLAUDE_CODE
+from tests.e2e.test_gemini_cli import GEMINI_CLI
 from tests.paths import REPO
-from tests.test_claude_code import CLAUDE_CODE
-from tests.test_gemini_cli import GEMINI_CLI
 from tests.tutorial_runner import (
     DEFAULT_PORTS,
     TutorialRun,

@@ -10,7 +10,7 @@ from louter.cli import log_views as views
 from louter.logs.pairs import pair_entries, to_dict
 from louter.logs.stats import Stats
 from louter.logs.tools import function_record
-from tests.test_log_parser_support import dialect_entries, responses_entries
+from tests.logs.test_log_parser_support import dialect_entries, responses_entries
 
 
 def test_views_render_every_record_kind() -> None:

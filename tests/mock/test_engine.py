@@ -1,5 +1,5 @@
 """The deterministic mock backend: engine rules, through the one responder in the OpenAI
-dialect (every dialect: tests/mock/test_responder.py, tests/test_smoke.py, door tests)."""
+dialect (every dialect: tests/mock/test_responder.py, tests/proxy/test_smoke.py, door tests)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Fixtures live in tests/fixtures/gemini/{requests,responses,streams}/<case>.json: the wire
 input (taken from ../shared/captures, trimmed, or synthetic), the expected neutral value
 (dataclasses as `{"_type": ..., non-default fields}`) and the expected emitted wire.
-`LOUTER_REGEN=1 pytest tests/test_gemini_*.py` rewrites the expected parts; the git
+`LOUTER_REGEN=1 pytest tests/convert/gemini` rewrites the expected parts; the git
 diff is the review.
 """
 

@@ -1,5 +1,5 @@
 """`log-parser` end to end: typer's CliRunner and real processes (`bin/log-parser`, piped
-into jq) over the log of a real louter run (tests/test_log_parser_support.py), with
+into jq) over the log of a real louter run (tests/logs/test_log_parser_support.py), with
 hand-written entries of the other dialects mixed in; following a growing, rotated and
 truncated file; replaying to a running louter.
 
@@ -25,7 +25,7 @@ import trio
 from typer.testing import CliRunner
 
 from louter.cli.log_parser import app
-from tests.test_log_parser_support import (
+from tests.logs.test_log_parser_support import (
     CONCURRENT,
     CONFIG,
     LOG_PARSER,
@@ -43,7 +43,7 @@ EXCHANGES = SEQUENTIAL + CONCURRENT
 
 @pytest.fixture
 def real_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The log of a real louter run (tests/test_log_parser_support.py)."""
+    """The log of a real louter run (tests/logs/test_log_parser_support.py)."""
     return make_real_log(tmp_path_factory)
 
 

@@ -25,9 +25,9 @@ from louter.probes.catalog import applicable
 from louter.probes.matrix import Served
 from louter.probes.wire import WIRES
 from tests.llama import LLAMA_MODEL
-from tests.test_probes_backends import CAUGHT_BY, start_fake
+from tests.probes.test_probes_backends import CAUGHT_BY, start_fake
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOORS = ("OpenAI", "Gemini", "Anthropic", "Responses", "Completions")
 ALL_DOORS = ("openai", "gemini", "anthropic", "responses", "completions")
 BY_TITLE = dict(zip(DOORS, ALL_DOORS, strict=True))

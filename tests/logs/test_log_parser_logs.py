@@ -36,7 +36,7 @@ from louter.logs.reader import (
 from louter.logs.sketch import Sketch
 from louter.logs.stats import Stats, usage_tokens
 from louter.logs.tools import function_record, make_call, tool_use
-from tests.test_log_parser_support import (
+from tests.logs.test_log_parser_support import (
     anthropic_entries,
     dialect_entries,
     gemini_entries,
@@ -50,7 +50,7 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 
 @pytest.fixture
 def real_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The log of a real louter run (tests/test_log_parser_support.py)."""
+    """The log of a real louter run (tests/logs/test_log_parser_support.py)."""
     return make_real_log(tmp_path_factory)
 
 

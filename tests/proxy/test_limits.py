@@ -24,10 +24,10 @@ from louter.config import ConfigError, Rate, parse_config
 from louter.proxy.app import build_context, serve
 from louter.proxy.context import ProxyContext
 from louter.proxy.store import Limit
+from tests.cli.test_cli import REPO, clean_env, free_port
 from tests.fakes import FakeUpstream, JSONReply, Recorded, SSEReply, chat_completion, sse_events
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 from tests.sdk import Clients, in_thread
-from tests.test_cli import REPO, clean_env, free_port
 
 MOCK = '[backends.mock]\nprotocol = "mock"\n'
 HI: Any = [{"role": "user", "content": "hi"}]

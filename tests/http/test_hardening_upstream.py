@@ -25,7 +25,7 @@ from louter.http.target import check_model
 from louter.http.tls import HttpxTransport
 from louter.http.upstream import PooledTransport
 from tests.conftest import StartLouter
-from tests.test_faults import closed_port
+from tests.proxy.test_faults import closed_port
 
 SMUGGLED = b"SMUGGLED-SECOND-ANSWER"
 

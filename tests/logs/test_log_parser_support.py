@@ -28,7 +28,7 @@ import trio
 from louter.config import parse_config
 from louter.proxy.app import build_context, serve
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LOG_PARSER = [sys.executable, str(REPO / "bin" / "log-parser")]
 
 CONFIG = """

@@ -26,12 +26,12 @@ from louter.cli.louter import summary
 from louter.config import parse_config
 from louter.errors import ConfigError
 from louter.proxy.app import build_context
+from tests.cli.test_cli import REPO, clean_env, free_port
 from tests.conftest import StartLouter
 from tests.fakes import FakeUpstream, JSONReply, Recorded, SSEReply, chat_completion, chat_stream
+from tests.proxy.test_faults import backend_toml, log_entries, read_log
+from tests.proxy.test_metrics import parse, value
 from tests.sdk import Clients, in_thread
-from tests.test_cli import REPO, clean_env, free_port
-from tests.test_faults import backend_toml, log_entries, read_log
-from tests.test_metrics import parse, value
 
 KEYS = ("sk-pool-first-0a1b2c3d4e", "sk-pool-second-5f6a7b8c9d", "sk-pool-third-0e1f2a3b4c")
 CHAT = "/v1/chat/completions"

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from louter.cli.xml_tool_parse import app, read_pieces
 from louter.mock.engine import render_xml_call
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEED = "<tool_call><function=test><parameter=x>5\n</parameter></function></tool_call>\n"
 TWO = (
     "Checking.\n"

@@ -40,7 +40,7 @@ from tests.fakes import (
     sse_events,
 )
 
-BIN = Path(__file__).resolve().parent.parent / "bin"
+BIN = Path(__file__).resolve().parents[2] / "bin"
 
 # --------------------------------------------------------------------------- config
 

@@ -23,9 +23,9 @@ from louter.probes.checks import COUNTED, REFUSED, TEXT, TOOL_CALL, Expect, judg
 from louter.probes.matrix import Served, plan, served_by_config, served_by_health
 from louter.probes.schema import violations
 from louter.probes.wire import WIRES, Reply, assemble, read
-from tests.test_llama_e2e import TOOL_MESSAGES, WEATHER_TOOL
+from tests.e2e.test_llama_e2e import TOOL_MESSAGES, WEATHER_TOOL
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def events_of(raw: bytes) -> list[SSEEvent]:

@@ -28,7 +28,7 @@ from louter import __version__
 from louter.cli.louter import app
 from louter.config import BACKEND_KEYS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / "bin"
 PROBE_SCRIPTS = ("test-runner", "diagnostic")
 

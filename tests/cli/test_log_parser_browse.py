@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, Static
 from louter.cli.log_browser import LogBrowser, compile_search, make_row, run_browser
 from louter.cli.log_views import pair_view
 from louter.logs.pairs import pair_entries
-from tests.test_log_parser_support import (
+from tests.logs.test_log_parser_support import (
     CONCURRENT,
     ODD_ENTRIES,
     SEQUENTIAL,
@@ -30,7 +30,7 @@ from tests.test_log_parser_support import (
 
 @pytest.fixture
 def real_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The log of a real louter run (tests/test_log_parser_support.py)."""
+    """The log of a real louter run (tests/logs/test_log_parser_support.py)."""
     return make_real_log(tmp_path_factory)
 
 

@@ -33,8 +33,7 @@ from louter.proxy.exchange import Exchange
 from louter.proxy.routing import Router
 from tests.conftest import StartLouter
 from tests.fakes import FakeUpstream, Hang, JSONReply, SSEReply, chat_completion, chat_stream
-from tests.sdk import Clients, in_thread
-from tests.test_faults import (
+from tests.proxy.test_faults import (
     DOORS,
     Door,
     backend_toml,
@@ -45,6 +44,7 @@ from tests.test_faults import (
     performance,
     read_log,
 )
+from tests.sdk import Clients, in_thread
 
 
 class Clock:

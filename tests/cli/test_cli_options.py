@@ -19,8 +19,8 @@ import pytest
 import trio
 
 from louter.cli.echo import body_text, level_of, redact
+from tests.cli.test_cli import REPO, clean_env, free_port, invoke
 from tests.fakes import FakeUpstream, JSONReply, chat_completion
-from tests.test_cli import REPO, clean_env, free_port, invoke
 
 
 def test_python_dash_m_louter_prints_the_version() -> None:

@@ -16,7 +16,7 @@ from louter.config import parse_config
 from louter.proxy.routing import Router
 from tests.conftest import StartLouter
 from tests.fakes import FakeUpstream, JSONReply, chat_completion
-from tests.test_faults import closed_port
+from tests.proxy.test_faults import closed_port
 
 SEED_FAILOVER = """
 # Primary backend

@@ -5,7 +5,7 @@ README). It is started once per session on a free port by this module and stoppe
 end; a server left running by someone else is never used. If the script is missing the
 tests FAIL (CI must run them), they are never skipped.
 
-Run: `python -m pytest tests/test_llama_e2e.py -q -m llama`
+Run: `python -m pytest tests/e2e/test_llama_e2e.py -q -m llama`
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import StartLouter
 from tests.fakes import FakeUpstream, Hang, JSONReply, SSEReply, chat_chunk, chat_completion
 from tests.fakes import sse_events as fake_sse
-from tests.test_faults import backend_toml, closed_port
+from tests.proxy.test_faults import backend_toml, closed_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 CHAT = "/v1/chat/completions"

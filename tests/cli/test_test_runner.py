@@ -18,9 +18,9 @@ from louter.cli.log_parser import app as log_parser
 from louter.cli.test_runner import DEFAULT_MODELS, UsageError, app, make_plan
 from louter.probes import PROBES
 from tests.llama import LLAMA_MODEL
-from tests.test_probes_backends import CAUGHT_BY, start_fake
+from tests.probes.test_probes_backends import CAUGHT_BY, start_fake
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NO_KEYS = {"OPENAI_API_KEY": None, "GEMINI_API_KEY": None, "ANTHROPIC_API_KEY": None}
 NAMES = [p.name for p in PROBES]
 

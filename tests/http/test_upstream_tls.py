@@ -7,7 +7,7 @@ import pytest
 from louter.errors import UpstreamError
 from louter.http.deadlines import Deadlines
 from louter.http.upstream import open_transport
-from tests.test_faults import closed_port
+from tests.proxy.test_faults import closed_port
 
 
 async def test_https_backend_transport_opens_on_first_use_and_maps_errors() -> None:

@@ -19,8 +19,8 @@ import trio
 
 from louter.logs.reader import Follower
 from louter.proxy.journal import Journal
+from tests.cli.test_cli import clean_env
 from tests.hardening import Louter, log_entries, logged_ids, require_root_mount
-from tests.test_cli import clean_env
 
 DIRECTIONS = ["client_request", "backend_request", "backend_response", "client_response"]
 FAILED = "cannot write the log file"

@@ -530,7 +530,7 @@ async def test_auth_off_adds_nothing(nursery: trio.Nursery) -> None:
 
 # --------------------------------------------------------------------------- the CLI
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:
