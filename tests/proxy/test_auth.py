@@ -348,6 +348,33 @@ async def test_forward_client_key_with_auth_off(nursery: trio.Nursery) -> None:
     assert _bearer(b) == ["Bearer sk-own"]
 
 
+async def test_forward_client_key_false_holds_at_the_completions_door(
+    nursery: trio.Nursery,
+) -> None:
+    """The legacy Completions door forwards the client's key by the same rule as the
+    others: a `completions` backend with `forward_client_key = false` never gets it."""
+    a, b = (
+        FakeUpstream(JSONReply({"id": "c", "object": "text_completion", "choices": [
+            {"text": "ok", "index": 0, "logprobs": None, "finish_reason": "stop"}]}))
+        for _ in range(2)
+    )  # fmt: skip
+    for fake in (a, b):
+        await nursery.start(fake.serve)
+    toml = _two_upstreams(a, b, "", "forward_client_key = false").replace(
+        'protocol = "openai"', 'protocol = "completions"'
+    )
+    base = await start(nursery, toml)
+    async with httpx.AsyncClient(base_url=base) as client:
+        for model in ("ma", "mb"):
+            body = {"model": model, "prompt": "hi"}
+            headers = {"authorization": "Bearer sk-own"}
+            answer = await client.post("/v1/completions", json=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["choices"][0]["text"] == "ok"
+    assert _bearer(a) == [None]
+    assert _bearer(b) == ["Bearer sk-own"]
+
+
 # --------------------------------------------------------------------------- throttling
 
 

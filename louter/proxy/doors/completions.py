@@ -73,7 +73,7 @@ def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None)
         if value is not None:
             headers.append((name.encode("latin-1"), header_value(value, name)))
     client_auth = call.http.headers.get("authorization")
-    if not route.backend.api_key and client_auth is not None:
+    if client_auth is not None and route.backend.takes_client_key(ctx.gate is not None):
         headers.append((b"authorization", header_value(client_auth, "authorization")))
     return Forward(
         route,
