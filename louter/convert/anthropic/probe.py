@@ -16,7 +16,7 @@ with `ping` anywhere and no `[DONE]`. Errors are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -38,6 +38,7 @@ from louter.convert.probe.model import (
     Turn,
     User,
     Wire,
+    auditing,
 )
 from louter.convert.sse import SSEEvent
 
@@ -281,13 +282,6 @@ _STEPS: dict[tuple[_Phase, str], Callable[[StreamAudit, Json], None]] = {
 }
 
 
-def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
-    audit = StreamAudit()
-    for event in events:
-        audit.feed(event)
-    return audit.result()
-
-
 WIRE = Wire(
     name="anthropic",
     title="Anthropic",
@@ -297,5 +291,5 @@ WIRE = Wire(
     read_answer=read_answer,
     read_count=read_count,
     read_error=read_error,
-    audit_stream=audit_stream,
+    audit_stream=auditing(StreamAudit),
 )

@@ -37,6 +37,7 @@ from louter.convert.probe.model import (
     Turn,
     User,
     Wire,
+    auditing,
 )
 from louter.convert.sse import SSEEvent
 
@@ -167,13 +168,6 @@ class StreamAudit:
         return answer, self.notes.problems
 
 
-def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
-    audit = StreamAudit()
-    for event in events:
-        audit.feed(event)
-    return audit.result()
-
-
 WIRE = Wire(
     name="completions",
     title="Completions",
@@ -183,6 +177,6 @@ WIRE = Wire(
     read_answer=read_answer,
     read_count=read_count,
     read_error=read_error,
-    audit_stream=audit_stream,
+    audit_stream=auditing(StreamAudit),
     lacks=frozenset({TOOLS, IMAGES}),
 )

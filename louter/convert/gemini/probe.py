@@ -33,6 +33,7 @@ from louter.convert.probe.model import (
     Turn,
     User,
     Wire,
+    auditing,
 )
 from louter.convert.sse import SSEEvent
 
@@ -214,13 +215,6 @@ class StreamAudit:
         return answer, self.notes.problems
 
 
-def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
-    audit = StreamAudit()
-    for event in events:
-        audit.feed(event)
-    return audit.result()
-
-
 WIRE = Wire(
     name="gemini",
     title="Gemini",
@@ -230,5 +224,5 @@ WIRE = Wire(
     read_answer=read_answer,
     read_count=read_count,
     read_error=read_error,
-    audit_stream=audit_stream,
+    audit_stream=auditing(StreamAudit),
 )

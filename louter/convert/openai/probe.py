@@ -10,7 +10,6 @@ reads `usage.prompt_tokens` of a one-token completion.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from louter.convert.probe.fields import Notes, compact, count, load_json
@@ -31,6 +30,7 @@ from louter.convert.probe.model import (
     Turn,
     User,
     Wire,
+    auditing,
 )
 from louter.convert.sse import SSEEvent
 
@@ -241,13 +241,6 @@ class StreamAudit:
         return answer, self.notes.problems
 
 
-def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
-    audit = StreamAudit()
-    for event in events:
-        audit.feed(event)
-    return audit.result()
-
-
 WIRE = Wire(
     name="openai",
     title="OpenAI",
@@ -257,5 +250,5 @@ WIRE = Wire(
     read_answer=read_answer,
     read_count=read_count,
     read_error=read_error,
-    audit_stream=audit_stream,
+    audit_stream=auditing(StreamAudit),
 )

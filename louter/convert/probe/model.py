@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from louter.convert.sse import SSEEvent
 
@@ -138,6 +138,26 @@ class Call:
 
 
 Reader = Callable[[Any], tuple[Answer, list[str]]]
+StreamReader = Callable[[Sequence[SSEEvent]], tuple[Answer, list[str]]]
+
+
+class StreamAuditor(Protocol):
+    """One dialect's stream audit: fed SSE events in order, then asked for the result."""
+
+    def feed(self, event: SSEEvent) -> None: ...
+    def result(self) -> tuple[Answer, list[str]]: ...
+
+
+def auditing(make: Callable[[], StreamAuditor]) -> StreamReader:
+    """A `Wire.audit_stream` that feeds every event to a fresh auditor from `make`."""
+
+    def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
+        audit = make()
+        for event in events:
+            audit.feed(event)
+        return audit.result()
+
+    return audit_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +175,7 @@ class Wire:
     read_answer: Reader
     read_count: Reader
     read_error: Callable[[int, Any], tuple[Answer, list[str]]]
-    audit_stream: Callable[[Sequence[SSEEvent]], tuple[Answer, list[str]]]
+    audit_stream: StreamReader
     # what the API has no way to carry (TOOLS, IMAGES): a probe that needs it is not run
     # through this wire (Completions has neither)
     lacks: frozenset[str] = frozenset()

@@ -36,6 +36,7 @@ from louter.convert.probe.model import (
     Turn,
     User,
     Wire,
+    auditing,
 )
 from louter.convert.responses.wire import NAMESPACE_SEPARATOR
 from louter.convert.sse import SSEEvent
@@ -253,13 +254,6 @@ class StreamAudit:
         return answer, self.notes.problems
 
 
-def audit_stream(events: Sequence[SSEEvent]) -> tuple[Answer, list[str]]:
-    audit = StreamAudit()
-    for event in events:
-        audit.feed(event)
-    return audit.result()
-
-
 WIRE = Wire(
     name="responses",
     title="Responses",
@@ -269,5 +263,5 @@ WIRE = Wire(
     read_answer=read_answer,
     read_count=read_count,
     read_error=read_error,
-    audit_stream=audit_stream,
+    audit_stream=auditing(StreamAudit),
 )
