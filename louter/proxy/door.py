@@ -125,12 +125,14 @@ async def generate(
     http: HttpRequest,
     responder: Responder,
     body: dict[str, Any] | None = None,
+    target: tuple[str, bool] | None = None,
 ) -> None:
     """A generate or stream request of any dialect (its body parsed here unless given),
-    through the pipeline and the attempt loop."""
+    through the pipeline and the attempt loop. `target` is the (model, stream) of the
+    request when the caller has read it already (else `spec.target` reads it)."""
     if body is None:
         body = await parse_body(exchange, http)
-    model, stream = spec.target(http, body)
+    model, stream = target or spec.target(http, body)
     exchange.model = model
     parse = DIALECTS[spec.dialect].parse_request
     lazy = LazyRequest(lambda: parse(body, model=model, stream=stream))
@@ -191,6 +193,7 @@ async def count(
     http: HttpRequest,
     responder: Responder,
     body: dict[str, Any] | None = None,
+    target: tuple[str, bool] | None = None,
 ) -> None:
     """A token-counting request, through the pipeline's request hooks (which may rewrite
     or reject it; a count cannot be answered with a `Response`): forwarded to backends of
@@ -201,7 +204,7 @@ async def count(
     dialect = DIALECTS[spec.dialect]
     parse, answer, forward = dialect.count_request, dialect.count_response, spec.count_forward
     assert parse is not None and answer is not None and forward is not None
-    model, _ = spec.target(http, body)
+    model, _ = target or spec.target(http, body)
     exchange.model = model
     lazy = LazyRequest(lambda: parse(body, model=model))
     call = Call(spec.dialect, http, body, model, False, exchange, lazy, kind="count")

@@ -51,7 +51,8 @@ async def gemini_model_action(
     body = await parse_body(exchange, http, keep_raw=True)
     exchange.model = model
     run = door.count if action == "countTokens" else door.generate
-    await run(gemini.SPEC, ctx, exchange, http, responder, body)
+    target = (model, action == "streamGenerateContent")  # the path is read once
+    await run(gemini.SPEC, ctx, exchange, http, responder, body, target)
 
 
 def _is_gemini_client(http: HttpRequest) -> bool:
