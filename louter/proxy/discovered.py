@@ -45,12 +45,17 @@ def _entries(page: Any, key: str) -> list[Mapping[str, Any]]:
     return [e for e in page[key] if isinstance(e, dict)]
 
 
+def _table(entry: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = entry.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _openai_model(entry: Mapping[str, Any], backend: str) -> ModelInfo | None:
     model_id = entry.get("id")
     if not isinstance(model_id, str) or not model_id:
         return None
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-    pricing = entry.get("pricing") if isinstance(entry.get("pricing"), dict) else {}
+    meta = _table(entry, "meta")
+    pricing = _table(entry, "pricing")
     owner = entry.get("owned_by")
     name = entry.get("name")
     return ModelInfo(
