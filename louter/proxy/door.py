@@ -108,7 +108,7 @@ class DoorSpec:
     same_body: Callable[[Call, Route], dict[str, Any]]  # same dialect, through the neutral
     # A same-dialect whole answer whose text may hold a tool call goes through the tool
     # stage: the check for it (None: the tool stage is decided from the request alone)
-    text_call: Callable[[Backend], Callable[[bytes], bool]] | None = None
+    text_call: Callable[[Backend], Callable[[Any], bool]] | None = None
     # Token counting (dialects with a count endpoint): the same-dialect forward
     count_forward: Forward | None = None
 

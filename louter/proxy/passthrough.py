@@ -119,17 +119,19 @@ async def relay_whole(
     dialect: str,
     *,
     count: bool = True,
+    parsed: Any = None,
 ) -> Delivery:
     """Read a non-streamed upstream answer and send it on with its status and headers.
 
     A 200 answer must be JSON (`ConversionError`, 502, before anything is sent
     otherwise); it is parsed once, for its usage (when `count`: metrics are on) and the
-    journal."""
+    journal (`parsed`: the caller parsed it already, `load_answer`)."""
     body = await exchange.read_body(response)
     status = response.status
     delivery = Delivery()
-    parse = status == 200 or exchange.logging
-    data = await exchange.compute_for(len(body), _load, body) if parse else None
+    data = parsed
+    if data is None and (status == 200 or exchange.logging):
+        data = await load_answer(exchange, body)
     if status == 200:
         if data is _NOT_JSON:
             _log_whole(exchange, status, body, None, dialect)
@@ -145,6 +147,12 @@ async def relay_whole(
 
 
 _NOT_JSON = object()
+
+
+async def load_answer(exchange: Exchange, body: bytes) -> Any:
+    """A whole answer's JSON value (`_NOT_JSON` when it is not JSON); a large one is
+    parsed in a worker thread."""
+    return await exchange.compute_for(len(body), _load, body)
 
 
 def _load(body: bytes) -> Any:
@@ -394,12 +402,16 @@ class Forward(Plan):
             tap = self.make_tap(max_text=exchange.budgets.log_text)
             relay = PassthroughRelay(tap, self.error_event)
             return await relay_stream(ctx, exchange, response, responder, relay)
+        parsed = None
         if self.repair is not None and response.status == 200:
             body = await exchange.read_body(response)
             response = Buffered(200, response.headers, body)
-            if self.repair.needed(body):
+            parsed = await load_answer(exchange, body)  # parsed once: the check and the log
+            if self.repair.needed(parsed):
                 return await self.repair.plan().relay(ctx, exchange, response, responder)
         if response.status >= 400:
             response = await without_keys(ctx, exchange, response)
         count = ctx.metrics is not None
-        return await relay_whole(exchange, response, responder, self.dialect, count=count)
+        return await relay_whole(
+            exchange, response, responder, self.dialect, count=count, parsed=parsed
+        )

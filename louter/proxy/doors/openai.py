@@ -97,15 +97,12 @@ def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None)
     )
 
 
-def _text_call_check(backend: Backend) -> Callable[[bytes], bool]:
-    """Whether a Chat Completions answer's message text may hold a tool call."""
+def _text_call_check(backend: Backend) -> Callable[[Any], bool]:
+    """Whether a Chat Completions answer (parsed: the JSON value, or a non-dict when it
+    is not JSON) holds message text that may be a tool call."""
     may_hold_call = TEXT_CALL_CHECKS[backend.tool_format]
 
-    def needed(body: bytes) -> bool:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return False  # passed on, and reported as not JSON
+    def needed(data: Any) -> bool:
         choices = data.get("choices") if isinstance(data, dict) else None
         for choice in choices if isinstance(choices, list) else ():
             message = choice.get("message") if isinstance(choice, dict) else None
