@@ -11,6 +11,7 @@ import tomlkit
 from louter.access import AUTH_KEYS, KEY_FIELDS
 from louter.config import (
     BACKEND_KEYS,
+    CACHE_KEYS,
     PERFORMANCE_KEYS,
     PRESETS,
     RATE_KEYS,
@@ -26,6 +27,7 @@ from louter.config import (
     parse_config,
 )
 from louter.errors import ConfigError
+from louter.processor_config import KINDS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.toml.example"
 
@@ -47,7 +49,8 @@ def test_unknown_top_level_key() -> None:
     text = 'colour = "blue"\n'
     assert error_of(text) == (
         "cfg.toml: top level key 'colour': unknown key "
-        "(allowed: auth, backends, keys, limits, performance, server, store) (line 1)"
+        "(allowed: auth, backends, cache, keys, limits, performance, processors, server, store)"
+        " (line 1)"
     )
 
 
@@ -55,7 +58,8 @@ def test_unknown_top_level_table_names_its_header_line() -> None:
     text = "[server]\nport = 1\n\n[serverz]\nport = 2\n"
     assert error_of(text) == (
         "cfg.toml: top level key 'serverz': unknown key "
-        "(allowed: auth, backends, keys, limits, performance, server, store) (line 4)"
+        "(allowed: auth, backends, cache, keys, limits, performance, processors, server, store)"
+        " (line 4)"
     )
 
 
@@ -639,7 +643,11 @@ def test_example_config_loads() -> None:
 def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     document = tomlkit.parse(text).unwrap()
-    assert set(document) == set(TOP_KEYS) - {"store", "limits"}  # commented out
+    assert set(document) == set(TOP_KEYS) - {"store", "limits", "cache", "processors"}  # commented
+    for key in CACHE_KEYS:
+        assert f"\n# {key} = " in text, key
+    for kind in KINDS:
+        assert f'# kind = "{kind}"' in text, kind
     for key in STORE_KEYS:
         assert f"\n# {key} = " in text and f"#   {key} " in text, key
     for key in ("queue_timeout_seconds", "default_output_tokens", *RATE_KEYS):

@@ -26,6 +26,7 @@ from louter.http.server import Limits
 from louter.http.server import serve as serve_http
 from louter.proxy.auth import ANY, Gate
 from louter.proxy.breaker import COOLING_DOWN, Breaker
+from louter.proxy.cache import build_cache
 from louter.proxy.context import ProxyContext
 from louter.proxy.doors import (
     DOORS,
@@ -43,6 +44,7 @@ from louter.proxy.journal import Entry, Journal, format_timestamp
 from louter.proxy.limits import RateLimited, build_limits
 from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.pipeline import Stage
+from louter.proxy.processors import build_processors
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
 from louter.proxy.stages import build_pipeline
@@ -101,6 +103,14 @@ def _backend_health(
     }
 
 
+async def cache_health(
+    ctx: ProxyContext, exchange: Exchange, request: HttpRequest, responder: Responder
+) -> None:
+    """The response cache: `{"enabled": false}` without `[cache]`, else its health."""
+    cache = ctx.cache
+    await responder.send_json(200, {"enabled": False} if cache is None else cache.health())
+
+
 async def metrics(
     ctx: ProxyContext, exchange: Exchange, request: HttpRequest, responder: Responder
 ) -> None:
@@ -123,6 +133,7 @@ ROUTES: Mapping[str, Endpoint] = {
     "/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
     "/health": Endpoint("GET", health, "openai", OPEN),
     "/metrics": Endpoint("GET", metrics, "openai", OPEN),
+    "/health/cache": Endpoint("GET", cache_health, "openai", OPEN),
 }
 # Paths with a parameter (`models/{model}:{action}`): the handler checks the method.
 PREFIX_ROUTES: tuple[tuple[str, Endpoint], ...] = (
@@ -386,6 +397,10 @@ def build_context(
             if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
         }
     limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
+    cache = build_cache(config, store, router, clock)
+    if metrics is not None and cache is not None:
+        metrics.cache = cache.counts
+    processing = (*build_processors(config.processors, router), *([cache] if cache else []))
     return ProxyContext(
         config,
         router,
@@ -396,10 +411,11 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, (*limited, *stages), metrics),
+        build_pipeline(config, (*limited, *processing, *stages), metrics),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,
+        cache,
     )
 
 
