@@ -10,6 +10,7 @@ from typing import Any
 import anthropic
 import google.genai.errors
 import openai
+import orjson
 from google.genai import types
 
 from tests.sdk import Clients
@@ -224,12 +225,13 @@ def _responses(sdk: Clients, base: str, q: Ask, key: str | None) -> Asked:
         headers = dict(raw.headers)
         events = 0
     else:
-        with client.responses.stream(
-            model=q.model, input=q.text, extra_headers=q.headers, **extra
-        ) as stream:
-            events = sum(1 for _ in stream)
-            reply = stream.get_final_response()
-            headers = dict(stream.response.headers)
+        stream = client.responses.create(
+            model=q.model, input=q.text, extra_headers=q.headers, stream=True, **extra
+        )
+        headers = dict(stream.response.headers)
+        seen = list(stream)
+        events = len(seen)
+        reply = next(e.response for e in seen if e.type == "response.completed")
     calls = [(o.name, _json(o.arguments)) for o in reply.output if o.type == "function_call"]
     reasoning = "".join(
         c.text for o in reply.output if o.type == "reasoning" for c in (o.content or ())
@@ -239,9 +241,11 @@ def _responses(sdk: Clients, base: str, q: Ask, key: str | None) -> Asked:
 
 
 def _json(text: str | None) -> dict[str, Any]:
-    import json
-
-    return json.loads(text or "{}")
+    """Arguments as an object; `{"invalid": text}` when they are not JSON."""
+    try:
+        return dict(orjson.loads(text or "{}"))
+    except orjson.JSONDecodeError:
+        return {"invalid": text}
 
 
 ASKS: dict[str, Callable[[Clients, str, Ask, str | None], Asked]] = {

@@ -11,9 +11,10 @@ that backend, with what else decides the answer.
 `stream` never counts (a hit is served whole or streamed, in any dialect); every other
 field does: `temperature`, tools, `seed`, `n`, a response format, reasoning settings.
 
-The scope keeps keys apart: the client key's name (auth) and a digest of the key the
-client sent in its dialect's place, unless `shared`; a key forwarded to the backend
-(its credentials upstream) always counts, `shared` or not.
+The scope keeps keys apart: the client key's name (with `[auth]`), unless `shared`; a
+client's own key forwarded to the backend (its credentials upstream: another account,
+other models) always counts, as a digest, `shared` or not. A key louter neither checks
+nor forwards (auth off, the backend has its own) means nothing and does not count.
 """
 
 from __future__ import annotations
@@ -72,8 +73,7 @@ def scope(call: Call, route: Route, *, shared: bool, auth_on: bool) -> str:
 
     own = DOORS[call.dialect].key(call.http)
     forwarded = own is not None and route.backend.takes_client_key(auth_on)
-    digest = hashlib.sha256(own.encode()).hexdigest()[:32] if own else "-"
-    if shared:
-        return digest if forwarded else "*"
+    digest = hashlib.sha256(own.encode()).hexdigest()[:32] if own and forwarded else "-"
     key = call.exchange.key
-    return f"{key.name if key is not None else '-'}/{digest}"
+    name = "*" if shared or key is None else key.name
+    return f"{name}/{digest}"
