@@ -16,7 +16,8 @@ A stage may, for one request (a `Call`):
 A stage declares what it reads: `needs_request` (the neutral request) and `needs_events`
 (neutral answers and stream events). Only when some stage does is a same-dialect request
 parsed, and its answer taken through the neutral model (A -> neutral -> A) instead of
-passing through as bytes; without stages the pipeline costs one attribute test.
+passing through as bytes (with `needs_events` alone: only for calls some stage returned
+an observer for); without stages the pipeline costs one attribute test.
 """
 
 from __future__ import annotations
