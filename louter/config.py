@@ -24,6 +24,7 @@ from louter.access import Auth, parse_auth
 from louter.catalog import CAPABILITIES, ModelInfo
 from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
+from louter.processor_config import Processor, parse_processors
 
 PROTOCOLS = (*DIALECTS, "mock")
 TOOL_FORMATS = ("json", "xml")
@@ -190,6 +191,8 @@ class Config:
     catalog: CatalogConfig = field(default_factory=lambda: CatalogConfig())
     routing: RoutingConfig = field(default_factory=lambda: RoutingConfig())
     condense: CondenseConfig | None = None  # None: /api/condense answers 404
+    processors: tuple[Processor, ...] = ()  # [[processors]], in file order (none: no stage)
+    cache: CacheConfig | None = None  # [cache] (None: no cache stage, no cost)
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -288,6 +291,10 @@ _TYPE_CHECKS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType
             lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
             "a list of strings",
         ),
+        "tables": (
+            lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+            "an array of tables ([[...]])",
+        ),
     }
 )
 
@@ -347,6 +354,8 @@ TOP_KEYS = {
     "catalog": "table",
     "routing": "table",
     "condense": "table",
+    "processors": "tables",
+    "cache": "table",
 }
 STORE_KEYS = {
     "url": "str",
@@ -815,6 +824,46 @@ def _parse_condense(where: _Where, data: Mapping[str, Any], names: set[str]) -> 
     return CondenseConfig(backend, model, **values)
 
 
+# --------------------------------------------------------------------------- [cache]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """`[cache]`: the exact response cache (`louter/proxy/cache/`). Present, it may be
+    turned on per request (`x-louter-cache: use`) even with `enabled = false`."""
+
+    enabled: bool = False  # used for requests that do not say
+    ttl_seconds: float = 3600.0
+    max_bytes: int = 64 * 1024 * 1024  # the in-process LRU's bound (entries' bytes)
+    max_entry_bytes: int = 1024 * 1024  # a larger answer is not stored
+    shared: bool = False  # entries shared across client keys (never across forwarded keys)
+    storage: str = "auto"  # auto: the [store] when configured, else memory
+
+
+CACHE_KEYS = {
+    "enabled": "bool",
+    "ttl_seconds": "number",
+    "max_bytes": "int",
+    "max_entry_bytes": "int",
+    "shared": "bool",
+    "storage": "str",
+}
+CACHE_STORAGES = ("auto", "memory", "store")
+
+
+def _parse_cache(where: _Where, data: Mapping[str, Any], has_store: bool) -> CacheConfig:
+    values = _check_table(where, "cache", data, CACHE_KEYS)
+    _positive(where, "cache", values, ("ttl_seconds", "max_bytes", "max_entry_bytes"))
+    storage = values.get("storage", "auto")
+    if storage not in CACHE_STORAGES:
+        shown = ", ".join(CACHE_STORAGES)
+        raise where.error("cache", "storage", f"must be one of {shown}, got {storage!r}")
+    if storage == "store" and not has_store:
+        raise where.error("cache", "storage", '"store" needs a [store] table (redis://...)')
+    _floats(values, ("ttl_seconds",))
+    return CacheConfig(**values)
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -836,6 +885,14 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     auth = parse_auth(top.get("auth", {}), top.get("keys", {}), env, where.error)
     names = {b.name for b in backends}
     limits = _parse_limits(where, top["limits"], names) if "limits" in top else None
+    processors = parse_processors(
+        top.get("processors", ()),
+        where.error,
+        keys=[key.name for key in auth.keys],
+        backends=sorted(names),
+        dialects=list(DIALECTS),
+    )
+    cache = _parse_cache(where, top["cache"], store is not None) if "cache" in top else None
     return Config(
         server,
         performance,
@@ -849,6 +906,8 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         catalog=_parse_catalog(where, top.get("catalog", {})),
         routing=_parse_routing(where, top.get("routing", {})),
         condense=_parse_condense(where, top["condense"], names) if "condense" in top else None,
+        processors=processors,
+        cache=cache,
     )
 
 

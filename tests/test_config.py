@@ -11,6 +11,7 @@ import tomlkit
 from louter.access import AUTH_KEYS, KEY_FIELDS
 from louter.config import (
     BACKEND_KEYS,
+    CACHE_KEYS,
     PERFORMANCE_KEYS,
     PRESETS,
     RATE_KEYS,
@@ -26,6 +27,7 @@ from louter.config import (
     parse_config,
 )
 from louter.errors import ConfigError
+from louter.processor_config import KINDS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.toml.example"
 
@@ -639,8 +641,21 @@ def test_example_config_loads() -> None:
 def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     document = tomlkit.parse(text).unwrap()
-    commented = {"store", "limits", "models", "catalog", "routing", "condense"}
+    commented = {
+        "store",
+        "limits",
+        "models",
+        "catalog",
+        "routing",
+        "condense",
+        "cache",
+        "processors",
+    }
     assert set(document) == set(TOP_KEYS) - commented
+    for key in CACHE_KEYS:
+        assert f"\n# {key} = " in text, key
+    for kind in KINDS:
+        assert f'# kind = "{kind}"' in text, kind
     for key in STORE_KEYS:
         assert f"\n# {key} = " in text and f"#   {key} " in text, key
     for key in ("queue_timeout_seconds", "default_output_tokens", *RATE_KEYS):

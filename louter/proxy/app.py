@@ -26,6 +26,7 @@ from louter.http.server import Limits
 from louter.http.server import serve as serve_http
 from louter.prices import build_catalog
 from louter.proxy.auth import ANY, Gate
+from louter.proxy.cache import build_cache
 from louter.proxy.condense import condense
 from louter.proxy.context import ProxyContext
 from louter.proxy.discovery import Discovery
@@ -50,6 +51,7 @@ from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.model_api import PREFIX, get_catalog_model, list_catalog, search_catalog
 from louter.proxy.paths import with_aliases, with_prefix_aliases
 from louter.proxy.pipeline import Stage
+from louter.proxy.processors import build_processors
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
 from louter.proxy.served import Served
@@ -392,6 +394,10 @@ def build_context(
     )
     served = Served(config, router, catalog, discovery)
     known = [UnknownModels(served)] if config.routing.unknown_models == "reject" else []
+    cache = build_cache(config, store, router, clock)
+    if metrics is not None and cache is not None:
+        metrics.cache = cache.counts
+    processing = (*build_processors(config.processors, router), *([cache] if cache else []))
     return ProxyContext(
         config,
         router,
@@ -402,12 +408,13 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, (*known, *limited, *stages), metrics),
+        build_pipeline(config, (*known, *limited, *processing, *stages), metrics),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,
         catalog=catalog,
         served=served,
+        cache=cache,
     )
 
 

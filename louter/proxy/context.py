@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from louter.catalog import Catalog
 from louter.config import Config
@@ -20,6 +20,7 @@ from louter.proxy.store import MemoryStore, Store
 from louter.proxy.upstreams import Upstream
 
 if TYPE_CHECKING:
+    from louter.proxy.cache import ResponseCache
     from louter.proxy.limits import BackendLimits
     from louter.proxy.served import Served
 
@@ -41,4 +42,4 @@ class ProxyContext:
     backend_limits: BackendLimits | None = None  # `[limits.backends.*]` (None: no cost)
     catalog: Catalog = field(default_factory=Catalog)  # [models], prices file: `price()`
     served: Served | None = None  # which models are served (listings, lookups, reject)
-    cache_health: Callable[[], dict[str, Any]] | None = None  # /health/cache (None: no cache)
+    cache: ResponseCache | None = None  # `[cache]` (also in the pipeline; /health/cache)

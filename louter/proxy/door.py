@@ -147,12 +147,13 @@ async def generate(
             responder.extra = encode_headers(exchange.reply_headers)
         if answer is not None:
             client = spec.client(ctx, call, lazy)
-            await answer_locally(exchange, client, answer, call.stream, responder)
+            await answer_locally(exchange, client, answer, call.stream, responder, call.marks)
             return
         observers = pipeline.observers(call)
-        neutral = pipeline.neutral
+        neutral = pipeline.reads or observers is not None
+    routes = call.routes if call.routes is not None else ctx.router.candidates(call.model)
     plan = _planner(spec, ctx, call, observers, neutral=neutral)
-    await run(ctx, exchange, responder, ctx.router.candidates(call.model), plan, lazy.estimate)
+    await run(ctx, exchange, responder, routes, plan, lazy.estimate)
 
 
 def _planner(
@@ -168,6 +169,9 @@ def _planner(
     has_tools = spec.has_tools(call.body)
 
     def plan(route: Route) -> Plan:
+        if call.per_route is not None and (routed := call.request_for(route)) is not call.request:
+            client = spec.client(ctx, call, call.lazy)  # changed for this backend: converted
+            return conversation(ctx, routed, route, client, observers=observers)
         same = backend_dialect(route.backend, spec.dialect) == spec.dialect
         through = neutral or call.rewritten or needs_tool_stage(route.backend, has_tools)
         if same and not through:
@@ -212,7 +216,7 @@ async def count(
         exchange.call = call
         if await ctx.pipeline.before(call) is not None:
             raise LouterError("a pipeline stage answered a token-counting request")
-    routes = ctx.router.candidates(call.model)
+    routes = call.routes if call.routes is not None else ctx.router.candidates(call.model)
     first = backend_dialect(routes[0].backend, spec.dialect)
     if first == spec.dialect and not call.rewritten:
         same = [r for r in routes if backend_dialect(r.backend, spec.dialect) == spec.dialect]

@@ -21,12 +21,14 @@ this context (never the process-global one: tests run several louters in one pro
     auth_failures_total{reason}                             requests refused by client-key auth
     rate_limited_total{scope,name}                          requests refused by [limits]
     discovery_failures_total{backend}                       failed reads of a backend's model list
+    cache_hits_total, cache_misses_total, cache_bypasses_total, cache_bytes   with [cache]
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -165,6 +167,7 @@ class Metrics:
         self._discovery: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
+        self.cache: Any = None  # the response cache's counts (`CacheCounts`), with [cache]
         self.registry = CollectorRegistry()
         self.registry.register(self)  # collected by `collect` below
 
@@ -263,6 +266,8 @@ class Metrics:
         yield from self._gauges()
         if self.store is not None:
             yield from self.store.collect()
+        if self.cache is not None:
+            yield from self.cache.collect()
 
     def _gauges(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

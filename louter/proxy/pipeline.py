@@ -16,7 +16,8 @@ A stage may, for one request (a `Call`):
 A stage declares what it reads: `needs_request` (the neutral request) and `needs_events`
 (neutral answers and stream events). Only when some stage does is a same-dialect request
 parsed, and its answer taken through the neutral model (A -> neutral -> A) instead of
-passing through as bytes; without stages the pipeline costs one attribute test.
+passing through as bytes (with `needs_events` alone: only for calls some stage returned
+an observer for); without stages the pipeline costs one attribute test.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from louter.proxy.usage import LazyRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from louter.convert.model import Request, Response, StreamEvent
     from louter.http.message import HttpRequest
     from louter.proxy.exchange import Exchange
+    from louter.proxy.routing import Route, Router
 
 
 class Call:
@@ -46,6 +50,9 @@ class Call:
         "rewritten",
         "lazy",
         "kind",
+        "routes",
+        "per_route",
+        "marks",
     )
 
     def __init__(
@@ -69,11 +76,31 @@ class Call:
         self.exchange = exchange
         self.rewritten = False  # a stage replaced the neutral request: it is sent
         self.lazy = lazy  # the neutral request, parsed on first use (`request`)
+        # The candidate backends, once a stage needed them (`candidates`): the door then
+        # tries these, so what a stage decided for the first one holds
+        self.routes: Sequence[Route] | None = None
+        # What changes the request per backend (processors with `when.backend`): None, or
+        # (request, route) -> the request that backend gets (`request_for`)
+        self.per_route: Callable[[Request, Route], Request] | None = None
+        self.marks: dict[str, Any] | None = None  # journal fields for a local answer
 
     @property
     def request(self) -> Request:
         """The neutral request, parsed on first use."""
         return self.lazy()
+
+    def candidates(self, router: Router) -> Sequence[Route]:
+        """The backends to try, in order, asked of `router` once per request (a
+        round-robin pick is not made twice); a stage after this must not change `model`."""
+        if self.routes is None:
+            self.routes = router.candidates(self.model)
+        return self.routes
+
+    def request_for(self, route: Route) -> Request:
+        """The request `route`'s backend gets: `request`, changed by `per_route`."""
+        if self.per_route is None:
+            return self.request
+        return self.per_route(self.request, route)
 
     def replace(self, request: Request) -> None:
         """Send `request` instead of the client's (written out in the backend's dialect)."""
@@ -122,6 +149,13 @@ class Pipeline:
     def neutral(self) -> bool:
         """Whether requests and answers must go through the neutral model."""
         return any(stage.needs_request or stage.needs_events for stage in self.stages)
+
+    @property
+    def reads(self) -> bool:
+        """Whether some stage reads every neutral request (then answers go through the
+        neutral model too); a stage that only observes answers needs it only for the
+        calls it returns an observer for."""
+        return any(stage.needs_request for stage in self.stages)
 
     async def before(self, call: Call) -> Response | None:
         """Run the request hooks in order; the first local answer ends the walk."""

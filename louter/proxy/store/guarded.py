@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
             """Drop every connection (after a failure the idle ones may be dead too)."""
 
 
+T = TypeVar("T")
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 LOCAL = "local:"  # leases taken from the fallback store
@@ -183,6 +184,19 @@ class GuardedStore:
 
     async def aclose(self) -> None:
         await self.remote.aclose()
+
+    # ------------------------------------------------------------------ without a fallback
+
+    async def strict(self, op: str, call: Callable[[Remote], Awaitable[T]]) -> T:
+        """`call(remote)` under the deadline and back-off, but with no fallback: a failure
+        (or the back-off after one) raises `StoreError`. For callers whose answer to a
+        store outage is to do without it (the response cache bypasses)."""
+
+        async def unavailable() -> T:
+            raise StoreError(f"store unavailable for {op}")
+
+        result: T = await self._guard(op, lambda: call(self.remote), unavailable)
+        return result
 
 
 async def _nothing() -> None:

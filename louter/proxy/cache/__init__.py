@@ -1,0 +1,36 @@
+"""The exact response cache (`[cache]`): see `stage.py` for what it does per request,
+`key.py` for what a key holds, `entries.py` for where entries live, `codec.py` for an
+entry's bytes. `build_cache` makes the stage when `[cache]` is configured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from louter.proxy.cache.entries import Entries, MemoryEntries, StoreEntries
+from louter.proxy.cache.stage import ResponseCache
+from louter.proxy.store.guarded import GuardedStore
+
+if TYPE_CHECKING:
+    from louter.config import Config
+    from louter.proxy.routing import Router
+    from louter.proxy.store import Store
+
+__all__ = ["ResponseCache", "build_cache"]
+
+
+def build_cache(
+    config: Config, store: Store, router: Router, clock: Callable[[], float] = time.time
+) -> ResponseCache | None:
+    """The cache stage `[cache]` asks for (None without `[cache]`): entries in the shared
+    store with `storage = "store"`, or `"auto"` and a `[store]`; else in this process."""
+    settings = config.cache
+    if settings is None:
+        return None
+    entries: Entries
+    if settings.storage != "memory" and isinstance(store, GuardedStore):
+        entries = StoreEntries(store)
+    else:
+        entries = MemoryEntries(settings.max_bytes)
+    return ResponseCache(settings, entries, router, auth_on=config.auth.on, clock=clock)
