@@ -6,6 +6,7 @@ function the HTTP server calls per request; `serve` runs both on a port.
 
 from __future__ import annotations
 
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -66,20 +67,27 @@ class Endpoint:
 async def health(
     ctx: ProxyContext, exchange: Exchange, request: HttpRequest, responder: Responder
 ) -> None:
-    """Each backend's breaker state; 503 when no backend a request can reach is usable."""
+    """Each backend's breaker state; 503 when no backend a request can reach is usable.
+    A worker of `--workers N` answers for the whole group (louter/group/)."""
+    if ctx.group is not None:
+        status, body = await ctx.group.health()
+    else:
+        status, body = health_body(ctx)
+    await responder.send_json(status, body)
+
+
+def health_body(ctx: ProxyContext) -> tuple[int, dict[str, Any]]:
+    """This process's `/health`: its status code and body."""
     router = ctx.router
     wall, now = ctx.clock(), router.clock()
     backends = {b.name: _backend_health(b, router.breakers[b.name], wall, now, ctx.scrub)
                 for b in ctx.config.backends}  # fmt: skip
     usable = any(router.breakers[name].usable() for name in router.routed())
-    await responder.send_json(
-        200 if usable else 503,
-        {
-            "status": "ok" if usable else "unavailable",
-            "default": router.default.name,
-            "backends": backends,
-        },
-    )
+    return 200 if usable else 503, {
+        "status": "ok" if usable else "unavailable",
+        "default": router.default.name,
+        "backends": backends,
+    }
 
 
 def _backend_health(
@@ -107,7 +115,8 @@ async def metrics(
     """Prometheus text format; 404 with `enable_metrics = false`."""
     if ctx.metrics is None:
         raise LouterError("metrics are disabled (enable_metrics = false)", status_hint=404)
-    await responder.send(200, [(b"content-type", CONTENT_TYPE)], ctx.metrics.render())
+    body = ctx.metrics.render() if ctx.group is None else await ctx.group.metrics()
+    await responder.send(200, [(b"content-type", CONTENT_TYPE)], body)
 
 
 ROUTES: Mapping[str, Endpoint] = {
@@ -410,10 +419,11 @@ async def serve(
     *,
     limits: Limits | None = None,
     drain: Drain | None = None,
+    listeners: Sequence[socket.socket] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve louter on host:port until cancelled (or drained: `drain.start()`); the bound
-    port is reported via task_status."""
+    port is reported via task_status. `listeners`: sockets already listening (a worker)."""
     try:
         await serve_http(
             make_handler(ctx),
@@ -423,6 +433,7 @@ async def serve(
             error_body=protocol_error_body,
             background=[ctx.deadlines.run],
             drain=drain,
+            listeners=listeners,
             task_status=task_status,
         )
     finally:
