@@ -46,6 +46,7 @@ from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.pipeline import Stage
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
+from louter.proxy.shared_breakers import SharedBreakers
 from louter.proxy.stages import build_pipeline
 from louter.proxy.store import build_store
 from louter.proxy.upstreams import open_upstreams
@@ -395,6 +396,10 @@ def build_context(
             if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
         }
     limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
+    scrub = Scrubber(config.backends)
+    shared = None
+    if config.store is not None:  # other louters share the store: and the breakers
+        shared = SharedBreakers(router.breakers, store, wall=clock, scrub=scrub)
     return ProxyContext(
         config,
         router,
@@ -404,12 +409,18 @@ def build_context(
         clock,
         deadlines,
         metrics,
-        Scrubber(config.backends),
+        scrub,
         build_pipeline(config, (*limited, *stages), metrics),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,
+        shared_breakers=shared,
     )
+
+
+def _shared(ctx: ProxyContext) -> list[Callable[[], Awaitable[None]]]:
+    """Background tasks of the shared state (none without `[store]`)."""
+    return [ctx.shared_breakers.run] if ctx.shared_breakers is not None else []
 
 
 async def serve(
@@ -431,7 +442,7 @@ async def serve(
             port,
             limits=limits or server_limits(ctx.config.server),
             error_body=protocol_error_body,
-            background=[ctx.deadlines.run],
+            background=[ctx.deadlines.run, *_shared(ctx)],
             drain=drain,
             listeners=listeners,
             task_status=task_status,

@@ -21,6 +21,7 @@ from louter.proxy.upstreams import Upstream
 if TYPE_CHECKING:
     from louter.group.worker import Link as Group
     from louter.proxy.limits import BackendLimits
+    from louter.proxy.shared_breakers import SharedBreakers
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,4 @@ class ProxyContext:
     store: Store = field(default_factory=MemoryStore)  # shared state (`[store]`)
     backend_limits: BackendLimits | None = None  # `[limits.backends.*]` (None: no cost)
     group: Group | None = None  # a worker of `--workers N`: /metrics, /health for all
+    shared_breakers: SharedBreakers | None = None  # breakers shared via `[store]`
