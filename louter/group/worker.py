@@ -18,7 +18,7 @@ import trio
 
 from louter.errors import LouterError
 from louter.group.channel import Channel, ChannelClosed
-from louter.group.merge import Snapshot, merge, merge_health, render, snapshot
+from louter.group.merge import merge, merge_health, render
 from louter.http.drain import Drain
 
 GATHER_TIMEOUT = 5.0  # the supervisor answers within its own 2 s per worker
@@ -97,10 +97,3 @@ class Link:
     async def health(self) -> tuple[int, dict[str, Any]]:
         workers, _ = await self.gather("health")
         return merge_health(workers, len(workers))
-
-    def final(self, registry_snapshot: Snapshot) -> dict[str, Any]:
-        return {"op": "final", "data": registry_snapshot}
-
-
-def metrics_snapshot(collect: Callable[[], Any]) -> Callable[[], Snapshot]:
-    return lambda: snapshot(collect())
