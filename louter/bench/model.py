@@ -67,6 +67,7 @@ class Settings:
     louter_port: int = 0
     workdir: Path | None = None  # kept when given; else a temporary directory
     config_extra: str = ""  # TOML appended to louter's generated config (keys, limits, ...)
+    workers: int = 0  # louter --workers N (0: one process, no supervisor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,8 @@ class Machine:
     wrk: str | None  # None: not used (soak)
     python: str
     louter: str  # version, or the --louter command
+    workers: int = 0  # louter --workers N (0: one process)
+    louter_cpus: int | str | None = None  # with workers: the CPUs louter is pinned to
 
     def as_dict(self) -> Json:
         pinning = self.pinning
@@ -204,6 +207,8 @@ class Machine:
             "cpus": self.cpus,
             "proxy_cpu": pinning.proxy_cpu if pinning else None,
             "load_cpu": pinning.load_cpu if pinning else None,
+            "workers": self.workers,
+            "louter_cpus": self.louter_cpus,
             "wrk": self.wrk,
             "python": self.python,
             "louter": self.louter,

@@ -27,8 +27,9 @@ from louter.bench.model import BenchError
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pinned(argv: Sequence[str], cpu: int | None) -> list[str]:
-    """`argv` run on `cpu` (through taskset), or as it is when `cpu` is None."""
+def pinned(argv: Sequence[str], cpu: int | str | None) -> list[str]:
+    """`argv` run on `cpu` (through taskset; a list such as "1,0" for several), or as it
+    is when `cpu` is None."""
     if cpu is None:
         return list(argv)
     taskset = shutil.which("taskset")

@@ -36,7 +36,15 @@ from louter.bench.model import (
     WrkSummary,
 )
 from louter.bench.processes import busy_pct, cpu_jiffies, cpu_seconds, family, memory_kib
-from louter.bench.stack import PATH, Progress, Stack, check, default_louter, open_stack
+from louter.bench.stack import (
+    PATH,
+    Progress,
+    Stack,
+    check,
+    default_louter,
+    louter_cpus,
+    open_stack,
+)
 
 BODIES: dict[str, Callable[[], bytes]] = {
     "small": bodies.small_request,
@@ -93,6 +101,8 @@ def machine(settings: Settings, wrk_path: str | None) -> Machine:
         wrk=wrk.version(wrk_path) if wrk_path else None,
         python=platform.python_version(),
         louter=louter.__version__ if own else " ".join(settings.louter),
+        workers=settings.workers,
+        louter_cpus=louter_cpus(settings) if settings.workers else None,
     )
 
 

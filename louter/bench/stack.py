@@ -139,9 +139,22 @@ def start_louter(
     log_file = workdir / "louter.jsonl"
     argv = [*settings.louter, "--config", str(config), "--host", settings.host]
     argv += ["--port", str(port), "--log-file", str(log_file)]
-    cpu = settings.pinning.proxy_cpu if settings.pinning else None
-    child = start("louter", pinned(argv, cpu), workdir / "louter.log", env=env)
+    argv += ["--workers", str(settings.workers)] if settings.workers else []
+    child = start("louter", pinned(argv, louter_cpus(settings)), workdir / "louter.log", env=env)
     return child, port, log_file
+
+
+def louter_cpus(settings: Settings) -> int | str | None:
+    """louter's CPU; with `--workers N` (N > 1) N CPUs from the proxy CPU on, in the
+    order this process may use them (on a small machine they include the load's CPU)."""
+    if settings.pinning is None:
+        return None
+    if settings.workers < 2:
+        return settings.pinning.proxy_cpu
+    allowed = sorted(os.sched_getaffinity(0))
+    start_at = allowed.index(settings.pinning.proxy_cpu)
+    ordered = allowed[start_at:] + allowed[:start_at]
+    return ",".join(str(cpu) for cpu in ordered[: settings.workers])
 
 
 @contextmanager

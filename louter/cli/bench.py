@@ -69,11 +69,14 @@ def kib(value: int) -> str:
 
 def machine_line(report: CasesReport | SoakReport) -> str:
     m = report.machine
+    cpus = m.louter_cpus if m.louter_cpus is not None else m.pinning and m.pinning.proxy_cpu
     where = (
-        f"louter on CPU {m.pinning.proxy_cpu}, mock upstream and load on CPU {m.pinning.load_cpu}"
+        f"louter on CPU {cpus}, mock upstream and load on CPU {m.pinning.load_cpu}"
         if m.pinning
         else "not pinned"
     )
+    if m.workers:
+        where += f"; louter --workers {m.workers}"
     parts = [f"{m.cpu_model}, {m.cpus} CPUs", where, m.wrk, f"Python {m.python}"]
     return "; ".join(part for part in parts if part)
 
@@ -228,6 +231,7 @@ def make_settings(
     wrk: str,
     workdir: Path | None,
     config_extra: Path | None = None,
+    workers: int = 0,
 ) -> Settings:
     """Raises BenchError (exit code 2) for bad values."""
     names = tuple(name.strip().upper() for name in cases.split(",") if name.strip())
@@ -247,6 +251,7 @@ def make_settings(
         wrk=wrk,
         workdir=workdir,
         config_extra=_read_extra(config_extra),
+        workers=workers,
     )
 
 
@@ -312,6 +317,14 @@ def main_command(
             "wrk sends 'Authorization: Bearer sk-bench-client').",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Run louter --workers N (pinned to N CPUs) [0: one process].",
+        ),
+    ] = 0,
     json_: Annotated[bool, typer.Option("--json", help="JSON even on a terminal.")] = False,
     pretty: Annotated[bool, typer.Option("--pretty", help="A table even when piped.")] = False,
 ) -> None:
@@ -335,6 +348,7 @@ def main_command(
             wrk=wrk,
             workdir=workdir,
             config_extra=config_extra,
+            workers=workers,
         )
         report: CasesReport | SoakReport = (
             run_cases(settings, progress)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gc
-import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +23,10 @@ from rich.text import Text
 from louter import __version__
 from louter.access import KEY_PREFIX, NAME, digest
 from louter.cli.echo import LogLevel, echo_to, level_of
-from louter.config import Backend, Config, is_loopback, load_config
+from louter.cli.workers import Group, Start, WorkerSpec, run_worker, supervise, worker_count
+from louter.config import Backend, Config, is_loopback
 from louter.errors import ConfigError
+from louter.group.worker import Link
 from louter.http.drain import Drain
 from louter.proxy.app import ROUTES, build_context, serve
 from louter.proxy.context import ProxyContext
@@ -228,27 +231,32 @@ def main_command(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes sharing the port under a supervisor (SIGHUP reloads the "
+            "config): a number, or auto (the cores louter may use) [none: one process].",
+        ),
+    ] = None,
+    worker: Annotated[str | None, typer.Option("--worker", hidden=True)] = None,
 ) -> None:
     """Start the louter proxy (`louter keys new NAME`: make a client key)."""
     console = Console(stderr=True)
     level = level_of(log_level and log_level.value, verbose)
+    start = Start(config, backend, disable_auth, log_file, log_max_bytes, log_backups,
+                  drain_seconds, log_level and log_level.value, verbose)  # fmt: skip
+    link = spec = None
+    if worker is not None:
+        spec = WorkerSpec.parse(worker)
+        link = Link(socket.socket(fileno=spec.control))
     try:
-        cfg = load_config(config, os.environ)
-        if disable_auth:
-            cfg = replace(cfg, auth=replace(cfg.auth, enabled=False))
-        ctx = build_context(
-            cfg,
-            default_backend=default_backend(cfg, backend),
-            log_file=log_file,
-            echo=None if level is None else echo_to(console, level),
-            echo_payloads=level == "debug",
-            log_options={
-                "report": lambda message: _complain(console, message),
-                "max_bytes": log_max_bytes,
-                "backups": log_backups,
-            },
-            warn=lambda message: _complain(console, message),
-        )
+        cfg = start.load()
+        if workers is not None and spec is None:
+            count = worker_count(workers)
+            ctx = build_context(cfg, default_backend=default_backend(cfg, backend))
+        else:
+            ctx = _context(start, cfg, console, level, spec)
     except ConfigError as exc:
         _complain(console, exc.message)
         raise typer.Exit(2) from None
@@ -258,7 +266,13 @@ def main_command(
     drain = Drain(cfg.server.drain_seconds if drain_seconds is None else drain_seconds)
     listen_host = host or cfg.server.host
     listen_port = cfg.server.port if port is None else port
+    if spec is not None and link is not None:
+        gc.freeze()
+        raise typer.Exit(trio.run(run_worker, replace(ctx, group=link), spec, drain))
     _warn_open(console, cfg, listen_host)
+    if workers is not None:
+        group = Group(start, count, listen_host, listen_port, partial(_check, start))
+        raise typer.Exit(supervise(group, ctx, console, lambda c, h, p: summary(c, h, p, log_file)))
     # Everything alive now (modules, config, context) lives as long as the process: keep
     # it out of the cyclic collector's full passes, which would otherwise stall requests
     # for milliseconds whenever they scan the whole heap.
@@ -271,6 +285,36 @@ def main_command(
         raise typer.Exit(1) from None
     if status:
         raise typer.Exit(status)
+
+
+def _check(start: Start) -> str | None:
+    """A reload's check of the config as it is now: None when it loads, else why not."""
+    try:
+        cfg = start.load()
+        cfg.backend(default_backend(cfg, start.backend))
+    except ConfigError as exc:
+        return exc.message
+    return None
+
+
+def _context(
+    start: Start, cfg: Config, console: Console, level: str | None, spec: WorkerSpec | None
+) -> ProxyContext:
+    """The proxy's context; a worker's log goes to its supervisor (`spec.log`)."""
+    report = {"report": lambda message: _complain(console, message)}
+    if spec is None:
+        options = {**report, "max_bytes": start.log_max_bytes, "backups": start.log_backups}
+    else:
+        options = {**report, "sink": spec.log} if spec.log >= 0 else report
+    return build_context(
+        cfg,
+        default_backend=default_backend(cfg, start.backend),
+        log_file=start.log_file if spec is None else None,
+        echo=None if level is None else echo_to(console, level),
+        echo_payloads=level == "debug",
+        log_options=options,
+        warn=lambda message: _complain(console, message),
+    )
 
 
 keys_app = typer.Typer(add_completion=False, help="Client keys for [keys.NAME].")
@@ -301,3 +345,7 @@ def main() -> None:
         keys_app(args=sys.argv[2:], prog_name="louter keys")
         return
     app()
+
+
+if __name__ == "__main__":  # a worker of `louter --workers N` (louter/cli/workers.py)
+    main()

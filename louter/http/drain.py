@@ -6,7 +6,11 @@ times a second until none is left or `seconds` have passed:
 
 - marks every connection draining: it closes after the answer it is working on, and an
   answer not started yet says `connection: close`;
-- closes connections waiting idle for their next request (keep-alive).
+- closes connections waiting idle for their next request (keep-alive) once they have
+  been idle for `IDLE_GRACE` and no request of theirs waits unread. A client that is
+  using its connection sends its next request within that time and gets it answered
+  with `connection: close`: closing under it would fail a request it already sent (a
+  race no client can see coming), which a reload must not do.
 
 At the deadline, streamed answers that registered a stop (`Responder.watch_hangup`'s
 `stop`) are ended with the dialect's error event, and answers being sent get up to
@@ -23,6 +27,7 @@ from typing import Protocol
 import trio
 
 TICK = 0.05  # seconds between looks at the connections while draining
+IDLE_GRACE = 0.5  # a keep-alive connection idle this long is closed (a busy one is told)
 STOP_MESSAGE = "louter is shutting down; the answer was cut off"
 
 
@@ -44,6 +49,12 @@ class Draining(Protocol):
     protocol: _Parser
     scope: trio.CancelScope
     stop: Callable[[str], None] | None  # ends a streamed answer with an error event
+
+    def readable(self) -> bool:
+        """Bytes from the client wait unread (a request on its way)."""
+
+    def idle_for(self) -> float:
+        """Seconds since the last answer (meaningful while idle between requests)."""
 
 
 class Drain:
@@ -84,4 +95,5 @@ def _mark(connection: Draining) -> None:
         if not answer.started:
             answer.keep_alive = False
     elif not connection.protocol.in_message and not connection.protocol.ready:
-        connection.scope.cancel()  # idle between requests
+        if connection.idle_for() >= IDLE_GRACE and not connection.readable():
+            connection.scope.cancel()  # idle between requests

@@ -176,6 +176,16 @@ class Connection:
             return ""
         return address[0] if isinstance(address, tuple) else ""
 
+    def idle_for(self) -> float:
+        """Seconds since this connection went idle (while it waits for a request)."""
+        return trio.current_time() - (self.deadline - self.limits.idle_timeout)
+
+    def readable(self) -> bool:
+        """Bytes from the client wait unread (for a graceful stop: louter/http/drain.py)."""
+        poller = select.poll()
+        poller.register(self.stream.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
     async def run(self) -> None:
         try:
             with self.scope:
@@ -361,9 +371,12 @@ async def serve(
     error_body: ErrorBody = plain_error_body,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
     drain: Drain | None = None,
+    listeners: Sequence[socket.socket] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `handler` on host:port until cancelled; reports the bound port via task_status.
+    With `listeners` (sockets bound and listening already: a worker of `--workers N`)
+    host and port are not used.
 
     `error_body` renders protocol errors (malformed requests, size limits, the connection
     cap). `background` tasks run alongside the server and stop with it. A port that cannot
@@ -372,7 +385,8 @@ async def serve(
     limits = limits or Limits()
     cap = connection_cap(limits)
     active = 0  # connections admitted (counted before their task starts)
-    listeners = await open_listeners(host, port)
+    if listeners is None:
+        listeners = await open_listeners(host, port)
     watchdog = Watchdog()
 
     async def on_connection(stream: Socket) -> None:

@@ -6,6 +6,7 @@ function the HTTP server calls per request; `serve` runs both on a port.
 
 from __future__ import annotations
 
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -55,6 +56,7 @@ from louter.proxy.processors import build_processors
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
 from louter.proxy.served import Served
+from louter.proxy.shared_breakers import SharedBreakers
 from louter.proxy.stages import build_pipeline
 from louter.proxy.store import build_store
 from louter.proxy.upstreams import open_upstreams
@@ -76,20 +78,27 @@ class Endpoint:
 async def health(
     ctx: ProxyContext, exchange: Exchange, request: HttpRequest, responder: Responder
 ) -> None:
-    """Each backend's breaker state; 503 when no backend a request can reach is usable."""
+    """Each backend's breaker state; 503 when no backend a request can reach is usable.
+    A worker of `--workers N` answers for the whole group (louter/group/)."""
+    if ctx.group is not None:
+        status, body = await ctx.group.health()
+    else:
+        status, body = health_body(ctx)
+    await responder.send_json(status, body)
+
+
+def health_body(ctx: ProxyContext) -> tuple[int, dict[str, Any]]:
+    """This process's `/health`: its status code and body."""
     router = ctx.router
     wall, now = ctx.clock(), router.clock()
     backends = {b.name: backend_health(b, router.breakers[b.name], wall, now, ctx.scrub)
                 for b in ctx.config.backends}  # fmt: skip
     usable = any(router.breakers[name].usable() for name in router.routed())
-    await responder.send_json(
-        200 if usable else 503,
-        {
-            "status": "ok" if usable else "unavailable",
-            "default": router.default.name,
-            "backends": backends,
-        },
-    )
+    return 200 if usable else 503, {
+        "status": "ok" if usable else "unavailable",
+        "default": router.default.name,
+        "backends": backends,
+    }
 
 
 async def metrics(
@@ -98,7 +107,8 @@ async def metrics(
     """Prometheus text format; 404 with `enable_metrics = false`."""
     if ctx.metrics is None:
         raise LouterError("metrics are disabled (enable_metrics = false)", status_hint=404)
-    await responder.send(200, [(b"content-type", CONTENT_TYPE)], ctx.metrics.render())
+    body = ctx.metrics.render() if ctx.group is None else await ctx.group.metrics()
+    await responder.send(200, [(b"content-type", CONTENT_TYPE)], body)
 
 
 ROUTES: Mapping[str, Endpoint] = {
@@ -398,6 +408,10 @@ def build_context(
     if metrics is not None and cache is not None:
         metrics.cache = cache.counts
     processing = (*build_processors(config.processors, router), *([cache] if cache else []))
+    scrub = Scrubber(config.backends)
+    shared = None
+    if config.store is not None:  # other louters share the store: and the breakers
+        shared = SharedBreakers(router.breakers, store, wall=clock, scrub=scrub)
     return ProxyContext(
         config,
         router,
@@ -407,7 +421,7 @@ def build_context(
         clock,
         deadlines,
         metrics,
-        Scrubber(config.backends),
+        scrub,
         build_pipeline(config, (*known, *limited, *processing, *stages), metrics),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
@@ -415,6 +429,7 @@ def build_context(
         catalog=catalog,
         served=served,
         cache=cache,
+        shared_breakers=shared,
     )
 
 
@@ -424,6 +439,11 @@ def _discovery(ctx: ProxyContext) -> list[Callable[[], Awaitable[None]]]:
     return [] if found is None else [found.run]
 
 
+def _shared(ctx: ProxyContext) -> list[Callable[[], Awaitable[None]]]:
+    """Background tasks of the shared state (none without `[store]`)."""
+    return [ctx.shared_breakers.run] if ctx.shared_breakers is not None else []
+
+
 async def serve(
     ctx: ProxyContext,
     host: str,
@@ -431,10 +451,11 @@ async def serve(
     *,
     limits: Limits | None = None,
     drain: Drain | None = None,
+    listeners: Sequence[socket.socket] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve louter on host:port until cancelled (or drained: `drain.start()`); the bound
-    port is reported via task_status."""
+    port is reported via task_status. `listeners`: sockets already listening (a worker)."""
     try:
         await serve_http(
             make_handler(ctx),
@@ -442,8 +463,9 @@ async def serve(
             port,
             limits=limits or server_limits(ctx.config.server),
             error_body=protocol_error_body,
-            background=[ctx.deadlines.run, *_discovery(ctx)],
+            background=[ctx.deadlines.run, *_discovery(ctx), *_shared(ctx)],
             drain=drain,
+            listeners=listeners,
             task_status=task_status,
         )
     finally:

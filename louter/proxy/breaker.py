@@ -6,7 +6,8 @@
 
 A success is any answer that is not retryable (2xx, and 4xx other than 429: the backend
 works, the request was bad). The clock is injected (monotonic seconds) so tests drive
-cool-downs without sleeping. A threshold of 0 turns the breaker off.
+cool-downs without sleeping. A threshold of 0 turns the breaker off. With a `[store]`,
+louter/proxy/shared_breakers.py shares openings between louters (`on_open`, `merge`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ PROBING = "probing"  # the cool-down is over: the next request (the probe) decid
 class Breaker:
     __slots__ = (
         "threshold", "cooldown", "failures", "until", "probing", "last_error", "last_error_at",
-        "_clock",
+        "_clock", "on_open",
     )  # fmt: skip
 
     def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float]) -> None:
@@ -33,6 +34,10 @@ class Breaker:
         self.probing = False  # the probe request is in flight
         self.last_error: str | None = None
         self.last_error_at: float | None = None  # clock seconds
+        self.on_open: Callable[[], None] | None = None  # told when a failure opens it
+
+    def clock(self) -> float:
+        return self._clock()
 
     @property
     def open(self) -> bool:
@@ -73,6 +78,18 @@ class Breaker:
         self.last_error_at = now = self._clock()
         if self.open:
             self.until = now + self.cooldown
+            if self.on_open is not None:
+                self.on_open()
+
+    def merge(self, until: float, error: str | None) -> None:
+        """Another louter opened this backend until `until` (this breaker's clock): open
+        here too. A merge only ever extends a cool-down, never shortens one."""
+        if self.threshold <= 0 or until <= self._clock() or (self.open and until <= self.until):
+            return
+        self.failures = max(self.failures, self.threshold)
+        self.until = until
+        if error is not None:
+            self.last_error = error
 
     def release(self) -> None:
         """The request ended without an outcome (cancelled): free the probe slot."""

@@ -20,9 +20,11 @@ from louter.proxy.store import MemoryStore, Store
 from louter.proxy.upstreams import Upstream
 
 if TYPE_CHECKING:
+    from louter.group.worker import Link as Group
     from louter.proxy.cache import ResponseCache
     from louter.proxy.limits import BackendLimits
     from louter.proxy.served import Served
+    from louter.proxy.shared_breakers import SharedBreakers
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +45,5 @@ class ProxyContext:
     catalog: Catalog = field(default_factory=Catalog)  # [models], prices file: `price()`
     served: Served | None = None  # which models are served (listings, lookups, reject)
     cache: ResponseCache | None = None  # `[cache]` (also in the pipeline; /health/cache)
+    group: Group | None = None  # a worker of `--workers N`: /metrics, /health for all
+    shared_breakers: SharedBreakers | None = None  # breakers shared via `[store]`

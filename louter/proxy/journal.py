@@ -9,6 +9,7 @@ request. Secrets in headers and query strings are redacted before anything is wr
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -88,6 +89,7 @@ def encode_entry(entry: Entry, raw_payload: bytes | None = None) -> list[bytes]:
     return [line[:-1], b',"payload":', raw_payload, b"}\n"]
 
 
+_FRAME = struct.Struct("!I")  # a sink frame's length
 _IOV_MAX = 512  # pieces per writev (the system's limit is 1024)
 _JOIN_BELOW = 16 * 1024  # smaller writes are joined first (cheaper than many iovecs)
 
@@ -165,7 +167,11 @@ class Journal:
     one bad line, which log-parser counts and skips). With `max_bytes`, a write that would
     make the file larger is preceded by a rotation (`path` -> `path.1` -> ... ->
     `path.{backups}`, the oldest dropped), so lines are never split across files.
-    Assumes it is the file's only writer."""
+    Assumes it is the file's only writer.
+
+    With `sink` (a connected socket's descriptor: a worker of `louter --workers N`)
+    every write is one frame, a 4-byte big-endian length and the lines, for the
+    supervisor, the file's single writer; nothing is rotated or truncated here."""
 
     def __init__(
         self,
@@ -178,6 +184,7 @@ class Journal:
         max_bytes: int = 0,
         backups: int = 0,
         echo_payloads: bool = False,
+        sink: int | None = None,
     ) -> None:
         self._clock = clock
         self._echo = echo
@@ -195,7 +202,10 @@ class Journal:
         self._fd = -1
         self._last = (-1, "")  # (millisecond, its timestamp text)
         self._second = (-1, "")  # (second, its date and time text)
-        if path is not None:
+        self._sink = sink is not None
+        if sink is not None:
+            self._fd, self._max_bytes = sink, 0
+        elif path is not None:
             self._fd = _open(path)
             if max_bytes:
                 self._size = os.fstat(self._fd).st_size
@@ -245,6 +255,8 @@ class Journal:
             return
         if self._max_bytes:
             self._rotate_for(sum(map(len, pieces)))
+        if self._sink:
+            pieces = [_FRAME.pack(sum(map(len, pieces))), *pieces]
         if self._failing:
             self._retry(pieces)
             return
@@ -254,7 +266,7 @@ class Journal:
             self._failed(torn)
 
     def _retry(self, pieces: list[bytes]) -> None:
-        if self._torn:
+        if self._torn and not self._sink:
             pieces = [b"\n", *pieces]
         try:
             self._size += _write_all(self._fd, pieces)
@@ -271,7 +283,7 @@ class Journal:
     def _failed(self, torn: TornWrite) -> None:
         self.write_errors.inc()
         self._lost += 1
-        if torn.written:
+        if torn.written and not self._sink:
             try:
                 os.ftruncate(self._fd, os.fstat(self._fd).st_size - torn.written)
             except OSError:
@@ -323,7 +335,8 @@ class Journal:
     def close(self) -> None:
         if self._fd >= 0:
             try:
-                os.fsync(self._fd)
+                if not self._sink:
+                    os.fsync(self._fd)
             except OSError as exc:
                 self._report(f"cannot flush the log file {self._path}: {exc}")
             os.close(self._fd)

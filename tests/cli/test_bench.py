@@ -601,3 +601,19 @@ def test_interrupt_stops_every_started_process(signum: signal.Signals) -> None:
     assert "interrupted" in rest
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} was left running"
+
+
+def test_workers_pin_louter_to_as_many_cpus() -> None:
+    from louter.bench.model import Pinning, Settings
+    from louter.bench.stack import louter_cpus
+
+    one = Settings(louter=("louter",), pinning=Pinning(proxy_cpu=1, load_cpu=0))
+    assert louter_cpus(one) == 1
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) >= 2:
+        two = Settings(
+            louter=("louter",), pinning=Pinning(proxy_cpu=allowed[1], load_cpu=allowed[0]),
+            workers=2,
+        )  # fmt: skip
+        assert louter_cpus(two) == f"{allowed[1]},{allowed[0]}"
+    assert louter_cpus(Settings(louter=("louter",), workers=2)) is None

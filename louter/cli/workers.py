@@ -1,0 +1,273 @@
+"""`louter --workers N`: the supervisor's command line, and a worker's main loop.
+
+The supervisor (louter/group/supervisor.py) starts each worker as this same program with
+a hidden `--worker SPEC` (its slot, generation and the descriptors it inherits: the
+listening sockets, its control channel and its log frames) plus the options that shape a
+context (`Start.args`). Only this layer prints: the start-up table, signals, and the
+supervisor's reports (restarts, reloads).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import trio
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+import louter
+from louter.config import Config, load_config
+from louter.errors import ConfigError
+from louter.group.merge import snapshot
+from louter.group.supervisor import StartFailed, Supervisor
+from louter.http.drain import Drain
+from louter.http.sockets import open_listeners
+from louter.proxy.app import health_body, serve
+from louter.proxy.context import ProxyContext
+from louter.proxy.journal import Journal
+
+ROOT = str(Path(louter.__file__).resolve().parent.parent)  # workers run this same code
+BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from louter.cli.louter import main; main()"
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The options that shape a context: what a worker is started with."""
+
+    config: Path | None
+    backend: str | None
+    disable_auth: bool
+    log_file: Path | None
+    log_max_bytes: int
+    log_backups: int
+    drain_seconds: float | None
+    log_level: str | None
+    verbose: int
+
+    def load(self) -> Config:
+        cfg = load_config(self.config, os.environ)
+        if self.disable_auth:
+            cfg = replace(cfg, auth=replace(cfg.auth, enabled=False))
+        return cfg
+
+    def args(self) -> list[str]:
+        """These options as a worker's arguments (its log goes to the supervisor)."""
+        args = ["--config", str(self.config)] if self.config else []
+        args += ["--backend", self.backend] if self.backend else []
+        args += ["--disable-auth"] if self.disable_auth else []
+        args += ["--drain-seconds", repr(self.drain_seconds)] if self.drain_seconds else []
+        args += ["--log-level", self.log_level] if self.log_level else []
+        return args + ["-v"] * self.verbose
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    start: Start
+    count: int
+    host: str
+    port: int
+    validate: Callable[[], str | None]  # the config as it is now: None, or why it is bad
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    slot: int
+    generation: int
+    listen: tuple[int, ...]
+    control: int
+    log: int  # -1: no log file
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerSpec:
+        fields = dict(item.split("=", 1) for item in text.split(","))
+        return cls(
+            int(fields["slot"]),
+            int(fields["generation"]),
+            tuple(int(fd) for fd in fields["listen"].split(":")),
+            int(fields["control"]),
+            int(fields["log"]),
+        )
+
+    def text(self) -> str:
+        listen = ":".join(map(str, self.listen))
+        return (
+            f"slot={self.slot},generation={self.generation},listen={listen},"
+            f"control={self.control},log={self.log}"
+        )
+
+
+def worker_count(text: str) -> int:
+    """`--workers`: a positive number, or `auto` (the cores this process may run on)."""
+    if text == "auto":
+        return len(os.sched_getaffinity(0))
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"--workers takes a number of at least 1 or auto, not {text!r}")
+    return int(text)
+
+
+def command(
+    start: Start, slot: int, generation: int, listen: Sequence[int], control: int, log: int
+) -> list[str]:
+    spec = WorkerSpec(slot, generation, tuple(listen), control, log)
+    return [sys.executable, "-c", BOOT, ROOT, "--worker", spec.text(), *start.args()]
+
+
+# ---------------------------------------------------------------------- a worker
+
+
+async def run_worker(ctx: ProxyContext, spec: WorkerSpec, drain: Drain) -> int:
+    """Serve on the inherited sockets until drained; 1 after a second SIGTERM."""
+    link = ctx.group
+    assert link is not None
+    listeners = [socket.socket(fileno=fd) for fd in spec.listen]
+    for listener in listeners:
+        listener.setblocking(False)
+    metrics = ctx.metrics
+    link.snapshots = {"health": lambda: health_body(ctx)[1]}
+    if metrics is not None:
+        link.snapshots["metrics"] = lambda: snapshot(metrics.registry.collect())
+    status = 0
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+
+            async def serving(task_status: trio.TaskStatus[int]) -> None:
+                await serve(ctx, "", 0, drain=drain, listeners=listeners, task_status=task_status)
+                if metrics is not None:  # what this worker counted outlives it
+                    await link.say({"op": "final", "data": snapshot(metrics.registry.collect())})
+                nursery.cancel_scope.cancel()
+
+            await nursery.start(link.run, drain)
+            await nursery.start(serving)
+            await link.say({"op": "ready"})
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    continue  # the supervisor reloads and owns the log file
+                if drain.requested.is_set():
+                    break
+                drain.start()
+            status = 1
+            nursery.cancel_scope.cancel()
+    return status
+
+
+# ---------------------------------------------------------------------- the supervisor
+
+Summary = Callable[[ProxyContext, str, int], Table]
+
+
+def supervise(group: Group, ctx: ProxyContext, console: Console, summary: Summary) -> int:
+    """Run the supervisor until its workers stopped; the exit status."""
+    return trio.run(_supervise, group, ctx, console, summary)
+
+
+def _say(console: Console, message: str, style: str = "") -> None:
+    console.print(Text(f"louter: {message}", style=style), soft_wrap=True)
+
+
+async def _supervise(group: Group, ctx: ProxyContext, console: Console, summary: Summary) -> int:
+    start = group.start
+    try:
+        listeners = await open_listeners(group.host, group.port)
+    except OSError as exc:
+        _say(console, f"cannot listen on {group.host}:{group.port}: {exc}", "bold red")
+        return 1
+    try:
+        journal = _journal(start, console)
+    except OSError as exc:
+        _say(console, f"cannot open log file {start.log_file}: {exc}", "bold red")
+        return 2
+    supervisor = Supervisor(
+        group.count,
+        partial(command, start),
+        listeners,
+        journal=journal,
+        report=partial(_say, console),
+        validate=group.validate,
+    )
+    port = listeners[0].getsockname()[1]
+    failed: list[BaseException] = []
+    try:
+        await _serve(supervisor, group, ctx, console, summary, port)
+    except* StartFailed as group_error:
+        failed.extend(group_error.exceptions)
+    finally:
+        if journal is not None:
+            journal.close()
+    if failed:
+        _say(console, f"cannot start: {failed[0]}", "bold red")
+        return 1
+    return 1 if supervisor.forced else 0
+
+
+def _journal(start: Start, console: Console) -> Journal | None:
+    if start.log_file is None:
+        return None
+    return Journal(
+        start.log_file,
+        clock=time.time,
+        report=partial(_say, console, style="bold red"),
+        max_bytes=start.log_max_bytes,
+        backups=start.log_backups,
+    )
+
+
+async def _serve(
+    supervisor: Supervisor,
+    group: Group,
+    ctx: ProxyContext,
+    console: Console,
+    summary: Summary,
+    port: int,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+
+            async def running(task_status: trio.TaskStatus[list[int]]) -> None:
+                await supervisor.run(task_status=task_status)
+                nursery.cancel_scope.cancel()
+
+            pids = await nursery.start(running)
+            table = summary(ctx, group.host, port)
+            table.caption = (table.caption or "") + (
+                f"\nworkers: {group.count} (pids {', '.join(map(str, pids))}; supervisor "
+                f"{os.getpid()}); SIGHUP reloads the config, SIGTERM drains"
+            )
+            console.print(table)
+            async for signum in signals:
+                _on_signal(supervisor, nursery, signum, ctx, group, console)
+
+
+def _on_signal(
+    supervisor: Supervisor,
+    nursery: trio.Nursery,
+    signum: int,
+    ctx: ProxyContext,
+    group: Group,
+    console: Console,
+) -> None:
+    name = signal.Signals(signum).name
+    if signum == signal.SIGHUP:
+        _say(console, "SIGHUP, reloading the config (and reopening the log file)")
+        supervisor.reopen_log()
+        nursery.start_soon(supervisor.reload)
+    elif supervisor.stopping:
+        _say(console, f"{name} again, stopping now")
+        supervisor.stop()
+    else:
+        seconds = group.start.drain_seconds
+        seconds = ctx.config.server.drain_seconds if seconds is None else seconds
+        _say(
+            console,
+            f"{name}, stopping {len(supervisor.workers)} workers: no new connections, "
+            f"up to {seconds:g}s for the answers in flight",
+        )
+        supervisor.stop()
