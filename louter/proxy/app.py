@@ -215,14 +215,23 @@ def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaita
                 exchange.log("error", status=503, error=CANCELLED)
             raise
         finally:
-            if exchange.call is not None:  # the pipeline ran: its after-exchange hooks
-                with trio.CancelScope(shield=True):
-                    await ctx.pipeline.after(exchange.call, responder.status or 499)
+            if exchange.call is not None and ctx.pipeline.finishing:  # after-exchange hooks
+                await _after(ctx, exchange, responder.status or 499)
             exchange.flush()
             if metrics is not None:
                 _observe(metrics, exchange, request.method, responder.status or 499)
 
     return handle
+
+
+async def _after(ctx: ProxyContext, exchange: Exchange, status: int) -> None:
+    """The pipeline's after-exchange hooks, shielded unless none of them can wait."""
+    assert exchange.call is not None
+    if not ctx.pipeline.shield_after:
+        await ctx.pipeline.after(exchange.call, status)
+        return
+    with trio.CancelScope(shield=True):
+        await ctx.pipeline.after(exchange.call, status)
 
 
 async def _dispatch(
@@ -421,7 +430,7 @@ async def serve(
             port,
             limits=limits or server_limits(ctx.config.server),
             error_body=protocol_error_body,
-            background=[ctx.deadlines.run],
+            background=[ctx.deadlines.run, *ctx.pipeline.tasks()],
             drain=drain,
             task_status=task_status,
         )

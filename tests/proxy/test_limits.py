@@ -448,5 +448,5 @@ async def test_the_cli_reports_a_store_outage_on_stderr(tmp_path: Path) -> None:
         with trio.fail_after(10):
             await process.wait()
     printed = stderr.read_text()
-    assert "louter: store: redis failed on reserve" in printed, printed
+    assert "louter: store: redis failed on admit" in printed, printed
     assert "hunter2secret" not in printed
