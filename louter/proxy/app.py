@@ -35,6 +35,7 @@ from louter.proxy.doors import (
     gemini_models,
     list_models,
     model_path,
+    speaking,
 )
 from louter.proxy.doors import generate as door
 from louter.proxy.exchange import Budgets, Exchange, RequestIds
@@ -248,6 +249,8 @@ async def _dispatch(
             await _method_not_allowed(exchange, endpoint, request, responder)
             _count_error(ctx, exchange, "bad_request")
             return
+        if endpoint.key_from == ANY and request.method == "GET":  # any SDK's model lookups
+            exchange.format = speaking(request)  # refusals in the asking client's dialect
         if ctx.gate is not None and endpoint.key_from != OPEN:
             where = endpoint.key_from or endpoint.dialect
             ctx.gate.admit(request, where, exchange, responder.peer())
