@@ -175,6 +175,7 @@ class LimitsConfig:
     backends: Mapping[str, Rate] = field(default_factory=lambda: MappingProxyType({}))
     queue_timeout_seconds: float = 0.0  # how long `max_concurrent` may queue before 429
     default_output_tokens: int = 1024  # a TPM estimate's output when a request sets none
+    lease_seconds: float = 600.0  # a `max_concurrent` slot's lease (renewed while held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +373,7 @@ LIMITS_KEYS = {
     "backends": "table",
     "queue_timeout_seconds": "number",
     "default_output_tokens": "int",
+    "lease_seconds": "number",
 }
 RATE_KEYS = {"rpm": "int", "tpm": "int", "max_concurrent": "int"}
 CHOICES = {
@@ -680,7 +682,7 @@ def _parse_rate(where: _Where, table: str, data: Any) -> Rate:
 def _parse_limits(where: _Where, data: Mapping[str, Any], names: set[str]) -> LimitsConfig:
     values = _check_table(where, "limits", data, LIMITS_KEYS)
     _non_negative(where, "limits", values, ("queue_timeout_seconds",))
-    _positive(where, "limits", values, ("default_output_tokens",))
+    _positive(where, "limits", values, ("default_output_tokens", "lease_seconds"))
     for name, rate in values.get("backends", {}).items():
         if name not in names:
             raise where.error("limits.backends", name, "is not a configured backend")
@@ -703,6 +705,7 @@ def _parse_limits(where: _Where, data: Mapping[str, Any], names: set[str]) -> Li
         ),
         queue_timeout_seconds=float(values.get("queue_timeout_seconds", 0.0)),
         default_output_tokens=values.get("default_output_tokens", 1024),
+        lease_seconds=float(values.get("lease_seconds", 600.0)),
     )
 
 

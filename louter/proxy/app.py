@@ -39,6 +39,7 @@ from louter.proxy.doors import (
     gemini_models,
     list_models,
     model_path,
+    speaking,
 )
 from louter.proxy.doors import generate as door
 from louter.proxy.exchange import Budgets, Exchange, RequestIds
@@ -224,14 +225,23 @@ def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaita
                 exchange.log("error", status=503, error=CANCELLED)
             raise
         finally:
-            if exchange.call is not None:  # the pipeline ran: its after-exchange hooks
-                with trio.CancelScope(shield=True):
-                    await ctx.pipeline.after(exchange.call, responder.status or 499)
+            if exchange.call is not None and ctx.pipeline.finishing:  # after-exchange hooks
+                await _after(ctx, exchange, responder.status or 499)
             exchange.flush()
             if metrics is not None:
                 _observe(metrics, exchange, request.method, responder.status or 499)
 
     return handle
+
+
+async def _after(ctx: ProxyContext, exchange: Exchange, status: int) -> None:
+    """The pipeline's after-exchange hooks, shielded unless none of them can wait."""
+    assert exchange.call is not None
+    if not ctx.pipeline.shield_after:
+        await ctx.pipeline.after(exchange.call, status)
+        return
+    with trio.CancelScope(shield=True):
+        await ctx.pipeline.after(exchange.call, status)
 
 
 async def _dispatch(
@@ -248,6 +258,8 @@ async def _dispatch(
             await _method_not_allowed(exchange, endpoint, request, responder)
             _count_error(ctx, exchange, "bad_request")
             return
+        if endpoint.key_from == ANY and request.method == "GET":  # any SDK's model lookups
+            exchange.format = speaking(request)  # refusals in the asking client's dialect
         if ctx.gate is not None and endpoint.key_from != OPEN:
             where = endpoint.key_from or endpoint.dialect
             ctx.gate.admit(request, where, exchange, responder.peer())
@@ -463,7 +475,7 @@ async def serve(
             port,
             limits=limits or server_limits(ctx.config.server),
             error_body=protocol_error_body,
-            background=[ctx.deadlines.run, *_discovery(ctx), *_shared(ctx)],
+            background=[ctx.deadlines.run, *ctx.pipeline.tasks(), *_discovery(ctx), *_shared(ctx)],
             drain=drain,
             listeners=listeners,
             task_status=task_status,

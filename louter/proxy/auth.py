@@ -165,16 +165,21 @@ class ModelAllowList(Stage):
         self._metrics = metrics
 
     async def on_request(self, call: Call) -> Response | None:
-        key: ClientKey | None = call.exchange.key
-        if key is not None and not key.allows(call.model):
-            if self._metrics is not None:
-                self._metrics.auth_failures["model"].inc()
-            raise LouterError(
-                f"this API key may not use model {call.model!r}",
-                status_hint=403,
-                code="model_not_allowed",
-            )
+        allow_model(call.exchange, call.model, self._metrics)
         return None
+
+
+def allow_model(exchange: Exchange, model: str, metrics: Metrics | None) -> None:
+    """403 unless the request's key (if any) may use `model` (requests and lookups)."""
+    key: ClientKey | None = exchange.key
+    if key is not None and not key.allows(model):
+        if metrics is not None:
+            metrics.auth_failures["model"].inc()
+        raise LouterError(
+            f"this API key may not use model {model!r}",
+            status_hint=403,
+            code="model_not_allowed",
+        )
 
 
 def needs_allow_list(auth: Auth) -> bool:

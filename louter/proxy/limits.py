@@ -4,10 +4,12 @@ store (`louter/proxy/store`), so they are exact across every louter sharing one 
 Scopes on the client side (the pipeline stage `RateLimits`): `[limits.default]`, the
 first `[limits.models."glob"]` matching the request's model, and the client key's own
 limits (`keys`: key name -> `Rate`, from `[keys.NAME]`; the key is the one auth admitted
-the request with). One `store.reserve` charges every bucket of a request (rpm: 1;
-tpm: the input estimate plus `max_tokens`, or `default_output_tokens`)
-or none; `max_concurrent` takes one lease in every capped scope (queueing up to
-`queue_timeout_seconds`), taken before the buckets so a refused request spends nothing.
+the request with). One `store.admit` (one Redis round trip) takes a slot in every
+`max_concurrent` scope and charges every bucket of a request (rpm: 1; tpm: a quick
+estimate of the body's input tokens, `estimate.py`, plus its output limit or
+`default_output_tokens`), all or none: a refused request spends nothing. A full
+`max_concurrent` queues up to `queue_timeout_seconds`; a slot is a lease of
+`lease_seconds`, renewed while its exchange runs.
 After the exchange the TPM buckets settle to the backend's real usage (`exchange.usage`,
 streams included); a stream that died before reporting usage keeps its reservation; an
 error answer gives its estimate back.
@@ -20,23 +22,25 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from louter.config import LimitsConfig, Rate
 from louter.errors import LouterError
+from louter.proxy.estimate import input_tokens, output_tokens
 from louter.proxy.pipeline import Call, Stage
-from louter.proxy.store import Decision, Limit, Store
+from louter.proxy.store import Decision, Limit, MemoryStore, Store
 
 if TYPE_CHECKING:
     from louter.convert.model import Response
     from louter.proxy.metrics import Metrics
 
 HeaderList = list[tuple[bytes, bytes]]
-LEASE_SECONDS = 600.0  # a concurrency slot held by a crashed instance frees itself
+MAX_PENDING = 4096  # store writes (settles, releases) waiting in the background task
+PARTS = (b"limit", b"remaining", b"reset")
 FIRST_POLL = 0.005  # seconds between tries of a full `max_concurrent` (doubling)
 LAST_POLL = 0.1
 MATCHES_KEPT = 4096  # model names whose matching glob is remembered
@@ -63,9 +67,23 @@ class _Buckets:
     caps: tuple[str, ...]  # concurrency keys (`max_concurrent`)
     cap_limits: tuple[int, ...]
     cap_scope: tuple[str, str]  # metric labels when no slot is free
+    ones: tuple[float, ...] = field(init=False)  # the costs without a token estimate
+    by_kind: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)  # kind -> buckets
+    tokens_at: tuple[int, ...] = field(init=False)  # the TPM buckets
 
-    def costs(self, tokens: int) -> list[float]:
-        return [tokens if kind == "tokens" else 1 for kind in self.kinds]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ones", tuple(1.0 for _ in self.kinds))
+        by_kind = tuple(
+            (kind, tuple(i for i, k in enumerate(self.kinds) if k == kind))
+            for kind in ("requests", "tokens")
+        )
+        object.__setattr__(self, "by_kind", tuple((k, at) for k, at in by_kind if at))
+        object.__setattr__(self, "tokens_at", dict(by_kind)["tokens"])
+
+    def costs(self, tokens: int) -> tuple[float, ...]:
+        if not self.tpm:
+            return self.ones
+        return tuple([tokens if kind == "tokens" else 1 for kind in self.kinds])
 
     def refused_scope(self, decision: Decision, costs: Sequence[float]) -> tuple[str, str]:
         """The scope that could not pay (the first bucket short of its cost)."""
@@ -147,7 +165,14 @@ def too_many(message: str, retry_after: float) -> RateLimited:
 
 
 class RateLimits(Stage):
-    """The client-side limits as a pipeline stage (after auth, before routing)."""
+    """The client-side limits as a pipeline stage (after auth, before routing).
+
+    Admission is one store call (`admit`: the concurrency slots and every bucket, all or
+    none); with the in-process store it is a plain function call (no coroutine, no
+    checkpoint), and so is the after-exchange settle, which then needs no shield. With a
+    remote store the settle and the slot's release are spawned in the stage's background
+    task (`run`), off the exchange's path, and the slots of long exchanges are renewed
+    there every third of `lease_seconds`."""
 
     def __init__(
         self,
@@ -160,6 +185,8 @@ class RateLimits(Stage):
     ) -> None:
         self._config = config
         self._store = store
+        self._local = store if isinstance(store, MemoryStore) else None
+        self.after_awaits = self._local is None
         self._metrics = metrics
         keys = keys or {}
         self._keys = {n: Scope("key", f"key:{n}", rate, n) for n, rate in keys.items()}
@@ -168,10 +195,16 @@ class RateLimits(Stage):
         self._globs = [glob for glob, _ in config.models]
         self._held: dict[int, _Held] = {}
         self._clock = clock
+        self._lease = config.lease_seconds
         # model name -> index of its first matching glob (-1: none); cleared when large
         self._matches: dict[str, int] = {}
         # (glob index, key name) -> the buckets of that combination (None: unlimited)
         self._plans: dict[tuple[int, str | None], _Buckets | None] = {}
+        every = [self._default, *self._models, *self._keys.values()]
+        capped = any(s is not None and s.rate.max_concurrent for s in every)
+        self.run = self._background if capped or self._local is None else None
+        self._nursery: trio.Nursery | None = None  # the background task's, while it runs
+        self._spawned = 0
 
     def _match(self, model: str) -> int:
         found = self._matches.get(model)
@@ -200,10 +233,12 @@ class RateLimits(Stage):
     def _plan(self, call: Call) -> _Buckets | None:
         key = _key_name(call)
         at = (self._match(call.model), key if key in self._keys else None)
-        if at not in self._plans:
+        try:
+            return self._plans[at]
+        except KeyError:
             scopes = self._scopes(*at)
-            self._plans[at] = plan_buckets(scopes) if scopes else None
-        return self._plans[at]
+            found = self._plans[at] = plan_buckets(scopes) if scopes else None
+            return found
 
     async def on_request(self, call: Call) -> Response | None:
         if call.kind != "generate":
@@ -212,122 +247,168 @@ class RateLimits(Stage):
         if buckets is None:
             return None
         tokens = self._estimate(call) if buckets.tpm else 0
-        lease = await self._acquire(buckets) if buckets.caps else None
-        decision = None
-        if buckets.keys:
-            costs = buckets.costs(tokens)
-            decision = await self._store.reserve(buckets.keys, costs, buckets.limits)
-            if not decision.allowed:
-                if lease is not None:
-                    await self._store.release(buckets.caps, lease)
-                scope = buckets.refused_scope(decision, costs)
-                self._count(scope)
-                raise too_many(
-                    f"rate limit reached ({scope[0]}): retry in {decision.retry_after:.1f}s",
-                    decision.retry_after,
-                )
-        self._held[id(call)] = _Held(buckets, tokens, lease)
-        if decision is not None and call.dialect in HEADERS:
-            call.exchange.reply_headers = tuple(self._headers(call.dialect, buckets, decision))
+        costs = buckets.costs(tokens)
+        asked = (buckets.keys, costs, buckets.limits, buckets.caps, buckets.cap_limits)
+        if self._local is not None:
+            decision = self._local.admit_now(*asked, self._lease)
+        else:
+            decision = await self._store.admit(*asked, self._lease)
+        if decision.full:
+            decision = await self._queue(buckets, costs)
+        if not decision.allowed:
+            scope = buckets.refused_scope(decision, costs)
+            self._count(scope)
+            raise too_many(
+                f"rate limit reached ({scope[0]}): retry in {decision.retry_after:.1f}s",
+                decision.retry_after,
+            )
+        self._held[id(call)] = _Held(buckets, tokens, decision.lease)
+        write = HEADERS.get(call.dialect)
+        if write is not None and buckets.keys:
+            call.exchange.reply_headers = _headers(write, buckets, decision, self._clock)
         return None
+
+    async def _queue(self, buckets: _Buckets, costs: Sequence[float]) -> Decision:
+        """Wait for a free slot (polling) up to `queue_timeout_seconds`; 429 after."""
+        deadline = trio.current_time() + self._config.queue_timeout_seconds
+        delay = FIRST_POLL
+        while (now := trio.current_time()) < deadline:
+            await trio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, LAST_POLL)
+            asked = (buckets.keys, costs, buckets.limits, buckets.caps, buckets.cap_limits)
+            decision = await self._store.admit(*asked, self._lease)
+            if not decision.full:
+                return decision
+        self._count(buckets.cap_scope)
+        raise too_many("too many concurrent requests: retry shortly", 1.0)
 
     async def after(self, call: Call, status: int) -> None:
         held = self._held.pop(id(call), None)
         if held is None:
             return
         buckets = held.buckets
+        delta = _settlement(call, held, status) if buckets.tpm else 0.0
+        local = self._local
+        if local is not None:
+            if held.lease is not None:
+                local.release_now(buckets.caps, held.lease)
+            for i in buckets.tokens_at if delta else ():
+                local.settle_now(buckets.keys[i], buckets.limits[i], delta)
+            return
         if held.lease is not None:
-            await self._store.release(buckets.caps, held.lease)
-        if not buckets.tpm:
+            await self._later(self._store.release, buckets.caps, held.lease)
+        for i in buckets.tokens_at if delta else ():
+            await self._later(self._store.settle, buckets.keys[i], buckets.limits[i], delta)
+
+    async def _later(self, write: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """`write(*args)` in the background task (off the exchange's path), or here when
+        it is not running or already holds `MAX_PENDING` writes."""
+        if self._nursery is None or self._spawned >= MAX_PENDING:
+            await write(*args)
             return
-        usage = getattr(call.exchange, "usage", None)
-        if usage is not None:
-            delta = float(sum(usage) - held.tokens)
-        elif status >= 400:
-            delta = -float(held.tokens)  # an error answer: no tokens were spent upstream
-        else:
-            return  # a stream that died unsettled keeps its reservation
-        if not delta:
-            return
-        for key, limit, kind in zip(buckets.keys, buckets.limits, buckets.kinds, strict=True):
-            if kind == "tokens":
-                await self._store.settle(key, limit, delta)
+        self._spawned += 1
+        self._nursery.start_soon(self._write, write, args)
+
+    async def _write(self, write: Callable[..., Awaitable[None]], args: tuple[Any, ...]) -> None:
+        try:
+            await write(*args)
+        finally:
+            self._spawned -= 1
+
+    async def _background(self) -> None:
+        """Renew the slots of exchanges still running every third of a lease (so a long
+        stream keeps its slot), and host the deferred writes."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                while True:
+                    await trio.sleep(self._lease / 3)
+                    self._renew(nursery)
+            finally:
+                self._nursery = None
+
+    def _renew(self, nursery: trio.Nursery) -> None:
+        for held in list(self._held.values()):
+            if held.lease is None:
+                continue
+            if self._local is not None:
+                self._local.renew_now(held.buckets.caps, held.lease, self._lease)
+            else:
+                nursery.start_soon(self._store.renew, held.buckets.caps, held.lease, self._lease)
 
     def _estimate(self, call: Call) -> int:
-        request = call.request
-        output = request.max_tokens or self._config.default_output_tokens
-        return call.lazy.estimate() + output
-
-    async def _acquire(self, buckets: _Buckets) -> str:
-        deadline = trio.current_time() + self._config.queue_timeout_seconds
-        delay = FIRST_POLL
-        while True:
-            lease = await self._store.acquire(buckets.caps, buckets.cap_limits, LEASE_SECONDS)
-            if lease is not None:
-                return lease
-            now = trio.current_time()
-            if now >= deadline:
-                self._count(buckets.cap_scope)
-                raise too_many("too many concurrent requests: retry shortly", 1.0)
-            await trio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, LAST_POLL)
+        output = output_tokens(call.dialect, call.body, self._config.default_output_tokens)
+        return input_tokens(call.body) + output
 
     def _count(self, scope: tuple[str, str]) -> None:
         if self._metrics is not None:
             self._metrics.rate_limited(*scope)
 
-    def _headers(self, dialect: str, buckets: _Buckets, decision: Decision) -> HeaderList:
-        write = HEADERS.get(dialect)
-        if write is None:
-            return []
-        out: HeaderList = []
-        for kind in ("requests", "tokens"):
-            found = _tightest(buckets, decision, kind)
-            if found is not None:
-                out.extend(write(kind, *found, self._clock()))
-        return out
+
+def _settlement(call: Call, held: _Held, status: int) -> float:
+    """The tokens to charge once the exchange is over: real usage minus the estimate; the
+    estimate back for an error answer; 0 for a stream that died unsettled (it keeps its
+    reservation)."""
+    usage = getattr(call.exchange, "usage", None)
+    if usage is not None:
+        return float(usage[0] + usage[1] - held.tokens)
+    return -float(held.tokens) if status >= 400 else 0.0
 
 
-def _tightest(buckets: _Buckets, decision: Decision, kind: str) -> tuple[int, int, float] | None:
-    """(limit, remaining, reset seconds) of the `kind` bucket with the least left."""
-    best: tuple[int, int, float] | None = None
-    for i, bucket_kind in enumerate(buckets.kinds):
-        if bucket_kind != kind:
-            continue
-        found = (int(buckets.limits[i].capacity), decision.remaining[i], decision.reset[i])
-        if best is None or found[1] < best[1]:
-            best = found
-    return best
+def _headers(
+    write: HeaderWriter, buckets: _Buckets, decision: Decision, clock: Callable[[], float]
+) -> HeaderPairs:
+    """The dialect's rate-limit headers: per kind, the bucket with the least left."""
+    remaining, reset, limits = decision.remaining, decision.reset, buckets.limits
+    out: HeaderPairs = ()
+    for kind, at in buckets.by_kind:
+        i = at[0] if len(at) == 1 else min(at, key=remaining.__getitem__)
+        out += write(kind, int(limits[i].capacity), remaining[i], reset[i], clock)
+    return out
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float) -> bytes:
     """OpenAI's reset format: `6m0s`, `1.5s`, `20ms`."""
     if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
+        return b"%dms" % (seconds * 1000 + 0.5) if seconds > 0 else b"0ms"
+    if seconds < 60:
+        return b"%.3gs" % seconds
     minutes, rest = divmod(seconds, 60)
-    text = f"{rest:.3g}s"
-    return f"{int(minutes)}m{text}" if minutes else text
+    return b"%dm%.3gs" % (minutes, rest)
 
 
-def _openai(kind: str, limit: int, remaining: int, reset: float, now: float) -> HeaderList:
-    return [
-        (b"x-ratelimit-limit-" + kind.encode(), str(limit).encode()),
-        (b"x-ratelimit-remaining-" + kind.encode(), str(remaining).encode()),
-        (b"x-ratelimit-reset-" + kind.encode(), _duration(reset).encode()),
-    ]
+_OPENAI_NAMES = {
+    kind: tuple(b"x-ratelimit-%s-%s" % (part, kind.encode()) for part in PARTS)
+    for kind in ("requests", "tokens")
+}
+_ANTHROPIC_NAMES = {
+    kind: tuple(b"anthropic-ratelimit-%s-%s" % (kind.encode(), part) for part in PARTS)
+    for kind in ("requests", "tokens")
+}
 
 
-def _anthropic(kind: str, limit: int, remaining: int, reset: float, now: float) -> HeaderList:
-    stem = b"anthropic-ratelimit-" + kind.encode()
-    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + reset))
-    return [
-        (stem + b"-limit", str(limit).encode()),
-        (stem + b"-remaining", str(remaining).encode()),
-        (stem + b"-reset", at.encode()),
-    ]
+def _openai(
+    kind: str, limit: int, remaining: int, reset: float, clock: Callable[[], float]
+) -> HeaderPairs:
+    names = _OPENAI_NAMES[kind]
+    return (
+        (names[0], b"%d" % limit),
+        (names[1], b"%d" % remaining),
+        (names[2], _duration(reset)),
+    )
 
 
-HEADERS: Mapping[str, Callable[[str, int, int, float, float], HeaderList]] = {
+def _anthropic(
+    kind: str, limit: int, remaining: int, reset: float, clock: Callable[[], float]
+) -> HeaderPairs:
+    names = _ANTHROPIC_NAMES[kind]
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock() + reset))
+    return ((names[0], b"%d" % limit), (names[1], b"%d" % remaining), (names[2], at.encode()))
+
+
+HeaderPairs = tuple[tuple[bytes, bytes], ...]
+HeaderWriter = Callable[[str, int, int, float, Callable[[], float]], HeaderPairs]
+HEADERS: Mapping[str, HeaderWriter] = {
     "openai": _openai,
     "responses": _openai,
     "anthropic": _anthropic,

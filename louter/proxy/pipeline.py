@@ -11,7 +11,12 @@ A stage may, for one request (a `Call`):
 - `observe`: return an `Observer` that sees the answer (`whole`, or `event` by event for
   a stream) and may end a stream cleanly (`event` returns False: the client sees a normal
   finish in its dialect);
-- `after`: run once the exchange is over (accounting).
+- `after`: run once the exchange is over (accounting). It runs shielded from
+  cancellation (a client that left must still be accounted for), unless the stage says
+  it never waits (`after_awaits = False`: an in-process store), which saves the cancel
+  scope (~10 µs here); a stage that does not override it costs nothing after;
+- `run`: a background task for the life of the server (e.g. renewing leases), started
+  by `serve` when a stage defines one.
 
 A stage declares what it reads: `needs_request` (the neutral request) and `needs_events`
 (neutral answers and stream events). Only when some stage does is a same-dialect request
@@ -22,8 +27,8 @@ an observer for); without stages the pipeline costs one attribute test.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from louter.proxy.usage import LazyRequest
@@ -126,6 +131,8 @@ class Stage:
 
     needs_request: ClassVar[bool] = False  # reads `call.request` (passthrough parses)
     needs_events: ClassVar[bool] = False  # its observers read neutral answers/events
+    after_awaits: bool = True  # `after` may wait (checkpoint): run it shielded
+    run: Callable[[], Awaitable[None]] | None = None  # a background task, if any
 
     async def on_request(self, call: Call) -> Response | None:
         """Rewrite `call`, answer it (a `Response`; only a "generate" `call.kind`),
@@ -144,6 +151,17 @@ class Stage:
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     stages: tuple[Stage, ...] = ()
+    finishing: tuple[Stage, ...] = field(init=False)  # the stages with an `after`
+    shield_after: bool = field(init=False)  # some `after` may wait: shield them
+
+    def __post_init__(self) -> None:
+        finishing = tuple(s for s in self.stages if type(s).after is not Stage.after)
+        object.__setattr__(self, "finishing", finishing)
+        object.__setattr__(self, "shield_after", any(s.after_awaits for s in finishing))
+
+    def tasks(self) -> list[Callable[[], Awaitable[None]]]:
+        """The stages' background tasks (`Stage.run`)."""
+        return [stage.run for stage in self.stages if stage.run is not None]
 
     @property
     def neutral(self) -> bool:
@@ -170,7 +188,7 @@ class Pipeline:
         return Observers(found) if found else None
 
     async def after(self, call: Call, status: int) -> None:
-        for stage in self.stages:
+        for stage in self.finishing:
             await stage.after(call, status)
 
 

@@ -680,3 +680,76 @@ async def test_a_keys_own_rpm_is_enforced_for_that_key_only(nursery: trio.Nurser
     assert others == [200, 200, 200]
     assert refused.status_code == 429 and "retry-after" in refused.headers
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+# --------------------------------------------------------------------------- model lookups
+
+
+def _lookups_toml() -> str:
+    return keys_toml().replace(
+        '[backends.mock]\nprotocol = "mock"',
+        '[backends.mock]\nprotocol = "mock"\n[backends.mock.model_mapping]\n'
+        '"gpt-4o" = "gpt-4o"\n"claude-3" = "claude-3"',
+    )
+
+
+async def test_model_lookups_follow_the_allow_list_in_each_sdk(nursery: trio.Nursery) -> None:
+    """`GET /v1/models/{id}` (OpenAI, Anthropic) and `GET /v1beta/models/{m}` (Gemini): an
+    allowed model answers in the client's shape, another is 403 in the client's envelope."""
+    base = await start(nursery, _lookups_toml())
+
+    def openai_get(model: str) -> str:
+        with openai.OpenAI(base_url=base + "/v1", api_key=NARROW, max_retries=0) as client:
+            return client.models.retrieve(model).id
+
+    def anthropic_get(model: str) -> str:
+        with anthropic.Anthropic(base_url=base, api_key=NARROW, max_retries=0) as client:
+            return client.models.retrieve(model).id
+
+    def gemini_get(model: str) -> str:
+        options = types.HttpOptions(base_url=base, api_version="v1beta")
+        with genai.Client(api_key=NARROW, http_options=options) as client:
+            return client.models.get(model=model).name or ""
+
+    assert await in_thread(lambda: openai_get("gpt-4o")) == "gpt-4o"
+    assert await in_thread(lambda: anthropic_get("gpt-4o")) == "gpt-4o"
+    assert await in_thread(lambda: gemini_get("gpt-4o")) == "models/gpt-4o"
+    with pytest.raises(openai.PermissionDeniedError):
+        await in_thread(lambda: openai_get("claude-3"))
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        await in_thread(lambda: anthropic_get("claude-3"))
+    assert refused.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    with pytest.raises(google.genai.errors.ClientError) as caught:
+        await in_thread(lambda: gemini_get("claude-3"))
+    assert (caught.value.code, caught.value.status) == (403, "PERMISSION_DENIED")
+
+
+async def test_model_list_refusals_use_the_asking_clients_envelope(nursery: trio.Nursery) -> None:
+    """`GET /v1/models` serves every SDK: a refusal (401 wrong key, 429 throttled) comes in
+    the envelope of the dialect the client's headers show."""
+    base = await start(nursery, _lookups_toml().replace("max_failures = 1000", "max_failures = 4"))
+
+    def anthropic_list() -> None:
+        with anthropic.Anthropic(base_url=base, api_key=WRONG, max_retries=0) as client:
+            client.models.list()
+
+    def gemini_list() -> None:
+        options = types.HttpOptions(base_url=base, api_version="v1")
+        with genai.Client(api_key=WRONG, http_options=options) as client:
+            list(client.models.list())
+
+    with pytest.raises(anthropic.AuthenticationError) as claude:
+        await in_thread(anthropic_list)
+    assert claude.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    with pytest.raises(google.genai.errors.ClientError) as gemini:
+        await in_thread(gemini_list)
+    assert (gemini.value.code, gemini.value.status) == (401, "UNAUTHENTICATED")
+    async with httpx.AsyncClient(base_url=base) as client:
+        plain = await client.get("/v1/models", headers={"authorization": f"Bearer {WRONG}"})
+        assert plain.json()["error"]["code"] == "invalid_api_key"
+        headers = {"x-api-key": WRONG, "anthropic-version": "2023-06-01"}
+        assert (await client.get("/v1/models", headers=headers)).status_code == 401  # the 4th
+        throttled = await client.get("/v1/models", headers=headers)
+    assert throttled.status_code == 429 and "retry-after" in throttled.headers
+    assert throttled.json()["error"]["type"] == "rate_limit_error"  # Anthropic's envelope
+    assert throttled.json()["type"] == "error"

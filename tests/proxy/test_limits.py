@@ -277,6 +277,7 @@ def test_limits_config_is_strict() -> None:
 
     assert "unknown key" in error("[limits.default]\nrps = 1\n")
     assert "greater than 0" in error("[limits.default]\nrpm = 0\n")
+    assert "greater than 0" in error("[limits]\nlease_seconds = 0\n")
     assert "not a configured backend" in error("[limits.backends.nope]\nrpm = 1\n")
     assert "not supported on a backend" in error("[limits.backends.mock]\nmax_concurrent = 1\n")
     config = parse_config(
@@ -448,5 +449,69 @@ async def test_the_cli_reports_a_store_outage_on_stderr(tmp_path: Path) -> None:
         with trio.fail_after(10):
             await process.wait()
     printed = stderr.read_text()
-    assert "louter: store: redis failed on reserve" in printed, printed
+    assert "louter: store: redis failed on admit" in printed, printed
     assert "hunter2secret" not in printed
+
+
+# --------------------------------------------------------------------------- leases, round trips
+
+
+@pytest.mark.parametrize("where", ["memory", "redis"])
+async def test_a_long_exchange_keeps_its_slot_beyond_the_lease(
+    nursery: trio.Nursery, request: pytest.FixtureRequest, where: str
+) -> None:
+    """A slot is a lease (`lease_seconds`, here 0.3 s) renewed while its exchange runs: a
+    request held 1 s (three leases) still holds it; the slot is free once it ends."""
+    fake = FakeUpstream()
+    await nursery.start(fake.serve)
+    gate = trio.Event()
+    fake.default = JSONReply(chat_completion("ok"), release=gate)
+    extra = "[limits]\nlease_seconds = 0.3\n[limits.default]\nmax_concurrent = 1\n"
+    if where == "redis":
+        extra = _shared(request.getfixturevalue("redis_server"), extra)
+    base, _ = await start(nursery, _upstream(fake.port) + extra, default="up")
+    body = {"model": "m", "messages": HI}
+    async with httpx.AsyncClient(base_url=base) as client:
+        async with trio.open_nursery() as inner:
+            inner.start_soon(partial(client.post, "/v1/chat/completions", json=body))
+            await fake.wait_requests(1)
+            await trio.sleep(1.0)
+            refused = await client.post("/v1/chat/completions", json=body)
+            gate.set()
+        assert refused.status_code == 429, refused.text
+        assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
+
+
+async def test_redis_admits_in_one_round_trip(
+    nursery: trio.Nursery,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """A request limited by rpm, tpm and max_concurrent costs one script on the critical
+    path (slots and buckets at once); the release and the settle follow off it."""
+    from louter.proxy.store.redis import ADMIT, SETTLE  # noqa: PLC0415 - Redis code
+
+    extra = "[limits.default]\nrpm = 100\ntpm = 100000\nmax_concurrent = 4\n"
+    base, ctx = await start(nursery, MOCK + _shared(redis_server, extra))
+    pool: Any = ctx.store.remote.pool  # type: ignore[attr-defined]
+    sent: list[list[Any]] = []
+    run = pool.run
+
+    async def counted(commands: Any) -> Any:
+        sent.append([c[0] if c[0] != "EVALSHA" else c[1] for c in commands])
+        return await run(commands)
+
+    pool.run = counted
+    async with httpx.AsyncClient(base_url=base) as client:
+        body = {"model": "m", "messages": HI, "max_tokens": 10}
+        assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
+        await trio.sleep(0.2)
+        sent.clear()  # the first request loaded the script (EVAL after NOSCRIPT)
+        reply = await client.post("/v1/chat/completions", json=body)
+        assert reply.status_code == 200
+        assert reply.headers["x-ratelimit-remaining-requests"] == "98"
+        await trio.sleep(0.2)
+    admits = [batch for batch in sent if ADMIT.sha in batch]
+    assert admits == [[ADMIT.sha]], sent  # one round trip, one script
+    flat = [name for batch in sent for name in batch]
+    assert flat.count("ZREM") == 1 and flat.count(SETTLE.sha) == 1, sent
+    assert len(flat) == 3, sent

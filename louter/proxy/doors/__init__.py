@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from louter.errors import LouterError
 from louter.http.message import HttpRequest, Responder
 from louter.proxy import door
+from louter.proxy.auth import allow_model
 from louter.proxy.context import ProxyContext
 from louter.proxy.door import DoorSpec, parse_body
 from louter.proxy.doors import anthropic, completions, gemini, openai, responses
@@ -21,6 +23,18 @@ HandlerFn = Callable[[ProxyContext, Exchange, HttpRequest, Responder], Awaitable
 DOORS: Mapping[str, DoorSpec] = {
     spec.dialect: spec
     for spec in (openai.SPEC, gemini.SPEC, anthropic.SPEC, responses.SPEC, completions.SPEC)
+}
+
+
+# The model list and the one-model answer, per dialect of the asking client
+LISTS: Mapping[str, Callable[[list[tuple[str, str]]], dict[str, Any]]] = {
+    "openai": openai.model_list,
+    "anthropic": anthropic.model_list,
+    "gemini": gemini.model_list,
+}
+ENTRIES: Mapping[str, Callable[[str, str], dict[str, Any]]] = {
+    "openai": openai.model_entry,
+    "anthropic": anthropic.model_entry,
 }
 
 
@@ -42,6 +56,7 @@ async def gemini_model_action(
     if action is None:
         if http.method != "GET":
             raise LouterError(f"unknown action in {http.path}", status_hint=404)
+        allow_model(exchange, model, ctx.metrics)
         await _check_served(ctx, model)
         await responder.send_json(200, gemini.model_entry(model, ""))
         return
@@ -75,6 +90,15 @@ async def _client_models(ctx: ProxyContext) -> list[tuple[str, str]]:
     return await ctx.served.client_models()
 
 
+def speaking(http: HttpRequest) -> str:
+    """The dialect of a client on a path every SDK uses (`GET /v1/models...`), by its
+    headers: Gemini's key or client header (or `?key=`), Anthropic's `anthropic-version`,
+    else OpenAI."""
+    if _is_gemini_client(http):
+        return "gemini"
+    return "anthropic" if "anthropic-version" in http.headers else "openai"
+
+
 def _listed(exchange: Exchange, models: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (model, backend) pairs a client may see: with client auth, the models its
     key's `models` allow."""
@@ -87,14 +111,8 @@ async def list_models(
 ) -> None:
     """`GET /v1/models` in the asking client's own shape (the Gemini SDK uses it too)."""
     models = _listed(exchange, await _client_models(ctx))
-    if _is_gemini_client(http):
-        exchange.format = "gemini"
-        await responder.send_json(200, gemini.model_list(models))
-    elif "anthropic-version" in http.headers:
-        exchange.format = "anthropic"
-        await responder.send_json(200, anthropic.model_list(models))
-    else:
-        await responder.send_json(200, openai.model_list(models))
+    exchange.format = dialect = speaking(http)
+    await responder.send_json(200, LISTS[dialect](models))
 
 
 async def gemini_models(
@@ -110,13 +128,11 @@ async def model_path(
 ) -> None:
     """`/v1/models/{...}`: Gemini actions, or one model in the OpenAI or Gemini shape."""
     if http.method == "GET" and not _is_gemini_client(http):
-        anthropic_client = "anthropic-version" in http.headers
-        exchange.format = "anthropic" if anthropic_client else "openai"
+        exchange.format = dialect = speaking(http)
         model, _ = gemini.split_target(http.path)  # a safe name, percent-decoded
+        allow_model(exchange, model, ctx.metrics)
         await _check_served(ctx, model)
-        if anthropic_client:
-            await responder.send_json(200, anthropic.model_list([(model, "")])["data"][0])
-            return
-        await responder.send_json(200, openai.model_entry(model, ctx.router.owner(model).name))
+        owner = ctx.router.owner(model).name
+        await responder.send_json(200, ENTRIES[dialect](model, owner))
         return
     await gemini_model_action(ctx, exchange, http, responder)

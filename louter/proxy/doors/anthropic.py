@@ -118,3 +118,9 @@ SPEC = DoorSpec(
 
 def model_list(models: list[tuple[str, str]]) -> dict[str, Any]:
     return anthropic.model_list([model for model, _ in models])
+
+
+def model_entry(model: str, backend: str) -> dict[str, Any]:
+    """`GET /v1/models/{id}` as Anthropic answers it (one entry of its list)."""
+    entry: dict[str, Any] = anthropic.model_list([model])["data"][0]
+    return entry

@@ -16,6 +16,10 @@ The interface (`Store`), all calls async, every time taken from the store's own 
     settle(key, limit, delta)
         Charge `delta` more tokens (negative: give back) once real usage is known; a
         bucket may go into debt. Off the critical path: RedisStore pipelines settles.
+    admit(keys, costs, limits, caps, cap_limits, lease_seconds) -> Decision
+        `reserve` and `acquire` at once, all or nothing (one atomic script, one round
+        trip): a slot in each of `caps`, then the buckets; `Decision.full` when a cap has
+        no free slot (nothing charged), `Decision.lease` the slot taken.
     acquire(keys, limits, lease_seconds) -> lease | None
         One slot in each concurrency counter (`max_concurrent`), all or none. Slots are
         leases that expire, so a crashed instance cannot hold them forever; `renew`
@@ -47,6 +51,16 @@ class Store(Protocol):
     ) -> Decision: ...
 
     async def settle(self, key: str, limit: Limit, delta: float) -> None: ...
+
+    async def admit(
+        self,
+        keys: Sequence[str],
+        costs: Sequence[float],
+        limits: Sequence[Limit],
+        caps: Sequence[str],
+        cap_limits: Sequence[int],
+        lease_seconds: float,
+    ) -> Decision: ...
 
     async def acquire(
         self, keys: Sequence[str], limits: Sequence[int], lease_seconds: float

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
@@ -125,6 +126,29 @@ class GuardedStore:
         return await self._guard(
             "reserve", lambda: self.remote.reserve(keys, costs, limits), fallback
         )
+
+    async def admit(
+        self,
+        keys: Sequence[str],
+        costs: Sequence[float],
+        limits: Sequence[Limit],
+        caps: Sequence[str],
+        cap_limits: Sequence[int],
+        lease_seconds: float,
+    ) -> Decision:
+        async def fallback() -> Decision:
+            if self._mode == "local":
+                found = self.local.admit_now(*asked)
+                if found.lease is None:
+                    return found
+                return found._replace(lease=LOCAL + found.lease)
+            full, zero = tuple(int(lim.capacity) for lim in limits), (0.0,) * len(limits)
+            if self._mode == "open":
+                return Decision(True, 0.0, full, zero, OPEN_LEASE if caps else None)
+            return Decision(False, self._retry_after(), full, zero)
+
+        asked = (keys, costs, limits, caps, cap_limits, lease_seconds)
+        return await self._guard("admit", partial(self.remote.admit, *asked), fallback)
 
     async def settle(self, key: str, limit: Limit, delta: float) -> None:
         async def fallback() -> None:

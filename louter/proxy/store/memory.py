@@ -1,4 +1,6 @@
-"""The in-process store: plain dicts, one trio thread, no I/O, no locks.
+"""The in-process store: plain dicts, one trio thread, no I/O, no locks. Its calls never
+wait, so each has a synchronous twin (`reserve_now`, `admit_now`, ...) that in-process
+callers use without a coroutine.
 
 Everything is lazy: a bucket refills when it is next read, an expired value or lease is
 dropped when it is next touched, and every `SWEEP_EVERY` writes one pass drops whatever
@@ -7,14 +9,15 @@ expired untouched, so memory stays bounded by what is live.
 
 from __future__ import annotations
 
+import itertools
 import math
-import secrets
 import time
 from collections.abc import Callable, Sequence
 
-from louter.proxy.store.types import Decision, Limit
+from louter.proxy.store.types import FULL, Decision, Limit
 
 SWEEP_EVERY = 4096  # writes between two passes over expired values and idle buckets
+ADMITTED = Decision(True, 0.0, (), ())  # `admit` with concurrency caps and no buckets
 
 
 class MemoryStore:
@@ -25,6 +28,7 @@ class MemoryStore:
         self._values: dict[str, tuple[bytes, float]] = {}  # key -> (value, expiry)
         self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, expiry)
         self._writes = 0
+        self._ids = itertools.count(1)  # lease ids (in-process: a counter is unique)
 
     # ------------------------------------------------------------------ token buckets
 
@@ -39,40 +43,55 @@ class MemoryStore:
         self._buckets[key] = [tokens, now, full_at]
         self._wrote(now)
 
+    def reserve_now(
+        self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit]
+    ) -> Decision:
+        """`reserve`, synchronously (what the in-process callers use: no checkpoint)."""
+        return self._reserve(keys, costs, limits, self._clock())
+
+    def _reserve(
+        self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit], now: float
+    ) -> Decision:
+        buckets = self._buckets
+        have: list[float] = []
+        wait = 0.0
+        for key, cost, limit in zip(keys, costs, limits):  # noqa: B905 - hot, same lengths
+            state = buckets.get(key)
+            tokens = limit.capacity
+            if state is not None:
+                elapsed = now - state[1]
+                tokens = state[0] + elapsed * limit.rate if elapsed > 0 else state[0]
+                if tokens > limit.capacity:
+                    tokens = limit.capacity
+            if cost > tokens and (cost - tokens) / limit.rate > wait:
+                wait = (cost - tokens) / limit.rate
+            have.append(tokens)
+        allowed = wait == 0.0
+        remaining: list[int] = []
+        reset: list[float] = []
+        for key, cost, limit, tokens in zip(keys, costs, limits, have):  # noqa: B905
+            if allowed:
+                tokens -= cost
+            empty = (limit.capacity - tokens) / limit.rate if tokens < limit.capacity else 0.0
+            if allowed:
+                buckets[key] = [tokens, now, now + empty]
+            remaining.append(int(tokens) if tokens > 0 else 0)
+            reset.append(empty)
+        if allowed:
+            self._wrote(now)
+        return Decision(allowed, wait, tuple(remaining), tuple(reset))
+
     async def reserve(
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit]
     ) -> Decision:
-        now = self._clock()
-        buckets = self._buckets
-        tokens = []
-        wait = 0.0
-        for key, cost, limit in zip(keys, costs, limits, strict=True):
-            state = buckets.get(key)
-            have = limit.capacity
-            if state is not None:
-                have = min(have, state[0] + max(0.0, now - state[1]) * limit.rate)
-            if cost > have:
-                wait = max(wait, (cost - have) / limit.rate)
-            tokens.append(have)
-        if wait == 0.0:
-            for index, (key, cost, limit) in enumerate(zip(keys, costs, limits, strict=True)):
-                tokens[index] -= cost
-                self._put(key, limit, tokens[index], now)
-        return Decision(
-            wait == 0.0,
-            wait,
-            tuple([max(0, math.floor(t)) for t in tokens]),
-            tuple(
-                [
-                    max(0.0, lim.capacity - t) / lim.rate
-                    for t, lim in zip(tokens, limits, strict=True)
-                ]
-            ),
-        )
+        return self._reserve(keys, costs, limits, self._clock())
 
-    async def settle(self, key: str, limit: Limit, delta: float) -> None:
+    def settle_now(self, key: str, limit: Limit, delta: float) -> None:
         now = self._clock()
         self._put(key, limit, self._tokens(key, limit, now) - delta, now)
+
+    async def settle(self, key: str, limit: Limit, delta: float) -> None:
+        self.settle_now(key, limit, delta)
 
     # ------------------------------------------------------------------ concurrency leases
 
@@ -80,37 +99,87 @@ class MemoryStore:
         leases = self._leases.get(key)
         if leases is None:
             return {}
-        for lease in [lease for lease, expiry in leases.items() if expiry <= now]:
-            del leases[lease]
+        if leases and min(leases.values()) <= now:
+            for lease in [lease for lease, expiry in leases.items() if expiry <= now]:
+                del leases[lease]
         return leases
+
+    def _full(self, keys: Sequence[str], limits: Sequence[int], now: float) -> bool:
+        for key, cap in zip(keys, limits):  # noqa: B905 - hot, same lengths
+            leases = self._leases.get(key)
+            if leases is not None and len(self._live(key, now)) >= cap:
+                return True
+        return False
+
+    def _take(self, keys: Sequence[str], lease_seconds: float, now: float) -> str:
+        lease = str(next(self._ids))
+        table, expiry = self._leases, now + lease_seconds
+        for key in keys:
+            leases = table.get(key)
+            if leases is None:
+                table[key] = {lease: expiry}
+            else:
+                leases[lease] = expiry
+        self._wrote(now)
+        return lease
 
     async def acquire(
         self, keys: Sequence[str], limits: Sequence[int], lease_seconds: float
     ) -> str | None:
         now = self._clock()
-        held = [self._live(key, now) for key in keys]
-        if any(len(leases) >= cap for leases, cap in zip(held, limits, strict=True)):
-            return None
-        lease = secrets.token_hex(8)
-        for key in keys:
-            self._leases.setdefault(key, {})[lease] = now + lease_seconds
-        self._wrote(now)
-        return lease
+        return None if self._full(keys, limits, now) else self._take(keys, lease_seconds, now)
 
-    async def renew(self, keys: Sequence[str], lease: str, lease_seconds: float) -> None:
+    def admit_now(
+        self,
+        keys: Sequence[str],
+        costs: Sequence[float],
+        limits: Sequence[Limit],
+        caps: Sequence[str],
+        cap_limits: Sequence[int],
+        lease_seconds: float,
+    ) -> Decision:
+        """`admit`, synchronously."""
+        now = self._clock()
+        if caps and self._full(caps, cap_limits, now):
+            return FULL
+        decision = self._reserve(keys, costs, limits, now) if keys else ADMITTED
+        if not caps or not decision.allowed:
+            return decision
+        lease = self._take(caps, lease_seconds, now)
+        return Decision(True, 0.0, decision.remaining, decision.reset, lease)
+
+    async def admit(
+        self,
+        keys: Sequence[str],
+        costs: Sequence[float],
+        limits: Sequence[Limit],
+        caps: Sequence[str],
+        cap_limits: Sequence[int],
+        lease_seconds: float,
+    ) -> Decision:
+        return self.admit_now(keys, costs, limits, caps, cap_limits, lease_seconds)
+
+    def renew_now(self, keys: Sequence[str], lease: str, lease_seconds: float) -> None:
         now = self._clock()
         for key in keys:
             leases = self._live(key, now)
             if lease in leases:
                 leases[lease] = now + lease_seconds
 
-    async def release(self, keys: Sequence[str], lease: str) -> None:
+    async def renew(self, keys: Sequence[str], lease: str, lease_seconds: float) -> None:
+        self.renew_now(keys, lease, lease_seconds)
+
+    def release_now(self, keys: Sequence[str], lease: str) -> None:
+        table = self._leases
         for key in keys:
-            leases = self._leases.get(key)
+            leases = table.get(key)
             if leases is not None:
                 leases.pop(lease, None)
                 if not leases:
-                    del self._leases[key]
+                    del table[key]
+
+    async def release(self, keys: Sequence[str], lease: str) -> None:
+        self.release_now(keys, lease)
 
     # ------------------------------------------------------------------ values and counters
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from louter.proxy.store import scripts
 from louter.proxy.store.resp import Arg, Pool, ReplyError
-from louter.proxy.store.types import Decision, Limit, StoreError
+from louter.proxy.store.types import FULL, Decision, Limit, StoreError
 
 if TYPE_CHECKING:
     from louter.config import StoreConfig
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 Call = tuple[scripts.Script, Sequence[str], Sequence[Arg]]
 
 RESERVE = scripts.Script(scripts.RESERVE)
+ADMIT = scripts.Script(scripts.ADMIT)
 SETTLE = scripts.Script(scripts.SETTLE)
 ACQUIRE = scripts.Script(scripts.ACQUIRE)
 RENEW = scripts.Script(scripts.RENEW)
@@ -92,6 +93,33 @@ class RedisStore:
             out[1] / 1000,
             tuple(out[2::2]),
             tuple(ms / 1000 for ms in out[3::2]),
+        )
+
+    async def admit(
+        self,
+        keys: Sequence[str],
+        costs: Sequence[float],
+        limits: Sequence[Limit],
+        caps: Sequence[str],
+        cap_limits: Sequence[int],
+        lease_seconds: float,
+    ) -> Decision:
+        """Buckets and concurrency slots in one script: one round trip."""
+        lease = secrets.token_hex(8)
+        args: list[Arg] = [len(keys), _ms(lease_seconds), lease]
+        for cost, limit in zip(costs, limits, strict=True):
+            args += (float(limit.capacity), float(limit.window_seconds), float(cost))
+        args += cap_limits
+        names = [*(self._bucket(k) for k in keys), *(self._leases(k) for k in caps)]
+        out = await self._one(ADMIT, names, args)
+        if out[2]:
+            return FULL
+        return Decision(
+            bool(out[0]),
+            out[1] / 1000,
+            tuple(out[3::2]),
+            tuple(ms / 1000 for ms in out[4::2]),
+            lease if out[0] and caps else None,
         )
 
     async def settle(self, key: str, limit: Limit, delta: float) -> None:

@@ -55,7 +55,9 @@ class Connection:
         try:
             sock = await connect(host, port)
         except OSError as exc:
-            raise StoreError(f"cannot connect to redis at {host}:{port}: {exc.strerror}") from exc
+            raise StoreError(
+                f"cannot connect to redis at {host}:{port}: {exc.strerror or exc}"
+            ) from exc
         conn = cls(sock)
         try:
             if password is not None:

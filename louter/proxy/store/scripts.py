@@ -56,6 +56,50 @@ return out
 """
 )
 
+# KEYS: buckets, then lease sets; ARGV: number of buckets, lease ms, lease id, then
+# capacity, window seconds, cost per bucket, then the cap of each lease set.
+# -> {1, 0, 0, remaining_1, reset_ms_1, ...} admitted (the slot taken), {0, retry_ms, 0,
+# ...} a bucket short, {0, 0, 1} a lease set full (nothing read or charged)
+ADMIT = (
+    _NOW
+    + _REFILL
+    + """
+local nb, ms, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local at = math.floor(now * 1000)
+for i = nb + 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', at)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[3 + 2 * nb + i]) then return {0, 0, 1} end
+end
+local have, wait = {}, 0
+for i = 1, nb do
+  local cap, cost = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 3])
+  local rate = cap / tonumber(ARGV[3 * i + 2])
+  have[i] = refill(KEYS[i], cap, rate)
+  if cost > have[i] then wait = math.max(wait, (cost - have[i]) / rate) end
+end
+local out = {1, 0, 0}
+if wait > 0 then out = {0, math.ceil(wait * 1000), 0} end
+for i = 1, nb do
+  local cap = tonumber(ARGV[3 * i + 1])
+  local rate = cap / tonumber(ARGV[3 * i + 2])
+  local tokens = have[i]
+  if wait <= 0 then
+    tokens = tokens - tonumber(ARGV[3 * i + 3])
+    store(KEYS[i], cap, rate, tokens)
+  end
+  out[#out + 1] = math.max(0, math.floor(tokens))
+  out[#out + 1] = math.ceil(math.max(0, cap - tokens) / rate * 1000)
+end
+if wait <= 0 then
+  for i = nb + 1, #KEYS do
+    redis.call('ZADD', KEYS[i], at + ms, id)
+    if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+  end
+end
+return out
+"""
+)
+
 # KEYS[1]: bucket; ARGV: capacity, window seconds, delta (tokens to charge; < 0 refunds)
 SETTLE = (
     _NOW

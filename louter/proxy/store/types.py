@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class StoreError(Exception):
@@ -23,13 +24,22 @@ class Limit:
         object.__setattr__(self, "rate", self.capacity / self.window_seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """A reserve's answer. `remaining[i]` (whole tokens left) and `reset[i]` (seconds until
     bucket i is full again) are per key, in the order asked, after the charge when allowed;
-    `retry_after` is 0 when allowed, else the seconds until every bucket could pay."""
+    `retry_after` is 0 when allowed, else the seconds until every bucket could pay.
+
+    From `admit` (buckets and concurrency caps at once): `lease` is the slot taken when
+    admitted with caps; `full` says a cap had no free slot (then nothing was charged and
+    the buckets were not read: `remaining` and `reset` are empty). A named tuple: made
+    on every limited request, it must be cheap to build."""
 
     allowed: bool
     retry_after: float
     remaining: tuple[int, ...]
     reset: tuple[float, ...]
+    lease: str | None = None
+    full: bool = False
+
+
+FULL = Decision(False, 0.0, (), (), None, True)
