@@ -24,6 +24,9 @@ from louter.http.drain import Drain
 from louter.http.message import HttpRequest, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
+from louter.proxy.accounting import api as usage
+from louter.proxy.accounting.build import accounting_stages, build_accounting
+from louter.proxy.accounting.record import Pricing
 from louter.proxy.auth import ANY, Gate
 from louter.proxy.breaker import COOLING_DOWN, Breaker
 from louter.proxy.context import ProxyContext
@@ -121,6 +124,10 @@ ROUTES: Mapping[str, Endpoint] = {
     "/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
     "/v1/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
     "/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
+    "/v2/usage/stats": Endpoint("GET", usage.usage_stats, "openai", ANY),
+    "/v2/usage/recent": Endpoint("GET", usage.usage_recent, "openai", ANY),
+    "/v2/usage/me": Endpoint("GET", usage.usage_me, "openai", ANY),
+    "/v2/audit/logs": Endpoint("GET", usage.audit_logs, "openai", ANY),
     "/health": Endpoint("GET", health, "openai", OPEN),
     "/metrics": Endpoint("GET", metrics, "openai", OPEN),
 }
@@ -349,6 +356,7 @@ def build_context(
     stages: Sequence[Stage] = (),
     warn: Callable[[str], None] | None = None,
     key_limits: Mapping[str, Rate] | None = None,
+    pricing: Pricing | None = None,
 ) -> ProxyContext:
     """Everything handlers need. Raises `ConfigError` for an unknown default backend.
 
@@ -386,6 +394,7 @@ def build_context(
             if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
         }
     limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
+    accounting = build_accounting(config, store, router, metrics, clock, pricing)
     return ProxyContext(
         config,
         router,
@@ -396,10 +405,11 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, (*limited, *stages), metrics),
+        build_pipeline(config, (*limited, *accounting_stages(accounting), *stages), metrics),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,
+        accounting,
     )
 
 
@@ -431,3 +441,5 @@ async def serve(
                 await upstream.transport.aclose()
             await ctx.store.aclose()
             ctx.journal.close()
+            if ctx.accounting is not None:  # the usage file gets what is queued
+                await trio.to_thread.run_sync(ctx.accounting.close)

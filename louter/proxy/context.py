@@ -19,6 +19,7 @@ from louter.proxy.store import MemoryStore, Store
 from louter.proxy.upstreams import Upstream
 
 if TYPE_CHECKING:
+    from louter.proxy.accounting.stage import Accounting
     from louter.proxy.limits import BackendLimits
 
 
@@ -37,3 +38,4 @@ class ProxyContext:
     gate: Gate | None = None  # client-key auth (None: auth off, zero cost)
     store: Store = field(default_factory=MemoryStore)  # shared state (`[store]`)
     backend_limits: BackendLimits | None = None  # `[limits.backends.*]` (None: no cost)
+    accounting: Accounting | None = None  # `[usage]` / budgets (None: no stage, no cost)
