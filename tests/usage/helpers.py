@@ -41,8 +41,13 @@ def _stream(request: Recorded) -> bytes:
     legacy = request.path.endswith("/completions") and "chat" not in request.path
     if legacy:
         pieces: list[Any] = [
-            {"id": "c", "object": "text_completion", "created": 1, "model": "m",
-             "choices": [{"index": 0, "text": t, "finish_reason": f}]}  # fmt: skip
+            {
+                "id": "c",
+                "object": "text_completion",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "text": t, "finish_reason": f}],
+            }  # fmt: skip
             for t, f in (("hello", None), (" there", "stop"))
         ]
     else:
