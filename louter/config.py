@@ -21,6 +21,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from louter.access import Auth, parse_auth
+from louter.catalog import CAPABILITIES, ModelInfo
 from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
 
@@ -186,6 +187,10 @@ class Config:
     auth: Auth = field(default_factory=Auth)  # client keys ([auth], [keys.NAME])
     limits: LimitsConfig | None = None  # None: no rate limits (no stage, no store calls)
     usage: UsageConfig | None = None  # None: no accounting (unless a key has a budget)
+    models: Mapping[str, ModelInfo] = field(default_factory=lambda: MappingProxyType({}))
+    catalog: CatalogConfig = field(default_factory=lambda: CatalogConfig())
+    routing: RoutingConfig = field(default_factory=lambda: RoutingConfig())
+    condense: CondenseConfig | None = None  # None: /api/condense answers 404
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -340,6 +345,10 @@ TOP_KEYS = {
     "store": "table",
     "limits": "table",
     "usage": "table",
+    "models": "table",
+    "catalog": "table",
+    "routing": "table",
+    "condense": "table",
 }
 STORE_KEYS = {
     "url": "str",
@@ -726,6 +735,124 @@ def _usage_of(top: Mapping[str, Any], where: _Where, auth: Auth) -> UsageConfig 
     return _parse_usage(where, {}) if budgets else None
 
 
+# --------------------------------------------------------------------------- catalog
+
+MODEL_KEYS = {
+    "name": "str",
+    "provider": "str",
+    "backend": "str",
+    "context_length": "int",
+    "input_cost_per_mtok": "number",
+    "output_cost_per_mtok": "number",
+    "cache_read_cost_per_mtok": "number",
+    "cache_write_cost_per_mtok": "number",
+    "capabilities": "strings",
+}
+CATALOG_KEYS = {
+    "prices_file": "str",
+    "discovery": "bool",
+    "discovery_ttl_seconds": "number",
+    "discovery_timeout_seconds": "number",
+}
+ROUTING_KEYS = {"unknown_models": "str"}
+UNKNOWN_MODELS = ("default", "reject")
+CONDENSE_KEYS = {"model": "str", "max_tokens": "int", "prompt": "str"}
+_COSTS = (
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "cache_read_cost_per_mtok",
+    "cache_write_cost_per_mtok",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    """`[catalog]`: the prices file (resolved against the config file's folder) and the
+    discovery of each backend's own model list (lazy: only when a listing, a lookup or
+    `unknown_models = "reject"` needs it; refreshed in the background after the TTL)."""
+
+    prices_file: str | None = None
+    discovery: bool = True
+    discovery_ttl_seconds: float = 300.0
+    discovery_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """`[routing]`: `unknown_models = "default"` sends a name no backend serves to the
+    default backend; `"reject"` answers it 404 in the client's envelope."""
+
+    unknown_models: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class CondenseConfig:
+    """`[condense]`: the backend and model `POST /api/condense` summarises with."""
+
+    backend: str
+    model: str
+    max_tokens: int = 512  # when the request gives none
+    prompt: str | None = None  # None: the built-in instruction
+
+
+def _parse_model(where: _Where, name: str, data: Any, names: set[str]) -> ModelInfo:
+    table = f"models.{name}"
+    if not isinstance(data, dict):
+        raise where.error("models", name, "must be a table")
+    values = _check_table(where, table, data, MODEL_KEYS)
+    _positive(where, table, values, ("context_length",))
+    _non_negative(where, table, values, _COSTS)
+    _floats(values, _COSTS)
+    if "backend" in values and values["backend"] not in names:
+        raise where.error(table, "backend", f"{values['backend']!r} is not a configured backend")
+    unknown = [c for c in values.get("capabilities", ()) if c not in CAPABILITIES]
+    if unknown:
+        allowed = ", ".join(CAPABILITIES)
+        raise where.error(table, "capabilities", f"unknown {unknown[0]!r} (allowed: {allowed})")
+    values["capabilities"] = tuple(values.get("capabilities", ()))
+    return ModelInfo(id=name, **values)
+
+
+def _parse_models(
+    where: _Where, data: Mapping[str, Any], names: set[str]
+) -> Mapping[str, ModelInfo]:
+    return MappingProxyType(
+        {name: _parse_model(where, name, entry, names) for name, entry in data.items()}
+    )
+
+
+def _parse_catalog(where: _Where, data: Mapping[str, Any]) -> CatalogConfig:
+    values = _check_table(where, "catalog", data, CATALOG_KEYS)
+    seconds = ("discovery_ttl_seconds", "discovery_timeout_seconds")
+    _positive(where, "catalog", values, seconds)
+    _floats(values, seconds)
+    if "prices_file" in values:
+        values["prices_file"] = str(Path(where.path).parent / values["prices_file"])
+    return CatalogConfig(**values)
+
+
+def _parse_routing(where: _Where, data: Mapping[str, Any]) -> RoutingConfig:
+    values = _check_table(where, "routing", data, ROUTING_KEYS)
+    choice = values.get("unknown_models", "default")
+    if choice not in UNKNOWN_MODELS:
+        allowed = ", ".join(UNKNOWN_MODELS)
+        raise where.error("routing", "unknown_models", f"must be one of {allowed}, got {choice!r}")
+    return RoutingConfig(choice)
+
+
+def _parse_condense(where: _Where, data: Mapping[str, Any], names: set[str]) -> CondenseConfig:
+    values = _check_table(where, "condense", data, CONDENSE_KEYS)
+    if "model" not in values:
+        raise where.error("condense", "model", 'is required ("backend:model")')
+    backend, sep, model = values.pop("model").partition(":")
+    if not sep or not model:
+        raise where.error("condense", "model", 'must be "backend:model"')
+    if backend not in names:
+        raise where.error("condense", "model", f"{backend!r} is not a configured backend")
+    _positive(where, "condense", values, ("max_tokens",))
+    return CondenseConfig(backend, model, **values)
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -757,6 +884,10 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         auth=auth,
         limits=limits,
         usage=_usage_of(top, where, auth),
+        models=_parse_models(where, top.get("models", {}), names),
+        catalog=_parse_catalog(where, top.get("catalog", {})),
+        routing=_parse_routing(where, top.get("routing", {})),
+        condense=_parse_condense(where, top["condense"], names) if "condense" in top else None,
     )
 
 

@@ -99,12 +99,18 @@ class HttpxTransport:
         )
 
     async def request(
-        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+        self,
+        path: str,
+        headers: HeaderList,
+        body: bytes,
+        *,
+        first_byte_timeout: float,
+        method: str = "POST",
     ) -> _HttpxResponse:
         header_block(headers, self.label)
         target = request_target(self._prefix, path, self.label).decode("latin-1")
         request = self._client.build_request(
-            "POST",
+            method,
             self._origin + target,
             headers=[*headers, (b"accept-encoding", b"identity")],
             content=body,

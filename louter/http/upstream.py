@@ -49,10 +49,19 @@ class UpstreamResponse(Protocol):
 
 class Transport(Protocol):
     async def request(
-        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+        self,
+        path: str,
+        headers: HeaderList,
+        body: bytes,
+        *,
+        first_byte_timeout: float,
+        method: str = "POST",
     ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+_METHODS = {"POST": b"POST", "GET": b"GET"}  # the only ones louter sends upstream
 
 
 class _EarlyClose(Exception):
@@ -308,10 +317,13 @@ class PooledTransport:
         else:
             stream.close()
 
-    def _encode(self, path: str, headers: HeaderList, body: bytes) -> tuple[bytes, ...]:
+    def _encode(
+        self, path: str, headers: HeaderList, body: bytes, method: bytes = b"POST"
+    ) -> tuple[bytes, ...]:
         """The request as pieces to send: one, or the head and a large body uncopied.
         An unsafe target or header is refused here (never sent)."""
-        head = b"POST %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
+        head = b"%b %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
+            method,
             request_target(self.prefix, path, self.label),
             self._host_header,
             len(body),
@@ -320,9 +332,15 @@ class PooledTransport:
         return (head + body,) if len(body) < _PIECE else (head, body)
 
     async def request(
-        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+        self,
+        path: str,
+        headers: HeaderList,
+        body: bytes,
+        *,
+        first_byte_timeout: float,
+        method: str = "POST",
     ) -> _PooledResponse:
-        data = self._encode(path, headers, body)
+        data = self._encode(path, headers, body, _METHODS[method])
         deadline = time.perf_counter() + first_byte_timeout
         try:
             while self._idle:
@@ -462,14 +480,20 @@ class _OnFirstUse:
         self._transport: Transport | None = None
 
     async def request(
-        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+        self,
+        path: str,
+        headers: HeaderList,
+        body: bytes,
+        *,
+        first_byte_timeout: float,
+        method: str = "POST",
     ) -> UpstreamResponse:
         if self._transport is None:
             from louter.http.tls import HttpxTransport
 
             self._transport = HttpxTransport(self.url, label=self.label, **self._options)
         return await self._transport.request(
-            path, headers, body, first_byte_timeout=first_byte_timeout
+            path, headers, body, first_byte_timeout=first_byte_timeout, method=method
         )
 
     async def aclose(self) -> None:

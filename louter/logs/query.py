@@ -27,7 +27,7 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _CANONICAL_LEN = len("2026-01-01T10:30:45.123Z")
-GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
+GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v2/models/")
 GEMINI_ACTIONS = frozenset(
     {"generateContent", "streamGenerateContent", "countTokens", "embedContent",
      "batchEmbedContents"}

@@ -85,7 +85,13 @@ class MockTransport:
         return f"chatcmpl-mock{self._counter}"
 
     async def request(
-        self, path: str, headers: HeaderList, body: bytes, *, first_byte_timeout: float
+        self,
+        path: str,
+        headers: HeaderList,
+        body: bytes,
+        *,
+        first_byte_timeout: float,
+        method: str = "POST",
     ) -> MockResponse:
         endpoint = responder.find(self._endpoints, path)
         if endpoint is None:

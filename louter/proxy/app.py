@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import trio
 
-from louter.config import Backend, Config, Rate, Server
+from louter.config import Config, Rate, Server
 from louter.convert.dialect import DIALECTS
 from louter.errors import ConversionError, LouterError, UpstreamError
 from louter.http.deadlines import Deadlines
@@ -24,12 +24,14 @@ from louter.http.drain import Drain
 from louter.http.message import HttpRequest, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
+from louter.prices import build_catalog
 from louter.proxy.accounting import api as usage
 from louter.proxy.accounting.build import accounting_stages, build_accounting
 from louter.proxy.accounting.record import Pricing
 from louter.proxy.auth import ANY, Gate
-from louter.proxy.breaker import COOLING_DOWN, Breaker
+from louter.proxy.condense import condense
 from louter.proxy.context import ProxyContext
+from louter.proxy.discovery import Discovery
 from louter.proxy.doors import (
     DOORS,
     count,
@@ -41,13 +43,19 @@ from louter.proxy.doors import (
 )
 from louter.proxy.doors import generate as door
 from louter.proxy.exchange import Budgets, Exchange, RequestIds
+from louter.proxy.health_api import backend_health, providers
+from louter.proxy.health_api import cache as cache_health
 from louter.proxy.inflight import BodyBudget
-from louter.proxy.journal import Entry, Journal, format_timestamp
+from louter.proxy.journal import Entry, Journal
+from louter.proxy.known import UnknownModels
 from louter.proxy.limits import RateLimited, build_limits
 from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
+from louter.proxy.model_api import PREFIX, get_catalog_model, list_catalog, search_catalog
+from louter.proxy.paths import with_aliases, with_prefix_aliases
 from louter.proxy.pipeline import Stage
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
+from louter.proxy.served import Served
 from louter.proxy.stages import build_pipeline
 from louter.proxy.store import build_store
 from louter.proxy.upstreams import open_upstreams
@@ -72,7 +80,7 @@ async def health(
     """Each backend's breaker state; 503 when no backend a request can reach is usable."""
     router = ctx.router
     wall, now = ctx.clock(), router.clock()
-    backends = {b.name: _backend_health(b, router.breakers[b.name], wall, now, ctx.scrub)
+    backends = {b.name: backend_health(b, router.breakers[b.name], wall, now, ctx.scrub)
                 for b in ctx.config.backends}  # fmt: skip
     usable = any(router.breakers[name].usable() for name in router.routed())
     await responder.send_json(
@@ -83,25 +91,6 @@ async def health(
             "backends": backends,
         },
     )
-
-
-def _backend_health(
-    backend: Backend, breaker: Breaker, wall: float, now: float, scrub: Scrubber
-) -> dict[str, Any]:
-    """No URL (an internal address) and no key: the protocol, models and breaker state."""
-    state, error = breaker.state, breaker.last_error
-    failed_at = breaker.last_error_at
-    return {
-        "protocol": backend.protocol,
-        "models": sorted(backend.model_mapping),
-        "state": state,
-        "cooling_down_until": (
-            format_timestamp(wall + breaker.remaining()) if state == COOLING_DOWN else None
-        ),
-        "consecutive_failures": breaker.failures,
-        "last_error": error if error is None else scrub(error, backend.name),
-        "last_error_at": None if failed_at is None else format_timestamp(wall - (now - failed_at)),
-    }
 
 
 async def metrics(
@@ -130,12 +119,20 @@ ROUTES: Mapping[str, Endpoint] = {
     "/v2/audit/logs": Endpoint("GET", usage.audit_logs, "openai", ANY),
     "/health": Endpoint("GET", health, "openai", OPEN),
     "/metrics": Endpoint("GET", metrics, "openai", OPEN),
+    "/health/providers": Endpoint("GET", providers, "openai", OPEN),
+    "/health/cache": Endpoint("GET", cache_health, "openai", OPEN),
+    "/api/models": Endpoint("GET", list_catalog, "openai", ANY),
+    "/api/models/search": Endpoint("GET", search_catalog, "openai", ANY),
+    "/api/condense": Endpoint("POST", condense, "openai", ANY),
 }
+ROUTES = with_aliases(ROUTES)  # the seeds' /v2/... paths
 # Paths with a parameter (`models/{model}:{action}`): the handler checks the method.
 PREFIX_ROUTES: tuple[tuple[str, Endpoint], ...] = (
     ("/v1beta/models/", Endpoint("*", gemini_model_action, "gemini")),
     ("/v1/models/", Endpoint("*", model_path, "gemini", ANY)),
+    (PREFIX, Endpoint("GET", get_catalog_model, "openai", ANY)),
 )
+PREFIX_ROUTES = with_prefix_aliases(PREFIX_ROUTES)
 
 
 def match(path: str) -> Endpoint | None:
@@ -394,23 +391,42 @@ def build_context(
             if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
         }
     limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
-    accounting = build_accounting(config, store, router, metrics, clock, pricing)
+    upstreams = open_upstreams(config, clock, deadlines)
+    catalog = build_catalog(config)
+    accounting = build_accounting(config, store, router, metrics, clock, pricing or catalog.price)
+    discovery = (
+        Discovery(upstreams, config.catalog, clock=monotonic, warn=warn, metrics=metrics)
+        if config.catalog.discovery
+        else None
+    )
+    served = Served(config, router, catalog, discovery)
+    known = [UnknownModels(served)] if config.routing.unknown_models == "reject" else []
     return ProxyContext(
         config,
         router,
-        open_upstreams(config, clock, deadlines),
+        upstreams,
         journal,
         RequestIds(),
         clock,
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, (*limited, *accounting_stages(accounting), *stages), metrics),
+        build_pipeline(
+            config, (*known, *limited, *accounting_stages(accounting), *stages), metrics
+        ),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,
-        accounting,
+        catalog=catalog,
+        served=served,
+        accounting=accounting,
     )
+
+
+def _discovery(ctx: ProxyContext) -> list[Callable[[], Awaitable[None]]]:
+    """The model lists' background refresher, when discovery is on."""
+    found = ctx.served.discovery if ctx.served is not None else None
+    return [] if found is None else [found.run]
 
 
 async def serve(
@@ -431,7 +447,7 @@ async def serve(
             port,
             limits=limits or server_limits(ctx.config.server),
             error_body=protocol_error_body,
-            background=[ctx.deadlines.run],
+            background=[ctx.deadlines.run, *_discovery(ctx)],
             drain=drain,
             task_status=task_status,
         )

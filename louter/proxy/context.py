@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from louter.catalog import Catalog
 from louter.config import Config
 from louter.http.deadlines import Deadlines
 from louter.proxy.auth import Gate
@@ -21,6 +22,7 @@ from louter.proxy.upstreams import Upstream
 if TYPE_CHECKING:
     from louter.proxy.accounting.stage import Accounting
     from louter.proxy.limits import BackendLimits
+    from louter.proxy.served import Served
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +41,6 @@ class ProxyContext:
     store: Store = field(default_factory=MemoryStore)  # shared state (`[store]`)
     backend_limits: BackendLimits | None = None  # `[limits.backends.*]` (None: no cost)
     accounting: Accounting | None = None  # `[usage]` / budgets (None: no stage, no cost)
+    catalog: Catalog = field(default_factory=Catalog)  # [models], prices file: `price()`
+    served: Served | None = None  # which models are served (listings, lookups, reject)
+    cache_health: Callable[[], dict[str, Any]] | None = None  # /health/cache (None: no cache)

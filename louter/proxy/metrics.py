@@ -21,6 +21,7 @@ this context (never the process-global one: tests run several louters in one pro
     auth_failures_total{reason}                             requests refused by client-key auth
     rate_limited_total{scope,name}                          requests refused by [limits]
     usage_*, budget_*                                       with [usage] (proxy/accounting/)
+    discovery_failures_total{backend}                       failed reads of a backend's model list
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class Metrics:
         self._errors: dict[Labels, Count] = {}
         self.auth_failures = {reason: Count() for reason in AUTH_REASONS}
         self._limited: dict[Labels, Count] = {}
+        self._discovery: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.usage: UsageMetrics | None = None  # the accounting's series, when configured
@@ -193,6 +195,13 @@ class Metrics:
         found = self._limited.get((scope, name))
         if found is None:
             found = self._limited[(scope, name)] = Count()
+        found.value += 1
+
+    def discovery_failure(self, backend: str) -> None:
+        """A failed read of `backend`'s model list (a config name: bounded)."""
+        found = self._discovery.get((backend,))
+        if found is None:
+            found = self._discovery[(backend,)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -251,6 +260,11 @@ class Metrics:
                 "rate_limited", "Requests refused by a rate limit, by scope and its name",
                 ["scope", "name"],
                 self._limited,
+            )  # fmt: skip
+        if self._discovery:
+            yield _counters(
+                "discovery_failures", "Failed reads of a backend's model list", ["backend"],
+                self._discovery,
             )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:

@@ -126,6 +126,16 @@ class Router:
         names = [(name, name) for name in self._by_name if name not in self._groups]
         return mapped + names
 
+    def passthrough(self) -> list[Backend]:
+        """The backends a name no mapping names goes to (the default pool), in order."""
+        if self._pool is None:
+            return [self.default]
+        return [route.backend for group in self._pool for route in group.routes]
+
+    def names(self, model: str) -> bool:
+        """Whether `model` is a mapped name or a backend's own name (routed by config)."""
+        return model in self._groups or model in self._by_name
+
     def routed(self) -> set[str]:
         """The backends some request can reach without naming them: the default pool and
         every backend with a model mapping."""

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import trio
 
+from louter.catalog import Price
 from louter.config import parse_config
 from louter.proxy.app import build_context, serve
 from louter.proxy.context import ProxyContext
@@ -17,12 +18,12 @@ from tests.fakes import FakeUpstream, JSONReply, Recorded, SSEReply, chat_chunk,
 from tests.sdk import Clients, in_thread
 
 PROMPT, COMPLETION = 11, 7  # what the fake upstream reports for every answer
-PRICE = (1.0, 2.0)  # USD per million input, output tokens for model "priced"
-COST = round(PROMPT * PRICE[0] / 1e6 + COMPLETION * PRICE[1] / 1e6, 9)
+PRICE = Price(1.0, 2.0)  # USD per million input, output tokens for model "priced"
+COST = round(PROMPT * 1.0 / 1e6 + COMPLETION * 2.0 / 1e6, 9)
 USAGE = {"prompt_tokens": PROMPT, "completion_tokens": COMPLETION, "total_tokens": 18}
 
 
-def prices(model: str, backend: str) -> tuple[float, float] | None:
+def prices(model: str, backend: str) -> Price | None:
     return PRICE if model == "priced" else None
 
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from louter.catalog import Price
 from louter.logs.usage import NANO, usd
 from louter.proxy.journal import format_timestamp
 
-Price = tuple[float, float]  # USD per million (input, output) tokens
-Pricing = Callable[[str, str], "Price | None"]  # (client model, backend name) -> price
+Pricing = Callable[[str, str], "Price | None"]  # (client model, backend name): `Catalog.price`
 
 
 def no_prices(model: str, backend: str) -> Price | None:
@@ -29,7 +29,7 @@ def cost_nano(tokens: tuple[int, int], price: Price | None) -> int | None:
         return 0
     if price is None:
         return None
-    return round(tokens[0] * price[0] * 1000 + tokens[1] * price[1] * 1000)
+    return round(tokens[0] * price.input_per_mtok * 1000 + tokens[1] * price.output_per_mtok * 1000)
 
 
 def budget_nano(usd_amount: float) -> int:

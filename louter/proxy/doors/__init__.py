@@ -14,6 +14,7 @@ from louter.proxy.context import ProxyContext
 from louter.proxy.door import DoorSpec, parse_body
 from louter.proxy.doors import anthropic, completions, gemini, openai, responses
 from louter.proxy.exchange import Exchange
+from louter.proxy.known import not_served
 
 HandlerFn = Callable[[ProxyContext, Exchange, HttpRequest, Responder], Awaitable[None]]
 
@@ -41,7 +42,7 @@ async def gemini_model_action(
     if action is None:
         if http.method != "GET":
             raise LouterError(f"unknown action in {http.path}", status_hint=404)
-        # Every name is served (unknown ones by the default backend), so every name exists.
+        await _check_served(ctx, model)
         await responder.send_json(200, gemini.model_entry(model, ""))
         return
     if http.method != "POST":
@@ -60,6 +61,20 @@ def _is_gemini_client(http: HttpRequest) -> bool:
     return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in http.query
 
 
+async def _check_served(ctx: ProxyContext, model: str) -> None:
+    """404 for a name known not to be served (a default backend whose list is unknown
+    might serve anything: the name is then assumed served)."""
+    if ctx.served is not None and await ctx.served.knows(model) is False:
+        raise not_served(model)
+
+
+async def _client_models(ctx: ProxyContext) -> list[tuple[str, str]]:
+    """Mapped names, the names the default pool's backends list, backend names."""
+    if ctx.served is None:
+        return ctx.router.client_models()
+    return await ctx.served.client_models()
+
+
 def _listed(exchange: Exchange, models: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (model, backend) pairs a client may see: with client auth, the models its
     key's `models` allow."""
@@ -71,7 +86,7 @@ async def list_models(
     ctx: ProxyContext, exchange: Exchange, http: HttpRequest, responder: Responder
 ) -> None:
     """`GET /v1/models` in the asking client's own shape (the Gemini SDK uses it too)."""
-    models = _listed(exchange, ctx.router.client_models())
+    models = _listed(exchange, await _client_models(ctx))
     if _is_gemini_client(http):
         exchange.format = "gemini"
         await responder.send_json(200, gemini.model_list(models))
@@ -86,7 +101,8 @@ async def gemini_models(
     ctx: ProxyContext, exchange: Exchange, http: HttpRequest, responder: Responder
 ) -> None:
     """`GET /v1beta/models`."""
-    await responder.send_json(200, gemini.model_list(_listed(exchange, ctx.router.client_models())))
+    models = _listed(exchange, await _client_models(ctx))
+    await responder.send_json(200, gemini.model_list(models))
 
 
 async def model_path(
@@ -94,9 +110,13 @@ async def model_path(
 ) -> None:
     """`/v1/models/{...}`: Gemini actions, or one model in the OpenAI or Gemini shape."""
     if http.method == "GET" and not _is_gemini_client(http):
-        exchange.format = "openai"
-        model = http.path[len("/v1/models/") :]
-        # every name is served (unknown ones by the default backend)
+        anthropic_client = "anthropic-version" in http.headers
+        exchange.format = "anthropic" if anthropic_client else "openai"
+        model, _ = gemini.split_target(http.path)  # a safe name, percent-decoded
+        await _check_served(ctx, model)
+        if anthropic_client:
+            await responder.send_json(200, anthropic.model_list([(model, "")])["data"][0])
+            return
         await responder.send_json(200, openai.model_entry(model, ctx.router.owner(model).name))
         return
     await gemini_model_action(ctx, exchange, http, responder)

@@ -32,7 +32,7 @@ from louter.proxy.routing import Route
 from louter.proxy.taps import DialectTap
 from louter.proxy.usage import LazyRequest
 
-PREFIXES = ("/v1beta/models/", "/v1/models/")
+PREFIXES = ("/v1beta/models/", "/v1/models/", "/v2/models/")
 ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
 _ARRAY: HeaderList = [(b"content-type", b"application/json")]
 
