@@ -28,7 +28,7 @@ from louter.prices import build_catalog
 from louter.proxy.accounting import api as usage
 from louter.proxy.accounting.build import accounting_stages, build_accounting
 from louter.proxy.accounting.record import Pricing
-from louter.proxy.auth import ANY, Gate
+from louter.proxy.auth import ANY, HEADERS, Gate
 from louter.proxy.condense import condense
 from louter.proxy.context import ProxyContext
 from louter.proxy.discovery import Discovery
@@ -113,10 +113,10 @@ ROUTES: Mapping[str, Endpoint] = {
     "/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
     "/v1/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
     "/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
-    "/v2/usage/stats": Endpoint("GET", usage.usage_stats, "openai", ANY),
-    "/v2/usage/recent": Endpoint("GET", usage.usage_recent, "openai", ANY),
-    "/v2/usage/me": Endpoint("GET", usage.usage_me, "openai", ANY),
-    "/v2/audit/logs": Endpoint("GET", usage.audit_logs, "openai", ANY),
+    "/v2/usage/stats": Endpoint("GET", usage.usage_stats, "openai", HEADERS),
+    "/v2/usage/recent": Endpoint("GET", usage.usage_recent, "openai", HEADERS),
+    "/v2/usage/me": Endpoint("GET", usage.usage_me, "openai", HEADERS),
+    "/v2/audit/logs": Endpoint("GET", usage.audit_logs, "openai", HEADERS),
     "/health": Endpoint("GET", health, "openai", OPEN),
     "/metrics": Endpoint("GET", metrics, "openai", OPEN),
     "/health/providers": Endpoint("GET", providers, "openai", OPEN),
