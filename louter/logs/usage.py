@@ -101,7 +101,7 @@ def entry_group(entry: Mapping[str, Any]) -> tuple[Group, list[int]] | None:
     """A log's `usage` entry as (group, counts); None for any other entry."""
     if entry.get("direction") != "usage":
         return None
-    stamp = entry.get("timestamp")
+    stamp = entry.get("time") or entry.get("timestamp")  # the record's own time first
     if not isinstance(stamp, str) or len(stamp) < 10:
         return None
     tokens = (_int(entry.get("input_tokens")), _int(entry.get("output_tokens")))

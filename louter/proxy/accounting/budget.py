@@ -50,10 +50,14 @@ def refusal(key: ClientKey, spent_nano: int, now: float) -> BudgetExceeded:
         else (f"resets at {format_timestamp(reset)[:-5]}Z")
     )
     message = (
-        f"budget exceeded for key {key.name!r}: ${usd(spent_nano):.6g} spent of its"
-        f" ${key.budget_usd:.6g} {period} budget (budget_period = {period}); {when}"
+        f"budget exceeded for key {key.name!r}: ${_money(usd(spent_nano))} spent of its"
+        f" ${_money(key.budget_usd)} {period} budget (budget_period = {period}); {when}"
     )
     return BudgetExceeded(message, None if reset is None else max(1.0, reset - now))
+
+
+def _money(amount: float) -> str:
+    return f"{amount:.9f}".rstrip("0").rstrip(".")
 
 
 def current(key: ClientKey, now: float) -> tuple[str, float | None]:
