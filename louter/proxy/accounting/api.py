@@ -135,7 +135,7 @@ async def usage_me(
     accounting = _accounting(ctx)
     key = exchange.key
     name = NONE if key is None else key.name
-    answer = {"key": None if key is None else key.name}
+    answer: dict[str, Any] = {"key": None if key is None else key.name}
     answer.update(await stats_of(accounting, http.query, name))
     if key is not None and key.budget_usd is not None:
         now = accounting.clock()

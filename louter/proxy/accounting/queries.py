@@ -22,7 +22,8 @@ def audit(
     status: int | None = None,
 ) -> list[UsageRecord]:
     """The newest `limit` records matching, newest first."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if since is not None:
         where.append("ts >= ?")
         args.append(since)

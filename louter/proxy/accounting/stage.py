@@ -192,7 +192,8 @@ class Accounting(Stage):
     def _record(self, call: Call, status: int, meter: Meter | None) -> UsageRecord:
         exchange = call.exchange
         tokens: tuple[int, int] = (0, 0)
-        estimated, cost, ttft = False, 0, None
+        estimated, ttft = False, None
+        cost: int | None = 0
         if meter is not None and meter.tokens is not None:
             tokens, estimated, cost, ttft = meter.tokens, meter.estimated, meter.cost, meter.ttft
         elif status == 499 and exchange.attempts:  # the client left mid-answer: input spent
