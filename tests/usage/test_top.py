@@ -85,8 +85,11 @@ def test_top_shows_the_numbers_of_a_running_louter(louter: str) -> None:
         app = Top(louter, key=ADMIN, interval=0.2)
         async with app.run_test(size=(140, 40)) as pilot:
             _traffic(louter)
-            await pilot.pause(0.6)
-            rows = {row[0]: row for row in _cells(app, "backends")}
+            for _ in range(100):  # the next refreshes (every 0.2 s) show it; a busy CI is slow
+                await pilot.pause(0.1)
+                rows = {row[0]: row for row in _cells(app, "backends")}
+                if rows.get("local", [""] * 7)[6] == "6" and len(_cells(app, "exchanges")) == 6:
+                    break
             backend = rows["local"]  # the presets are listed too, idle
             assert backend[6] == "6" and backend[7] == "0"
             assert backend[8] == "up"
