@@ -17,6 +17,7 @@ from typing import Any
 
 from louter.errors import ConfigError
 
+BUDGET_PERIODS = ("day", "week", "month", "total")
 KEY_PREFIX = "lk-"  # what `louter keys new` puts before a fresh key
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -39,6 +40,8 @@ class ClientKey:
     max_concurrent: int | None = None
     expires: dt.datetime | None = None  # aware (UTC for a naive time or a date)
     admin: bool = False
+    budget_usd: float | None = None  # spend allowed per `budget_period` (accounting stage)
+    budget_period: str = "month"  # day | week | month | total (UTC)
 
     def allows(self, model: str) -> bool:
         return any(fnmatchcase(model, pattern) for pattern in self.models)
@@ -81,6 +84,8 @@ KEY_FIELDS: Mapping[str, Callable[[Any], bool]] = {
     "max_concurrent": lambda v: _int(v) and v >= 1,
     "expires": lambda v: isinstance(v, dt.date),
     "admin": lambda v: isinstance(v, bool),
+    "budget_usd": lambda v: _number(v) and v >= 0,
+    "budget_period": lambda v: v in BUDGET_PERIODS,
 }
 _EXPECTED = {
     "enabled": "true or false",
@@ -96,6 +101,8 @@ _EXPECTED = {
     "max_concurrent": "an integer >= 1",
     "expires": "a TOML date or date-time",
     "admin": "true or false",
+    "budget_usd": "a number of US dollars >= 0",
+    "budget_period": "one of " + ", ".join(BUDGET_PERIODS),
 }
 PLAIN = ("key", "api_key", "secret", "token")
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -163,6 +170,8 @@ def _client_key(name: str, data: Any, env: Mapping[str, str], error: Problem) ->
         max_concurrent=data.get("max_concurrent"),
         expires=_expiry(data.get("expires")),
         admin=data.get("admin", False),
+        budget_usd=None if "budget_usd" not in data else float(data["budget_usd"]),
+        budget_period=data.get("budget_period", "month"),
     )
 
 

@@ -188,6 +188,7 @@ class Config:
     store: StoreConfig | None = None  # None: every counter lives in the process
     auth: Auth = field(default_factory=Auth)  # client keys ([auth], [keys.NAME])
     limits: LimitsConfig | None = None  # None: no rate limits (no stage, no store calls)
+    usage: UsageConfig | None = None  # None: no accounting (unless a key has a budget)
     models: Mapping[str, ModelInfo] = field(default_factory=lambda: MappingProxyType({}))
     catalog: CatalogConfig = field(default_factory=lambda: CatalogConfig())
     routing: RoutingConfig = field(default_factory=lambda: RoutingConfig())
@@ -351,6 +352,7 @@ TOP_KEYS = {
     "keys": "table",
     "store": "table",
     "limits": "table",
+    "usage": "table",
     "models": "table",
     "catalog": "table",
     "routing": "table",
@@ -709,6 +711,42 @@ def _parse_limits(where: _Where, data: Mapping[str, Any], names: set[str]) -> Li
     )
 
 
+# --------------------------------------------------------------------------- [usage]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageConfig:
+    """`[usage]`: per-exchange usage and cost accounting (louter/proxy/accounting/).
+    Present (or implied by a key's `budget_usd`): the accounting stage runs."""
+
+    db: str | None = "louter-usage.db"  # the SQLite file; None (db = ""): nothing kept
+    queue_size: int = 10_000  # records waiting for the writer thread (full: counted, dropped)
+    flush_seconds: float = 1.0  # the writer's batch interval
+    retention_days: int = 400  # rows and day counters older than this go (0: kept forever)
+
+
+DEFAULT_USAGE_DB = "louter-usage.db"
+USAGE_KEYS = {"db": "str", "queue_size": "int", "flush_seconds": "number", "retention_days": "int"}
+
+
+def _parse_usage(where: _Where, data: Mapping[str, Any]) -> UsageConfig:
+    values = _check_table(where, "usage", data, USAGE_KEYS)
+    _positive(where, "usage", values, ("queue_size", "flush_seconds"))
+    _non_negative(where, "usage", values, ("retention_days",))
+    _floats(values, ("flush_seconds",))
+    db = values.pop("db", DEFAULT_USAGE_DB)
+    if db and not Path(db).is_absolute() and Path(where.path).parent != Path():
+        db = str(Path(where.path).parent / db)  # relative to the config file
+    return UsageConfig(db=db or None, **values)
+
+
+def _usage_of(top: Mapping[str, Any], where: _Where, auth: Auth) -> UsageConfig | None:
+    if "usage" in top:
+        return _parse_usage(where, top["usage"])
+    budgets = any(k.budget_usd is not None for k in auth.keys)
+    return _parse_usage(where, {}) if budgets else None
+
+
 # --------------------------------------------------------------------------- catalog
 
 MODEL_KEYS = {
@@ -905,6 +943,7 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         store=store,
         auth=auth,
         limits=limits,
+        usage=_usage_of(top, where, auth),
         models=_parse_models(where, top.get("models", {}), names),
         catalog=_parse_catalog(where, top.get("catalog", {})),
         routing=_parse_routing(where, top.get("routing", {})),

@@ -18,6 +18,7 @@ from louter.config import (
     SERVER_KEYS,
     STORE_KEYS,
     TOP_KEYS,
+    USAGE_KEYS,
     Backend,
     Config,
     Performance,
@@ -641,16 +642,21 @@ def test_example_config_loads() -> None:
 def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     document = tomlkit.parse(text).unwrap()
-    commented = {
-        "store",
-        "limits",
-        "models",
-        "catalog",
-        "routing",
-        "condense",
-        "cache",
-        "processors",
-    }
+    for key in USAGE_KEYS:
+        assert f"\n# {key} = " in text and f"#   {key} " in text, key
+    for key in ("budget_usd", "budget_period"):
+        assert f"#   {key} " in text, key
+        commented = {
+            "store",
+            "limits",
+            "models",
+            "catalog",
+            "routing",
+            "condense",
+            "cache",
+            "processors",
+            "usage",
+        }
     assert set(document) == set(TOP_KEYS) - commented
     for key in CACHE_KEYS:
         assert f"\n# {key} = " in text, key

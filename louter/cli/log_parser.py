@@ -26,6 +26,7 @@ from rich.text import Text
 
 from louter.cli import log_views as views
 from louter.cli.log_replay import build_request, curl_command, send
+from louter.cli.usage_view import usage_view
 from louter.logs.pairs import Pair, pair_entries, select_pairs, to_dict
 from louter.logs.query import EVERYTHING, Query, QueryError, build_query
 from louter.logs.reader import (
@@ -39,6 +40,7 @@ from louter.logs.reader import (
 from louter.logs.reader import parse_lines as parse
 from louter.logs.stats import Stats
 from louter.logs.tools import function_record
+from louter.logs.usage import DIMENSIONS, UsageTotals, entry_group
 
 app = typer.Typer(
     add_completion=False,
@@ -310,6 +312,36 @@ def stats_command(ctx: typer.Context, where: Criteria) -> None:
         summary = {**stats.result(), "lines": counts.lines, "bad_lines": counts.bad}
         emit_all(run, [summary], views.stats_view, flush=False)
     finish(stats.entries)
+
+
+@app.command("usage")
+def usage_command(
+    ctx: typer.Context,
+    by: Annotated[
+        str, typer.Option("--by", help="Breakdowns, comma-separated: key,model,backend,day.")
+    ] = ",".join(DIMENSIONS),
+    since: Annotated[
+        str | None, typer.Option(help="From this time: ISO 8601 (UTC if no zone) or a span: 2h.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this time (as --since).")] = None,
+) -> None:
+    """Usage and cost per key, model, backend and day from the `usage` entries louter
+    writes with [usage] on: the numbers /v2/usage/stats gives for the same traffic."""
+    run, counts = current(ctx), LineCounts()
+    dimensions = [d.strip() for d in by.split(",") if d.strip()]
+    try:
+        totals = UsageTotals(dimensions)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), ctx, param_hint="'--by'") from None
+    with guarded(run, counts):
+        where = {name: default for name, _, default, _ in FILTER_OPTIONS}
+        query = make_query({**where, "since": since, "until": until, "direction": "usage"})
+        for entry in filter(query.matches, entries(run, counts)):
+            found = entry_group(entry)
+            if found is not None:
+                totals.add(*found)
+        emit_all(run, [totals.result()], usage_view, flush=False)
+    finish(totals.total[0])
 
 
 def _headers(values: list[str], ctx: typer.Context) -> list[tuple[str, str]]:

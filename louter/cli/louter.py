@@ -340,9 +340,30 @@ def keys_new(name: Annotated[str, typer.Argument(help="The key's name in the con
     typer.echo('models = ["*"]')
 
 
+top_app = typer.Typer(add_completion=False)
+
+
+@top_app.command()
+def top_command(
+    url: Annotated[str, typer.Argument(help="The louter to watch.")] = "http://127.0.0.1:8080",
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="LOUTER_KEY", help="An admin key (auth on: for the exchanges)."),
+    ] = None,
+) -> None:
+    """A live dashboard of a running louter: per backend req/s, latency, TTFT, tokens/s,
+    errors and state; rate-limited requests; budgets; the newest exchanges."""
+    from louter.cli.top import run_top  # noqa: PLC0415 - textual loads only here
+
+    run_top(url, key)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["keys"]:  # `louter keys ...`; every other argument list starts it
         keys_app(args=sys.argv[2:], prog_name="louter keys")
+        return
+    if sys.argv[1:2] == ["top"]:  # `louter top [URL]`
+        top_app(args=sys.argv[2:], prog_name="louter top")
         return
     app()
 

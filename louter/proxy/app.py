@@ -26,7 +26,10 @@ from louter.http.message import HttpRequest, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
 from louter.prices import build_catalog
-from louter.proxy.auth import ANY, Gate
+from louter.proxy.accounting import api as usage
+from louter.proxy.accounting.build import accounting_stages, build_accounting
+from louter.proxy.accounting.record import Pricing
+from louter.proxy.auth import ANY, HEADERS, Gate
 from louter.proxy.cache import build_cache
 from louter.proxy.condense import condense
 from louter.proxy.context import ProxyContext
@@ -123,6 +126,10 @@ ROUTES: Mapping[str, Endpoint] = {
     "/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
     "/v1/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
     "/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
+    "/v2/usage/stats": Endpoint("GET", usage.usage_stats, "openai", HEADERS),
+    "/v2/usage/recent": Endpoint("GET", usage.usage_recent, "openai", HEADERS),
+    "/v2/usage/me": Endpoint("GET", usage.usage_me, "openai", HEADERS),
+    "/v2/audit/logs": Endpoint("GET", usage.audit_logs, "openai", HEADERS),
     "/health": Endpoint("GET", health, "openai", OPEN),
     "/metrics": Endpoint("GET", metrics, "openai", OPEN),
     "/health/providers": Endpoint("GET", providers, "openai", OPEN),
@@ -370,6 +377,7 @@ def build_context(
     stages: Sequence[Stage] = (),
     warn: Callable[[str], None] | None = None,
     key_limits: Mapping[str, Rate] | None = None,
+    pricing: Pricing | None = None,
 ) -> ProxyContext:
     """Everything handlers need. Raises `ConfigError` for an unknown default backend.
 
@@ -409,6 +417,7 @@ def build_context(
     limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
     upstreams = open_upstreams(config, clock, deadlines)
     catalog = build_catalog(config)
+    accounting = build_accounting(config, store, router, metrics, clock, pricing or catalog.price)
     discovery = (
         Discovery(upstreams, config.catalog, clock=monotonic, warn=warn, metrics=metrics)
         if config.catalog.discovery
@@ -434,7 +443,11 @@ def build_context(
         deadlines,
         metrics,
         scrub,
-        build_pipeline(config, (*known, *limited, *processing, *stages), metrics),
+        build_pipeline(
+            config,
+            (*known, *limited, *accounting_stages(accounting), *processing, *stages),
+            metrics,
+        ),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,
@@ -442,6 +455,7 @@ def build_context(
         served=served,
         cache=cache,
         shared_breakers=shared,
+        accounting=accounting,
     )
 
 
@@ -486,3 +500,5 @@ async def serve(
                 await upstream.transport.aclose()
             await ctx.store.aclose()
             ctx.journal.close()
+            if ctx.accounting is not None:  # the usage file gets what is queued
+                await trio.to_thread.run_sync(ctx.accounting.close)

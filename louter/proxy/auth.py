@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 INVALID = "invalid_api_key"  # OpenAI's `code` for a 401
 LOUTER_HEADER = "x-louter-key"  # a louter key in any dialect, beside the client's own key
 ANY = "*"  # `Gate.admit`'s dialect for paths every dialect's clients use
+HEADERS = "headers"  # every dialect's key headers, never the query (its `key` is a filter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class Gate:
         self._keys = {key.digest: key for key in auth.keys}
         self._places = {name: places_of(name) for name in DIALECTS}
         self._places[ANY] = any_places()
+        self._places[HEADERS] = Places(self._places[ANY].headers, None)
         self._wall = wall
         self._metrics = metrics
         self.throttle = Throttle(auth, monotonic)

@@ -262,14 +262,17 @@ async def _answer_whole(
         _log_problems(exchange, stage)
     for note in client.notes(answer) if client.notes is not None else ():
         exchange.log("error", status=200, error=note)
-    exchange.log("client_response", status=200, payload=body)
-    await responder.send_json(200, body, [*limits, _request_id_header(exchange)])
     usage = answer.usage
-    return Delivery(
-        ttft=time.perf_counter() - exchange.started,
-        tokens=None if usage is None else (usage.input_tokens, usage.output_tokens),
-        text="" if usage is not None else answer.text(),
-    )
+    tokens = None if usage is None else (usage.input_tokens, usage.output_tokens)
+    text = "" if usage is not None else answer.text()
+    headers = [*limits, _request_id_header(exchange)]
+    meter, priced = exchange.meter, {}
+    if meter is not None:  # usage accounting: the cost, before sending
+        priced = meter.measure(tokens, text)
+        headers += meter.header()
+    exchange.log("client_response", status=200, payload=body, **priced)
+    await responder.send_json(200, body, headers)
+    return Delivery(ttft=time.perf_counter() - exchange.started, tokens=tokens, text=text)
 
 
 def _log_dropped(exchange: Exchange, backend: Dialect, request: Request) -> None:

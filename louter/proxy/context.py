@@ -21,6 +21,7 @@ from louter.proxy.upstreams import Upstream
 
 if TYPE_CHECKING:
     from louter.group.worker import Link as Group
+    from louter.proxy.accounting.stage import Accounting
     from louter.proxy.cache import ResponseCache
     from louter.proxy.limits import BackendLimits
     from louter.proxy.served import Served
@@ -42,6 +43,7 @@ class ProxyContext:
     gate: Gate | None = None  # client-key auth (None: auth off, zero cost)
     store: Store = field(default_factory=MemoryStore)  # shared state (`[store]`)
     backend_limits: BackendLimits | None = None  # `[limits.backends.*]` (None: no cost)
+    accounting: Accounting | None = None  # `[usage]` / budgets (None: no stage, no cost)
     catalog: Catalog = field(default_factory=Catalog)  # [models], prices file: `price()`
     served: Served | None = None  # which models are served (listings, lookups, reject)
     cache: ResponseCache | None = None  # `[cache]` (also in the pipeline; /health/cache)

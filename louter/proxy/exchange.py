@@ -25,6 +25,7 @@ from louter.proxy.journal import Journal, redact_headers, redact_target
 if TYPE_CHECKING:
     from louter.access import ClientKey
     from louter.http.upstream import UpstreamResponse
+    from louter.proxy.accounting.stage import Meter
     from louter.proxy.pipeline import Call
 
 T = TypeVar("T")
@@ -119,6 +120,7 @@ class Exchange:
         "key",
         "usage",
         "reply_headers",
+        "meter",
         "_journal",
         "_lines",
     )
@@ -148,6 +150,7 @@ class Exchange:
         self.key: ClientKey | None = None  # the client's louter key, once auth admitted it
         self.usage: tuple[int, int] | None = None  # (input, output) of a complete answer
         self.reply_headers: tuple[tuple[bytes, bytes], ...] = ()  # a stage's, on the answer
+        self.meter: Meter | None = None  # usage accounting's, when configured
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 

@@ -20,6 +20,7 @@ this context (never the process-global one: tests run several louters in one pro
     store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
     auth_failures_total{reason}                             requests refused by client-key auth
     rate_limited_total{scope,name}                          requests refused by [limits]
+    usage_*, budget_*                                       with [usage] (proxy/accounting/)
     discovery_failures_total{backend}                       failed reads of a backend's model list
     cache_hits_total, cache_misses_total, cache_bypasses_total, cache_bytes   with [cache]
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -40,6 +41,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from louter.proxy.breaker import Breaker
+
+if TYPE_CHECKING:
+    from louter.proxy.accounting.metrics import UsageMetrics
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST.encode("ascii")
 Labels = tuple[str, ...]  # label values, in the order of the family's label names
@@ -168,6 +172,7 @@ class Metrics:
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.cache: Any = None  # the response cache's counts (`CacheCounts`), with [cache]
+        self.usage: UsageMetrics | None = None  # the accounting's series, when configured
         self.registry = CollectorRegistry()
         self.registry.register(self)  # collected by `collect` below
 
@@ -268,6 +273,8 @@ class Metrics:
             yield from self.store.collect()
         if self.cache is not None:
             yield from self.cache.collect()
+        if self.usage is not None:
+            yield from self.usage.collect()
 
     def _gauges(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

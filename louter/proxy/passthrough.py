@@ -24,6 +24,7 @@ from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
 from louter.proxy.attempts import Buffered, Delivery, Plan, without_keys
 from louter.proxy.exchange import Exchange
+from louter.proxy.hidden_usage import UsageChunkFilter
 from louter.proxy.routing import Route
 from louter.proxy.scrub import Scrubber
 from louter.proxy.usage import view_text, view_tokens, whole_text, whole_tokens
@@ -75,21 +76,28 @@ class StreamRelay(Protocol):
 
 
 class PassthroughRelay:
-    """Same dialect both sides: bytes go through untouched, the tap reads them."""
+    """Same dialect both sides: bytes go through untouched, the tap reads them (with
+    `hidden`: all but the usage chunk louter asked for, `louter/proxy/hidden_usage.py`)."""
 
-    def __init__(self, tap: StreamTap, error_event: Callable[[str], bytes]) -> None:
+    def __init__(
+        self,
+        tap: StreamTap,
+        error_event: Callable[[str], bytes],
+        hidden: UsageChunkFilter | None = None,
+    ) -> None:
         self._tap = tap
         self._error_event = error_event
+        self._hidden = hidden
 
     def prelude(self) -> bytes:
         return b""
 
     def feed(self, chunk: bytes) -> bytes:
         self._tap.feed(chunk)
-        return chunk
+        return chunk if self._hidden is None else self._hidden.feed(chunk)
 
     def flush(self) -> bytes:
-        return b""
+        return b"" if self._hidden is None else self._hidden.flush()
 
     def fail(self, message: str) -> bytes:
         return self._error_event(message)
@@ -140,8 +148,13 @@ async def relay_whole(
             delivery.tokens = whole_tokens(dialect, data)
             if delivery.tokens is None:
                 delivery.text = whole_text(dialect, data)
-    _log_whole(exchange, status, body, data, dialect)
-    await responder.send(status, response_headers(response.headers, exchange.request_id), body)
+    headers = response_headers(response.headers, exchange.request_id)
+    meter, priced = exchange.meter, {}
+    if meter is not None and status == 200:  # usage accounting: the cost, before sending
+        priced = meter.measure(delivery.tokens, delivery.text)
+        headers += meter.header()
+    _log_whole(exchange, status, body, data, dialect, priced)
+    await responder.send(status, headers, body)
     delivery.ttft = time.perf_counter() - exchange.started
     return delivery
 
@@ -162,7 +175,14 @@ def _load(body: bytes) -> Any:
         return _NOT_JSON
 
 
-def _log_whole(exchange: Exchange, status: int, body: bytes, data: Any, dialect: str) -> None:
+def _log_whole(
+    exchange: Exchange,
+    status: int,
+    body: bytes,
+    data: Any,
+    dialect: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
     if not exchange.logging:
         return
     raw = body if data is not _NOT_JSON and data is not None else None
@@ -170,7 +190,9 @@ def _log_whole(exchange: Exchange, status: int, body: bytes, data: Any, dialect:
     exchange.log(
         "backend_response", status=status, raw_payload=raw, payload=payload, dialect=dialect
     )
-    exchange.log("client_response", status=status, raw_payload=raw, payload=payload)
+    exchange.log(
+        "client_response", status=status, raw_payload=raw, payload=payload, **(extra or {})
+    )
 
 
 async def relay_stream(
@@ -222,12 +244,16 @@ async def _finish(ctx: ProxyContext, exchange: Exchange, status: int, pump: _Pum
         return delivery
     if not pump.client_gone:
         await pump.responder.end()
-    if exchange.logging or ctx.metrics is not None:
+    meter = exchange.meter
+    if exchange.logging or ctx.metrics is not None or meter is not None:
         backend, client = _results(pump.relay)
-        _log_stream(exchange, status, pump, backend, client)
         delivery.tokens = view_tokens(backend)
         if delivery.tokens is None:
             delivery.text = view_text(backend)
+        priced = {}
+        if meter is not None and status == 200:
+            priced = meter.measure(delivery.tokens, delivery.text, pump.ttft)
+        _log_stream(exchange, status, pump, backend, client, priced)
     return delivery
 
 
@@ -341,6 +367,7 @@ def _log_stream(
     pump: _Pump,
     backend: dict[str, Any],
     client: dict[str, Any],
+    priced: dict[str, Any],
 ) -> None:
     if not exchange.logging:
         return
@@ -351,7 +378,7 @@ def _log_stream(
     )
     if pump.error is not None:
         exchange.log("error", status=502, error=pump.error, **extra)
-    exchange.log("client_response", status=status, payload=client, **extra)
+    exchange.log("client_response", status=status, payload=client, **extra, **priced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +397,7 @@ class Forward(Plan):
     An SSE answer is always streamed; with `stream` any 200 answer is (Gemini's
     streamed JSON array)."""
 
-    __slots__ = ("make_tap", "error_event", "stream", "repair")
+    __slots__ = ("make_tap", "error_event", "stream", "repair", "hide_usage")
 
     def __init__(
         self,
@@ -384,12 +411,14 @@ class Forward(Plan):
         error_event: Callable[[str], bytes],
         stream: bool = False,
         repair: Repair | None = None,
+        hide_usage: bool = False,
     ) -> None:
         super().__init__(route, dialect, path, headers, body)
         self.make_tap = make_tap
         self.error_event = error_event
         self.stream = stream
         self.repair = repair
+        self.hide_usage = hide_usage  # louter asked for the usage chunk: the client gets none
 
     async def relay(
         self,
@@ -400,7 +429,8 @@ class Forward(Plan):
     ) -> Delivery:
         if response.status == 200 and (self.stream or is_event_stream(response.headers)):
             tap = self.make_tap(max_text=exchange.budgets.log_text)
-            relay = PassthroughRelay(tap, self.error_event)
+            hidden = UsageChunkFilter() if self.hide_usage else None
+            relay = PassthroughRelay(tap, self.error_event, hidden)
             return await relay_stream(ctx, exchange, response, responder, relay)
         parsed = None
         if self.repair is not None and response.status == 200:
@@ -411,7 +441,7 @@ class Forward(Plan):
                 return await self.repair.plan().relay(ctx, exchange, response, responder)
         if response.status >= 400:
             response = await without_keys(ctx, exchange, response)
-        count = ctx.metrics is not None
+        count = ctx.metrics is not None or exchange.meter is not None
         return await relay_whole(
             exchange, response, responder, self.dialect, count=count, parsed=parsed
         )

@@ -24,6 +24,7 @@ from louter.proxy.attempts import Plan
 from louter.proxy.bridge import ClientSide
 from louter.proxy.context import ProxyContext
 from louter.proxy.door import SSE_HEADERS, DoorSpec, body_model
+from louter.proxy.hidden_usage import ask_usage
 from louter.proxy.passthrough import Forward, Repair
 from louter.proxy.pipeline import Call
 from louter.proxy.routing import Route
@@ -75,15 +76,18 @@ def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None)
     client_auth = call.http.headers.get("authorization")
     if client_auth is not None and route.backend.takes_client_key(ctx.gate is not None):
         headers.append((b"authorization", header_value(client_auth, "authorization")))
+    body = _same_body(call, route)
+    hide = call.exchange.meter is not None and ask_usage(body)  # accounting needs usage
     return Forward(
         route,
         "completions",
         completions.PATH,
         headers,
-        orjson.dumps(_same_body(call, route)),
+        orjson.dumps(body),
         make_tap=functools.partial(DialectTap, "completions"),
         error_event=DIALECTS["completions"].error_event,
         stream=call.stream,
+        hide_usage=hide,
     )
 
 

@@ -28,11 +28,17 @@ The interface (`Store`), all calls async, every time taken from the store's own 
         Small byte values with an optional time to live (sessions, routes, cache).
     incr(key, amount, ttl_seconds) -> int
         A counter; the TTL starts with the first increment (fixed windows, usage).
+    hincr(key, amounts, ttl_seconds) / hgetall(key) -> {field: int}
+        A hash of integer counters (usage per day), incremented together; the TTL is
+        set on every call.
+    spend(key, limit, amount, ttl_seconds) -> (allowed, total)
+        A budget: refused (nothing added) when the counter has reached `limit`, else
+        `amount` added; one atomic script with Redis. `incr` settles it later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from louter.proxy.store.memory import MemoryStore
@@ -77,6 +83,16 @@ class Store(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int: ...
+
+    async def hincr(
+        self, key: str, amounts: Mapping[str, int], ttl_seconds: float | None = None
+    ) -> None: ...
+
+    async def hgetall(self, key: str) -> dict[str, int]: ...
+
+    async def spend(
+        self, key: str, limit: int, amount: int, ttl_seconds: float | None = None
+    ) -> tuple[bool, int]: ...
 
     async def aclose(self) -> None: ...
 

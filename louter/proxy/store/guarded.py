@@ -19,7 +19,7 @@ starts and once when Redis answers again.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -205,6 +205,34 @@ class GuardedStore:
             lambda: self.remote.incr(key, amount, ttl_seconds),
             lambda: self.local.incr(key, amount, ttl_seconds),
         )
+
+    async def hincr(
+        self, key: str, amounts: Mapping[str, int], ttl_seconds: float | None = None
+    ) -> None:
+        await self._guard(
+            "hincr",
+            lambda: self.remote.hincr(key, amounts, ttl_seconds),
+            lambda: self.local.hincr(key, amounts, ttl_seconds),
+        )
+
+    async def hgetall(self, key: str) -> dict[str, int]:
+        return await self._guard(
+            "hgetall", lambda: self.remote.hgetall(key), lambda: self.local.hgetall(key)
+        )
+
+    async def spend(
+        self, key: str, limit: int, amount: int, ttl_seconds: float | None = None
+    ) -> tuple[bool, int]:
+        """A budget check; on failure `on_error` decides: local (this process's own
+        count), open (admitted), closed (refused)."""
+
+        async def fallback() -> tuple[bool, int]:
+            if self._mode == "local":
+                return await self.local.spend(key, limit, amount, ttl_seconds)
+            return self._mode == "open", 0
+
+        call = lambda: self.remote.spend(key, limit, amount, ttl_seconds)  # noqa: E731
+        return await self._guard("spend", call, fallback)
 
     async def aclose(self) -> None:
         await self.remote.aclose()

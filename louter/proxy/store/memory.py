@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from louter.proxy.store.types import FULL, Decision, Limit
 
@@ -27,6 +27,7 @@ class MemoryStore:
         self._leases: dict[str, dict[str, float]] = {}  # key -> lease -> expiry
         self._values: dict[str, tuple[bytes, float]] = {}  # key -> (value, expiry)
         self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, expiry)
+        self._hashes: dict[str, tuple[dict[str, int], float]] = {}  # key -> (fields, expiry)
         self._writes = 0
         self._ids = itertools.count(1)  # lease ids (in-process: a counter is unique)
 
@@ -212,6 +213,39 @@ class MemoryStore:
         self._wrote(now)
         return count + amount
 
+    async def hincr(
+        self, key: str, amounts: Mapping[str, int], ttl_seconds: float | None = None
+    ) -> None:
+        now = self._clock()
+        fields, expiry = self._hashes.get(key, ({}, math.inf))
+        if expiry <= now:
+            fields = {}
+        for name, amount in amounts.items():
+            fields[name] = fields.get(name, 0) + amount
+        self._hashes[key] = (fields, math.inf if ttl_seconds is None else now + ttl_seconds)
+        self._wrote(now)
+
+    async def hgetall(self, key: str) -> dict[str, int]:
+        found = self._hashes.get(key)
+        if found is None or found[1] <= self._clock():
+            return {}
+        return dict(found[0])
+
+    async def spend(
+        self, key: str, limit: int, amount: int, ttl_seconds: float | None = None
+    ) -> tuple[bool, int]:
+        now = self._clock()
+        count, expiry = self._counters.get(key, (0, math.inf))
+        if expiry <= now:
+            count, expiry = 0, math.inf
+        if count >= limit:
+            return False, count
+        if ttl_seconds is not None:
+            expiry = now + ttl_seconds
+        self._counters[key] = (count + amount, expiry)
+        self._wrote(now)
+        return True, count + amount
+
     async def aclose(self) -> None:
         """Nothing to close (the Store interface has it for the Redis store)."""
 
@@ -224,7 +258,7 @@ class MemoryStore:
 
     def sweep(self, now: float) -> None:
         """Drop expired values, counters and leases and buckets that are full again."""
-        for table in (self._values, self._counters):
+        for table in (self._values, self._counters, self._hashes):
             for key in [k for k, (_, expiry) in table.items() if expiry <= now]:
                 del table[key]
         for key in [k for k, state in self._buckets.items() if state[2] <= now]:

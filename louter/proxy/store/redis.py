@@ -9,7 +9,7 @@ live in `GuardedStore`; errors here are raised as `StoreError`."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from louter.proxy.store import scripts
@@ -27,6 +27,8 @@ SETTLE = scripts.Script(scripts.SETTLE)
 ACQUIRE = scripts.Script(scripts.ACQUIRE)
 RENEW = scripts.Script(scripts.RENEW)
 INCR = scripts.Script(scripts.INCR)
+HINCR = scripts.Script(scripts.HINCR)
+SPEND = scripts.Script(scripts.SPEND)
 
 
 class RedisStore:
@@ -166,6 +168,25 @@ class RedisStore:
         ttl = 0 if ttl_seconds is None else _ms(ttl_seconds)
         return int(await self._one(INCR, [self._value(key)], (amount, ttl)))
 
+    async def hincr(
+        self, key: str, amounts: Mapping[str, int], ttl_seconds: float | None = None
+    ) -> None:
+        args: list[Arg] = [0 if ttl_seconds is None else _ms(ttl_seconds)]
+        for name, amount in amounts.items():
+            args += (name, amount)
+        await self._one(HINCR, [self._value(key)], args)
+
+    async def hgetall(self, key: str) -> dict[str, int]:
+        flat = _checked(await self.pool.run([("HGETALL", self._value(key))]))[0] or []
+        return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    async def spend(
+        self, key: str, limit: int, amount: int, ttl_seconds: float | None = None
+    ) -> tuple[bool, int]:
+        ttl = 0 if ttl_seconds is None else _ms(ttl_seconds)
+        out = await self._one(SPEND, [self._value(key)], (limit, amount, ttl))
+        return bool(out[0]), int(out[1])
+
     def reset(self) -> None:
         self.pool.reset()
 
@@ -175,6 +196,10 @@ class RedisStore:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _noscript(reply: Any) -> bool:

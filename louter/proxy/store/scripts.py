@@ -158,6 +158,22 @@ end
 return count
 """
 
+# KEYS[1]: hash; ARGV: ttl ms (0: none), then field, amount pairs
+HINCR = """
+for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+# KEYS[1]: spend counter; ARGV: limit, amount, ttl ms (0: none) -> {allowed, total}
+SPEND = """
+local total = tonumber(redis.call('GET', KEYS[1]) or '0')
+if total >= tonumber(ARGV[1]) then return {0, total} end
+total = redis.call('INCRBY', KEYS[1], ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return {1, total}
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Script:
