@@ -185,6 +185,7 @@ class Config:
     store: StoreConfig | None = None  # None: every counter lives in the process
     auth: Auth = field(default_factory=Auth)  # client keys ([auth], [keys.NAME])
     limits: LimitsConfig | None = None  # None: no rate limits (no stage, no store calls)
+    session: SessionConfig = field(default_factory=lambda: SessionConfig())  # [session]
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -338,6 +339,7 @@ TOP_KEYS = {
     "keys": "table",
     "store": "table",
     "limits": "table",
+    "session": "table",
 }
 STORE_KEYS = {
     "url": "str",
@@ -688,6 +690,46 @@ def _parse_limits(where: _Where, data: Mapping[str, Any], names: set[str]) -> Li
     )
 
 
+# --------------------------------------------------------------------------- [session]
+
+SESSION_KEYS = {
+    "expiry_seconds": "number",
+    "max_sessions": "int",
+    "file_path": "str",
+    "command_prefix": "str",
+    "disable_interactive_commands": "bool",
+}
+_PREFIX_CHARS = frozenset("!#$%&'*+-./:;<>?@[]^`{|}~")  # punctuation, not ( ) , " = \\ _
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """`[session]`: sessions (named by `x-session-id` or a client's own session header)
+    and the in-chat commands that steer them (`!/backend(...)`, `!/set(...)`, ...)."""
+
+    expiry_seconds: float = 3600.0  # a session idle this long is forgotten
+    max_sessions: int = 10000  # sessions this process keeps (the least recently used go)
+    file_path: str | None = None  # in-process sessions and routes kept across restarts
+    command_prefix: str = "!/"
+    disable_interactive_commands: bool = False
+
+
+def _parse_session(where: _Where, data: Mapping[str, Any], shared: bool) -> SessionConfig:
+    values = _check_table(where, "session", data, SESSION_KEYS)
+    _positive(where, "session", values, ("expiry_seconds", "max_sessions"))
+    _floats(values, ("expiry_seconds",))
+    prefix = values.get("command_prefix", "!/")
+    if not 0 < len(prefix) <= 8 or not set(prefix) <= _PREFIX_CHARS:
+        problem = f'must be 1-8 punctuation characters (not ( ) , " =), got {prefix!r}'
+        raise where.error("session", "command_prefix", problem)
+    if shared and "file_path" in values:
+        problem = "keeps in-process sessions; with [store] url they live in the store"
+        raise where.error("session", "file_path", problem)
+    if values.get("file_path") == "":
+        raise where.error("session", "file_path", "must not be empty")
+    return SessionConfig(**values)
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -709,6 +751,7 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     auth = parse_auth(top.get("auth", {}), top.get("keys", {}), env, where.error)
     names = {b.name for b in backends}
     limits = _parse_limits(where, top["limits"], names) if "limits" in top else None
+    session = _parse_session(where, top.get("session", {}), store is not None)
     return Config(
         server,
         performance,
@@ -718,6 +761,7 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         store=store,
         auth=auth,
         limits=limits,
+        session=session,
     )
 
 

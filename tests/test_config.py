@@ -15,6 +15,7 @@ from louter.config import (
     PRESETS,
     RATE_KEYS,
     SERVER_KEYS,
+    SESSION_KEYS,
     STORE_KEYS,
     TOP_KEYS,
     Backend,
@@ -47,7 +48,7 @@ def test_unknown_top_level_key() -> None:
     text = 'colour = "blue"\n'
     assert error_of(text) == (
         "cfg.toml: top level key 'colour': unknown key "
-        "(allowed: auth, backends, keys, limits, performance, server, store) (line 1)"
+        "(allowed: auth, backends, keys, limits, performance, server, session, store) (line 1)"
     )
 
 
@@ -55,7 +56,7 @@ def test_unknown_top_level_table_names_its_header_line() -> None:
     text = "[server]\nport = 1\n\n[serverz]\nport = 2\n"
     assert error_of(text) == (
         "cfg.toml: top level key 'serverz': unknown key "
-        "(allowed: auth, backends, keys, limits, performance, server, store) (line 4)"
+        "(allowed: auth, backends, keys, limits, performance, server, session, store) (line 4)"
     )
 
 
@@ -652,6 +653,8 @@ def test_example_config_documents_every_key() -> None:
     assert used == set(BACKEND_KEYS)
     assert any(t.get("model_mapping") for t in document["backends"].values())
     assert set(document["auth"]) == set(AUTH_KEYS)
+    assert set(document["session"]) == set(SESSION_KEYS) - {"file_path"}
+    assert "# file_path = " in text and "#   file_path " in text
     fields = {name for table in document["keys"].values() for name in table}
     assert fields == set(KEY_FIELDS) - {"key_env"}  # commented: it needs its variable set
     assert "key_env" in EXAMPLE.read_text(encoding="utf-8")

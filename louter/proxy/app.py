@@ -45,6 +45,7 @@ from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.pipeline import Stage
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
+from louter.proxy.sessions import build_sessions, tag
 from louter.proxy.stages import build_pipeline
 from louter.proxy.store import build_store
 from louter.proxy.upstreams import open_upstreams
@@ -78,8 +79,18 @@ async def health(
             "status": "ok" if usable else "unavailable",
             "default": router.default.name,
             "backends": backends,
+            **({"routes": await _runtime_routes(ctx)} if ctx.sessions is not None else {}),
         },
     )
+
+
+async def _runtime_routes(ctx: ProxyContext) -> dict[str, list[str]]:
+    """The routes set with `!/route-*` (they take precedence over the config's mapping)."""
+    assert ctx.sessions is not None
+    if not ctx.sessions.commands:
+        return {}
+    await ctx.sessions.ready()
+    return await ctx.sessions.routes.read()
 
 
 def _backend_health(
@@ -233,6 +244,8 @@ async def _dispatch(
     responder: Responder,
 ) -> None:
     try:
+        if ctx.sessions is not None:  # every answer names its session (x-session-id)
+            tag(exchange, request, responder)
         if endpoint is None:
             raise LouterError(f"unknown path {request.path}", status_hint=404)
         if endpoint.method not in ("*", request.method):
@@ -242,6 +255,8 @@ async def _dispatch(
         if ctx.gate is not None and endpoint.key_from != OPEN:
             where = endpoint.key_from or endpoint.dialect
             ctx.gate.admit(request, where, exchange, responder.peer())
+            if ctx.sessions is not None and exchange.key is not None:
+                tag(exchange, request, responder)  # a key names a session without a header
         await endpoint.handler(ctx, exchange, request, responder)
     except LouterError as exc:
         _count_error(ctx, exchange, error_kind(exc))
@@ -386,6 +401,7 @@ def build_context(
             if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
         }
     limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
+    sessions = build_sessions(config, store, router, metrics, warn)
     return ProxyContext(
         config,
         router,
@@ -396,10 +412,11 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, (*limited, *stages), metrics),
+        build_pipeline(config, (*limited, *stages), metrics, sessions.stages()),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,
+        sessions,
     )
 
 
@@ -429,5 +446,7 @@ async def serve(
         with trio.CancelScope(shield=True):
             for upstream in ctx.upstreams.values():
                 await upstream.transport.aclose()
+            if ctx.sessions is not None:
+                await ctx.sessions.aclose()
             await ctx.store.aclose()
             ctx.journal.close()

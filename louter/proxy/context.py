@@ -20,6 +20,7 @@ from louter.proxy.upstreams import Upstream
 
 if TYPE_CHECKING:
     from louter.proxy.limits import BackendLimits
+    from louter.proxy.sessions import Sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +38,4 @@ class ProxyContext:
     gate: Gate | None = None  # client-key auth (None: auth off, zero cost)
     store: Store = field(default_factory=MemoryStore)  # shared state (`[store]`)
     backend_limits: BackendLimits | None = None  # `[limits.backends.*]` (None: no cost)
+    sessions: Sessions | None = None  # `[session]`: x-session-id, commands, runtime routes

@@ -119,6 +119,8 @@ class Exchange:
         "key",
         "usage",
         "reply_headers",
+        "session",
+        "commands",
         "_journal",
         "_lines",
     )
@@ -148,6 +150,8 @@ class Exchange:
         self.key: ClientKey | None = None  # the client's louter key, once auth admitted it
         self.usage: tuple[int, int] | None = None  # (input, output) of a complete answer
         self.reply_headers: tuple[tuple[bytes, bytes], ...] = ()  # a stage's, on the answer
+        self.session: str | None = None  # the session's id (`sessions/names.py`)
+        self.commands: list[dict[str, str]] | None = None  # in-chat commands seen, outcomes
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
@@ -220,6 +224,10 @@ class Exchange:
             "status": status,
             "latency_ms": None if direction.endswith("request") else self.elapsed_ms(),
         }
+        if self.session is not None:
+            entry["session"] = self.session
+            if self.commands is not None:
+                entry["commands"] = self.commands
         if extra:
             entry.update(extra)
         pieces = self._journal.encode(entry, payload=payload, raw_payload=raw_payload)

@@ -20,6 +20,7 @@ this context (never the process-global one: tests run several louters in one pro
     store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
     auth_failures_total{reason}                             requests refused by client-key auth
     rate_limited_total{scope,name}                          requests refused by [limits]
+    commands_total{command,outcome}                         in-chat commands (`!/...`)
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class Metrics:
         self._errors: dict[Labels, Count] = {}
         self.auth_failures = {reason: Count() for reason in AUTH_REASONS}
         self._limited: dict[Labels, Count] = {}
+        self._commands: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.registry = CollectorRegistry()
@@ -187,6 +189,13 @@ class Metrics:
         found = self._limited.get((scope, name))
         if found is None:
             found = self._limited[(scope, name)] = Count()
+        found.value += 1
+
+    def command(self, name: str, outcome: str) -> None:
+        """An in-chat command: `name` is a known command or "unknown" (bounded)."""
+        found = self._commands.get((name, outcome))
+        if found is None:
+            found = self._commands[(name, outcome)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -245,6 +254,11 @@ class Metrics:
                 "rate_limited", "Requests refused by a rate limit, by scope and its name",
                 ["scope", "name"],
                 self._limited,
+            )  # fmt: skip
+        if self._commands:
+            yield _counters(
+                "commands", "In-chat commands by name and outcome (ok, error, skipped, "
+                "malformed, unknown)", ["command", "outcome"], self._commands,
             )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from louter.convert.model import Request, Response, StreamEvent
     from louter.http.message import HttpRequest
     from louter.proxy.exchange import Exchange
+    from louter.proxy.sessions.state import Session
 
 
 class Call:
@@ -46,6 +47,7 @@ class Call:
         "rewritten",
         "lazy",
         "kind",
+        "session",
     )
 
     def __init__(
@@ -69,6 +71,7 @@ class Call:
         self.exchange = exchange
         self.rewritten = False  # a stage replaced the neutral request: it is sent
         self.lazy = lazy  # the neutral request, parsed on first use (`request`)
+        self.session: Session | None = None  # set by the session stage (its settings)
 
     @property
     def request(self) -> Request:
