@@ -76,7 +76,7 @@ class _Broken(Exception):
 
 
 def _quoted(value: str) -> str:
-    if value and _BARE.fullmatch(value):
+    if value and _VALUE.fullmatch(value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -129,6 +129,9 @@ def _read(
         return Mistake(word, text[start:end], problem), end
     word, pos = name.group().lower(), name.end()
     if text.startswith("(", pos):
+        if text.find(")", pos, _line_end(text, pos)) < 0:
+            end = _line_end(text, pos)
+            return Mistake(word, text[start:end], "missing ')' at the end"), end
         try:
             args, end = _args(text, pos + 1)
         except _Broken as broken:
@@ -152,10 +155,14 @@ def _read(
     return Command(word, (), text[start:pos]), pos
 
 
+def _line_end(text: str, at: int) -> int:
+    end = text.find("\n", at)
+    return len(text) if end < 0 else end
+
+
 def _skip_call(text: str, at: int) -> int:
     """Where a broken command ends: after its `)` on this line, else at the line's end."""
-    line_end = text.find("\n", at)
-    line_end = len(text) if line_end < 0 else line_end
+    line_end = _line_end(text, at)
     close = text.find(")", at, line_end)
     return line_end if close < 0 else close + 1
 
@@ -176,9 +183,9 @@ def _args(text: str, at: int) -> tuple[tuple[Arg, ...], int]:
             if text.startswith(")", at):
                 raise _Broken("a comma with no argument after it", at)
             continue
-        if text.startswith(")", at):
-            return tuple(args), at + 1
         following = _skip_spaces(text, at)
+        if text.startswith(")", following):
+            return tuple(args), following + 1
         if following >= len(text) or text[following] == "\n":
             raise _Broken("missing ')' at the end", following)
         nxt = _VALUE.match(text, following)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from louter.convert.commands import KEYS, Command, Mistake, scan, strip, user_texts
 from louter.convert.model import Response, Text, Usage
+from louter.errors import ConversionError
 from louter.proxy.pipeline import Call, Stage
 from louter.proxy.sessions.commands import COMMANDS, Turn
 from louter.proxy.sessions.names import session_id, store_key
@@ -157,8 +158,15 @@ class SessionStage(Stage):
     def _target(self, session: Session, model: str) -> str:
         chosen = session.get("model") or model
         backend = session.get("backend")
-        if backend is None or self._sessions.router.address(chosen) is not None:
+        router = self._sessions.router
+        if backend is None or router.address(chosen) is not None:
             return chosen
+        if router.address(f"{backend}:{chosen}") is None:  # the config changed since
+            names = ", ".join(router.backend_names())
+            raise ConversionError(
+                f"this session's backend {backend!r} is not configured (backends: {names}); "
+                f"{self._prefix}backend(NAME) or {self._prefix}unset(backend) changes it"
+            )
         return f"{backend}:{chosen}"
 
 
