@@ -10,12 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import StartLouter
 from tests.e2e.test_claude_code import claude_bin, run_claude  # noqa: F401 - a fixture
-
-pytestmark = pytest.mark.usefixtures("claude_bin")
 
 
 def entries(log: Path, direction: str) -> list[dict[str, Any]]:
@@ -25,8 +21,8 @@ def entries(log: Path, direction: str) -> list[dict[str, Any]]:
 
 async def test_model_command_in_the_prompt_switches_the_session_model(
     start_louter: StartLouter,
-    claude_bin: Path,
-    tmp_path: Path,  # noqa: F811
+    claude_bin: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     log = tmp_path / "louter.jsonl"
     base = await start_louter(log_file=log)
@@ -45,8 +41,8 @@ async def test_model_command_in_the_prompt_switches_the_session_model(
 
 async def test_a_command_only_prompt_then_the_next_turn(
     start_louter: StartLouter,
-    claude_bin: Path,
-    tmp_path: Path,  # noqa: F811
+    claude_bin: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     log = tmp_path / "louter.jsonl"
     base = await start_louter(log_file=log)

@@ -60,8 +60,8 @@ def chat(text: str, model: str = "gpt-test") -> dict[str, Any]:
 
 async def test_two_processes_share_sessions_and_routes(
     nursery: trio.Nursery,
-    redis_server: RedisServer,
-    tmp_path: Path,  # noqa: F811
+    redis_server: RedisServer,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     first, second = FakeUpstream(answering("first")), FakeUpstream(answering("second"))
     await nursery.start(first.serve)
