@@ -22,7 +22,7 @@ passing through as bytes; without stages the pipeline costs one attribute test.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from louter.proxy.usage import LazyRequest
@@ -120,6 +120,13 @@ class Stage:
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     stages: tuple[Stage, ...] = ()
+    # Some stage has an `after` hook (else the app skips the shielded after-exchange call,
+    # ~15 us a request on a slow machine)
+    settles: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        found = any(type(stage).after is not Stage.after for stage in self.stages)
+        object.__setattr__(self, "settles", found)
 
     @property
     def neutral(self) -> bool:

@@ -52,6 +52,10 @@ class Sessions:
     def stages(self) -> list[Stage]:
         return [SessionStage(self)] if self.commands else []
 
+    def stale(self) -> bool:
+        """The session file is not restored yet, or the runtime routes may be stale."""
+        return self.saved is not None or self.routes.stale()
+
     async def ready(self) -> None:
         """Put back the session file's state (once), and refresh the runtime routes."""
         saved = self.saved

@@ -52,11 +52,15 @@ class RuntimeRoutes:
         self.listing: Listing = {}
         self.table: dict[str, tuple[Route, ...]] = {}  # what the Router reads
 
+    def stale(self) -> bool:
+        """The copy here may be out of date (shared store: after `REFRESH_SECONDS`)."""
+        if self._shared:
+            return self._clock() - self._read_at >= REFRESH_SECONDS
+        return self._read_at == -math.inf
+
     async def refresh(self) -> None:
-        """Re-read the store when the copy here may be stale (shared store only)."""
-        if self._clock() - self._read_at >= REFRESH_SECONDS and (
-            self._shared or self._read_at == -math.inf
-        ):
+        """Re-read the store when the copy here may be stale."""
+        if self.stale():
             await self.read()
 
     async def read(self) -> Listing:

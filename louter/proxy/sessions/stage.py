@@ -43,7 +43,8 @@ class SessionStage(Stage):
 
     async def on_request(self, call: Call) -> Response | None:
         sessions = self._sessions
-        await sessions.ready()
+        if sessions.stale():
+            await sessions.ready()
         key = call.exchange.key
         name = key.name if key is not None else None
         found = session_id(call.http, name)  # 400 for a malformed x-session-id
@@ -51,13 +52,16 @@ class SessionStage(Stage):
         call.session = session
         answer = None
         if call.kind == "generate":
-            texts = user_texts(call.dialect, call.body)
             prefix = self._prefix
-            if texts and any(prefix in text for text in texts):
-                answer = await self._commands(call, session, texts)
-        if answer is None:
+            texts = user_texts(call.dialect, call.body)
+            for text in texts:
+                if prefix in text:  # the cheap check: most messages stop here
+                    answer = await self._commands(call, session, texts)
+                    break
+        if answer is None and not session.empty:
             self._apply(call, session)
-        await sessions.book.save(session)
+        if session.changed:
+            await sessions.book.save(session)
         return answer
 
     # ------------------------------------------------------------------ commands
@@ -142,8 +146,6 @@ class SessionStage(Stage):
 
     def _apply(self, call: Call, session: Session) -> None:
         """The session's routing and sampling settings, on this request."""
-        if session.empty:
-            return
         if session.oneoff is not None:
             call.model = session.oneoff
             session.oneoff = None
