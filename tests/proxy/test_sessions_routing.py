@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import trio
 from typer.testing import CliRunner
@@ -25,6 +26,7 @@ from louter.proxy.store import MemoryStore
 from tests.conftest import StartLouter
 from tests.fakes import FakeUpstream, JSONReply
 from tests.proxy.test_sessions import answering, config_for
+from tests.sdk import Clients, in_thread
 
 ADMIN, USER = "lk-admin-0123456789abcdef", "lk-user-0123456789abcdefg"
 
@@ -98,6 +100,41 @@ async def test_disabled_commands_still_name_the_session(
         assert reply.headers["x-session-id"] == "q"
         assert answer_text(reply) == "from first ok"  # the command reached the model as text
         assert "routes" in (await http.get("/health")).json()
+
+
+async def test_the_responses_door_and_token_counting(
+    nursery: trio.Nursery, start_louter: StartLouter, sdk: Clients
+) -> None:
+    first, second = await upstreams(nursery)
+    base = await start_louter(config_for(first, second))
+    client = openai.OpenAI(base_url=base + "/v1", api_key="sk", max_retries=0,
+                           default_headers={"x-session-id": "resp-1"})  # fmt: skip
+    sdk._keep(client)
+    whole = await in_thread(lambda: client.responses.create(model="m", input="!/backend(second)"))
+    assert whole.output_text == "backend set to second"
+    assert whole.usage is not None and whole.usage.total_tokens == 0
+
+    def streamed() -> str:
+        events = client.responses.create(model="m", input="!/hello", stream=True)
+        return "".join(e.delta for e in events if e.type == "response.output_text.delta")
+
+    assert (await in_thread(streamed)).startswith("Welcome to louter. Session: resp-1")
+    answer = await in_thread(lambda: client.responses.create(model="m", input="hi"))
+    assert answer.output_text == "from second ok"
+    async with httpx.AsyncClient(base_url=base) as http:
+        counted = await http.post(
+            "/v1/messages/count_tokens",
+            json={"model": "m", "messages": [{"role": "user", "content": "!/backend(first)"}]},
+            headers={"x-session-id": "resp-1"},
+        )
+        assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
+        reply = await http.post("/v1/chat/completions", json=chat("!/hello"),
+                                headers={"x-session-id": "resp-1"})  # fmt: skip
+    assert "backend=second" in answer_text(reply)  # counting ran no command
+    many = " ".join(["!/pwd"] * 40)
+    async with httpx.AsyncClient(base_url=base) as http:
+        reply = await http.post("/v1/chat/completions", json=chat(many))
+    assert answer_text(reply) == "at most 32 commands in one message; nothing was done"
 
 
 # --------------------------------------------------------------------------- backend:model

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from louter.proxy.sessions.state import Session
 
 NAMES = frozenset(COMMANDS)
+MAX_COMMANDS = 32  # in one message (each may be a store round trip)
 FIELDS = {name: key.field for name, key in KEYS.items() if key.field is not None}
 
 
@@ -72,6 +73,10 @@ class SessionStage(Stage):
         mistakes = [m for s in scans for m in s.mistakes]
         if not scans or not (session.interactive or _switches(commands)):
             return None
+        if len(commands) + len(mistakes) > MAX_COMMANDS:
+            text = f"at most {MAX_COMMANDS} commands in one message; nothing was done"
+            self._count(call, "unknown", "malformed")
+            return self._answer(call, text)
         unknown = [c for c in commands if c.name not in COMMANDS]
         if mistakes or unknown:
             return self._refuse(call, commands, mistakes, unknown)
