@@ -195,6 +195,7 @@ class Config:
     condense: CondenseConfig | None = None  # None: /api/condense answers 404
     processors: tuple[Processor, ...] = ()  # [[processors]], in file order (none: no stage)
     cache: CacheConfig | None = None  # [cache] (None: no cache stage, no cost)
+    session: SessionConfig = field(default_factory=lambda: SessionConfig())  # [session]
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -359,6 +360,7 @@ TOP_KEYS = {
     "condense": "table",
     "processors": "tables",
     "cache": "table",
+    "session": "table",
 }
 STORE_KEYS = {
     "url": "str",
@@ -905,6 +907,46 @@ def _parse_cache(where: _Where, data: Mapping[str, Any], has_store: bool) -> Cac
     return CacheConfig(**values)
 
 
+# --------------------------------------------------------------------------- [session]
+
+SESSION_KEYS = {
+    "expiry_seconds": "number",
+    "max_sessions": "int",
+    "file_path": "str",
+    "command_prefix": "str",
+    "disable_interactive_commands": "bool",
+}
+_PREFIX_CHARS = frozenset("!#$%&'*+-./:;<>?@[]^`{|}~")  # punctuation, not ( ) , " = \\ _
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """`[session]`: sessions (named by `x-session-id` or a client's own session header)
+    and the in-chat commands that steer them (`!/backend(...)`, `!/set(...)`, ...)."""
+
+    expiry_seconds: float = 3600.0  # a session idle this long is forgotten
+    max_sessions: int = 10000  # sessions this process keeps (the least recently used go)
+    file_path: str | None = None  # in-process sessions and routes kept across restarts
+    command_prefix: str = "!/"
+    disable_interactive_commands: bool = False
+
+
+def _parse_session(where: _Where, data: Mapping[str, Any], shared: bool) -> SessionConfig:
+    values = _check_table(where, "session", data, SESSION_KEYS)
+    _positive(where, "session", values, ("expiry_seconds", "max_sessions"))
+    _floats(values, ("expiry_seconds",))
+    prefix = values.get("command_prefix", "!/")
+    if not 0 < len(prefix) <= 8 or not set(prefix) <= _PREFIX_CHARS:
+        problem = f'must be 1-8 punctuation characters (not ( ) , " =), got {prefix!r}'
+        raise where.error("session", "command_prefix", problem)
+    if shared and "file_path" in values:
+        problem = "keeps in-process sessions; with [store] url they live in the store"
+        raise where.error("session", "file_path", problem)
+    if values.get("file_path") == "":
+        raise where.error("session", "file_path", "must not be empty")
+    return SessionConfig(**values)
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -934,6 +976,8 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         dialects=list(DIALECTS),
     )
     cache = _parse_cache(where, top["cache"], store is not None) if "cache" in top else None
+
+    session = _parse_session(where, top.get("session", {}), store is not None)
     return Config(
         server,
         performance,
@@ -950,6 +994,7 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         condense=_parse_condense(where, top["condense"], names) if "condense" in top else None,
         processors=processors,
         cache=cache,
+        session=session,
     )
 
 

@@ -16,6 +16,7 @@ from louter.config import (
     PRESETS,
     RATE_KEYS,
     SERVER_KEYS,
+    SESSION_KEYS,
     STORE_KEYS,
     TOP_KEYS,
     USAGE_KEYS,
@@ -674,6 +675,8 @@ def test_example_config_documents_every_key() -> None:
     assert used == set(BACKEND_KEYS)
     assert any(t.get("model_mapping") for t in document["backends"].values())
     assert set(document["auth"]) == set(AUTH_KEYS)
+    assert set(document["session"]) == set(SESSION_KEYS) - {"file_path"}
+    assert "# file_path = " in text and "#   file_path " in text
     fields = {name for table in document["keys"].values() for name in table}
     assert fields == set(KEY_FIELDS) - {"key_env"}  # commented: it needs its variable set
     assert "key_env" in EXAMPLE.read_text(encoding="utf-8")

@@ -164,6 +164,7 @@ FILTER_OPTIONS = (
     ("endpoint", str | None, None, "Substring of the endpoint path."),
     ("status", str | None, None, "HTTP status: a code (404) or a class (4xx)."),
     ("request_id", str | None, None, "One exchange's request id."),
+    ("session", str | None, None, "One session's entries (its x-session-id)."),
     ("since", str | None, None, "From this time: ISO 8601 (UTC if no zone) or a span: 10m, 2h."),
     ("until", str | None, None, "Up to this time: ISO 8601 or a span before now."),
     ("errors", bool, False, "Only error entries and statuses of 400 or more."),

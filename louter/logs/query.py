@@ -157,6 +157,7 @@ CRITERIA: dict[str, Callable[[str, float], Check]] = {
     "endpoint": _endpoint,
     "status": parse_status,
     "request_id": _equals("request_id"),
+    "session": _equals("session"),
     "since": _since,
     "until": _until,
 }

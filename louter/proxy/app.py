@@ -60,6 +60,7 @@ from louter.proxy.processors import build_processors
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
 from louter.proxy.served import Served
+from louter.proxy.sessions import build_sessions, tag
 from louter.proxy.shared_breakers import SharedBreakers
 from louter.proxy.stages import build_pipeline
 from louter.proxy.store import build_store
@@ -88,6 +89,8 @@ async def health(
         status, body = await ctx.group.health()
     else:
         status, body = health_body(ctx)
+    if ctx.sessions is not None:
+        body["routes"] = await _runtime_routes(ctx)
     await responder.send_json(status, body)
 
 
@@ -103,6 +106,15 @@ def health_body(ctx: ProxyContext) -> tuple[int, dict[str, Any]]:
         "default": router.default.name,
         "backends": backends,
     }
+
+
+async def _runtime_routes(ctx: ProxyContext) -> dict[str, list[str]]:
+    """The routes set with `!/route-*` (they take precedence over the config's mapping)."""
+    assert ctx.sessions is not None
+    if not ctx.sessions.commands:
+        return {}
+    await ctx.sessions.ready()
+    return await ctx.sessions.routes.read()
 
 
 async def metrics(
@@ -259,6 +271,8 @@ async def _dispatch(
     responder: Responder,
 ) -> None:
     try:
+        if ctx.sessions is not None:  # every answer names its session (x-session-id)
+            tag(exchange, request, responder)
         if endpoint is None:
             raise LouterError(f"unknown path {request.path}", status_hint=404)
         if endpoint.method not in ("*", request.method):
@@ -270,6 +284,8 @@ async def _dispatch(
         if ctx.gate is not None and endpoint.key_from != OPEN:
             where = endpoint.key_from or endpoint.dialect
             ctx.gate.admit(request, where, exchange, responder.peer())
+            if ctx.sessions is not None and exchange.key is not None:
+                tag(exchange, request, responder)  # a key names a session without a header
         await endpoint.handler(ctx, exchange, request, responder)
     except LouterError as exc:
         _count_error(ctx, exchange, error_kind(exc))
@@ -433,6 +449,7 @@ def build_context(
     shared = None
     if config.store is not None:  # other louters share the store: and the breakers
         shared = SharedBreakers(router.breakers, store, wall=clock, scrub=scrub)
+    sessions = build_sessions(config, store, router, metrics, warn)
     return ProxyContext(
         config,
         router,
@@ -447,6 +464,7 @@ def build_context(
             config,
             (*known, *limited, *accounting_stages(accounting), *processing, *stages),
             metrics,
+            sessions.stages(),
         ),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
@@ -456,6 +474,7 @@ def build_context(
         cache=cache,
         shared_breakers=shared,
         accounting=accounting,
+        sessions=sessions,
     )
 
 
@@ -498,6 +517,8 @@ async def serve(
         with trio.CancelScope(shield=True):
             for upstream in ctx.upstreams.values():
                 await upstream.transport.aclose()
+            if ctx.sessions is not None:
+                await ctx.sessions.aclose()
             await ctx.store.aclose()
             ctx.journal.close()
             if ctx.accounting is not None:  # the usage file gets what is queued

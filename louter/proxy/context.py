@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from louter.proxy.cache import ResponseCache
     from louter.proxy.limits import BackendLimits
     from louter.proxy.served import Served
+    from louter.proxy.sessions import Sessions
     from louter.proxy.shared_breakers import SharedBreakers
 
 
@@ -49,3 +50,4 @@ class ProxyContext:
     cache: ResponseCache | None = None  # `[cache]` (also in the pipeline; /health/cache)
     group: Group | None = None  # a worker of `--workers N`: /metrics, /health for all
     shared_breakers: SharedBreakers | None = None  # breakers shared via `[store]`
+    sessions: Sessions | None = None  # `[session]`: x-session-id, commands, runtime routes

@@ -144,7 +144,7 @@ async def generate(
         exchange.call = call
         answer = await pipeline.before(call)
         if exchange.reply_headers:  # e.g. the rate limits' remaining quota
-            responder.extra = encode_headers(exchange.reply_headers)
+            responder.extra += encode_headers(exchange.reply_headers)
         if answer is not None:
             client = spec.client(ctx, call, lazy)
             await answer_locally(exchange, client, answer, call.stream, responder, call.marks)

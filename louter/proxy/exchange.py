@@ -121,6 +121,8 @@ class Exchange:
         "usage",
         "reply_headers",
         "meter",
+        "session",
+        "commands",
         "_journal",
         "_lines",
     )
@@ -151,6 +153,8 @@ class Exchange:
         self.usage: tuple[int, int] | None = None  # (input, output) of a complete answer
         self.reply_headers: tuple[tuple[bytes, bytes], ...] = ()  # a stage's, on the answer
         self.meter: Meter | None = None  # usage accounting's, when configured
+        self.session: str | None = None  # the session's id (`sessions/names.py`)
+        self.commands: list[dict[str, str]] | None = None  # in-chat commands seen, outcomes
         self._journal = journal
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
@@ -223,6 +227,10 @@ class Exchange:
             "status": status,
             "latency_ms": None if direction.endswith("request") else self.elapsed_ms(),
         }
+        if self.session is not None:
+            entry["session"] = self.session
+            if self.commands is not None:
+                entry["commands"] = self.commands
         if extra:
             entry.update(extra)
         pieces = self._journal.encode(entry, payload=payload, raw_payload=raw_payload)

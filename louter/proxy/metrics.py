@@ -23,6 +23,7 @@ this context (never the process-global one: tests run several louters in one pro
     usage_*, budget_*                                       with [usage] (proxy/accounting/)
     discovery_failures_total{backend}                       failed reads of a backend's model list
     cache_hits_total, cache_misses_total, cache_bypasses_total, cache_bytes   with [cache]
+    commands_total{command,outcome}                         in-chat commands (`!/...`)
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class Metrics:
         self.auth_failures = {reason: Count() for reason in AUTH_REASONS}
         self._limited: dict[Labels, Count] = {}
         self._discovery: dict[Labels, Count] = {}
+        self._commands: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.cache: Any = None  # the response cache's counts (`CacheCounts`), with [cache]
@@ -204,6 +206,13 @@ class Metrics:
         found = self._discovery.get((backend,))
         if found is None:
             found = self._discovery[(backend,)] = Count()
+        found.value += 1
+
+    def command(self, name: str, outcome: str) -> None:
+        """An in-chat command: `name` is a known command or "unknown" (bounded)."""
+        found = self._commands.get((name, outcome))
+        if found is None:
+            found = self._commands[(name, outcome)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -267,6 +276,11 @@ class Metrics:
             yield _counters(
                 "discovery_failures", "Failed reads of a backend's model list", ["backend"],
                 self._discovery,
+            )  # fmt: skip
+        if self._commands:
+            yield _counters(
+                "commands", "In-chat commands by name and outcome (ok, error, skipped, "
+                "malformed, unknown)", ["command", "outcome"], self._commands,
             )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:

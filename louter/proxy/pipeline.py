@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from louter.http.message import HttpRequest
     from louter.proxy.exchange import Exchange
     from louter.proxy.routing import Route, Router
+    from louter.proxy.sessions.state import Session
 
 
 class Call:
@@ -58,6 +59,7 @@ class Call:
         "routes",
         "per_route",
         "marks",
+        "session",
     )
 
     def __init__(
@@ -88,6 +90,7 @@ class Call:
         # (request, route) -> the request that backend gets (`request_for`)
         self.per_route: Callable[[Request, Route], Request] | None = None
         self.marks: dict[str, Any] | None = None  # journal fields for a local answer
+        self.session: Session | None = None  # set by the session stage (its settings)
 
     @property
     def request(self) -> Request:

@@ -6,11 +6,17 @@
    and any window of sum-of-weights picks holds each backend exactly its share); the
    others follow as fallbacks.
 2. A backend's own name routes to that backend, the model name passed through.
-3. Otherwise the default pool serves it, the name passed through: the default backend
+3. `backend:model`, when `backend` names a configured backend (a built-in preset too),
+   goes to that backend under its name for `model` (its mapping's, else as written).
+   Model names may hold `:` (`qwen3:8b`): a prefix that names no backend is no address.
+4. Otherwise the default pool serves it, the name passed through: the default backend
    (`--backend`) and, when the default has no `model_mapping` itself, every backend of
    the config file without one. The pool is grouped and shared like a mapped name (the
    default backend first in its group), so two unmapped backends fail over and spread
    by weight. A default with a mapping serves unmapped names alone.
+
+Runtime routes (`!/route-append` ...: `sessions/routes.py`) come before all of this: a
+model with one is served by its list alone, while it exists.
 
 Backends whose breaker is open are ordered after the usable ones of their group and take
 no part in the round-robin, so the healthy ones keep their relative shares. The attempt
@@ -24,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Protocol
 
 from louter.config import Backend, Config
 from louter.proxy.breaker import Breaker
@@ -33,6 +40,12 @@ from louter.proxy.breaker import Breaker
 class Route:
     backend: Backend
     model: str  # the name the backend knows the model by
+
+
+class RouteTable(Protocol):
+    """Routes set at run time: client model -> its routes, in failover order."""
+
+    table: Mapping[str, tuple[Route, ...]]
 
 
 class _Group:
@@ -93,9 +106,14 @@ class Router:
         }
         pool = _pool(self.default, config.backends)
         self._pool = _by_priority(pool) if len(pool) > 1 else None
+        self.runtime: RouteTable | None = None  # routes set at run time (sessions/routes.py)
 
     def candidates(self, model: str) -> Sequence[Route]:
         """The backends to try for `model`, in order."""
+        if self.runtime is not None and self.runtime.table:
+            found = self.runtime.table.get(model)
+            if found is not None:
+                return found
         single = self._single.get(model)
         if single is not None:
             return single
@@ -103,6 +121,10 @@ class Router:
         if groups is not None:
             return [route for group in groups for route in group.order(self.breakers)]
         named = self._by_name.get(model)
+        if named is None and ":" in model:
+            addressed = self.address(model)
+            if addressed is not None:
+                return (addressed,)
         if named is not None or self._pool is None:
             return (Route(named or self.default, model),)
         breakers = self.breakers
@@ -110,12 +132,24 @@ class Router:
             Route(route.backend, model) for group in self._pool for route in group.order(breakers)
         ]
 
+    def address(self, model: str) -> Route | None:
+        """`backend:model` as a Route when `backend` is a configured backend, else None."""
+        name, _, rest = model.partition(":")
+        backend = self._by_name.get(name)
+        if backend is None or not rest:
+            return None
+        return Route(backend, backend.backend_model(rest))
+
+    def backend_names(self) -> list[str]:
+        return list(self._by_name)
+
     def owner(self, model: str) -> Backend:
         """The preferred backend for `model` (first by priority, then config order),
         without advancing any round-robin: for model listings."""
         groups = self._groups.get(model)
         if groups is None:
-            return self._by_name.get(model, self.default)
+            addressed = self.address(model) if model not in self._by_name else None
+            return addressed.backend if addressed else self._by_name.get(model, self.default)
         return groups[0].routes[0].backend
 
     def client_models(self) -> list[tuple[str, str]]:

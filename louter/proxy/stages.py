@@ -13,19 +13,25 @@ from louter.proxy.metrics import Metrics
 from louter.proxy.pipeline import Pipeline, Stage
 
 
-def build_stages(config: Config, metrics: Metrics | None = None) -> list[Stage]:
+def build_stages(
+    config: Config, metrics: Metrics | None = None, first: Sequence[Stage] = ()
+) -> list[Stage]:
     """The stages `config` enables, in order. Auth's key check itself runs before the
     handler (`ProxyContext.gate`); its model allow-list is a stage, present only when a
-    key restricts its models."""
-    stages: list[Stage] = []
+    key restricts its models. `first` (the session stage) decides the model the
+    allow-list then checks."""
+    stages: list[Stage] = list(first)
     if config.auth.on and needs_allow_list(config.auth):
         stages.append(ModelAllowList(metrics))
     return stages
 
 
 def build_pipeline(
-    config: Config, extra: Sequence[Stage] = (), metrics: Metrics | None = None
+    config: Config,
+    extra: Sequence[Stage] = (),
+    metrics: Metrics | None = None,
+    first: Sequence[Stage] = (),
 ) -> Pipeline:
-    """The configured stages, then `extra` (stages supplied by an embedding program or a
-    test)."""
-    return Pipeline((*build_stages(config, metrics), *extra))
+    """`first`, the configured stages, then `extra` (stages supplied by an embedding
+    program or a test)."""
+    return Pipeline((*build_stages(config, metrics, first), *extra))

@@ -30,12 +30,15 @@ def claude_bin() -> Path:
     return npm_client(*CLAUDE_CODE)
 
 
-async def run_claude(binary: Path, base: str, tmp: Path, *args: str) -> dict[str, Any]:
+async def run_claude(
+    binary: Path, base: str, tmp: Path, *args: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     home, work = tmp / "home", tmp / "work"
-    home.mkdir()
+    home.mkdir(parents=True)
     work.mkdir()
     (work / "notes.txt").write_text("louter was here\n")
     env = {
+        **(env or {}),
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": base,

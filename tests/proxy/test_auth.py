@@ -27,6 +27,7 @@ from louter.access import digest
 from louter.config import parse_config
 from louter.errors import ConfigError
 from louter.proxy.app import build_context, serve
+from louter.proxy.sessions.stage import SessionStage
 from tests.fakes import FakeUpstream, JSONReply, chat_completion
 from tests.sdk import in_thread
 
@@ -544,15 +545,19 @@ models = []
 
 
 async def test_auth_off_adds_nothing(nursery: trio.Nursery) -> None:
-    """No key configured: no gate, no stage (the hot path is untouched)."""
+    """No key configured: no gate, no stage of its own (sessions are on by default)."""
     config = _config('[backends.mock]\nprotocol = "mock"\n')
     ctx = build_context(config, default_backend="mock")
-    assert ctx.gate is None and ctx.pipeline.stages == ()
+    assert ctx.gate is None and _own_stages(ctx) == []
     keyed = _config(keys_toml())
     assert build_context(keyed, default_backend="mock").pipeline.stages != ()
     every = _config(keys_toml().split("[keys.narrow]")[0])  # no key with an allow-list
     ctx = build_context(every, default_backend="mock")
-    assert ctx.gate is not None and ctx.pipeline.stages == ()
+    assert ctx.gate is not None and _own_stages(ctx) == []
+
+
+def _own_stages(ctx: Any) -> list[Any]:
+    return [s for s in ctx.pipeline.stages if not isinstance(s, SessionStage)]
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -1,0 +1,22 @@
+"""In-chat commands, pure: the grammar (`grammar.scan`), the settable keys (`keys.KEYS`)
+and where commands are read (`newest`: the newest user message). The proxy's session
+stage (`louter/proxy/sessions/`) runs them."""
+
+from __future__ import annotations
+
+from louter.convert.commands.grammar import Arg, Command, Mistake, Scan, scan
+from louter.convert.commands.keys import KEYS, Key, read_setting
+from louter.convert.commands.newest import strip, user_texts
+
+__all__ = [
+    "KEYS",
+    "Arg",
+    "Command",
+    "Key",
+    "Mistake",
+    "Scan",
+    "read_setting",
+    "scan",
+    "strip",
+    "user_texts",
+]

@@ -1,0 +1,117 @@
+"""Sessions in the store: one value per session that has something set, with the idle
+expiry (`[session] expiry_seconds`) as its time to live, renewed as the session is used.
+
+`max_sessions` bounds the sessions this process keeps: the book remembers the keys it
+wrote, least recently used first, and drops the oldest session from the store when a new
+one would pass the bound. With a shared store other instances' sessions are bounded by
+their own books and by the expiry.
+
+With `[session] file_path` (in-process store only) every change is also written to that
+file (`SessionFile`), and the sessions and runtime routes found in it at start-up are
+put back (`restore`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import orjson
+
+from louter.proxy.sessions.state import Session, decode
+
+if TYPE_CHECKING:
+    from louter.config import SessionConfig
+    from louter.proxy.sessions.persist import SessionFile
+    from louter.proxy.store import Store
+
+RENEW_FRACTION = 0.125  # a session used after this share of its expiry is written again
+
+
+class SessionBook:
+    def __init__(
+        self,
+        store: Store,
+        config: SessionConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        file: SessionFile | None = None,
+    ) -> None:
+        self._store = store
+        self.expiry = config.expiry_seconds
+        self.limit = config.max_sessions
+        self._clock = clock
+        self._file = file
+        self._recent: OrderedDict[str, str] = OrderedDict()  # store key -> session id
+        self.evicted = 0
+
+    async def load(self, session_id: str, key: str) -> Session:
+        """The session (a fresh, empty one when none is stored)."""
+        raw = await self._store.get(key)
+        if raw is None:
+            self._recent.pop(key, None)
+            return Session(session_id, key)
+        session = decode(session_id, key, raw)
+        if key in self._recent:
+            self._recent.move_to_end(key)
+        if self._clock() - session.touched > self.expiry * RENEW_FRACTION:
+            session.changed = True  # written again at the end of the request: TTL renewed
+        return session
+
+    async def save(self, session: Session) -> None:
+        """Write a changed session (or forget it when nothing is set any more)."""
+        if not session.changed:
+            return
+        session.changed = False
+        if session.empty:
+            await self._store.delete(session.key)
+            self._recent.pop(session.key, None)
+            session.stored = False
+        else:
+            session.touched = self._clock()
+            await self._store.set(session.key, session.encode(), self.expiry)
+            session.stored = True
+            await self._remember(session)
+        if self._file is not None:
+            await self._file.write(sessions=await self.snapshot())
+
+    async def _remember(self, session: Session) -> None:
+        recent = self._recent
+        recent[session.key] = session.id
+        recent.move_to_end(session.key)
+        while len(recent) > self.limit:
+            oldest, _ = recent.popitem(last=False)
+            await self._store.delete(oldest)
+            self.evicted += 1
+
+    def count(self) -> int:
+        """Sessions this process holds (an upper bound: some may have expired since)."""
+        return len(self._recent)
+
+    async def snapshot(self) -> dict[str, dict[str, object]]:
+        """Every live session this process holds, for the session file."""
+        out: dict[str, dict[str, object]] = {}
+        for key, session_id in list(self._recent.items()):
+            raw = await self._store.get(key)
+            if raw is not None:
+                found = decode(session_id, key, raw)
+                out[key] = {"id": session_id, "settings": found.settings,
+                            "oneoff": found.oneoff, "touched": found.touched}  # fmt: skip
+        return out
+
+    async def restore(self, saved: dict[str, dict[str, object]]) -> None:
+        """Put back the sessions of the session file that have not expired since."""
+        now = self._clock()
+        for key, data in saved.items():
+            session_id, touched = data.get("id"), data.get("touched")
+            if not isinstance(session_id, str) or not isinstance(touched, int | float):
+                continue
+            left = self.expiry - (now - touched)
+            if left <= 0:
+                continue
+            session = decode(session_id, key, orjson.dumps(data))
+            if not session.empty:
+                await self._store.set(key, session.encode(), left)
+                await self._remember(session)
