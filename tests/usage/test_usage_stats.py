@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trio
 
+from louter.proxy.sessions.stage import SessionStage
 from tests.fakes import FakeUpstream
 from tests.sdk import Clients
 from tests.usage.helpers import (
@@ -100,7 +101,8 @@ async def test_the_usage_file_survives_a_restart(
 
 async def test_without_usage_configured_the_endpoints_are_404(nursery: trio.Nursery) -> None:
     base, ctx, _ = await start(nursery, '[backends.up]\nprotocol = "mock"\n')
-    assert ctx.accounting is None and not ctx.pipeline.stages  # nothing on the hot path
+    others = [s for s in ctx.pipeline.stages if not isinstance(s, SessionStage)]  # on by default
+    assert ctx.accounting is None and not others  # nothing of usage on the hot path
     found = await get(base, "/v2/usage/stats")
     assert found.status_code == 404
     assert "[usage]" in found.json()["error"]["message"]
