@@ -25,7 +25,7 @@ from louter.proxy.door import SSE_HEADERS, DoorSpec, body_model
 from louter.proxy.passthrough import Forward, Repair
 from louter.proxy.pipeline import Call
 from louter.proxy.routing import Route
-from louter.proxy.taps import OpenAITap
+from louter.proxy.taps import OpenAITap, OpenAIUsageTap
 from louter.proxy.upstreams import rename_token_field
 from louter.proxy.usage import LazyRequest
 
@@ -91,7 +91,7 @@ def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None)
         CHAT_PATH,
         headers,
         orjson.dumps(_same_body(call, route)),
-        make_tap=OpenAITap,
+        make_tap=OpenAITap if ctx.journal.keeps_payloads else OpenAIUsageTap,
         error_event=DIALECTS["openai"].error_event,
         repair=repair,
     )
