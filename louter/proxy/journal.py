@@ -214,6 +214,12 @@ class Journal:
     def active(self) -> bool:
         return self._fd >= 0 or self._echo is not None
 
+    @property
+    def keeps_payloads(self) -> bool:
+        """Whether entries' payloads are written or echoed anywhere (else an answer need
+        not be assembled for the log: its usage is enough)."""
+        return (self._fd >= 0 and self.payloads) or (self._echo is not None and self._echo_payloads)
+
     def timestamp(self) -> str:
         """Now, formatted; cached per millisecond (entries come in bursts), the date and
         time part per second."""

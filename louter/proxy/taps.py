@@ -9,7 +9,8 @@ import orjson
 
 from louter.convert.collect import StreamCollector, stream_view
 from louter.convert.dialect import DIALECTS
-from louter.convert.openai.stream_parser import StreamAssembler
+from louter.convert.openai import chunks as typed
+from louter.convert.openai.stream_parser import StreamAssembler, bulk_array
 from louter.convert.sse import SSEDecoder, SSEEvent
 
 
@@ -52,6 +53,97 @@ class OpenAITap:
             self._assembler.feed_block(self._rest)
             self._rest = b""
         return self._assembler.result()
+
+
+class OpenAIUsageTap:
+    """An OpenAI SSE stream whose assembled answer nobody reads (no bodies in the log):
+    every block of events is still checked before it is passed on, but only each
+    chunk's `usage` is decoded (`chunks.usages`), not the answer.
+
+    The blocks are kept (up to `KEEP_BYTES`) for the one case that needs more: a stream
+    that ends without a usable usage, whose text then gives the token estimate (it is
+    assembled from them at the end). Past `KEEP_BYTES`, or at a block of any other shape
+    (CRLF, comments, `event:` lines), it becomes an `OpenAITap` fed with what it kept:
+    the same checks and result, at the assembler's cost."""
+
+    KEEP_BYTES = 128 * 1024
+
+    def __init__(self, *, max_text: int | None = None) -> None:
+        self._max_text = max_text
+        self._rest = b""
+        self._kept: list[bytes] = []
+        self._kept_bytes = 0
+        self._usage: Any = None
+        self._events = 0
+        self._done = False
+        self._full: OpenAITap | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._full is not None:
+            self._full.feed(chunk)
+            return
+        data = self._rest + chunk if self._rest else chunk
+        end = data.rfind(b"\n\n") + 2
+        if b"\r" in data or (end == 1 and len(data) + self._kept_bytes > self.KEEP_BYTES):
+            self._assemble(data)
+            return
+        if end == 1:  # no event ends in it yet
+            self._rest = data
+            return
+        block, self._rest = data[:end], data[end:]
+        if not self._read(block):
+            self._rest = b""
+            self._assemble(block + data[end:])
+
+    def _read(self, block: bytes) -> bool:
+        """Check `block` and take its usage; False when it needs the assembler."""
+        if self._kept_bytes + len(block) > self.KEEP_BYTES:
+            return False
+        bulk = bulk_array(block)
+        if bulk is None:
+            return False
+        array, count, done = bulk
+        found = typed.usages(array)
+        if found is None or len(found) != count:
+            return False
+        for usage in found:
+            if usage.usage is not None:
+                self._usage = usage.usage
+        self._events += count
+        self._done = self._done or done
+        self._kept.append(block)
+        self._kept_bytes += len(block)
+        return True
+
+    def _assemble(self, data: bytes) -> None:
+        """From here on, the full tap (fed the blocks kept so far, then `data`)."""
+        full = self._full = OpenAITap(max_text=self._max_text)
+        kept, self._kept, self._kept_bytes = self._kept, [], 0
+        for block in kept:
+            full.feed(block)
+        full.feed(data)
+
+    @property
+    def complete(self) -> bool:
+        return self._done if self._full is None else self._full.complete
+
+    def result(self) -> dict[str, Any]:
+        usage = self._usage
+        if self._full is None and not self._rest.strip() and _counts(usage):
+            return {"usage": usage, "chunks": self._events, "done": self._done}
+        if self._full is None:
+            self._assemble(self._rest)
+        assert self._full is not None
+        return self._full.result()
+
+
+def _counts(usage: Any) -> bool:
+    """Whether a usage object gives the tokens (`usage.view_tokens` reads these)."""
+    return (
+        isinstance(usage, dict)
+        and isinstance(usage.get("prompt_tokens"), int)
+        and isinstance(usage.get("completion_tokens"), int)
+    )
 
 
 _ARRAY_PER_CHAR = 4  # a JSON array stream's bytes kept per character of the log's text cap

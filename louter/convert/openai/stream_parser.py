@@ -23,6 +23,7 @@ from louter.convert.model import (
     ToolCallStart,
     Usage,
 )
+from louter.convert.openai import chunks as typed
 from louter.convert.openai.response import map_finish, parse_usage
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
@@ -118,17 +119,28 @@ class StreamAssembler:
         stream's end).
 
         The usual block (only `data: ` lines, one per event, `\\n\\n` between events)
-        becomes one JSON array with a single `replace` and is parsed by one
-        `orjson.loads`: far cheaper than an SSE decoder and a parse per event. Anything
+        becomes one JSON array with a single `split`/`join` and is decoded at once into
+        the few keys read (`typed.decode`; `orjson.loads` for any other shape of chunk):
+        far cheaper than an SSE decoder and a parse per event. Anything
         else (comments, `event:` lines, CRLF, multi-line data, a chunk that is not an
         object) goes through the SSE decoder event by event, with the same result.
 
         Raises:
             ConversionError: as `feed`.
         """
-        bulk = _bulk_chunks(block)
+        bulk = bulk_array(block)
         if bulk is not None:
-            self.feed_chunks(*bulk)
+            array, count, done = bulk
+            structs = typed.decode(array)  # the keys read, typed: ~3x cheaper than orjson
+            if structs is not None and len(structs) == count:
+                self.feed_structs(structs, done)
+            else:
+                parsed = _parse_array(array, count)
+                if parsed is None:
+                    bulk = None
+                else:
+                    self.feed_chunks(parsed, done)
+        if bulk is not None:
             if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
                 self._fold()
             return
@@ -173,6 +185,77 @@ class StreamAssembler:
             plain += 1
         self._chunks += plain
         self._done = self._done or done
+
+    def feed_structs(self, structs: list[typed.Chunk], done: bool) -> None:
+        """As `feed_chunks`, for chunks decoded into their structs (`typed.decode`):
+        the same result, read from attributes."""
+        start = 0
+        while self._id is None and start < len(structs):  # the first chunks: id and model
+            self._absorb_struct(structs[start])
+            start += 1
+        append = self._content.append
+        plain = 0
+        for chunk in structs[start:] if start else structs:
+            choices = chunk.choices
+            if (
+                choices is None
+                or len(choices) != 1
+                or chunk.usage is not None
+                or chunk.error is not None
+            ):
+                self._absorb_struct(chunk)
+                continue
+            choice = choices[0]
+            delta = choice.delta
+            if (
+                delta is None
+                or choice.finish_reason is not None
+                or choice.index != 0
+                or delta.tool_calls is not None
+                or delta.reasoning_content is not None
+                or delta.reasoning is not None
+                or delta.function_call is not None
+            ):
+                self._absorb_struct(chunk)
+                continue
+            text = delta.content or delta.refusal
+            if text and type(text) is str:
+                append(text)
+            plain += 1
+        self._chunks += plain
+        self._done = self._done or done
+
+    def _absorb_struct(self, chunk: typed.Chunk) -> None:
+        """`_absorb` for a decoded struct (absent and null keys alike are None)."""
+        self._chunks += 1
+        if self._id is None:
+            self._id = chunk.id or None
+        if self._model is None:
+            self._model = chunk.model or None
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if chunk.error is not None:
+            self._error = _error_object(chunk.error)
+        for choice in chunk.choices or ():
+            if choice.index == 0:
+                self._choice_struct(choice)
+
+    def _choice_struct(self, choice: typed.Choice) -> None:
+        if choice.finish_reason is not None:
+            self._finish_reason = choice.finish_reason
+        delta = choice.delta
+        if delta is None:
+            return
+        content = delta.content or delta.refusal
+        if content and type(content) is str:
+            self._content.append(content)
+        reasoning = _string(delta.reasoning_content) or _string(delta.reasoning)
+        if reasoning:
+            self._reasoning.append(reasoning)
+        self._tool_fragments(_list(delta.tool_calls))
+        legacy = delta.function_call
+        if isinstance(legacy, dict):
+            self._tool_fragments([{"index": LEGACY_CALL, "function": legacy}])
 
     def _absorb(self, chunk: dict[str, Any], error_event: bool) -> None:
         self._chunks += 1
@@ -284,25 +367,32 @@ _DONE = b"\n\ndata: [DONE]"
 _BETWEEN = b"\n\ndata: "
 
 
-def _bulk_chunks(body: bytes) -> tuple[list[dict[str, Any]], bool] | None:
+def bulk_array(body: bytes) -> tuple[bytes, int, bool] | None:
+    """A block of plain `data: ` events as one JSON array text, its event count and
+    whether `[DONE]` ends it; None for any other block."""
     text = body.rstrip(b"\n")
     if not text.startswith(_DATA) or b"\r" in text:
         return None
     if text == b"data: [DONE]":
-        return [], True
+        return b"[]", 0, True
     done = text.endswith(_DONE)
     if done:
         text = text[: -len(_DONE)]
     # One scan of the bytes: the events' data (an event whose data is not one JSON value,
     # or a line that is not `data: `, makes the array invalid or its length differ).
     events = text[len(_DATA) :].split(_BETWEEN)
+    return b"[" + b",".join(events) + b"]", len(events), done
+
+
+def _parse_array(array: bytes, count: int) -> list[dict[str, Any]] | None:
+    """The chunks of `bulk_array`'s text, when it holds `count` JSON objects."""
     try:
-        chunks = orjson.loads(b"[" + b",".join(events) + b"]")
+        chunks = orjson.loads(array)
     except orjson.JSONDecodeError:
         return None
-    if len(chunks) != len(events) or not all(type(chunk) is dict for chunk in chunks):
+    if len(chunks) != count or not all(type(chunk) is dict for chunk in chunks):
         return None
-    return chunks, done
+    return chunks
 
 
 def _load_chunk(data: str) -> dict[str, Any]:

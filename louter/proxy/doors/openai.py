@@ -26,7 +26,7 @@ from louter.proxy.hidden_usage import ask_usage
 from louter.proxy.passthrough import Forward, Repair
 from louter.proxy.pipeline import Call
 from louter.proxy.routing import Route
-from louter.proxy.taps import OpenAITap
+from louter.proxy.taps import OpenAITap, OpenAIUsageTap
 from louter.proxy.upstreams import rename_token_field
 from louter.proxy.usage import LazyRequest
 
@@ -94,7 +94,7 @@ def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None)
         CHAT_PATH,
         headers,
         orjson.dumps(body),
-        make_tap=OpenAITap,
+        make_tap=OpenAITap if ctx.journal.keeps_payloads else OpenAIUsageTap,
         error_event=DIALECTS["openai"].error_event,
         repair=repair,
         hide_usage=hide,

@@ -6,11 +6,16 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from louter.convert.openai.stream_parser import StreamAssembler
+from louter.bench import bodies
+from louter.convert.openai import chunks as typed
+from louter.convert.openai.stream_parser import StreamAssembler, bulk_array
 from louter.convert.sse import SSEDecoder, encode_event
 from louter.errors import ConversionError
-from louter.proxy.taps import OpenAITap
+from louter.proxy.taps import OpenAITap, OpenAIUsageTap
+from louter.proxy.usage import view_text, view_tokens
 from tests.paths import SAMPLES  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
@@ -300,3 +305,137 @@ def test_empty_stream() -> None:
         "done": False,
         "error": None,
     }
+
+
+# The tap decodes a block's chunks into typed structs (`chunks.decode`, msgspec) and falls
+# back to orjson for shapes they do not describe: any chunk, however odd, must assemble as
+# the event-by-event path (orjson per event) assembles it.
+_scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=3)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+_delta = st.fixed_dictionaries(
+    {},
+    optional={
+        "role": _scalars,
+        "content": _scalars,
+        "refusal": _scalars,
+        "reasoning_content": _scalars,
+        "reasoning": _scalars,
+        "audio": _json,
+        "tool_calls": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "index": _scalars,
+                    "id": _scalars,
+                    "function": _json
+                    | st.fixed_dictionaries({}, optional={"name": _scalars, "arguments": _json}),
+                },
+            ),  # fmt: skip
+            max_size=2,
+        )
+        | _json,
+        "function_call": _json,
+    },
+)
+_choice = st.fixed_dictionaries(
+    {}, optional={"index": _scalars, "delta": _delta | _json, "finish_reason": _scalars}
+)
+_chunk = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _scalars,
+        "model": _scalars,
+        "object": _json,
+        "choices": st.lists(_choice | _json, max_size=2) | _json,
+        "usage": _json,
+        "error": _json,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_chunk, max_size=6), st.booleans())
+def test_typed_decoding_assembles_any_chunk_as_orjson_does(
+    chunks: list[dict[str, Any]], done: bool
+) -> None:
+    raw = stream(*chunks, done=done)
+    assert tap_result(raw, len(raw) or 1) == assemble_by_events(raw)
+
+
+def assemble_by_events(raw: bytes) -> dict[str, Any]:
+    decoder = SSEDecoder()
+    assembler = StreamAssembler()
+    for event in [*decoder.feed(raw), *decoder.flush()]:
+        assembler.feed(event)
+    return assembler.result()
+
+
+def test_the_bench_stream_takes_the_typed_path() -> None:
+    raw = bodies.stream_answer()
+    assert typed.decode(bulk_array(raw)[0]) is not None  # type: ignore[index]
+    assert tap_result(raw, len(raw)) == assemble_by_events(raw)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b'{"id":"\xff","choices":[]}', b'{"object":"\xed\xa0\x80","choices":[]}', b'{"x":1,}'],
+)
+def test_a_chunk_orjson_refuses_is_refused_on_the_typed_path_too(bad: bytes) -> None:
+    raw = stream(delta({"content": "ok"}), done=False) + b"data: " + bad + b"\n\n"
+    with pytest.raises(ConversionError):
+        OpenAITap().feed(raw)
+
+
+def usage_tap_result(raw: bytes, size: int) -> tuple[OpenAIUsageTap, dict[str, Any]]:
+    tap = OpenAIUsageTap()
+    for start in range(0, len(raw), size):
+        tap.feed(raw[start : start + size])
+    return tap, tap.result()
+
+
+def lean_view(result: dict[str, Any]) -> tuple[Any, bool]:
+    """What the proxy reads of a tap's result when no body is logged: the usage, or the
+    text for an estimate (`passthrough._finish`)."""
+    return view_tokens(result) or view_text(result), result["done"]
+
+
+def test_the_usage_tap_reads_only_the_usage_when_there_is_one() -> None:
+    raw = bodies.stream_answer()
+    for size in (len(raw), 1000, 7):
+        tap, result = usage_tap_result(raw, size)
+        assert tap._full is None, size  # never assembled
+        assert lean_view(result) == lean_view(assemble_by_events(raw))
+        assert view_tokens(result) is not None and result["done"] and tap.complete
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        stream(delta({"content": "no usage here"}), delta({}, "stop")),  # the estimate
+        stream(delta({"content": "a"}), {"choices": [], "usage": {"prompt_tokens": "x"}}),
+        stream(delta({"content": "ab"}), done=False) + b'data: {"choices":[]}',  # no \n\n
+        stream(delta({"content": "a"}), usage_chunk()).replace(b"\n", b"\r\n"),  # CRLF
+        b": keep-alive\n\n" + stream(delta({"content": "a"}), usage_chunk()),
+        stream(delta({"content": "x" * 3000}), usage_chunk()) * 100,  # past KEEP_BYTES
+        stream(*[delta({"content": "c"})] * 40, done=False),
+    ],
+)
+def test_the_usage_tap_falls_back_to_the_assembler_with_the_same_result(raw: bytes) -> None:
+    expected = assemble_by_events(raw)
+    for size in (len(raw), 1, 50, 4096):
+        _, result = usage_tap_result(raw, size)
+        assert lean_view(result) == lean_view(expected), size
+
+
+@pytest.mark.parametrize("data", ["{not json", "[1, 2]", '"text"', '{"usage": 1,}'])
+def test_the_usage_tap_refuses_a_bad_chunk_before_it_is_passed_on(data: str) -> None:
+    tap = OpenAIUsageTap()
+    tap.feed(stream(delta({"content": "ok"}), done=False))
+    with pytest.raises(ConversionError):
+        tap.feed(encode_event(data))
