@@ -23,6 +23,7 @@ LLAMA_DIR = SHARED / "llama-server"
 START_SCRIPT = LLAMA_DIR / "start.sh"
 LLAMA_HOME = Path(os.environ.get("LLAMA_HOME", "/tmp/llama-server-fixture"))
 START_TIMEOUT_S = 600.0  # a cold install (pip) plus the health wait
+SOURCE_BUILD_TIMEOUT_S = 2400.0  # building llama-server from source (cmake, two cores)
 STOP_GRACE_S = 10.0
 LLAMA_MODEL = "smollm2-135m-instruct"  # what the server reports (its --alias)
 
@@ -70,6 +71,16 @@ def _stop(pid: int) -> None:
         pass
 
 
+def _start(port: int, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["bash", str(START_SCRIPT), str(port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
 def llama_server() -> Iterator[str]:
     """Start a fresh llama-server on a free port for this session; yield its base URL."""
     if not START_SCRIPT.is_file():
@@ -84,19 +95,19 @@ def llama_server() -> Iterator[str]:
     env.setdefault("LLAMA_PARALLEL", "2")  # two slots: a concurrent request doesn't queue
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            ["bash", str(START_SCRIPT), str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=START_TIMEOUT_S,
-        )
+        proc = _start(port, env, START_TIMEOUT_S)
+        if proc.returncode != 0 and b"Illegal instruction" in proc.stderr:
+            # The prebuilt binary needs CPU features this machine lacks (seen on some Intel
+            # Xeons): build llama-server from its sources for this CPU instead (once, cached
+            # under LLAMA_HOME/build; ~11 min with two cores)
+            env["LLAMA_FROM_SOURCE"] = "1"
+            proc = _start(port, env, SOURCE_BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         pid_file = Path(env.get("LLAMA_HOME", LLAMA_HOME)) / f"llama-server-{port}.pid"
         if pid_file.is_file():
             _stop(int(pid_file.read_text().strip() or 0))
         pytest.fail(
-            f"{START_SCRIPT} {port} did not return within {START_TIMEOUT_S:.0f}s; "
+            f"{START_SCRIPT} {port} did not return within {exc.timeout:.0f}s; "
             f"stderr tail:\n{_tail(exc.stderr)}",
             pytrace=False,
         )
