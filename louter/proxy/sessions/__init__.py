@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from louter.proxy.metrics import Metrics
     from louter.proxy.pipeline import Stage
     from louter.proxy.routing import Router
+    from louter.proxy.served import Served
     from louter.proxy.store import Store
 
 __all__ = ["Sessions", "build_sessions", "tag"]
@@ -44,6 +45,7 @@ class Sessions:
     metrics: Metrics | None = None
     file: SessionFile | None = None
     saved: dict[str, Any] | None = field(default=None)  # the file's, restored on first use
+    served: Served | None = None  # which models are served (`!/model(nope:x)` is refused)
 
     @property
     def commands(self) -> bool:
@@ -77,6 +79,7 @@ def build_sessions(
     router: Router,
     metrics: Metrics | None = None,
     warn: Callable[[str], None] | None = None,
+    served: Served | None = None,
 ) -> Sessions:
     """The sessions of a context; the Router reads its runtime routes from now on."""
     settings = config.session
@@ -93,7 +96,7 @@ def build_sessions(
     else:
         router.runtime = routes
     book = SessionBook(store, settings, file=file)
-    return Sessions(settings, book, routes, router, metrics, file, saved)
+    return Sessions(settings, book, routes, router, metrics, file, saved, served)
 
 
 def _quiet(message: str) -> None:
