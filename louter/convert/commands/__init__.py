@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from louter.convert.commands.grammar import Arg, Command, Mistake, Scan, scan
 from louter.convert.commands.keys import KEYS, Key, read_setting
-from louter.convert.commands.newest import strip, user_texts
+from louter.convert.commands.newest import edit_body, strip, user_texts
 
 __all__ = [
     "KEYS",
@@ -15,6 +15,7 @@ __all__ = [
     "Key",
     "Mistake",
     "Scan",
+    "edit_body",
     "read_setting",
     "scan",
     "strip",

@@ -21,8 +21,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from louter.convert.commands import KEYS, Command, Mistake, scan, strip, user_texts
-from louter.convert.model import Response, Text, Usage
+from louter.convert.commands import KEYS, Command, Mistake, edit_body, scan, strip, user_texts
+from louter.convert.model import Request, Response, Text, Usage
 from louter.errors import ConversionError
 from louter.proxy.pipeline import Call, Stage
 from louter.proxy.sessions.commands import COMMANDS, Turn
@@ -83,8 +83,12 @@ class SessionStage(Stage):
         done, replies = await self._run(call, session, commands)
         if not done or all(not s.rest for s in scans):
             return self._answer(call, "\n".join(replies))
-        call.replace(strip(call.request, lambda t: scan(t, self._prefix, NAMES).rest))
+        clean = self._clean
+        _send(call, strip(call.request, clean), edit_body(call.dialect, call.body, clean))
         return None
+
+    def _clean(self, text: str) -> str:
+        return scan(text, self._prefix, NAMES).rest
 
     async def _run(
         self, call: Call, session: Session, commands: list[Command]
@@ -160,7 +164,8 @@ class SessionStage(Stage):
         settings = session.settings
         fields: dict[str, Any] = {f: settings[n] for n, f in FIELDS.items() if n in settings}
         if fields and call.kind == "generate":
-            call.replace(dataclasses.replace(call.request, **fields))
+            request = dataclasses.replace(call.request, **fields)
+            _send(call, request, edit_body(call.dialect, call.body, fields=fields))
 
     def _target(self, session: Session, model: str) -> str:
         chosen = session.get("model") or model
@@ -175,6 +180,15 @@ class SessionStage(Stage):
                 f"{self._prefix}backend(NAME) or {self._prefix}unset(backend) changes it"
             )
         return f"{backend}:{chosen}"
+
+
+def _send(call: Call, request: Request, body: dict[str, Any] | None) -> None:
+    """Send `request`: as `body` to a backend of the client's dialect when its body could
+    be edited so (a Completions prompt stays as written), else in neutral form."""
+    if body is None or call.rewritten:
+        call.replace(request)
+    else:
+        call.edit(body, request)
 
 
 def _switches(commands: list[Command]) -> bool:
