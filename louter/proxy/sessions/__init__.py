@@ -7,6 +7,7 @@
     routes.py    runtime routes (`!/route-*`), read by the Router
     commands.py  what each command does
     stage.py     the pipeline stage that reads commands and applies settings
+    metrics.py   sessions_evicted_total, sessions_live
 
 `build_sessions` makes the `Sessions` of a context. Every answer carries `x-session-id`;
 the stage (and with it any store call) exists unless `disable_interactive_commands`.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from louter.proxy.sessions.book import SessionBook
+from louter.proxy.sessions.metrics import SessionMetrics
 from louter.proxy.sessions.names import tag
 from louter.proxy.sessions.persist import SessionFile
 from louter.proxy.sessions.routes import RuntimeRoutes
@@ -96,6 +98,8 @@ def build_sessions(
     else:
         router.runtime = routes
     book = SessionBook(store, settings, file=file)
+    if metrics is not None and not settings.disable_interactive_commands:
+        metrics.sessions = SessionMetrics(book, shared=shared)
     return Sessions(settings, book, routes, router, metrics, file, saved, served)
 
 
