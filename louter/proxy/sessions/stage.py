@@ -12,6 +12,10 @@ text, read from the wire body (no parse). With commands:
 - commands and text: the commands are removed and the rest is sent, with the session's
   settings (now including the new ones) applied.
 
+An agent's side call about the prompt (gemini-cli's router: `convert/commands/side.py`)
+runs no command and leaves a pending one-off for the request that follows; so does a
+token count. Both get the session's other settings.
+
 With `interactive = false` in the session, only `interactive(...)` is a command; the
 rest reaches the model as text.
 """
@@ -21,7 +25,16 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from louter.convert.commands import KEYS, Command, Mistake, edit_body, scan, strip, user_texts
+from louter.convert.commands import (
+    KEYS,
+    Command,
+    Mistake,
+    edit_body,
+    scan,
+    side_call,
+    strip,
+    user_texts,
+)
 from louter.convert.model import Request, Response, Text, Usage
 from louter.errors import ConversionError
 from louter.proxy.pipeline import Call, Stage
@@ -57,7 +70,8 @@ class SessionStage(Stage):
             texts = user_texts(call.dialect, call.body)
             for text in texts:
                 if prefix in text:  # the cheap check: most messages stop here
-                    answer = await self._commands(call, session, texts)
+                    if not side_call(call.dialect, call.body):  # an agent's side call: none
+                        answer = await self._commands(call, session, texts)
                     break
         if answer is None and not session.empty:
             self._apply(call, session)
@@ -155,7 +169,7 @@ class SessionStage(Stage):
 
     def _apply(self, call: Call, session: Session) -> None:
         """The session's routing and sampling settings, on this request."""
-        if session.oneoff is not None:
+        if session.oneoff is not None and _next_request(call):
             call.model = session.oneoff
             session.oneoff = None
             session.changed = True
@@ -189,6 +203,12 @@ def _send(call: Call, request: Request, body: dict[str, Any] | None) -> None:
         call.replace(request)
     else:
         call.edit(body, request)
+
+
+def _next_request(call: Call) -> bool:
+    """Whether `call` is the "next request" a one-off is for: not a token count, nor an
+    agent's side call about the prompt (gemini-cli's router: `side.py`)."""
+    return call.kind == "generate" and not side_call(call.dialect, call.body)
 
 
 def _switches(commands: list[Command]) -> bool:
