@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from louter.convert.completions.transcript import read_prompt
+from louter.convert.completions.transcript import LABELS, read_prompt
 from louter.convert.model import Message, Request, Text
 
 _SYSTEM = frozenset({"system", "developer"})
@@ -88,12 +88,15 @@ def _prompt(body: Mapping[str, Any]) -> str | None:
     return prompt if isinstance(prompt, str) else None
 
 
+_OPENINGS = tuple(f"{label}: " for label in LABELS.values())  # how a transcript starts
+
+
 def _completions(body: Mapping[str, Any]) -> list[str]:
     """The whole prompt, or the last turn of a transcript prompt when it is the user's."""
     prompt = _prompt(body)
     if prompt is None:
         return []
-    messages = read_prompt(prompt)
+    messages = read_prompt(prompt) if prompt.startswith(_OPENINGS) else None
     if messages is None:
         return [prompt]
     last = messages[-1]
@@ -126,7 +129,7 @@ def _edit_completions(
     if clean is None:
         return edited
     prompt = _prompt(body)
-    if prompt is None or read_prompt(prompt) is not None:
+    if prompt is None or (prompt.startswith(_OPENINGS) and read_prompt(prompt) is not None):
         return None
     edited["prompt"] = clean(prompt)
     return edited
