@@ -45,7 +45,8 @@ class Route:
 class RouteTable(Protocol):
     """Routes set at run time: client model -> its routes, in failover order."""
 
-    table: Mapping[str, tuple[Route, ...]]
+    @property
+    def table(self) -> Mapping[str, tuple[Route, ...]]: ...
 
 
 class _Group:
