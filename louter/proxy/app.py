@@ -449,7 +449,7 @@ def build_context(
     shared = None
     if config.store is not None:  # other louters share the store: and the breakers
         shared = SharedBreakers(router.breakers, store, wall=clock, scrub=scrub)
-    sessions = build_sessions(config, store, router, metrics, warn)
+    sessions = build_sessions(config, store, router, metrics, warn, served)
     return ProxyContext(
         config,
         router,

@@ -24,6 +24,7 @@ from louter.convert.sse import STREAM_HEADERS
 from louter.errors import ConversionError, LouterError
 from louter.http.message import HeaderList, HttpRequest, Responder, encode_headers
 from louter.http.target import check_model
+from louter.proxy.addressing import check_address
 from louter.proxy.attempts import Plan, run
 from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs_tool_stage
 from louter.proxy.counting import answer_count
@@ -151,6 +152,8 @@ async def generate(
             return
         observers = pipeline.observers(call)
         neutral = pipeline.reads or observers is not None
+    if ":" in call.model:  # backend:model with an unknown backend: 400 (addressing.py)
+        await check_address(ctx.router, ctx.served, call.model)
     routes = call.routes if call.routes is not None else ctx.router.candidates(call.model)
     plan = _planner(spec, ctx, call, observers, neutral=neutral)
     await run(ctx, exchange, responder, routes, plan, lazy.estimate)
@@ -216,6 +219,8 @@ async def count(
         exchange.call = call
         if await ctx.pipeline.before(call) is not None:
             raise LouterError("a pipeline stage answered a token-counting request")
+    if ":" in call.model:
+        await check_address(ctx.router, ctx.served, call.model)
     routes = call.routes if call.routes is not None else ctx.router.candidates(call.model)
     first = backend_dialect(routes[0].backend, spec.dialect)
     if first == spec.dialect and not call.rewritten:

@@ -24,6 +24,7 @@ this context (never the process-global one: tests run several louters in one pro
     discovery_failures_total{backend}                       failed reads of a backend's model list
     cache_hits_total, cache_misses_total, cache_bypasses_total, cache_bytes   with [cache]
     commands_total{command,outcome}                         in-chat commands (`!/...`)
+    sessions_evicted_total, sessions_live                   sessions (`sessions/metrics.py`)
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ class Metrics:
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.cache: Any = None  # the response cache's counts (`CacheCounts`), with [cache]
         self.usage: UsageMetrics | None = None  # the accounting's series, when configured
+        self.sessions: Any = None  # the sessions' series (`SessionMetrics`), unless disabled
         self.registry = CollectorRegistry()
         self.registry.register(self)  # collected by `collect` below
 
@@ -289,6 +291,8 @@ class Metrics:
             yield from self.cache.collect()
         if self.usage is not None:
             yield from self.usage.collect()
+        if self.sessions is not None:
+            yield from self.sessions.collect()
 
     def _gauges(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -77,7 +77,7 @@ class Call:
         self.kind = kind  # "generate" (answered, whole or streamed) or "count" (tokens)
         self.dialect = dialect  # the client's
         self.http = http  # headers, path, query as the client sent them
-        self.body = body  # the parsed JSON body (read only: `replace` to change it)
+        self.body = body  # the parsed JSON body (read only: `edit` or `replace` to change it)
         self.model = model  # the client's model name: routing uses it (a stage may set it)
         self.stream = stream
         self.exchange = exchange
@@ -114,6 +114,13 @@ class Call:
         """Send `request` instead of the client's (written out in the backend's dialect)."""
         self.lazy.set(request)
         self.rewritten = True
+
+    def edit(self, body: dict[str, Any], request: Request) -> None:
+        """Send `body` instead of the client's to a backend of the client's dialect (its
+        answer may still pass through as bytes), and `request`, the same change in
+        neutral form, to the others."""
+        self.body = body
+        self.lazy.set(request)
 
 
 class Observer(Protocol):

@@ -45,7 +45,8 @@ class Route:
 class RouteTable(Protocol):
     """Routes set at run time: client model -> its routes, in failover order."""
 
-    table: Mapping[str, tuple[Route, ...]]
+    @property
+    def table(self) -> Mapping[str, tuple[Route, ...]]: ...
 
 
 class _Group:
@@ -142,6 +143,10 @@ class Router:
 
     def backend_names(self) -> list[str]:
         return list(self._by_name)
+
+    def has_backend(self, name: str) -> bool:
+        """Whether `name` is a configured backend (a built-in preset too)."""
+        return name in self._by_name
 
     def owner(self, model: str) -> Backend:
         """The preferred backend for `model` (first by priority, then config order),

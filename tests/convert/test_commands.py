@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from louter.convert.commands import KEYS, read_setting, scan, strip, user_texts
+from louter.convert.commands import KEYS, edit_body, read_setting, scan, strip, user_texts
 from louter.convert.model import Image, Message, Request, Text
 
 KNOWN = {"set", "unset", "help", "hello", "backend", "model", "route-append"}
@@ -153,7 +153,12 @@ NEWEST = [
      "content": [{"type": "input_text", "text": "q"}]}]}, ["q"]),
     ("responses", {"input": [{"role": "user", "content": "q"},
      {"type": "function_call_output", "call_id": "c", "output": "!/x"}]}, []),
-    ("completions", {"prompt": "!/hello"}, []),
+    ("completions", {"prompt": "!/hello"}, ["!/hello"]),
+    ("completions", {"prompt": ["!/hello x"]}, ["!/hello x"]),
+    ("completions", {"prompt": "User: !/old\n\nAssistant: ok\n\nUser: new\n\nAssistant:"},
+     ["new"]),
+    ("completions", {"prompt": "User: !/x\n\nAssistant: a prefill"}, []),
+    ("completions", {"prompt": [1, 2]}, []),
     ("openai", {"messages": "not a list"}, []),
 ]  # fmt: skip
 
@@ -181,3 +186,18 @@ def test_strip_cleans_the_newest_user_message_only() -> None:
     assert cleaned.messages[3] == request.messages[3]
     tool_last = Request(model="m", messages=(Message("tool", ()),))
     assert strip(tool_last, str.upper) is tool_last
+
+
+def test_edit_body_keeps_a_completions_prompt_as_written() -> None:
+    clean = lambda t: scan(t, "!/", KNOWN).rest  # noqa: E731
+    body = {"model": "m", "prompt": "!/set(a=1) Once upon", "temperature": 1}
+    assert edit_body("completions", body, clean, {"temperature": 0.5}) == {
+        "model": "m", "prompt": "Once upon", "temperature": 0.5
+    }  # fmt: skip
+    assert body["prompt"] == "!/set(a=1) Once upon"  # the client's body is not changed
+    transcript = {"model": "m", "prompt": "User: !/hello hi\n\nAssistant:"}
+    assert edit_body("completions", transcript, clean) is None  # sent in neutral form
+    assert edit_body("completions", transcript, None, {"top_p": 0.5}) == {**transcript,
+                                                                         "top_p": 0.5}  # fmt: skip
+    assert edit_body("completions", body, None, {"seed_like": 1}) is None  # no such key there
+    assert edit_body("openai", {"messages": []}, clean) is None  # other dialects: neutral

@@ -26,9 +26,11 @@ STREAMS = [False, True]
 
 
 def answering(name: str) -> Callable[[Recorded], Any]:
-    """Replies naming the upstream, whole or streamed as asked."""
+    """Replies naming the upstream, whole or streamed as asked (no model list: a 404)."""
 
     def reply(request: Recorded) -> Any:
+        if request.method == "GET":
+            return JSONReply({"error": {"message": "no list here"}}, status=404)
         if request.json.get("stream"):
             return SSEReply([chat_stream([f"from {name}", " ok"])])
         return JSONReply(chat_completion(f"from {name} ok"))

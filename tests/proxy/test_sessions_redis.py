@@ -84,6 +84,9 @@ async def test_two_processes_share_sessions_and_routes(
             return str(reply.json()["choices"][0]["message"]["content"])
 
         assert await say(a, "!/backend(second)") == "backend set to second"
+        metrics = (await http.get(a + "/metrics")).text
+        assert "sessions_evicted_total 0.0" in metrics
+        assert "sessions_live" not in metrics  # Redis holds them: no process can count them
         assert await say(b, "hi from b") == "from second ok"
         assert "backend=second" in await say(b, "!/hello")
         assert await say(b, "!/oneoff(first:once)") == "the next request goes to first:once"

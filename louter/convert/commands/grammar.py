@@ -221,10 +221,10 @@ def _arg(text: str, at: int) -> tuple[Arg, int]:
     if text.startswith('"', at):
         value, end = _string(text, at)
         return Arg(key, value), end
-    value = _VALUE.match(text, at)
-    if value is None:
+    found = _VALUE.match(text, at)
+    if found is None:
         raise _Broken(f"'{key}=' has no value", at)
-    return Arg(key, value.group()), value.end()
+    return Arg(key, found.group()), found.end()
 
 
 def _string(text: str, at: int) -> tuple[str, int]:

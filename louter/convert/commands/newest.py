@@ -7,8 +7,14 @@ Code puts a `role: "system"` message after the user's turn. When it is not the u
 
 `user_texts(dialect, body)` reads the client's wire body without parsing it into the
 neutral model (the cheap check made on every request); `strip(request, ...)` removes the
-commands from the same message of the parsed neutral request. Dialects without an entry
-in `READERS` (the legacy Completions prompt) carry no commands.
+commands from the same message of the parsed neutral request.
+
+The legacy Completions prompt is one user message, or a conversation when it is written
+as louter's transcript (`User: ...` turns ending with `Assistant:`): then its last turn
+is the newest message. `edit_body(dialect, body, ...)` makes the same change in a
+Completions body itself, so a Completions backend still gets the prompt as written, minus
+the commands (not rewritten as a transcript); it gives None when it cannot (a transcript
+prompt whose commands are removed: the neutral request is sent instead).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from louter.convert.completions.transcript import LABELS, read_prompt
 from louter.convert.model import Message, Request, Text
 
 _SYSTEM = frozenset({"system", "developer"})
@@ -73,12 +80,75 @@ def _responses(body: Mapping[str, Any]) -> list[str]:
     return _typed_texts(last.get("content"), ("input_text", "text"))
 
 
+def _prompt(body: Mapping[str, Any]) -> str | None:
+    """A Completions body's prompt: a string, or a list holding one string."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    return prompt if isinstance(prompt, str) else None
+
+
+_OPENINGS = tuple(f"{label}: " for label in LABELS.values())  # how a transcript starts
+
+
+def _completions(body: Mapping[str, Any]) -> list[str]:
+    """The whole prompt, or the last turn of a transcript prompt when it is the user's."""
+    prompt = _prompt(body)
+    if prompt is None:
+        return []
+    messages = read_prompt(prompt) if prompt.startswith(_OPENINGS) else None
+    if messages is None:
+        return [prompt]
+    last = messages[-1]
+    return [p.text for p in last.parts if isinstance(p, Text)] if last.role == "user" else []
+
+
 READERS: Mapping[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "openai": _chat,
     "anthropic": _chat,
     "gemini": _gemini,
     "responses": _responses,
+    "completions": _completions,
 }
+
+Clean = Callable[[str], str]
+BodyEdit = Callable[[Mapping[str, Any], Clean | None, Mapping[str, Any]], dict[str, Any] | None]
+
+
+_COMPLETIONS_FIELDS = frozenset({"temperature", "top_p", "max_tokens"})  # wire = neutral
+
+
+def _edit_completions(
+    body: Mapping[str, Any], clean: Clean | None, fields: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """A Completions body with `clean` applied to its prompt and `fields` set; None for a
+    transcript prompt to clean, or a field the body has no key of that name for."""
+    if not _COMPLETIONS_FIELDS.issuperset(fields):
+        return None
+    edited = {**body, **fields}
+    if clean is None:
+        return edited
+    prompt = _prompt(body)
+    if prompt is None or (prompt.startswith(_OPENINGS) and read_prompt(prompt) is not None):
+        return None
+    edited["prompt"] = clean(prompt)
+    return edited
+
+
+EDITS: Mapping[str, BodyEdit] = {"completions": _edit_completions}
+
+
+def edit_body(
+    dialect: str,
+    body: Mapping[str, Any],
+    clean: Clean | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """`body` with the newest user message cleaned and `fields` set, in the client's own
+    dialect, where that dialect's bodies can be edited so (else None: send the neutral
+    request)."""
+    edit = EDITS.get(dialect)
+    return edit(body, clean, fields or {}) if edit is not None else None
 
 
 def user_texts(dialect: str, body: Mapping[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@
     routes.py    runtime routes (`!/route-*`), read by the Router
     commands.py  what each command does
     stage.py     the pipeline stage that reads commands and applies settings
+    metrics.py   sessions_evicted_total, sessions_live
 
 `build_sessions` makes the `Sessions` of a context. Every answer carries `x-session-id`;
 the stage (and with it any store call) exists unless `disable_interactive_commands`.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from louter.proxy.sessions.book import SessionBook
+from louter.proxy.sessions.metrics import SessionMetrics
 from louter.proxy.sessions.names import tag
 from louter.proxy.sessions.persist import SessionFile
 from louter.proxy.sessions.routes import RuntimeRoutes
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from louter.proxy.metrics import Metrics
     from louter.proxy.pipeline import Stage
     from louter.proxy.routing import Router
+    from louter.proxy.served import Served
     from louter.proxy.store import Store
 
 __all__ = ["Sessions", "build_sessions", "tag"]
@@ -44,6 +47,7 @@ class Sessions:
     metrics: Metrics | None = None
     file: SessionFile | None = None
     saved: dict[str, Any] | None = field(default=None)  # the file's, restored on first use
+    served: Served | None = None  # which models are served (`!/model(nope:x)` is refused)
 
     @property
     def commands(self) -> bool:
@@ -77,6 +81,7 @@ def build_sessions(
     router: Router,
     metrics: Metrics | None = None,
     warn: Callable[[str], None] | None = None,
+    served: Served | None = None,
 ) -> Sessions:
     """The sessions of a context; the Router reads its runtime routes from now on."""
     settings = config.session
@@ -93,7 +98,9 @@ def build_sessions(
     else:
         router.runtime = routes
     book = SessionBook(store, settings, file=file)
-    return Sessions(settings, book, routes, router, metrics, file, saved)
+    if metrics is not None and not settings.disable_interactive_commands:
+        metrics.sessions = SessionMetrics(book, shared=shared)
+    return Sessions(settings, book, routes, router, metrics, file, saved, served)
 
 
 def _quiet(message: str) -> None:

@@ -2,9 +2,14 @@
 expiry (`[session] expiry_seconds`) as its time to live, renewed as the session is used.
 
 `max_sessions` bounds the sessions this process keeps: the book remembers the keys it
-wrote, least recently used first, and drops the oldest session from the store when a new
-one would pass the bound. With a shared store other instances' sessions are bounded by
-their own books and by the expiry.
+wrote (with the time each expires), least recently used first, and drops the oldest
+session from the store when a new one would pass the bound (`evicted` counts those; one
+that had expired by then is not counted, nor deleted). With a shared store other
+instances' sessions are bounded by their own books and by the expiry.
+
+`live()` is the number of sessions this process holds that have not expired: exact with
+the in-process store (only the book writes session keys); with a shared store it is this
+process's view only (other instances hold and renew sessions too).
 
 With `[session] file_path` (in-process store only) every change is also written to that
 file (`SessionFile`), and the sessions and runtime routes found in it at start-up are
@@ -44,8 +49,9 @@ class SessionBook:
         self.limit = config.max_sessions
         self._clock = clock
         self._file = file
-        self._recent: OrderedDict[str, str] = OrderedDict()  # store key -> session id
-        self.evicted = 0
+        # store key -> (session id, wall time it expires), least recently used first
+        self._recent: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.evicted = 0  # live sessions dropped to stay within max_sessions
 
     async def load(self, session_id: str, key: str) -> Session:
         """The session (a fresh, empty one when none is stored)."""
@@ -70,30 +76,36 @@ class SessionBook:
             self._recent.pop(session.key, None)
             session.stored = False
         else:
-            session.touched = self._clock()
+            session.touched = now = self._clock()
             await self._store.set(session.key, session.encode(), self.expiry)
             session.stored = True
-            await self._remember(session)
+            await self._remember(session, now + self.expiry)
         if self._file is not None:
             await self._file.write(sessions=await self.snapshot())
 
-    async def _remember(self, session: Session) -> None:
+    async def _remember(self, session: Session, until: float) -> None:
         recent = self._recent
-        recent[session.key] = session.id
+        recent[session.key] = (session.id, until)
         recent.move_to_end(session.key)
         while len(recent) > self.limit:
-            oldest, _ = recent.popitem(last=False)
-            await self._store.delete(oldest)
-            self.evicted += 1
+            oldest, (_, expires) = recent.popitem(last=False)
+            if expires > self._clock():  # still live: evicted (else it expired on its own)
+                await self._store.delete(oldest)
+                self.evicted += 1
 
     def count(self) -> int:
-        """Sessions this process holds (an upper bound: some may have expired since)."""
+        """Sessions this process remembers (an upper bound: some may have expired)."""
         return len(self._recent)
+
+    def live(self) -> int:
+        """Sessions this process holds that have not expired (see the module docstring)."""
+        now = self._clock()
+        return sum(1 for _, expires in self._recent.values() if expires > now)
 
     async def snapshot(self) -> dict[str, dict[str, object]]:
         """Every live session this process holds, for the session file."""
         out: dict[str, dict[str, object]] = {}
-        for key, session_id in list(self._recent.items()):
+        for key, (session_id, _) in list(self._recent.items()):
             raw = await self._store.get(key)
             if raw is not None:
                 found = decode(session_id, key, raw)
@@ -114,4 +126,4 @@ class SessionBook:
             session = decode(session_id, key, orjson.dumps(data))
             if not session.empty:
                 await self._store.set(key, session.encode(), left)
-                await self._remember(session)
+                await self._remember(session, now + left)

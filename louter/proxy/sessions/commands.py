@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from louter.convert.commands import KEYS, Command, read_setting
+from louter.proxy.addressing import unknown_backend
 from louter.proxy.sessions.routes import MAX_TARGETS
 
 if TYPE_CHECKING:
@@ -67,11 +68,17 @@ def _target(turn: Turn, target: str) -> str:
     return target
 
 
-def _set_model(turn: Turn, value: str) -> str:
-    """`NAME` or `backend:model`: the second sets the backend too."""
+async def _set_model(turn: Turn, value: str) -> str:
+    """`NAME` or `backend:model`: the second sets the backend too. A name whose prefix
+    is no backend is kept as a model name (`qwen3:8b`) unless it is known not to be
+    served (`addressing.py`): then it is refused, listing the backends."""
     read_setting("model", value)
-    addressed = turn.sessions.router.address(value)
+    sessions = turn.sessions
+    addressed = sessions.router.address(value)
     if addressed is None:
+        problem = await unknown_backend(sessions.router, sessions.served, value)
+        if problem is not None:
+            raise ValueError(problem)
         turn.session.set("model", value)
         return f"model set to {value}"
     backend, _, model = value.partition(":")
@@ -80,21 +87,21 @@ def _set_model(turn: Turn, value: str) -> str:
     return f"backend set to {backend}, model to {model}"
 
 
-def _set_backend(turn: Turn, value: str) -> str:
+async def _set_backend(turn: Turn, value: str) -> str:
     turn.session.set("backend", _backend(turn, value))
     return f"backend set to {value}"
 
 
-_SPECIAL: Mapping[str, Callable[[Turn, str], str]] = {
+_SPECIAL: Mapping[str, Callable[[Turn, str], Awaitable[str]]] = {
     "model": _set_model,
     "backend": _set_backend,
 }
 
 
-def _set_one(turn: Turn, name: str, text: str) -> str:
+async def _set_one(turn: Turn, name: str, text: str) -> str:
     special = _SPECIAL.get(name)
     if special is not None:
-        return special(turn, text)
+        return await special(turn, text)
     value = read_setting(name, text)
     turn.session.set(name, value)
     return f"{name} set to {_shown(value)}"
@@ -144,7 +151,7 @@ async def _help(turn: Turn, command: Command) -> str:
 async def _set(turn: Turn, command: Command) -> str:
     if not command.args or any(arg.key is None for arg in command.args):
         raise ValueError("takes key=value pairs: set(key=value, ...)")
-    return "; ".join(_set_one(turn, arg.key, arg.value) for arg in command.args if arg.key)
+    return "; ".join([await _set_one(turn, arg.key, arg.value) for arg in command.args if arg.key])
 
 
 async def _unset(turn: Turn, command: Command) -> str:
@@ -159,11 +166,11 @@ async def _unset(turn: Turn, command: Command) -> str:
 
 
 async def _backend_command(turn: Turn, command: Command) -> str:
-    return _set_backend(turn, _one(command, "name"))
+    return await _set_backend(turn, _one(command, "name"))
 
 
 async def _model(turn: Turn, command: Command) -> str:
-    return _set_model(turn, _one(command, "name"))
+    return await _set_model(turn, _one(command, "name"))
 
 
 async def _oneoff(turn: Turn, command: Command) -> str:
@@ -174,11 +181,11 @@ async def _oneoff(turn: Turn, command: Command) -> str:
 
 
 async def _temperature(turn: Turn, command: Command) -> str:
-    return _set_one(turn, "temperature", _one(command, "value"))
+    return await _set_one(turn, "temperature", _one(command, "value"))
 
 
 async def _interactive(turn: Turn, command: Command) -> str:
-    return _set_one(turn, "interactive", _one(command, "true|false"))
+    return await _set_one(turn, "interactive", _one(command, "true|false"))
 
 
 async def _pwd(turn: Turn, command: Command) -> str:

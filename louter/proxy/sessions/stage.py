@@ -12,6 +12,10 @@ text, read from the wire body (no parse). With commands:
 - commands and text: the commands are removed and the rest is sent, with the session's
   settings (now including the new ones) applied.
 
+An agent's side call about the prompt (gemini-cli's router: `convert/commands/side.py`)
+runs no command and leaves a pending one-off for the request that follows; so does a
+token count. Both get the session's other settings.
+
 With `interactive = false` in the session, only `interactive(...)` is a command; the
 rest reaches the model as text.
 """
@@ -21,8 +25,17 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from louter.convert.commands import KEYS, Command, Mistake, scan, strip, user_texts
-from louter.convert.model import Response, Text, Usage
+from louter.convert.commands import (
+    KEYS,
+    Command,
+    Mistake,
+    edit_body,
+    scan,
+    side_call,
+    strip,
+    user_texts,
+)
+from louter.convert.model import Request, Response, Text, Usage
 from louter.errors import ConversionError
 from louter.proxy.pipeline import Call, Stage
 from louter.proxy.sessions.commands import COMMANDS, Turn
@@ -57,7 +70,8 @@ class SessionStage(Stage):
             texts = user_texts(call.dialect, call.body)
             for text in texts:
                 if prefix in text:  # the cheap check: most messages stop here
-                    answer = await self._commands(call, session, texts)
+                    if not side_call(call.dialect, call.body):  # an agent's side call: none
+                        answer = await self._commands(call, session, texts)
                     break
         if answer is None and not session.empty:
             self._apply(call, session)
@@ -83,8 +97,12 @@ class SessionStage(Stage):
         done, replies = await self._run(call, session, commands)
         if not done or all(not s.rest for s in scans):
             return self._answer(call, "\n".join(replies))
-        call.replace(strip(call.request, lambda t: scan(t, self._prefix, NAMES).rest))
+        clean = self._clean
+        _send(call, strip(call.request, clean), edit_body(call.dialect, call.body, clean))
         return None
+
+    def _clean(self, text: str) -> str:
+        return scan(text, self._prefix, NAMES).rest
 
     async def _run(
         self, call: Call, session: Session, commands: list[Command]
@@ -151,7 +169,7 @@ class SessionStage(Stage):
 
     def _apply(self, call: Call, session: Session) -> None:
         """The session's routing and sampling settings, on this request."""
-        if session.oneoff is not None:
+        if session.oneoff is not None and _next_request(call):
             call.model = session.oneoff
             session.oneoff = None
             session.changed = True
@@ -160,7 +178,8 @@ class SessionStage(Stage):
         settings = session.settings
         fields: dict[str, Any] = {f: settings[n] for n, f in FIELDS.items() if n in settings}
         if fields and call.kind == "generate":
-            call.replace(dataclasses.replace(call.request, **fields))
+            request = dataclasses.replace(call.request, **fields)
+            _send(call, request, edit_body(call.dialect, call.body, fields=fields))
 
     def _target(self, session: Session, model: str) -> str:
         chosen = session.get("model") or model
@@ -175,6 +194,21 @@ class SessionStage(Stage):
                 f"{self._prefix}backend(NAME) or {self._prefix}unset(backend) changes it"
             )
         return f"{backend}:{chosen}"
+
+
+def _send(call: Call, request: Request, body: dict[str, Any] | None) -> None:
+    """Send `request`: as `body` to a backend of the client's dialect when its body could
+    be edited so (a Completions prompt stays as written), else in neutral form."""
+    if body is None or call.rewritten:
+        call.replace(request)
+    else:
+        call.edit(body, request)
+
+
+def _next_request(call: Call) -> bool:
+    """Whether `call` is the "next request" a one-off is for: not a token count, nor an
+    agent's side call about the prompt (gemini-cli's router: `side.py`)."""
+    return call.kind == "generate" and not side_call(call.dialect, call.body)
 
 
 def _switches(commands: list[Command]) -> bool:
