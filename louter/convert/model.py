@@ -173,6 +173,11 @@ class Request:
     response_format: ResponseFormat | None = None
     reasoning_effort: str | None = None  # "low" | "medium" | "high" | "none"
     reasoning_budget: int | None = None  # thinking token budget (0 = off)
+    # Who asked `reasoning_effort` as such: "client" (a Chat Completions client's own
+    # field) or "operator" (an override); None when derived from another dialect's
+    # thinking settings. Only an effort asked as such reaches a Chat Completions backend
+    # (models that do not reason reject the field), and "none" a Responses backend.
+    effort_source: str | None = None
 
     def tool(self, name: str) -> Tool | None:
         return next((tool for tool in self.tools if tool.name == name), None)

@@ -7,8 +7,8 @@ every door shares: the body parse, the client key, the SSE response headers.
 Per candidate backend: a backend of the client's dialect gets the client's body
 (the spec's `forward`: model name, defaults, forwarded headers) and its answer passes
 through as bytes, unless the answer needs the tool stage or an enabled pipeline stage
-needs the neutral model; any other backend, or those cases, go through the neutral model
-(`bridge.conversation`).
+needs the neutral model (one that only records answers does not: `recording.py`); any
+other backend, or those cases, go through the neutral model (`bridge.conversation`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs
 from louter.proxy.counting import answer_count
 from louter.proxy.exchange import Exchange
 from louter.proxy.local import answer_locally
+from louter.proxy.passthrough import Forward as ForwardPlan
 from louter.proxy.passthrough import Repair
 from louter.proxy.pipeline import Call, Observers
+from louter.proxy.recording import Recording
 from louter.proxy.routing import Route
 from louter.proxy.usage import LazyRequest
 
@@ -140,6 +142,7 @@ async def generate(
     call = Call(spec.dialect, http, body, model, stream, exchange, lazy)
     pipeline = ctx.pipeline
     observers: Observers | None = None
+    recording: Recording | None = None
     neutral = False
     if pipeline.stages:  # without stages (the hot path) nothing more to do
         exchange.call = call
@@ -152,10 +155,12 @@ async def generate(
             return
         observers = pipeline.observers(call)
         neutral = pipeline.reads or observers is not None
+        recorders = pipeline.recorders(call)
+        recording = Recording(recorders) if recorders else None
     if ":" in call.model:  # backend:model with an unknown backend: 400 (addressing.py)
         await check_address(ctx.router, ctx.served, call.model)
     routes = call.routes if call.routes is not None else ctx.router.candidates(call.model)
-    plan = _planner(spec, ctx, call, observers, neutral=neutral)
+    plan = _planner(spec, ctx, call, observers, neutral=neutral, recording=recording)
     await run(ctx, exchange, responder, routes, plan, lazy.estimate)
 
 
@@ -166,29 +171,42 @@ def _planner(
     observers: Observers | None,
     *,
     neutral: bool,
+    recording: Recording | None = None,
 ) -> Callable[[Route], Plan]:
     """The plan for one candidate: same dialect and no reason to convert -> the client's
-    body forwarded and the answer passed through as bytes; else the neutral model."""
+    body forwarded and the answer passed through as bytes; else the neutral model.
+    `recording` (the pipeline's recorders) reads a passed-through answer as it is, a
+    converted one as one more observer (a fresh one per plan)."""
     has_tools = spec.has_tools(call.body)
 
     def plan(route: Route) -> Plan:
         if call.per_route is not None and (routed := call.request_for(route)) is not call.request:
             client = spec.client(ctx, call, call.lazy)  # changed for this backend: converted
-            return conversation(ctx, routed, route, client, observers=observers)
+            return conversation(ctx, routed, route, client, observers=observed())
         same = backend_dialect(route.backend, spec.dialect) == spec.dialect
         through = neutral or call.rewritten or needs_tool_stage(route.backend, has_tools)
         if same and not through:
-            return spec.forward(ctx, call, route, None)
+            return recorded(spec.forward(ctx, call, route, None))
         if same and not neutral and not call.rewritten and not call.stream:
             if spec.text_call is not None:  # whole answers pass through unless needed
                 repair = Repair(spec.text_call(route.backend), lambda: convert(route, True))
-                return spec.forward(ctx, call, route, repair)
+                return recorded(spec.forward(ctx, call, route, repair))
         return convert(route, same)
 
     def convert(route: Route, same: bool) -> Plan:
         client = spec.client(ctx, call, call.lazy)
         forwarded = spec.same_body(call, route) if same and not call.rewritten else None
-        return conversation(ctx, call.request, route, client, body=forwarded, observers=observers)
+        return conversation(ctx, call.request, route, client, body=forwarded, observers=observed())
+
+    def recorded(forward: Plan) -> Plan:
+        if recording is not None and isinstance(forward, ForwardPlan):
+            forward.recording = recording
+        return forward
+
+    def observed() -> Observers | None:
+        if recording is None:
+            return observers
+        return Observers([*(observers or ()), recording.observer()])
 
     return plan
 

@@ -84,5 +84,5 @@ async def cache(
     ctx: ProxyContext, exchange: Exchange, http: HttpRequest, responder: Responder
 ) -> None:
     """`GET /health/cache`: the cache's `health()` when one is configured."""
-    report = {"enabled": False} if ctx.cache is None else ctx.cache.health()
+    report = {"enabled": False} if ctx.cache is None else await ctx.cache.health()
     await responder.send_json(200, report)

@@ -25,11 +25,14 @@ from louter.http.upstream import UpstreamResponse
 from louter.proxy.attempts import Buffered, Delivery, Plan, without_keys
 from louter.proxy.exchange import Exchange
 from louter.proxy.hidden_usage import UsageChunkFilter
+from louter.proxy.recording import Recording
 from louter.proxy.routing import Route
 from louter.proxy.scrub import Scrubber
+from louter.proxy.taps import fit_view
 from louter.proxy.usage import view_text, view_tokens, whole_text, whole_tokens
 
 if TYPE_CHECKING:
+    from louter.convert.model import Response
     from louter.proxy.context import ProxyContext
 
 
@@ -52,6 +55,10 @@ class StreamTap(Protocol):
         ...
 
     def result(self) -> dict[str, Any]: ...
+    def answer(self) -> Response | None:
+        """The answer in the neutral model once the stream is over (None: it did not
+        finish normally, or was cut at `max_text`)."""
+        ...
 
 
 class StreamRelay(Protocol):
@@ -84,10 +91,12 @@ class PassthroughRelay:
         tap: StreamTap,
         error_event: Callable[[str], bytes],
         hidden: UsageChunkFilter | None = None,
+        log_text: int | None = None,
     ) -> None:
         self._tap = tap
         self._error_event = error_event
         self._hidden = hidden
+        self._log_text = log_text  # the log's cap, when the tap keeps more (a recorder)
 
     def prelude(self) -> bytes:
         return b""
@@ -108,6 +117,8 @@ class PassthroughRelay:
 
     def results(self) -> tuple[dict[str, Any], dict[str, Any]]:
         result = self._tap.result()
+        if self._log_text is not None:
+            result = fit_view(result, self._log_text)
         return result, result
 
 
@@ -397,7 +408,7 @@ class Forward(Plan):
     An SSE answer is always streamed; with `stream` any 200 answer is (Gemini's
     streamed JSON array)."""
 
-    __slots__ = ("make_tap", "error_event", "stream", "repair", "hide_usage")
+    __slots__ = ("make_tap", "error_event", "stream", "repair", "hide_usage", "recording")
 
     def __init__(
         self,
@@ -419,6 +430,7 @@ class Forward(Plan):
         self.stream = stream
         self.repair = repair
         self.hide_usage = hide_usage  # louter asked for the usage chunk: the client gets none
+        self.recording: Recording | None = None  # the pipeline's recorders, on a miss
 
     async def relay(
         self,
@@ -427,21 +439,46 @@ class Forward(Plan):
         response: UpstreamResponse,
         responder: Responder,
     ) -> Delivery:
+        recording = self.recording
         if response.status == 200 and (self.stream or is_event_stream(response.headers)):
-            tap = self.make_tap(max_text=exchange.budgets.log_text)
-            hidden = UsageChunkFilter() if self.hide_usage else None
-            relay = PassthroughRelay(tap, self.error_event, hidden)
-            return await relay_stream(ctx, exchange, response, responder, relay)
+            return await self._stream(ctx, exchange, response, responder)
         parsed = None
-        if self.repair is not None and response.status == 200:
+        if (self.repair is not None or recording is not None) and response.status == 200:
             body = await exchange.read_body(response)
             response = Buffered(200, response.headers, body)
-            parsed = await load_answer(exchange, body)  # parsed once: the check and the log
-            if self.repair.needed(parsed):
+            parsed = await load_answer(exchange, body)  # parsed once: check, log, record
+            if self.repair is not None and self.repair.needed(parsed):
                 return await self.repair.plan().relay(ctx, exchange, response, responder)
         if response.status >= 400:
             response = await without_keys(ctx, exchange, response)
         count = ctx.metrics is not None or exchange.meter is not None
-        return await relay_whole(
+        delivery = await relay_whole(
             exchange, response, responder, self.dialect, count=count, parsed=parsed
         )
+        if recording is not None and response.status == 200:
+            recording.whole(self.dialect, parsed)  # after the client has it
+        return delivery
+
+    async def _stream(
+        self,
+        ctx: ProxyContext,
+        exchange: Exchange,
+        response: UpstreamResponse,
+        responder: Responder,
+    ) -> Delivery:
+        """Streamed through; with recorders the tap keeps what they need (the log still
+        records at most its own cap) and its assembly is their answer."""
+        recording = self.recording
+        log_text = exchange.budgets.log_text
+        keep = log_text if recording is None else max(log_text, recording.limit)
+        tap = self.make_tap(max_text=keep)
+        hidden = UsageChunkFilter() if self.hide_usage else None
+        capped = log_text if keep > log_text else None
+        relay = PassthroughRelay(tap, self.error_event, hidden, capped)
+        delivery = await relay_stream(ctx, exchange, response, responder, relay)
+        if recording is not None and delivery.error is None and not delivery.client_gone:
+            try:
+                recording.stream(tap.answer())
+            except LouterError:  # the stream's end was not valid: nothing to record
+                pass
+        return delivery

@@ -11,6 +11,9 @@ A stage may, for one request (a `Call`):
 - `observe`: return an `Observer` that sees the answer (`whole`, or `event` by event for
   a stream) and may end a stream cleanly (`event` returns False: the client sees a normal
   finish in its dialect);
+- `record`: return a `Recorder` that gets the complete answer once the client has it
+  (it cannot change it, so a same-dialect answer still passes through as bytes: its
+  neutral form is assembled once at the end, from what the journal tap read);
 - `after`: run once the exchange is over (accounting). It runs shielded from
   cancellation (a client that left must still be accounted for), unless the stage says
   it never waits (`after_awaits = False`: an in-process store), which saves the cancel
@@ -22,12 +25,15 @@ A stage declares what it reads: `needs_request` (the neutral request) and `needs
 (neutral answers and stream events). Only when some stage does is a same-dialect request
 parsed, and its answer taken through the neutral model (A -> neutral -> A) instead of
 passing through as bytes (with `needs_events` alone: only for calls some stage returned
-an observer for); without stages the pipeline costs one attribute test.
+an observer for); without stages the pipeline costs one attribute test. A stage that
+only reads complete answers (`record`) needs neither: a passed-through answer reaches
+its recorder from what the journal tap or the log's parse assembled, once, at the end
+(`louter/proxy/recording.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -136,6 +142,16 @@ class Observer(Protocol):
         ...
 
 
+class Recorder(Protocol):
+    """Gets one complete answer in the neutral model, after the client got it (not
+    called for an answer that failed, broke off, or kept more than `limit` characters
+    of text, reasoning and tool-call arguments)."""
+
+    limit: int
+
+    def answer(self, response: Response) -> None: ...
+
+
 class Stage:
     """A pipeline stage; every hook does nothing unless overridden."""
 
@@ -151,6 +167,10 @@ class Stage:
 
     def observe(self, call: Call) -> Observer | None:
         """An observer for this call's answer (only with `needs_events`)."""
+        return None
+
+    def record(self, call: Call) -> Recorder | None:
+        """A recorder for this call's complete answer (costs passthrough no conversion)."""
         return None
 
     async def after(self, call: Call, status: int) -> None:
@@ -197,6 +217,9 @@ class Pipeline:
         found = [o for stage in self.stages if (o := stage.observe(call)) is not None]
         return Observers(found) if found else None
 
+    def recorders(self, call: Call) -> tuple[Recorder, ...]:
+        return tuple(r for stage in self.stages if (r := stage.record(call)) is not None)
+
     async def after(self, call: Call, status: int) -> None:
         for stage in self.finishing:
             await stage.after(call, status)
@@ -209,6 +232,9 @@ class Observers:
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self._all = tuple(observers)
+
+    def __iter__(self) -> Iterator[Observer]:
+        return iter(self._all)
 
     def whole(self, response: Response) -> Response:
         for observer in self._all:

@@ -141,6 +141,8 @@ _EMPTY: dict[str, Any] = {"stop": ()}  # a removed field's value (others: None)
 
 def _override(rule: Override, request: Request, notes: Notes) -> Request:
     changes = dict(rule.set)
+    if "reasoning_effort" in changes:  # the operator's: sent to every backend that has it
+        changes["effort_source"] = "operator"
     changes.update({name: _EMPTY.get(name) for name in rule.remove})
     if all(getattr(request, name) == value for name, value in changes.items()):
         return request

@@ -1,5 +1,7 @@
 """Journal taps for same-dialect streams: they read the passing bytes (never change them)
-and assemble the answer the JSONL log records (design §8)."""
+and assemble the answer the JSONL log records (design §8), and, once the stream is over,
+the same answer in the neutral model for the pipeline's recorders (`answer`: no second
+parse of the stream, nothing more per chunk)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ from typing import Any
 import orjson
 
 from louter.convert.collect import StreamCollector, stream_view
-from louter.convert.dialect import DIALECTS
+from louter.convert.dialect import DIALECTS, OPENAI
+from louter.convert.model import Response
 from louter.convert.openai import chunks as typed
 from louter.convert.openai.stream_parser import StreamAssembler, bulk_array
 from louter.convert.sse import SSEDecoder, SSEEvent
+from louter.errors import ConversionError
 
 
 class OpenAITap:
@@ -51,8 +55,31 @@ class OpenAITap:
                 self._assembler.feed(event)
         elif self._rest.strip():
             self._assembler.feed_block(self._rest)
-            self._rest = b""
+        self._rest = b""
         return self._assembler.result()
+
+    def answer(self) -> Response | None:
+        """The stream's answer in the neutral model, read from the assembly (as a whole
+        `chat.completion` would be); None unless it finished and nothing was cut."""
+        view = self.result()
+        finish = view["finish_reason"]
+        if view["error"] is not None or view.get("truncated") or finish is None:
+            return None
+        message = {
+            "content": view["content"],
+            "reasoning_content": view.get("reasoning_content"),
+            "tool_calls": view["tool_calls"],
+        }
+        whole = {
+            "id": view["id"],
+            "model": view["model"],
+            "choices": [{"message": message, "finish_reason": finish}],
+            "usage": view["usage"],
+        }
+        try:
+            return OPENAI.parse_response(whole, _no_ids)
+        except ConversionError:
+            return None
 
 
 class OpenAIUsageTap:
@@ -127,6 +154,14 @@ class OpenAIUsageTap:
     def complete(self) -> bool:
         return self._done if self._full is None else self._full.complete
 
+    def answer(self) -> Response | None:
+        """The assembled answer (a recorder needs it): the full tap, fed what was kept."""
+        if self._full is None:
+            rest, self._rest = self._rest, b""
+            self._assemble(rest)
+        assert self._full is not None
+        return self._full.answer()
+
     def result(self) -> dict[str, Any]:
         usage = self._usage
         if self._full is None and not self._rest.strip() and _counts(usage):
@@ -167,6 +202,7 @@ class DialectTap:
         self._array_bytes = 0
         self._array_cap = None if max_text is None else max_text * _ARRAY_PER_CHAR
         self._collector = StreamCollector(max_text)
+        self._ended = False  # the decoder and the parser have been flushed
 
     def feed(self, chunk: bytes) -> None:
         if self._decoder is None:
@@ -184,17 +220,39 @@ class DialectTap:
         return self._collector.done
 
     def result(self) -> dict[str, Any]:
+        if self._over_array:
+            return {**stream_view(self._collector), "truncated": True, "bytes": self._array_bytes}
+        self._end()
+        return stream_view(self._collector)
+
+    def answer(self) -> Response | None:
+        """The stream's answer in the neutral model (the collector's); None unless it
+        finished normally and nothing was cut."""
+        collector = self._collector
+        if self._over_array:
+            return None
+        self._end()
+        if collector.truncated or collector.error is not None or collector.finish_reason is None:
+            return None
+        return collector.result()
+
+    @property
+    def _over_array(self) -> bool:
+        return self._array_cap is not None and self._array_bytes > self._array_cap
+
+    def _end(self) -> None:
+        """Flush the decoder (or parse the array) and the parser, once."""
+        if self._ended:
+            return
+        self._ended = True
         if self._decoder is not None:
             for event in self._decoder.flush():
                 self._collect(event)
-        elif self._array_cap is not None and self._array_bytes > self._array_cap:
-            return {**stream_view(self._collector), "truncated": True, "bytes": self._array_bytes}
         else:
             for item in _array_items(b"".join(self._array)):
                 self._collect(SSEEvent(data=orjson.dumps(item).decode()))
         for neutral in self._parser.flush():
             self._collector.feed(neutral)
-        return stream_view(self._collector)
 
     def _collect(self, event: SSEEvent) -> None:
         for neutral in self._parser.feed(event):
@@ -207,3 +265,28 @@ def _array_items(raw: bytes) -> list[Any]:
     except orjson.JSONDecodeError:
         return []
     return data if isinstance(data, list) else [data]
+
+
+def fit_view(view: dict[str, Any], max_text: int) -> dict[str, Any]:
+    """A tap's result kept to `max_text` characters of content, reasoning and tool-call
+    arguments (in that order) for the log, when the tap kept more for a recorder."""
+    calls = view.get("tool_calls") or []
+    texts = [view.get("content") or "", view.get("reasoning_content") or ""]
+    arguments = [call["function"]["arguments"] for call in calls]
+    seen = sum(map(len, texts)) + sum(map(len, arguments))
+    if seen <= max_text:
+        return view
+    room = max_text
+    out = dict(view)
+    for key, text in zip(("content", "reasoning_content"), texts, strict=True):
+        if key in out:
+            out[key] = text[: max(room, 0)]
+        room -= len(text)
+    out["tool_calls"] = []
+    for call, text in zip(calls, arguments, strict=True):
+        kept = text[: max(room, 0)]
+        room -= len(text)
+        out["tool_calls"].append({**call, "function": {**call["function"], "arguments": kept}})
+    out["truncated"] = True
+    out["text_chars"] = view.get("text_chars", seen)
+    return out

@@ -400,3 +400,37 @@ async def test_hit_is_logged_as_cached(nursery: trio.Nursery, sdk: Clients, tmp_
     answers = [e for e in entries if e["direction"] == "client_response"]
     assert [e.get("cached") for e in answers] == [None, True]
     assert answers[1]["local"] is True and answers[1]["payload"]["usage"]["prompt_tokens"] == 11
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_json_tool_call_left_as_text_is_not_stored(
+    nursery: trio.Nursery, sdk: Clients, stream: bool
+) -> None:
+    """A tool call the model wrote as broken JSON text: the tool stage keeps it as text
+    (never lost), and the cache does not store it. A JSON answer naming no tool is an
+    answer, stored as any other."""
+    broken = '{"name": "read", "arguments": {"path": "a.py"'
+
+    def replies(request: Recorded) -> JSONReply | SSEReply:
+        text = broken if "broken" in orjson.dumps(request.json).decode() else '{"answer": 42}'
+        if request.json.get("stream"):
+            return SSEReply([sse_events(chat_chunk(text), chat_chunk(finish="stop"))])
+        return JSONReply({**whole_answer(), "choices": [_text_choice(text)]})
+
+    fake = FakeUpstream(replies)
+    await nursery.start(fake.serve)
+    base, _ = await start(nursery, fake=fake)
+    for q, states in (
+        (Ask(tools=TOOLS, text="broken", stream=stream), ["MISS", "MISS"]),
+        (Ask(tools=TOOLS, text="json", stream=stream), ["MISS", "HIT"]),
+    ):
+        got = [await in_thread(lambda q=q: ask(sdk, "openai", base, q)) for _ in states]
+        assert [g.headers["x-louter-cache"] for g in got] == states, q.text
+        assert got[0].text == (broken if q.text == "broken" else '{"answer": 42}')
+        assert got[0].calls == []
+    assert len(fake.requests) == 3
+
+
+def _text_choice(text: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": text}
+    return {"index": 0, "message": message, "finish_reason": "stop"}

@@ -213,6 +213,51 @@ set = {{ reasoning_budget = 2048, max_tokens = 4096 }}
     assert sent(fake)["thinking"] == {"type": "enabled", "budget_tokens": 2048}
 
 
+EFFORT = """
+[[processors]]
+kind = "override"
+set = { reasoning_effort = "low" }
+"""
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_override_reasoning_effort_reaches_an_openai_backend(
+    nursery: trio.Nursery, sdk: Clients, door: str
+) -> None:
+    """The operator's effort is written as `reasoning_effort` for a Chat Completions
+    backend, whatever the client's dialect (passthrough or converted)."""
+    base, (up, _) = await start(nursery, EFFORT)
+    await in_thread(lambda: ask(sdk, door, base, Ask()))
+    assert sent(up)["reasoning_effort"] == "low"
+
+
+async def test_effort_a_client_did_not_ask_of_chat_completions_is_not_sent(
+    nursery: trio.Nursery, sdk: Clients
+) -> None:
+    """Claude Code asks `output_config.effort` with every request: not sent on to a Chat
+    Completions backend (models that do not reason reject the field). A Chat Completions
+    client's own `reasoning_effort` is kept when a processor rewrites its request."""
+    base, (up, _) = await start(nursery, SYSTEM)
+    anthropic = sdk.anthropic(base)
+    await in_thread(
+        lambda: anthropic.messages.create(
+            model="m",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"output_config": {"effort": "medium"}},
+        )
+    )
+    assert "reasoning_effort" not in sent(up)
+    client = sdk.openai(base)
+    await in_thread(
+        lambda: client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], reasoning_effort="high"
+        )
+    )
+    assert system_of(sent(up)) == ["You are terse."]  # rewritten by the processor
+    assert sent(up)["reasoning_effort"] == "high"
+
+
 VALIDATE = """
 [[processors]]
 kind = "validate"

@@ -8,8 +8,11 @@ tools. `developer` messages are system messages. Streams: `stream_parser`, `stre
 `presence_penalty` / `frequency_penalty` are read and sent (Gemini has them too).
 Dropped when converting (no Chat Completions equivalent): Gemini/Anthropic thinking
 budgets and `top_k` (the OpenAI API rejects unknown parameters), reasoning and
-signatures in the history (Chat Completions takes no reasoning input). Also not sent:
-`reasoning_effort` (models that do not reason reject it) and `json_schema.strict`.
+signatures in the history (Chat Completions takes no reasoning input). `reasoning_effort`
+is sent only when asked as such (`Request.effort_source`: a Chat Completions client's own,
+or an operator's override), not when derived from another dialect's thinking settings
+(Claude Code and Codex ask an effort with every request; models that do not reason
+reject the field). Not sent: `json_schema.strict`.
 
 Answers: `refusal` text is the answer's text; a legacy `function_call` is a tool call;
 calls without an id get one from the id factory; a missing or unknown finish reason is

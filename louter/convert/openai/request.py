@@ -54,6 +54,7 @@ def parse_request(body: Mapping[str, Any]) -> Request:
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         response_format=_response_format(body.get("response_format")),
         reasoning_effort=_optional(body, "reasoning_effort", str),
+        effort_source="client" if body.get("reasoning_effort") is not None else None,
     )
 
 
@@ -331,6 +332,8 @@ def emit_request(request: Request, model: str) -> dict[str, Any]:
         body["stop"] = list(request.stop)
     if request.response_format is not None:
         body["response_format"] = _wire_format(request.response_format)
+    if request.effort_source is not None and request.reasoning_effort is not None:
+        body["reasoning_effort"] = request.reasoning_effort
     if request.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

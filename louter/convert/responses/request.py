@@ -56,8 +56,9 @@ Decisions, neutral -> backend
   to strict, which rejects most client schemas). Custom and namespace tools arrive here
   already flattened to functions (`tools`), so a Responses backend sees
   functions too: its grammar constraint is lost, the answers map back all the same.
-- `reasoning_effort` -> `reasoning.effort` ("none" is not sent: only some models take
-  it); `response_format` -> `text.format` (json_schema with `strict: false`).
+- `reasoning_effort` -> `reasoning.effort` ("none" is sent only when asked as such,
+  `Request.effort_source`: only some models take it); `response_format` -> `text.format`
+  (json_schema with `strict: false`).
 - No Responses equivalent, not sent: `stop`, `top_k`, `reasoning_budget`, and the
   presence / frequency penalties (`Dialect.drops`: the proxy notes those in the log).
 """
@@ -490,8 +491,9 @@ def emit_request(request: Request, model: str) -> dict[str, Any]:
     _set(body, "top_p", request.top_p)
     if request.response_format is not None and request.response_format.kind != "text":
         body["text"] = {"format": _format(request.response_format)}
-    if request.reasoning_effort not in (None, "none"):
-        body["reasoning"] = {"effort": request.reasoning_effort}
+    effort = request.reasoning_effort
+    if effort is not None and (effort != "none" or request.effort_source is not None):
+        body["reasoning"] = {"effort": effort}
     if _reasons(request):
         body["include"] = ["reasoning.encrypted_content"]
     body["store"] = False

@@ -30,7 +30,7 @@ def build_cache(
         return None
     entries: Entries
     if settings.storage != "memory" and isinstance(store, GuardedStore):
-        entries = StoreEntries(store)
+        entries = StoreEntries(store, settings.ttl_seconds, clock)
     else:
         entries = MemoryEntries(settings.max_bytes)
     return ResponseCache(settings, entries, router, auth_on=config.auth.on, clock=clock)

@@ -40,8 +40,7 @@ IGNORED = frozenset({"stream", "stream_options", "user", "metadata", "store"})
 def cache_key(call: Call, route: Route, *, shared: bool, auth_on: bool) -> str:
     backend = route.backend
     dialect = backend_dialect(backend, call.dialect)
-    request = call.request_for(route)
-    if dialect == call.dialect and request is call.request and not call.rewritten:
+    if dialect == call.dialect and not call.rewritten and _unchanged_for(call, route):
         from louter.proxy.doors import DOORS  # noqa: PLC0415 - the doors import the pipeline
 
         sent = DOORS[call.dialect].same_body(call, route)
@@ -49,7 +48,7 @@ def cache_key(call: Call, route: Route, *, shared: bool, auth_on: bool) -> str:
         form = "forwarded"
     else:
         whole = dataclasses.replace(
-            apply_defaults(request, backend), stream=False, include_usage=False
+            apply_defaults(call.request_for(route), backend), stream=False, include_usage=False
         )
         body = DIALECTS[dialect].emit_request(whole, route.model)
         form = "converted"
@@ -65,6 +64,12 @@ def cache_key(call: Call, route: Route, *, shared: bool, auth_on: bool) -> str:
         body,
     ]
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _unchanged_for(call: Call, route: Route) -> bool:
+    """Whether `route`'s backend gets the client's request (no processor changed it for
+    that backend); the neutral request is not parsed to know it when none could."""
+    return call.per_route is None or call.request_for(route) is call.request
 
 
 def scope(call: Call, route: Route, *, shared: bool, auth_on: bool) -> str:

@@ -3,9 +3,11 @@
 `on_request` reads the request's controls, computes the key for the first candidate
 backend (`call.candidates`: the door then tries the same list) and, on a hit, answers
 with the stored neutral answer (the door sends it in the client's dialect, whole or as a
-real stream: `louter/proxy/local.py`). On a miss an observer records the answer; `after`
-stores it once the exchange is over, under the key of the backend that answered, if it
-is complete and sound (status 200, a normal finish, tool calls with JSON-object
+real stream: `louter/proxy/local.py`). On a miss a recorder (`Stage.record`) gets the
+complete answer: a same-dialect answer still passes through as bytes, its neutral form
+read once at the end from what is parsed for the log anyway (`louter/proxy/recording.py`);
+`after` stores it once the exchange is over, under the key of the backend that answered,
+if it is complete and sound (status 200, a normal finish, tool calls with JSON-object
 arguments, no tool-call text left unparsed, not empty, within `max_entry_bytes`).
 
 Controls (`x-louter-cache` wins over the config; `no-store` over everything):
@@ -28,16 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from louter.convert import xml_tools
-from louter.convert.collect import StreamCollector
-from louter.convert.model import (
-    MessageStop,
-    Response,
-    StreamError,
-    StreamEvent,
-    arguments_object,
-)
+from louter.convert.model import Response, arguments_object
 from louter.errors import ConversionError, LouterError
+from louter.proxy.bridge import TEXT_CALL_CHECKS, needs_tool_stage
 from louter.proxy.cache.codec import decode, encode
 from louter.proxy.cache.key import cache_key
 from louter.proxy.pipeline import Call, Stage
@@ -115,8 +110,6 @@ class _Pending:
 
 
 class ResponseCache(Stage):
-    needs_events = True  # only for calls it observes (a miss that will be stored)
-
     def __init__(
         self,
         config: CacheConfig,
@@ -157,10 +150,11 @@ class ResponseCache(Stage):
                 return self._hit(call, found[0], age)
         self.counts.misses += 1
         self._mark(call, b"MISS")
-        self._pending[id(call)] = _Pending(key, route.backend.name, _Recorder(self.config))
+        recorder = _Recorder(self.config.max_entry_bytes)
+        self._pending[id(call)] = _Pending(key, route.backend.name, recorder)
         return None
 
-    def observe(self, call: Call) -> _Recorder | None:
+    def record(self, call: Call) -> _Recorder | None:
         pending = self._pending.get(id(call))
         return None if pending is None else pending.recorder
 
@@ -168,7 +162,7 @@ class ResponseCache(Stage):
         pending = self._pending.pop(id(call), None)
         if pending is None or status != 200:
             return
-        answer = pending.recorder.answer
+        answer = pending.recorder.recorded
         name = call.exchange.backend
         backend = next((r.backend for r in call.routes or () if r.backend.name == name), None)
         if answer is None or backend is None or not _sound(answer, call, backend):
@@ -210,7 +204,7 @@ class ResponseCache(Stage):
         call.marks = {"cached": True, "cache_age_s": round(age, 3)}
         return answer
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         """For `/health/cache`: the configuration, size, entries and hit ratio."""
         counts = self.counts
         lookups = counts.hits + counts.misses
@@ -221,7 +215,8 @@ class ResponseCache(Stage):
             "shared": self.config.shared,
             "ttl_seconds": self.config.ttl_seconds,
             "max_bytes": self.config.max_bytes if self.entries.kind == "memory" else None,
-            **self.entries.stats(),
+            **await self.entries.count(),
+            "counted": "exact" if self.entries.kind == "memory" else "estimate",
             "hits": counts.hits,
             "misses": counts.misses,
             "bypasses": counts.bypasses,
@@ -231,35 +226,17 @@ class ResponseCache(Stage):
 
 
 class _Recorder:
-    """Sees one answer (whole, or event by event); `answer` is it once complete, None
-    if it broke off, failed, or grew past `max_entry_bytes` (then it stops recording)."""
+    """Keeps the complete answer of one miss (`recorded`), if it gets one: not for an
+    answer that failed, broke off or has more than `limit` characters."""
 
-    __slots__ = ("answer", "_collector", "_limit", "_over")
+    __slots__ = ("limit", "recorded")
 
-    def __init__(self, config: CacheConfig) -> None:
-        self.answer: Response | None = None
-        self._collector: StreamCollector | None = None
-        self._limit = config.max_entry_bytes
-        self._over = False
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.recorded: Response | None = None
 
-    def whole(self, response: Response) -> Response:
-        self.answer = response
-        return response
-
-    def event(self, event: StreamEvent) -> bool:
-        if self._over:
-            return True
-        if self._collector is None:
-            self._collector = StreamCollector()
-        collector = self._collector
-        collector.feed(event)
-        if collector.text_chars > self._limit:
-            self._over, self._collector = True, None  # too large to store: stop keeping it
-        elif isinstance(event, MessageStop):
-            self.answer = collector.result()
-        elif isinstance(event, StreamError):
-            self._over, self._collector = True, None
-        return True
+    def answer(self, response: Response) -> None:
+        self.recorded = response
 
 
 def _sound(answer: Response, call: Call, backend: Backend) -> bool:
@@ -277,6 +254,21 @@ def _sound(answer: Response, call: Call, backend: Backend) -> bool:
             arguments_object(tool_call.arguments, tool_call.name)
         except ConversionError:
             return False
-    if backend.tool_format == "xml" and call.request.tools:
-        return not xml_tools.may_hold_call(answer.text())
-    return True
+    return not _call_left_as_text(answer, call, backend)
+
+
+def _call_left_as_text(answer: Response, call: Call, backend: Backend) -> bool:
+    """Whether the tool stage ran on `answer` and left text in it that looks like a
+    call it could not parse: Qwen XML (an opener left), or JSON (the text starts with
+    `{`/`[` or has a ```` ```json ```` fence, and names `"name"` and one of the tools; a
+    JSON answer that names no tool is an answer). The request is read only then."""
+    from louter.proxy.doors import DOORS  # noqa: PLC0415 - the doors import the pipeline
+
+    if not needs_tool_stage(backend, DOORS[call.dialect].has_tools(call.body)):
+        return False
+    text = answer.text()
+    if not TEXT_CALL_CHECKS[backend.tool_format](text):
+        return False
+    if backend.tool_format == "xml":
+        return True
+    return '"name"' in text and any(f'"{tool.name}"' in text for tool in call.request.tools)

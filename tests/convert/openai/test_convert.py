@@ -147,7 +147,29 @@ def test_parse_request_neutral_fields() -> None:
         include_usage=True,
         response_format=ResponseFormat("json_object"),
         reasoning_effort="high",
+        effort_source="client",
     )
+
+
+@pytest.mark.parametrize(
+    ("asked", "effort", "sent"),
+    [
+        (True, "low", "low"),
+        (True, "none", "none"),  # the operator's or the client's own: as is
+        (False, "medium", None),  # derived from another dialect's thinking settings
+        (True, None, None),
+    ],
+)
+def test_emit_request_sends_an_effort_asked_as_such(
+    asked: bool, effort: str | None, sent: str | None
+) -> None:
+    request = Request(
+        model="m",
+        messages=(Message("user", (Text("hi"),)),),
+        reasoning_effort=effort,
+        effort_source="operator" if asked else None,
+    )
+    assert emit_request(request, "b").get("reasoning_effort") == sent
 
 
 def test_parse_request_images_become_inline_data() -> None:

@@ -478,6 +478,28 @@ def neutral(*messages: Message, **extra: Any) -> Request:
     return Request(model="m", messages=messages, **extra)
 
 
+@pytest.mark.parametrize(
+    ("asked", "effort", "sent"),
+    [
+        (False, "none", None),  # only some models take "none": derived, not sent
+        (True, "none", {"effort": "none"}),  # asked as such (an override): sent
+        (False, "low", {"effort": "low"}),
+    ],
+)
+def test_emit_request_effort_none_only_when_asked(
+    asked: bool, effort: str, sent: dict[str, str] | None
+) -> None:
+    body = emit_request(
+        neutral(
+            Message("user", (Text("q"),)),
+            reasoning_effort=effort,
+            effort_source="operator" if asked else None,
+        ),
+        "b",
+    )
+    assert body.get("reasoning") == sent
+
+
 def test_emit_request_options() -> None:
     body = emit_request(
         neutral(
