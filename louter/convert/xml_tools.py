@@ -34,7 +34,8 @@ Grammar, precisely
     stays `&amp;`); other types are parsed from the trimmed text.
     A call is complete at `</function>`, or at `</tool_call>` when `</function>` is
     missing; a `</tool_call>` right after `</function>` (after whitespace) is consumed
-    whether or not the call opened with `<tool_call>`.
+    whether or not the call opened with `<tool_call>` (not after an unknown tool's call:
+    that call is reported as an error whose raw text is shown, so it stays text too).
 
 Events
     `XmlToolCall(index, call)` as soon as a call is complete; `index` counts calls from 0
@@ -252,7 +253,8 @@ class XmlToolExtractor(BufferedExtractor):
         if self._tools is None:
             return [self._call(self._name, typed_arguments(self._params, None))]
         tool = self._tools.get(self._name)
-        if tool is None:
+        if tool is None:  # shown as text, and so is a `</tool_call>` after it: nothing lost
+            self._state = _State.TEXT
             return [XmlError(f"unknown tool {self._name!r}", raw, "unknown_tool")]
         return [self._call(self._name, typed_arguments(self._params, tool.parameters))]
 

@@ -367,7 +367,8 @@ def test_typed_arguments_without_usable_properties() -> None:
 
 def test_unknown_tool_is_reported_with_its_raw_text() -> None:
     call = render_xml_call("delete_everything", {"x": 1})
-    assert run("a" + call + "b", TOOLS) == [T("a"), E("unknown_tool", call[:-13]), T("b")]
+    unknown = [T("a"), E("unknown_tool", call[:-13]), T(call[-13:] + "b")]  # nothing lost
+    assert run("a" + call + "b", TOOLS) == unknown
     (error,) = [e for e in extract([call], TOOLS) if isinstance(e, XmlError)]
     assert "delete_everything" in error.message
 
@@ -376,6 +377,7 @@ def test_known_tools_are_calls_and_numbering_skips_errors() -> None:
     text = render_xml_call("nope", {}) + render_xml_call("ping", {}) + render_xml_call("write", {})
     assert run(text, TOOLS) == [
         E("unknown_tool", render_xml_call("nope", {})[:-13]),
+        T(render_xml_call("nope", {})[-13:]),  # an error's `</tool_call>` stays text
         C(0, "ping", {}),
         C(1, "write", {}),
     ]
