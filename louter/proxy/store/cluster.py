@@ -108,7 +108,9 @@ class Router:
             if not redirected:
                 return replies
             await self._fresh_map()
-            again, asked, pause = [], {}, False
+            again: list[int] = []
+            asked: dict[Pool, list[int]] = {}
+            pause = False
             for i in redirected:
                 kind, *where = str(replies[i]).split()
                 if kind == "TRYAGAIN":
