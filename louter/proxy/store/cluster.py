@@ -35,6 +35,7 @@ SLOTS = 16384
 MAX_REDIRECTIONS = 5
 MAX_NODES = 1024  # pools kept for masters; a map with more is refused
 TRYAGAIN_PAUSE = 0.005  # seconds
+SLOTS_KEPT = 4096  # keys whose slot is remembered
 _REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN")
 _NO_KEY = frozenset({"ASKING", "CLUSTER", "PING", "SCRIPT", "INFO", "TIME", "KEYS"})
 
@@ -85,6 +86,7 @@ class Router:
         self.redirections = 0  # MOVED and ASK replies followed (tests read it)
         self._nodes: dict[tuple[str, int], Pool] = {(seed.host, seed.port): seed}
         self._slots: list[Pool | None] = []
+        self._slot_cache: dict[Arg, int] = {}  # key -> its slot, at most SLOTS_KEPT
         self._stale = True  # the map must be (re)loaded before routing by it
         self._loading = trio.Lock()
 
@@ -96,10 +98,23 @@ class Router:
                 return replies
             self.cluster = True  # a cluster after all: from now on route by slot
         else:
-            await self._fresh_map()
-            replies = [None] * len(commands)
-            await self._send(commands, range(len(commands)), replies)
+            if self._stale:
+                await self._fresh_map()
+            replies = await self._send_all(commands)
+            if not any_redirect(replies):
+                return replies
         return await self._follow(commands, replies)
+
+    async def _send_all(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        """Every command to its slot's master: one pipeline when they share one (louter's
+        pipelines do: a script's keys, a batch of settles), else one per master."""
+        pools = [self._route(command) for command in commands]
+        first = pools[0]
+        if all(pool is first for pool in pools):
+            return await first.run(commands)
+        replies: list[Any] = [None] * len(commands)
+        await self._send(commands, range(len(commands)), replies)
+        return replies
 
     async def _follow(self, commands: Sequence[Sequence[Arg]], replies: list[Any]) -> list[Any]:
         """Send the redirected commands where their replies say, up to MAX_REDIRECTIONS."""
@@ -151,7 +166,12 @@ class Router:
         key = key_of(command)
         if key is None:
             return self.seed
-        return self._slots[slot_of(key)] or self.seed  # a slot no one serves: let it say
+        slot = self._slot_cache.get(key)
+        if slot is None:  # louter's keys repeat (buckets, lease sets): remember a few
+            if len(self._slot_cache) >= SLOTS_KEPT:
+                self._slot_cache.clear()
+            slot = self._slot_cache[key] = slot_of(key)
+        return self._slots[slot] or self.seed  # a slot no one serves: let it say
 
     def _node(self, address: str, command: Sequence[Arg]) -> Pool:
         """The pool for `host:port` (an empty host: the one the command went to)."""
