@@ -147,8 +147,10 @@ async def generate(
     if pipeline.stages:  # without stages (the hot path) nothing more to do
         exchange.call = call
         answer = await pipeline.before(call)
-        if exchange.reply_headers:  # e.g. the rate limits' remaining quota
+        if exchange.reply_headers:  # e.g. the cache's verdict
             responder.extra += encode_headers(exchange.reply_headers)
+        if exchange.reply_head:  # the rate limits' remaining quota, encoded by the stage
+            responder.extra += exchange.reply_head
         if answer is not None:
             client = spec.client(ctx, call, lazy)
             await answer_locally(exchange, client, answer, call.stream, responder, call.marks)

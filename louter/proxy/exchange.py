@@ -120,6 +120,7 @@ class Exchange:
         "key",
         "usage",
         "reply_headers",
+        "reply_head",
         "meter",
         "session",
         "commands",
@@ -152,6 +153,7 @@ class Exchange:
         self.key: ClientKey | None = None  # the client's louter key, once auth admitted it
         self.usage: tuple[int, int] | None = None  # (input, output) of a complete answer
         self.reply_headers: tuple[tuple[bytes, bytes], ...] = ()  # a stage's, on the answer
+        self.reply_head = b""  # a stage's header lines, already encoded (the rate limits')
         self.meter: Meter | None = None  # usage accounting's, when configured
         self.session: str | None = None  # the session's id (`sessions/names.py`)
         self.commands: list[dict[str, str]] | None = None  # in-chat commands seen, outcomes

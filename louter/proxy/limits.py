@@ -70,6 +70,9 @@ class _Buckets:
     ones: tuple[float, ...] = field(init=False)  # the costs without a token estimate
     by_kind: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)  # kind -> buckets
     tokens_at: tuple[int, ...] = field(init=False)  # the TPM buckets
+    single: tuple[int, ...] | None = field(init=False)  # per kind its one bucket, if so
+    # (dialect, bucket per kind) -> the header lines' format: a few per combination
+    heads: dict[tuple[str, tuple[int, ...]], bytes] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ones", tuple(1.0 for _ in self.kinds))
@@ -79,11 +82,17 @@ class _Buckets:
         )
         object.__setattr__(self, "by_kind", tuple((k, at) for k, at in by_kind if at))
         object.__setattr__(self, "tokens_at", dict(by_kind)["tokens"])
+        lone = all(len(at) == 1 for _, at in self.by_kind)
+        object.__setattr__(self, "single", tuple(at[0] for _, at in self.by_kind) if lone else None)
+        object.__setattr__(self, "heads", {})
 
-    def costs(self, tokens: int) -> tuple[float, ...]:
+    def costs(self, tokens: int) -> Sequence[float]:
         if not self.tpm:
             return self.ones
-        return tuple([tokens if kind == "tokens" else 1 for kind in self.kinds])
+        costs = list(self.ones)
+        for i in self.tokens_at:
+            costs[i] = tokens
+        return costs
 
     def refused_scope(self, decision: Decision, costs: Sequence[float]) -> tuple[str, str]:
         """The scope that could not pay (the first bucket short of its cost)."""
@@ -202,7 +211,8 @@ class RateLimits(Stage):
         self._plans: dict[tuple[int, str | None], _Buckets | None] = {}
         every = [self._default, *self._models, *self._keys.values()]
         capped = any(s is not None and s.rate.max_concurrent for s in every)
-        self.run = self._background if capped or self._local is None else None
+        settles = capped or any(s is not None and s.rate.tpm for s in every)
+        self.run = self._background if capped or (settles and self._local is None) else None
         self._nursery: trio.Nursery | None = None  # the background task's, while it runs
         self._spawned = 0
 
@@ -262,10 +272,11 @@ class RateLimits(Stage):
                 f"rate limit reached ({scope[0]}): retry in {decision.retry_after:.1f}s",
                 decision.retry_after,
             )
-        self._held[id(call)] = _Held(buckets, tokens, decision.lease)
-        write = HEADERS.get(call.dialect)
-        if write is not None and buckets.keys:
-            call.exchange.reply_headers = _headers(write, buckets, decision, self._clock)
+        if buckets.tpm or decision.lease is not None:  # to settle or release afterwards
+            self._held[id(call)] = _Held(buckets, tokens, decision.lease)
+        style = HEADERS.get(call.dialect)
+        if style is not None and buckets.keys:
+            call.exchange.reply_head = style.lines(call.dialect, buckets, decision, self._clock)
         return None
 
     async def _queue(self, buckets: _Buckets, costs: Sequence[float]) -> Decision:
@@ -345,6 +356,14 @@ class RateLimits(Stage):
             self._metrics.rate_limited(*scope)
 
 
+class RequestsOnly(RateLimits):
+    """`RateLimits` when no scope has `tpm` or `max_concurrent`: an exchange leaves
+    nothing to settle or release, so the stage has no after-exchange hook (and the app
+    calls none)."""
+
+    after = Stage.after  # type: ignore[assignment]
+
+
 def _settlement(call: Call, held: _Held, status: int) -> float:
     """The tokens to charge once the exchange is over: real usage minus the estimate; the
     estimate back for an error answer; 0 for a stream that died unsettled (it keeps its
@@ -353,18 +372,6 @@ def _settlement(call: Call, held: _Held, status: int) -> float:
     if usage is not None:
         return float(usage[0] + usage[1] - held.tokens)
     return -float(held.tokens) if status >= 400 else 0.0
-
-
-def _headers(
-    write: HeaderWriter, buckets: _Buckets, decision: Decision, clock: Callable[[], float]
-) -> HeaderPairs:
-    """The dialect's rate-limit headers: per kind, the bucket with the least left."""
-    remaining, reset, limits = decision.remaining, decision.reset, buckets.limits
-    out: HeaderPairs = ()
-    for kind, at in buckets.by_kind:
-        i = at[0] if len(at) == 1 else min(at, key=remaining.__getitem__)
-        out += write(kind, int(limits[i].capacity), remaining[i], reset[i], clock)
-    return out
 
 
 def _duration(seconds: float) -> bytes:
@@ -377,41 +384,79 @@ def _duration(seconds: float) -> bytes:
     return b"%dm%.3gs" % (minutes, rest)
 
 
-_OPENAI_NAMES = {
-    kind: tuple(b"x-ratelimit-%s-%s" % (part, kind.encode()) for part in PARTS)
-    for kind in ("requests", "tokens")
-}
-_ANTHROPIC_NAMES = {
-    kind: tuple(b"anthropic-ratelimit-%s-%s" % (kind.encode(), part) for part in PARTS)
-    for kind in ("requests", "tokens")
-}
+def _anthropic_reset(seconds: float, clock: Callable[[], float]) -> bytes:
+    return _timestamp(int(clock() + seconds))
 
 
-def _openai(
-    kind: str, limit: int, remaining: int, reset: float, clock: Callable[[], float]
-) -> HeaderPairs:
-    names = _OPENAI_NAMES[kind]
-    return (
-        (names[0], b"%d" % limit),
-        (names[1], b"%d" % remaining),
-        (names[2], _duration(reset)),
-    )
+_stamps: dict[int, bytes] = {}  # Unix second -> RFC 3339 UTC, the last few made
+STAMPS_KEPT = 64
 
 
-def _anthropic(
-    kind: str, limit: int, remaining: int, reset: float, clock: Callable[[], float]
-) -> HeaderPairs:
-    names = _ANTHROPIC_NAMES[kind]
-    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock() + reset))
-    return ((names[0], b"%d" % limit), (names[1], b"%d" % remaining), (names[2], at.encode()))
+def _timestamp(second: int) -> bytes:
+    """`second` (Unix time) as RFC 3339 UTC; the last few are kept (the answers of a
+    second share theirs)."""
+    found = _stamps.get(second)
+    if found is None:
+        if len(_stamps) >= STAMPS_KEPT:
+            _stamps.clear()
+        found = _stamps[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)).encode()
+    return found
 
 
-HeaderPairs = tuple[tuple[bytes, bytes], ...]
-HeaderWriter = Callable[[str, int, int, float, Callable[[], float]], HeaderPairs]
-HEADERS: Mapping[str, HeaderWriter] = {
-    "openai": _openai,
-    "responses": _openai,
-    "anthropic": _anthropic,
+@dataclass(frozen=True, slots=True, eq=False)
+class HeaderStyle:
+    """A dialect's rate-limit headers: per kind its (limit, remaining, reset) names, and
+    how it writes a reset (`seconds` from now)."""
+
+    names: Mapping[str, tuple[bytes, bytes, bytes]]
+    reset: Callable[[float, Callable[[], float]], bytes]
+
+    def lines(
+        self, dialect: str, buckets: _Buckets, decision: Decision, clock: Callable[[], float]
+    ) -> bytes:
+        """The header lines, encoded (the door appends them to the head as they are): per
+        kind, the bucket with the least left. One format per answer: the lines of each
+        combination of buckets are made once, their limits written in."""
+        remaining, reset = decision.remaining, decision.reset
+        chosen = buckets.single
+        if chosen is None:
+            chosen = tuple([min(at, key=remaining.__getitem__) for _, at in buckets.by_kind])
+        head = buckets.heads.get((dialect, chosen))
+        if head is None:
+            head = buckets.heads[dialect, chosen] = self._head(buckets, chosen)
+        values: list[Any] = []
+        for i in chosen:
+            values += (remaining[i], self.reset(reset[i], clock))
+        return head % tuple(values)
+
+    def _head(self, buckets: _Buckets, chosen: tuple[int, ...]) -> bytes:
+        out = b""
+        for (kind, _), i in zip(buckets.by_kind, chosen, strict=True):
+            limit, left, reset = self.names[kind]
+            capacity = int(buckets.limits[i].capacity)
+            out += b"%s: %d\r\n%s: %%d\r\n%s: %%s\r\n" % (limit, capacity, left, reset)
+        return out
+
+
+_KINDS = (("requests", b"requests"), ("tokens", b"tokens"))
+_OPENAI = HeaderStyle(
+    {
+        kind: (b"x-ratelimit-limit-" + k, b"x-ratelimit-remaining-" + k, b"x-ratelimit-reset-" + k)
+        for kind, k in _KINDS
+    },
+    lambda seconds, clock: _duration(seconds),
+)
+_ANTHROPIC = HeaderStyle(
+    {
+        kind: tuple(b"anthropic-ratelimit-%s-%s" % (k, part) for part in PARTS)  # type: ignore[misc]
+        for kind, k in _KINDS
+    },
+    _anthropic_reset,
+)
+HEADERS: Mapping[str, HeaderStyle] = {
+    "openai": _OPENAI,
+    "responses": _OPENAI,
+    "anthropic": _ANTHROPIC,
 }
 
 
@@ -454,7 +499,10 @@ def build_limits(
         return (), None
     config = config or LimitsConfig()
     client = config.default is not None or config.models or keys
-    stage = (RateLimits(config, store, metrics, keys),) if client else ()
+    rates = [config.default, *(rate for _, rate in config.models), *(keys or {}).values()]
+    settles = any(r is not None and (r.tpm or r.max_concurrent) for r in rates)
+    kind = RateLimits if settles else RequestsOnly
+    stage = (kind(config, store, metrics, keys),) if client else ()
     backends = BackendLimits(config.backends, store, metrics) if config.backends else None
     return stage, backends
 

@@ -123,6 +123,28 @@ async def test_answers_carry_the_dialects_rate_limit_headers(nursery: trio.Nurse
     assert metrics is not None and b"rate_limited_total" not in metrics.render()
 
 
+async def test_the_headers_name_the_tightest_bucket_of_each_kind(nursery: trio.Nursery) -> None:
+    """With several scopes, each kind's headers show the bucket with the least left: the
+    model's rpm while it has less left, the default's once other models spent it."""
+    toml = MOCK + '[limits.default]\nrpm = 5\ntpm = 9000\n[limits.models."m"]\nrpm = 4\n'
+    base, _ = await start(nursery, toml)
+    async with httpx.AsyncClient(base_url=base) as client:
+
+        async def ask(model: str) -> Any:
+            body = {"model": model, "messages": HI, "max_tokens": 10}
+            return (await client.post("/v1/messages", json=body)).headers
+
+        seen = [await ask(model) for model in ("m", "other", "other", "m")]
+    requests = [
+        (h["anthropic-ratelimit-requests-limit"], h["anthropic-ratelimit-requests-remaining"])
+        for h in seen
+    ]
+    assert requests == [("4", "3"), ("5", "3"), ("5", "2"), ("5", "1")]  # m: 2 left, default 1
+    assert {h["anthropic-ratelimit-tokens-limit"] for h in seen} == {"9000"}
+    reset = seen[0]["anthropic-ratelimit-requests-reset"]
+    assert reset.endswith("Z") and reset.startswith(time.strftime("%Y-", time.gmtime()))
+
+
 async def test_a_refused_request_spends_nothing(nursery: trio.Nursery) -> None:
     toml = MOCK + "[limits.default]\nrpm = 2\ntpm = 2000\n"
     base, ctx = await start(nursery, toml)

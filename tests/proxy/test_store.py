@@ -367,6 +367,32 @@ async def test_memory_store_forgets_what_expired() -> None:
     assert (store._buckets, store._values, store._counters, store._leases) == ({}, {}, {}, {})
 
 
+@pytest.mark.parametrize(
+    ("wait", "delta", "left"),
+    [
+        (10, 20, 39),  # refilling: 50 + 10 - 20, then 1 more
+        (10, -30, 89),  # a refund while refilling: 50 + 10 + 30
+        (10, -80, 99),  # a refund past full: full, not more
+        (100, 30, 69),  # full again before the settle: 100 - 30
+        (0, 0, 49),
+    ],
+)
+async def test_a_settle_charges_the_bucket_as_refilled_until_then(
+    wait: float, delta: float, left: int
+) -> None:
+    """Settling refills the bucket to now, then charges `delta` (a bucket not yet full is
+    charged in place: the same numbers)."""
+    now = [0.0]
+    store = MemoryStore(clock=lambda: now[0])
+    limit = Limit(100, 100)  # one token a second
+    assert (await store.reserve(["b"], [50], [limit])).remaining == (50,)
+    now[0] += wait
+    await store.settle("b", limit, delta)
+    assert (await store.reserve(["b"], [1], [limit])).remaining == (left,)
+    now[0] += 1000  # full again whatever the settle did
+    assert (await store.reserve(["b"], [1], [limit])).remaining == (99,)
+
+
 def test_a_limit_needs_a_capacity_and_a_window() -> None:
     assert Limit(60, 60).rate == 1.0
     for bad in ((0, 60), (10, 0)):

@@ -13,10 +13,12 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from louter.proxy.store.types import FULL, Decision, Limit
 
 SWEEP_EVERY = 4096  # writes between two passes over expired values and idle buckets
+_decision = partial(tuple.__new__, Decision)  # a Decision from a full tuple (no __new__ call)
 ADMITTED = Decision(True, 0.0, (), ())  # `admit` with concurrency caps and no buckets
 
 
@@ -58,10 +60,10 @@ class MemoryStore:
         wait = 0.0
         for key, cost, limit in zip(keys, costs, limits):  # noqa: B905 - hot, same lengths
             state = buckets.get(key)
-            tokens = limit.capacity
-            if state is not None:
-                elapsed = now - state[1]
-                tokens = state[0] + elapsed * limit.rate if elapsed > 0 else state[0]
+            if state is None or state[2] <= now:  # new, or full again
+                tokens = limit.capacity
+            else:  # refilling linearly since `at` (state: [tokens, at, full_at])
+                tokens = state[0] + (now - state[1]) * limit.rate
                 if tokens > limit.capacity:
                     tokens = limit.capacity
             if cost > tokens and (cost - tokens) / limit.rate > wait:
@@ -75,12 +77,16 @@ class MemoryStore:
                 tokens -= cost
             empty = (limit.capacity - tokens) / limit.rate if tokens < limit.capacity else 0.0
             if allowed:
-                buckets[key] = [tokens, now, now + empty]
+                state = buckets.get(key)
+                if state is None:
+                    buckets[key] = [tokens, now, now + empty]
+                else:  # in place: no new list
+                    state[0], state[1], state[2] = tokens, now, now + empty
             remaining.append(int(tokens) if tokens > 0 else 0)
             reset.append(empty)
         if allowed:
             self._wrote(now)
-        return Decision(allowed, wait, tuple(remaining), tuple(reset))
+        return _decision((allowed, wait, tuple(remaining), tuple(reset), None, False))
 
     async def reserve(
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit]
@@ -89,6 +95,13 @@ class MemoryStore:
 
     def settle_now(self, key: str, limit: Limit, delta: float) -> None:
         now = self._clock()
+        state = self._buckets.get(key)
+        if state is not None and state[2] > now:
+            # Not full again yet, so it has refilled linearly since `at`: charging the
+            # stored tokens is exact (no refill to compute, no new state, no write).
+            state[0] -= delta
+            state[2] += delta / limit.rate
+            return
         self._put(key, limit, self._tokens(key, limit, now) - delta, now)
 
     async def settle(self, key: str, limit: Limit, delta: float) -> None:
@@ -147,7 +160,7 @@ class MemoryStore:
         if not caps or not decision.allowed:
             return decision
         lease = self._take(caps, lease_seconds, now)
-        return Decision(True, 0.0, decision.remaining, decision.reset, lease)
+        return _decision((True, 0.0, decision.remaining, decision.reset, lease, False))
 
     async def admit(
         self,

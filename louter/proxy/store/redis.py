@@ -3,8 +3,10 @@ small RESP client (resp.py). One round trip per call on the critical path; settl
 batched: while one settle's pipeline is on the wire, later ones queue and go together in
 the next write. Keys are hash-tagged: every bucket and lease set of a deployment shares
 the tag `{PREFIX}` (one slot, so one script can charge several scopes at once), and each
-value or counter gets its own tag `{PREFIX:v:KEY}`. The deadline and the failure mode
-live in `GuardedStore`; errors here are raised as `StoreError`."""
+value or counter gets its own tag `{PREFIX:v:KEY}`, so every script's keys share one
+slot and a Redis Cluster can run them (cluster.py routes commands and follows
+redirections). The deadline and the failure mode live in `GuardedStore`; errors here are
+raised as `StoreError`."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from louter.proxy.store import scripts
+from louter.proxy.store.cluster import Router
 from louter.proxy.store.resp import Arg, Pool, ReplyError
 from louter.proxy.store.types import FULL, Decision, Limit, StoreError
 
@@ -32,7 +35,7 @@ SPEND = scripts.Script(scripts.SPEND)
 
 
 class RedisStore:
-    def __init__(self, pool: Pool, prefix: str = "louter") -> None:
+    def __init__(self, pool: Pool | Router, prefix: str = "louter") -> None:
         self.pool = pool
         self._prefix = prefix
         self._settles: list[Call] = []
@@ -40,15 +43,20 @@ class RedisStore:
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> RedisStore:
-        pool = Pool(
-            config.host,
-            config.port,
-            username=config.username,
-            password=config.password,
-            db=config.db,
-            size=config.pool_size,
-        )
-        return cls(pool, config.key_prefix)
+        """A store on `config`'s node: a plain Redis, or any node of a Cluster (found out
+        from its first redirection, then one pool per master: cluster.py)."""
+
+        def pool(host: str, port: int) -> Pool:
+            return Pool(
+                host,
+                port,
+                username=config.username,
+                password=config.password,
+                db=config.db,
+                size=config.pool_size,
+            )
+
+        return cls(Router(pool(config.host, config.port), pool), config.key_prefix)
 
     # ------------------------------------------------------------------ keys
 
