@@ -11,11 +11,13 @@ import tomlkit
 from louter.access import AUTH_KEYS, KEY_FIELDS
 from louter.config import (
     BACKEND_KEYS,
+    LOOP_DETECTION_KEYS,
     PERFORMANCE_KEYS,
     PRESETS,
     RATE_KEYS,
     SERVER_KEYS,
     STORE_KEYS,
+    TOOL_CALL_LOOP_KEYS,
     TOP_KEYS,
     Backend,
     Config,
@@ -47,7 +49,8 @@ def test_unknown_top_level_key() -> None:
     text = 'colour = "blue"\n'
     assert error_of(text) == (
         "cfg.toml: top level key 'colour': unknown key "
-        "(allowed: auth, backends, keys, limits, performance, server, store) (line 1)"
+        "(allowed: auth, backends, keys, limits, loop_detection, performance, server, store, "
+        "tool_call_loop) (line 1)"
     )
 
 
@@ -55,7 +58,8 @@ def test_unknown_top_level_table_names_its_header_line() -> None:
     text = "[server]\nport = 1\n\n[serverz]\nport = 2\n"
     assert error_of(text) == (
         "cfg.toml: top level key 'serverz': unknown key "
-        "(allowed: auth, backends, keys, limits, performance, server, store) (line 4)"
+        "(allowed: auth, backends, keys, limits, loop_detection, performance, server, store, "
+        "tool_call_loop) (line 4)"
     )
 
 
@@ -639,7 +643,10 @@ def test_example_config_loads() -> None:
 def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     document = tomlkit.parse(text).unwrap()
-    assert set(document) == set(TOP_KEYS) - {"store", "limits"}  # commented out
+    commented = {"store", "limits", "loop_detection", "tool_call_loop"}
+    assert set(document) == set(TOP_KEYS) - commented  # commented out
+    for key in (*LOOP_DETECTION_KEYS, *TOOL_CALL_LOOP_KEYS):
+        assert f"\n# {key} = " in text and f"#   {key} " in text, key
     for key in STORE_KEYS:
         assert f"\n# {key} = " in text and f"#   {key} " in text, key
     for key in ("queue_timeout_seconds", "default_output_tokens", *RATE_KEYS):

@@ -41,6 +41,7 @@ from louter.proxy.exchange import Budgets, Exchange, RequestIds
 from louter.proxy.inflight import BodyBudget
 from louter.proxy.journal import Entry, Journal, format_timestamp
 from louter.proxy.limits import RateLimited, build_limits
+from louter.proxy.loop_guard import build_loop_guards
 from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.pipeline import Stage
 from louter.proxy.routing import Router
@@ -386,6 +387,7 @@ def build_context(
             if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
         }
     limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
+    guards = build_loop_guards(config, metrics, lambda m: router.candidates(m)[0].backend.name)
     return ProxyContext(
         config,
         router,
@@ -396,7 +398,7 @@ def build_context(
         deadlines,
         metrics,
         Scrubber(config.backends),
-        build_pipeline(config, (*limited, *stages), metrics),
+        build_pipeline(config, (*limited, *guards, *stages), metrics),
         Gate(config.auth, clock, monotonic, metrics) if config.auth.on else None,
         store,
         backend_limits,

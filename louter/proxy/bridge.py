@@ -421,9 +421,9 @@ class TranslatingRelay:
             out.append(self._emitter.feed(event))
             keep = self._observers.event(event)
             if not keep and not isinstance(event, (MessageStop, StreamError)):
-                stop = MessageStop("stop")
-                self._collector.feed(stop)
-                out.append(self._emitter.feed(stop))
+                for closing in (*self._observers.closing(), MessageStop("stop")):
+                    self._collector.feed(closing)
+                    out.append(self._emitter.feed(closing))
                 out.append(self._emitter.flush())
                 raise StreamEnded(b"".join(out))
         return b"".join(out)

@@ -29,6 +29,7 @@ from louter.proxy.bridge import ClientSide, backend_dialect, conversation, needs
 from louter.proxy.counting import answer_count
 from louter.proxy.exchange import Exchange
 from louter.proxy.local import answer_locally
+from louter.proxy.passthrough import Forward as ForwardPlan
 from louter.proxy.passthrough import Repair
 from louter.proxy.pipeline import Call, Observers
 from louter.proxy.routing import Route
@@ -93,6 +94,7 @@ def body_model(body: dict[str, Any]) -> str:
 
 
 Target = Callable[[HttpRequest, dict[str, Any]], tuple[str, bool]]
+WatchFactory = Callable[[Any, Callable[[str], bytes]], Any]  # (tap, error_event) -> relay
 Forward = Callable[["ProxyContext", Call, Route, "Repair | None"], Plan]
 
 
@@ -111,6 +113,10 @@ class DoorSpec:
     text_call: Callable[[Backend], Callable[[bytes], bool]] | None = None
     # Token counting (dialects with a count endpoint): the same-dialect forward
     count_forward: Forward | None = None
+    # A same-dialect stream that text-watching stages (`Stage.watches_text`) can read as
+    # it passes through: the relay factory for a `Forward` plan (None: such a stream goes
+    # through the neutral model instead)
+    watch: Callable[[ProxyContext, Call, Observers], WatchFactory] | None = None
 
     def key(self, http: HttpRequest) -> str | None:
         """The client's key, from where its dialect sends it (`Dialect.key_headers`)."""
@@ -139,7 +145,7 @@ async def generate(
     call = Call(spec.dialect, http, body, model, stream, exchange, lazy)
     pipeline = ctx.pipeline
     observers: Observers | None = None
-    neutral = False
+    neutral = watching = False
     if pipeline.stages:  # without stages (the hot path) nothing more to do
         exchange.call = call
         answer = await pipeline.before(call)
@@ -151,7 +157,8 @@ async def generate(
             return
         observers = pipeline.observers(call)
         neutral = pipeline.neutral
-    plan = _planner(spec, ctx, call, observers, neutral=neutral)
+        watching = observers is not None and pipeline.watching
+    plan = _planner(spec, ctx, call, observers, neutral=neutral, watching=watching)
     await run(ctx, exchange, responder, ctx.router.candidates(call.model), plan, lazy.estimate)
 
 
@@ -162,16 +169,24 @@ def _planner(
     observers: Observers | None,
     *,
     neutral: bool,
+    watching: bool = False,
 ) -> Callable[[Route], Plan]:
     """The plan for one candidate: same dialect and no reason to convert -> the client's
-    body forwarded and the answer passed through as bytes; else the neutral model."""
+    body forwarded and the answer passed through as bytes; else the neutral model.
+    `watching`: text-watching observers see the answer (a same-dialect stream of a door
+    that can watch its bytes still passes through; other answers are converted)."""
     has_tools = spec.has_tools(call.body)
+    watch = spec.watch if watching and call.stream else None
+    neutral = neutral or (watching and watch is None)
 
     def plan(route: Route) -> Plan:
         same = backend_dialect(route.backend, spec.dialect) == spec.dialect
         through = neutral or call.rewritten or needs_tool_stage(route.backend, has_tools)
         if same and not through:
-            return spec.forward(ctx, call, route, None)
+            forward = spec.forward(ctx, call, route, None)
+            if watch is not None and observers is not None and isinstance(forward, ForwardPlan):
+                forward.watch = watch(ctx, call, observers)
+            return forward
         if same and not neutral and not call.rewritten and not call.stream:
             if spec.text_call is not None:  # whole answers pass through unless needed
                 repair = Repair(spec.text_call(route.backend), lambda: convert(route, True))

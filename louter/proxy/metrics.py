@@ -20,6 +20,7 @@ this context (never the process-global one: tests run several louters in one pro
     store_latency_seconds{op}, store_errors_total{op}       only with a [store] configured
     auth_failures_total{reason}                             requests refused by client-key auth
     rate_limited_total{scope,name}                          requests refused by [limits]
+    loop_detections_total{kind,backend,action}              text / tool_call loops found
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class Metrics:
         self._errors: dict[Labels, Count] = {}
         self.auth_failures = {reason: Count() for reason in AUTH_REASONS}
         self._limited: dict[Labels, Count] = {}
+        self._loops: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.registry = CollectorRegistry()
@@ -187,6 +189,14 @@ class Metrics:
         found = self._limited.get((scope, name))
         if found is None:
             found = self._limited[(scope, name)] = Count()
+        found.value += 1
+
+    def loop_detected(self, kind: str, backend: str, action: str) -> None:
+        """A loop guard's detection: `kind` text | tool_call, `action` cut | warn | steer |
+        block (a closed set each; `backend` is a configured name)."""
+        found = self._loops.get((kind, backend, action))
+        if found is None:
+            found = self._loops[(kind, backend, action)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -245,6 +255,11 @@ class Metrics:
                 "rate_limited", "Requests refused by a rate limit, by scope and its name",
                 ["scope", "name"],
                 self._limited,
+            )  # fmt: skip
+        if self._loops:
+            yield _counters(
+                "loop_detections", "Loops found by the loop guards, by kind, backend, action",
+                ["kind", "backend", "action"], self._loops,
             )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:

@@ -362,7 +362,7 @@ class Forward(Plan):
     An SSE answer is always streamed; with `stream` any 200 answer is (Gemini's
     streamed JSON array)."""
 
-    __slots__ = ("make_tap", "error_event", "stream", "repair")
+    __slots__ = ("make_tap", "error_event", "stream", "repair", "watch")
 
     def __init__(
         self,
@@ -382,6 +382,9 @@ class Forward(Plan):
         self.error_event = error_event
         self.stream = stream
         self.repair = repair
+        # A stream relay watched by text-reading pipeline stages (`proxy/watch.py`),
+        # made from the tap; None: the plain passthrough
+        self.watch: Callable[[StreamTap, Callable[[str], bytes]], StreamRelay] | None = None
 
     async def relay(
         self,
@@ -392,7 +395,10 @@ class Forward(Plan):
     ) -> Delivery:
         if response.status == 200 and (self.stream or is_event_stream(response.headers)):
             tap = self.make_tap(max_text=exchange.budgets.log_text)
-            relay = PassthroughRelay(tap, self.error_event)
+            if self.watch is not None:
+                relay = self.watch(tap, self.error_event)
+            else:
+                relay = PassthroughRelay(tap, self.error_event)
             return await relay_stream(ctx, exchange, response, responder, relay)
         if self.repair is not None and response.status == 200:
             body = await exchange.read_body(response)

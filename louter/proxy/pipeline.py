@@ -17,6 +17,12 @@ A stage declares what it reads: `needs_request` (the neutral request) and `needs
 (neutral answers and stream events). Only when some stage does is a same-dialect request
 parsed, and its answer taken through the neutral model (A -> neutral -> A) instead of
 passing through as bytes; without stages the pipeline costs one attribute test.
+
+A stage whose observers read only the answer's text (`watches_text`, with `needs_events`)
+lets a same-dialect stream whose door can watch it keep passing through as bytes: the
+door's journal tap hands the observers the text (`TextDelta`s, a tool call's start) and,
+if one ends the stream, the door writes the finish in the dialect (`proxy/watch.py`).
+An observer that ends a stream may add events before the finish (`closing`: a note).
 """
 
 from __future__ import annotations
@@ -94,11 +100,19 @@ class Observer(Protocol):
         ...
 
 
+class Closing(Protocol):
+    """An observer that ends streams may also say how (optional): the events the client
+    gets before the finish (a note, the usage)."""
+
+    def closing(self) -> Sequence[StreamEvent]: ...
+
+
 class Stage:
     """A pipeline stage; every hook does nothing unless overridden."""
 
     needs_request: ClassVar[bool] = False  # reads `call.request` (passthrough parses)
     needs_events: ClassVar[bool] = False  # its observers read neutral answers/events
+    watches_text: ClassVar[bool] = False  # ... only their text: a watched passthrough will do
 
     async def on_request(self, call: Call) -> Response | None:
         """Rewrite `call`, answer it (a `Response`; only a "generate" `call.kind`),
@@ -120,8 +134,17 @@ class Pipeline:
 
     @property
     def neutral(self) -> bool:
-        """Whether requests and answers must go through the neutral model."""
-        return any(stage.needs_request or stage.needs_events for stage in self.stages)
+        """Whether requests and answers must go through the neutral model (a stage that
+        only watches the text does not force it: see `watching`)."""
+        return any(
+            stage.needs_request or (stage.needs_events and not stage.watches_text)
+            for stage in self.stages
+        )
+
+    @property
+    def watching(self) -> bool:
+        """Whether some stage watches answers' text (a passthrough must be watched)."""
+        return any(stage.watches_text for stage in self.stages)
 
     async def before(self, call: Call) -> Response | None:
         """Run the request hooks in order; the first local answer ends the walk."""
@@ -158,6 +181,15 @@ class Observers:
         for observer in self._all:  # every observer sees every event
             keep = observer.event(event) and keep
         return keep
+
+    def closing(self) -> list[StreamEvent]:
+        """The events to send before the finish of a stream an observer ended."""
+        out: list[StreamEvent] = []
+        for observer in self._all:
+            closing = getattr(observer, "closing", None)  # optional (`Closing`)
+            if closing is not None:
+                out.extend(closing())
+        return out
 
 
 NO_STAGES = Pipeline()

@@ -21,6 +21,7 @@ class OpenAITap:
 
     def __init__(self, *, max_text: int | None = None) -> None:
         self._assembler = StreamAssembler(max_text)
+        self.assembler = self._assembler  # read by a loop guard's watch (`proxy/watch.py`)
         self._rest = b""  # the start of an event whose end has not arrived
         self._decoder: SSEDecoder | None = None  # CRLF line ends: decode event by event
 
