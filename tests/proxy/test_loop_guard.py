@@ -20,7 +20,9 @@ import httpx
 import orjson
 import pytest
 import trio
+from typer.testing import CliRunner
 
+from louter.cli.log_parser import app as log_parser_app
 from louter.config import parse_config
 from louter.proxy.app import build_context, serve
 from tests.fakes import FakeUpstream, SSEReply, chat_chunk, chat_completion, chat_stream
@@ -373,3 +375,31 @@ async def test_block_in_the_anthropic_door(nursery: trio.Nursery, sdk: Clients) 
     assert reply.stop_reason == "end_turn"
     assert "louter stopped this turn" in reply.content[0].text  # type: ignore[union-attr]
     assert fake.requests == []
+
+
+async def test_log_parser_stats_counts_the_detections(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """A real log (a text loop cut, a tool loop blocked, one warned) read by `log-parser
+    stats`, as JSON and as tables."""
+    looping = PARAGRAPH * 8
+    fake = FakeUpstream(default=lambda request: _json(chat_completion(looping)))
+    log = tmp_path / "log.jsonl"
+    base, _ = await _start(nursery, fake, LOOPS + TOOLS.format(mode="block"), log)
+    await _chat(base, [{"role": "user", "content": "hi"}])  # text loop: cut
+    await _chat(base, _conversation(3))  # tool loop: blocked
+    result = await trio.to_thread.run_sync(
+        lambda: CliRunner().invoke(log_parser_app, ["-f", str(log), "stats"])
+    )
+    assert result.exit_code == 0, result.output
+    [stats] = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert stats["loops"] == {
+        "total": 2,
+        "by_kind": {"text": 1, "tool_call": 1},
+        "by_action": {"block": 1, "cut": 1},
+    }
+    assert stats["errors"]["by_type"] == {"loop_detected": 2}
+    pretty = await trio.to_thread.run_sync(
+        lambda: CliRunner().invoke(log_parser_app, ["-f", str(log), "--pretty", "stats"])
+    )
+    assert "loops detected (2)" in pretty.stdout and "action block" in pretty.stdout
