@@ -107,7 +107,8 @@ def tool_stage(backend: Backend, request: Request, exchange: Exchange) -> ToolTe
         return None
     prefix = "call_" + exchange.request_id.replace("-", "") + "_t"
     ids: IdFactory = lambda n: f"{prefix}{n}"  # noqa: E731
-    extractor = EXTRACTORS[backend.tool_format](request.tools, ids=ids)
+    cap = backend.tool_call_repair_buffer_cap_bytes  # held back while it may be a call
+    extractor = EXTRACTORS[backend.tool_format](request.tools, ids=ids, cap=cap)
     return ToolTextStage(extractor)
 
 

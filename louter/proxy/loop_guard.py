@@ -81,17 +81,29 @@ def session_values(call: Call) -> Mapping[str, Any]:
     return NO_SESSION
 
 
-def switches(config: Config, call: Call, session: Mapping[str, Any] = NO_SESSION) -> Switches:
-    """Config, then the session's values, then the request's header (`off` turns both
-    guards off for this request; `on` keeps what config and session say). A header value
-    other than off/on is refused (400, in the client's envelope)."""
+def configured(config: Config) -> Switches:
+    """What the config alone says."""
     text, tools = config.loop_detection, config.tool_call_loop
-    found = Switches(
-        text=session.get("loop_detection_enabled", text is not None and text.enabled),
-        tools=session.get("tool_loop_detection_enabled", tools is not None and tools.enabled),
-        tool_max_repeats=session.get("tool_loop_max_repeats", tools.max_repeats if tools else 3),
-        tool_mode=session.get("tool_loop_mode", tools.mode if tools else "block"),
+    return Switches(
+        text=text is not None and text.enabled,
+        tools=tools is not None and tools.enabled,
+        tool_max_repeats=tools.max_repeats if tools else 3,
+        tool_mode=tools.mode if tools else "block",
     )
+
+
+def switches(base: Switches, call: Call, session: Mapping[str, Any] = NO_SESSION) -> Switches:
+    """`base` (the config's), then the session's values, then the request's header (`off`
+    turns both guards off for this request; `on` keeps what config and session say). A
+    header value other than off/on is refused (400, in the client's envelope)."""
+    found = base
+    if session:
+        found = Switches(
+            text=bool(session.get("loop_detection_enabled", base.text)),
+            tools=bool(session.get("tool_loop_detection_enabled", base.tools)),
+            tool_max_repeats=int(session.get("tool_loop_max_repeats", base.tool_max_repeats)),
+            tool_mode=str(session.get("tool_loop_mode", base.tool_mode)),
+        )
     header = call.http.headers.get(HEADER)
     if header is None:
         return found
@@ -137,13 +149,13 @@ class TextLoopGuard(Stage):
     def __init__(self, config: Config, report: Reporter) -> None:
         section = config.loop_detection
         assert section is not None
-        self._config = config
+        self._base = configured(config)
         self._section = section
         self._settings = settings_of(section)
         self._report = report
 
     def observe(self, call: Call) -> TextLoopObserver | None:
-        if call.kind != "generate" or not switches(self._config, call, session_values(call)).text:
+        if call.kind != "generate" or not switches(self._base, call, session_values(call)).text:
             return None
         return TextLoopObserver(self._settings, self._section.closing_note, call, self._report)
 
@@ -230,14 +242,14 @@ class ToolLoopGuard(Stage):
     def __init__(self, config: Config, report: Reporter) -> None:
         section = config.tool_call_loop
         assert section is not None
-        self._config = config
+        self._base = configured(config)
         self._section: ToolCallLoop = section
         self._report = report
 
     async def on_request(self, call: Call) -> Response | None:
         if call.kind != "generate":
             return None
-        switched = switches(self._config, call, session_values(call))
+        switched = switches(self._base, call, session_values(call))
         if not switched.tools:
             return None
         request = call.request
