@@ -55,7 +55,7 @@ CASES: list[tuple[str, str, list[XmlEvent] | None]] = [
     ("directive, any case", 'Tool call: get_weather {"city": "Paris"}\n', [PARIS]),
     (
         "directive in a message",
-        f'I will look.\nTOOL CALL: get_weather {{"city": "Paris"}}\nOK',
+        'I will look.\nTOOL CALL: get_weather {"city": "Paris"}\nOK',
         [T("I will look.\n"), PARIS, T("OK")],
     ),  # fmt: skip
     ("directive with a call object", "TOOL CALL: " + CALL, [PARIS]),
