@@ -216,7 +216,7 @@ def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaita
                 exchange.log("error", status=503, error=CANCELLED)
             raise
         finally:
-            if exchange.call is not None:  # the pipeline ran: its after-exchange hooks
+            if exchange.call is not None and ctx.pipeline.has_after:  # its after-exchange hooks
                 with trio.CancelScope(shield=True):
                     await ctx.pipeline.after(exchange.call, responder.status or 499)
             exchange.flush()

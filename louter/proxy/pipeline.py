@@ -142,6 +142,11 @@ class Pipeline:
         )
 
     @property
+    def has_after(self) -> bool:
+        """Whether some stage has an after-exchange hook (else none is awaited)."""
+        return any(type(stage).after is not Stage.after for stage in self.stages)
+
+    @property
     def watching(self) -> bool:
         """Whether some stage watches answers' text (a passthrough must be watched)."""
         return any(stage.watches_text for stage in self.stages)
