@@ -403,3 +403,22 @@ async def test_log_parser_stats_counts_the_detections(
         lambda: CliRunner().invoke(log_parser_app, ["-f", str(log), "--pretty", "stats"])
     )
     assert "loops detected (2)" in pretty.stdout and "action block" in pretty.stdout
+
+
+def test_a_stream_is_not_cut_inside_a_tool_call() -> None:
+    """A loop found while a call's arguments stream ends the answer only after the call."""
+    from louter.convert.loops import LoopSettings
+    from louter.convert.model import TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+    from louter.proxy.loop_guard import TextLoopObserver
+
+    seen: list[str] = []
+
+    def report(call: Any, kind: str, pattern: str, count: int, action: str) -> None:
+        seen.append(action)
+
+    observer = TextLoopObserver(LoopSettings(), "{count}", None, report)  # type: ignore[arg-type]
+    assert observer.event(ToolCallStart(0, "c", "write_file"))
+    assert observer.event(TextDelta(PARAGRAPH * 4))  # found, but a call is open
+    assert observer.event(ToolCallDelta(0, '{"text": "'))
+    assert not observer.event(ToolCallEnd(0))  # the call is whole: now it ends
+    assert seen == ["cut"]
