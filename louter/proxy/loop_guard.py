@@ -189,10 +189,12 @@ class TextLoopObserver:
     def event(self, event: StreamEvent) -> bool:
         kind = type(event)
         if kind is TextDelta:
-            self._chars += len(event.text)  # type: ignore[union-attr]
-            if self._found is None and self._detector.feed(event.text) is not None:  # type: ignore[union-attr]
-                self._found = self._detector.found
-                self._report(self._call, "text", self._found.excerpt(), self._found.count, "cut")
+            text: str = event.text  # type: ignore[union-attr]
+            self._chars += len(text)
+            if self._found is None:
+                found = self._found = self._detector.feed(text)
+                if found is not None:
+                    self._report(self._call, "text", found.excerpt(), found.count, "cut")
         elif kind is ToolCallStart:
             self._open += 1
         elif kind is ToolCallEnd:
