@@ -1,10 +1,10 @@
 """End to end with the loop guards on: official SDKs → louter (in-process, `[loop_detection]`
 and `[tool_call_loop]` configured) → the real llama-server from `<SHARED>/llama-server/`.
 
-- SmolLM2-135M, asked at temperature 0 to write one sentence over and over, loops: the
-  OpenAI stream (passing through as bytes) and the Anthropic stream (converted) both end
-  with the closing note and a normal finish, long before `max_tokens`, and the journal
-  has the `loop_detected` entry;
+- SmolLM2-135M at temperature 0 loops on a plain question (a phrase again and again
+  until `max_tokens`): the OpenAI stream (passing through as bytes) and the Anthropic
+  stream (converted) both end with the closing note and a normal finish, long before
+  `max_tokens`, and the journal has the `loop_detected` entries;
 - an ordinary answer is not cut;
 - a conversation with three identical tool calls is blocked without reaching llama.
 
@@ -29,13 +29,9 @@ pytestmark = pytest.mark.llama
 TIMEOUT_S = 180.0
 MODEL = "smol"
 MAX_TOKENS = 1500
-LOOPING: list[Any] = [
-    {
-        "role": "user",
-        "content": "Write the sentence 'I will check the configuration file again now.' "
-        "fifty times, on one line, separated by spaces. Do not stop.",
-    }
-]
+# At temperature 0 SmolLM2-135M answers this with "La femme au martyre, la femme au
+# martyre, la femme au martyre. " over and over until max_tokens (a 63-character loop).
+LOOPING: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture
@@ -52,8 +48,8 @@ protocol = "openai"
 "{MODEL}" = "{LLAMA_MODEL}"
 
 [loop_detection]
-min_pattern_length = 30
-max_pattern_length = 300
+min_pattern_length = 50
+max_pattern_length = 500
 min_repetitions = 3
 
 [tool_call_loop]
@@ -86,7 +82,10 @@ async def test_a_looping_model_is_stopped_in_both_doors(louter: tuple[str, Path]
         client = anthropic.Anthropic(base_url=base, api_key="x", timeout=TIMEOUT_S)
         with client:
             with client.messages.stream(
-                model=MODEL, messages=LOOPING, temperature=0, max_tokens=MAX_TOKENS
+                model=MODEL,
+                messages=LOOPING,
+                max_tokens=MAX_TOKENS,
+                extra_body={"temperature": 0},
             ) as events:
                 reply = events.get_final_message()
         text = "".join(b.text for b in reply.content if b.type == "text")
@@ -119,13 +118,13 @@ async def test_an_ordinary_answer_and_a_blocked_tool_loop(louter: tuple[str, Pat
         with client:
             plain = client.chat.completions.create(
                 model=MODEL, temperature=0, max_tokens=60,
-                messages=[{"role": "user", "content": "What is the capital of France?"}],
+                messages=[{"role": "user", "content": "List the numbers from 1 to 5."}],
             )  # fmt: skip
             blocked = client.chat.completions.create(model=MODEL, messages=looping, tools=tools)
         return plain.choices[0].message.content or "", blocked.choices[0].message.content or ""
 
     plain, blocked = await trio.to_thread.run_sync(ask)
-    assert "Paris" in plain and "[louter" not in plain
+    assert "1, 2, 3, 4, 5" in plain and "[louter" not in plain
     assert "louter stopped this turn" in blocked
     entries = _entries(log)
     assert len([e for e in entries if e["direction"] == "backend_request"]) == 1
