@@ -73,6 +73,7 @@ class Backend:
     api_keys: tuple[str, ...] = ()  # a key pool (`api_keys` / `api_keys_env`), rotated
     tool_format: str = "json"
     tool_call_repair: bool = True  # JSON tool calls written as text become real calls
+    tool_call_repair_buffer_cap_bytes: int = 65536  # text held back while it may be a call
     max_tokens: int | None = None
     temperature: float | None = None
     weight: float = 1.0
@@ -196,6 +197,8 @@ class Config:
     processors: tuple[Processor, ...] = ()  # [[processors]], in file order (none: no stage)
     cache: CacheConfig | None = None  # [cache] (None: no cache stage, no cost)
     session: SessionConfig = field(default_factory=lambda: SessionConfig())  # [session]
+    loop_detection: LoopDetection | None = None  # None: no text-loop guard (no stage)
+    tool_call_loop: ToolCallLoop | None = None  # None: no tool-loop guard (no stage)
 
     def backend(self, name: str) -> Backend:
         """The backend called `name`; `ConfigError` listing the known ones otherwise."""
@@ -333,6 +336,7 @@ BACKEND_KEYS = {
     "api_keys_env": "strings",
     "tool_format": "str",
     "tool_call_repair": "bool",
+    "tool_call_repair_buffer_cap_bytes": "int",
     "max_tokens": "int",
     "temperature": "number",
     "weight": "number",
@@ -361,6 +365,8 @@ TOP_KEYS = {
     "processors": "tables",
     "cache": "table",
     "session": "table",
+    "loop_detection": "table",
+    "tool_call_loop": "table",
 }
 STORE_KEYS = {
     "url": "str",
@@ -550,6 +556,7 @@ def _parse_backend(
         values["url"] = _check_url(where, table, values["url"])
     timeouts = ("timeout_seconds", "connect_timeout_seconds")
     _positive(where, table, values, ("max_tokens", "weight", *timeouts))
+    _repair_defaults(where, table, values, env)
     _non_negative(where, table, values, ("max_retries", "retry_backoff_seconds"))
     mapping = _parse_mapping(where, f"{table}.model_mapping", values.pop("model_mapping", {}))
     values.update(_key_fields(where, table, data, values, env))
@@ -947,6 +954,109 @@ def _parse_session(where: _Where, data: Mapping[str, Any], shared: bool) -> Sess
     return SessionConfig(**values)
 
 
+# --------------------------------------------------------------------------- loop guards
+
+
+@dataclass(frozen=True, slots=True)
+class LoopDetection:
+    """`[loop_detection]`: repeated text in answers (`louter.convert.loops`)."""
+
+    enabled: bool = True
+    min_pattern_length: int = 50
+    max_pattern_length: int = 500
+    min_repetitions: int = 3
+    ignore_markup: bool = True  # code fences, table rows, list items are not watched
+    closing_note: str = (
+        '[louter stopped this answer: the same text was repeated {count} times ("{pattern}")]'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallLoop:
+    """`[tool_call_loop]`: the same tool call again and again (`convert.tool_loops`)."""
+
+    enabled: bool = True
+    max_repeats: int = 3
+    ttl_seconds: float = 300.0
+    mode: str = "block"  # block | warn | chance_then_block
+    exempt_tools: tuple[str, ...] = ()
+
+
+LOOP_DETECTION_KEYS = {
+    "enabled": "bool",
+    "min_pattern_length": "int",
+    "max_pattern_length": "int",
+    "min_repetitions": "int",
+    "ignore_markup": "bool",
+    "closing_note": "str",
+}
+TOOL_CALL_LOOP_KEYS = {
+    "enabled": "bool",
+    "max_repeats": "int",
+    "ttl_seconds": "number",
+    "mode": "str",
+    "exempt_tools": "strings",
+}
+TOOL_LOOP_MODES = ("block", "warn", "chance_then_block")
+
+
+def _parse_loop_detection(where: _Where, data: Mapping[str, Any]) -> LoopDetection:
+    values = _check_table(where, "loop_detection", data, LOOP_DETECTION_KEYS)
+    _positive(where, "loop_detection", values, ("min_pattern_length", "max_pattern_length"))
+    found = LoopDetection(**values)
+    if found.max_pattern_length < found.min_pattern_length:
+        problem = f"must be at least min_pattern_length ({found.min_pattern_length})"
+        raise where.error("loop_detection", "max_pattern_length", problem)
+    if found.min_repetitions < 2:
+        raise where.error("loop_detection", "min_repetitions", "must be 2 or more")
+    try:
+        found.closing_note.format(pattern="", count=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        problem = f"may only use {{pattern}} and {{count}} ({exc!r})"
+        raise where.error("loop_detection", "closing_note", problem) from None
+    return found
+
+
+def _parse_tool_call_loop(where: _Where, data: Mapping[str, Any]) -> ToolCallLoop:
+    values = _check_table(where, "tool_call_loop", data, TOOL_CALL_LOOP_KEYS)
+    _positive(where, "tool_call_loop", values, ("max_repeats", "ttl_seconds"))
+    mode = values.get("mode", "block")
+    if mode not in TOOL_LOOP_MODES:
+        problem = f"must be one of {', '.join(TOOL_LOOP_MODES)}, got {mode!r}"
+        raise where.error("tool_call_loop", "mode", problem)
+    _floats(values, ("ttl_seconds",))
+    values["exempt_tools"] = tuple(values.get("exempt_tools", ()))
+    return ToolCallLoop(**values)
+
+
+REPAIR_ENV = {  # environment defaults for backends that do not set the key
+    "tool_call_repair": "TOOL_CALL_REPAIR_ENABLED",
+    "tool_call_repair_buffer_cap_bytes": "TOOL_CALL_REPAIR_BUFFER_CAP_BYTES",
+}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}  # fmt: skip
+
+
+def _repair_defaults(
+    where: _Where, table: str, values: dict[str, Any], env: Mapping[str, str]
+) -> None:
+    """TOOL_CALL_REPAIR_ENABLED / _BUFFER_CAP_BYTES apply to backends whose table does
+    not set the key; a bad value is an error naming the variable."""
+    for key, variable in REPAIR_ENV.items():
+        raw = env.get(variable, "").strip()
+        if key in values or not raw:
+            continue
+        if key == "tool_call_repair":
+            if raw.lower() not in _BOOLEANS:
+                raise ConfigError(f"{variable}: must be true or false, got {raw!r}")
+            values[key] = _BOOLEANS[raw.lower()]
+        elif not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"{variable}: must be a positive whole number, got {raw!r}")
+        else:
+            values[key] = int(raw)
+    _positive(where, table, values, ("tool_call_repair_buffer_cap_bytes",))
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -978,6 +1088,10 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     cache = _parse_cache(where, top["cache"], store is not None) if "cache" in top else None
 
     session = _parse_session(where, top.get("session", {}), store is not None)
+    loops = _parse_loop_detection(where, top["loop_detection"]) if "loop_detection" in top else None
+    tool_loops = (
+        _parse_tool_call_loop(where, top["tool_call_loop"]) if "tool_call_loop" in top else None
+    )
     return Config(
         server,
         performance,
@@ -995,6 +1109,8 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
         processors=processors,
         cache=cache,
         session=session,
+        loop_detection=loops,
+        tool_call_loop=tool_loops,
     )
 
 

@@ -12,12 +12,14 @@ from louter.access import AUTH_KEYS, KEY_FIELDS
 from louter.config import (
     BACKEND_KEYS,
     CACHE_KEYS,
+    LOOP_DETECTION_KEYS,
     PERFORMANCE_KEYS,
     PRESETS,
     RATE_KEYS,
     SERVER_KEYS,
     SESSION_KEYS,
     STORE_KEYS,
+    TOOL_CALL_LOOP_KEYS,
     TOP_KEYS,
     USAGE_KEYS,
     Backend,
@@ -647,22 +649,26 @@ def test_example_config_documents_every_key() -> None:
         assert f"\n# {key} = " in text and f"#   {key} " in text, key
     for key in ("budget_usd", "budget_period"):
         assert f"#   {key} " in text, key
-        commented = {
-            "store",
-            "limits",
-            "models",
-            "catalog",
-            "routing",
-            "condense",
-            "cache",
-            "processors",
-            "usage",
-        }
-    assert set(document) == set(TOP_KEYS) - commented
+    commented = {
+        "store",
+        "limits",
+        "models",
+        "catalog",
+        "routing",
+        "condense",
+        "cache",
+        "processors",
+        "usage",
+        "loop_detection",
+        "tool_call_loop",
+    }
+    assert set(document) == set(TOP_KEYS) - commented  # commented out in the example
     for key in CACHE_KEYS:
         assert f"\n# {key} = " in text, key
     for kind in KINDS:
         assert f'# kind = "{kind}"' in text, kind
+    for key in (*LOOP_DETECTION_KEYS, *TOOL_CALL_LOOP_KEYS):
+        assert f"\n# {key} = " in text and f"#   {key} " in text, key
     for key in STORE_KEYS:
         assert f"\n# {key} = " in text and f"#   {key} " in text, key
     for key in ("queue_timeout_seconds", "default_output_tokens", *RATE_KEYS):

@@ -185,9 +185,20 @@ def stats_view(stats: Json) -> Group:
             errors["by_type"],
         ),
         _counts(f"tool calls ({stats['tool_calls']['total']})", stats["tool_calls"]["by_name"]),
+        *_loops(stats),
         Text(f"percentiles: {stats['percentiles']}", style="dim"),
     ]
     return Group(*parts)
+
+
+def _loops(stats: Json) -> list[RenderableType]:
+    """The loop guards' detections, when there were any."""
+    loops = stats.get("loops") or {}
+    if not loops.get("total"):
+        return []
+    counts = {f"kind {k}": v for k, v in loops["by_kind"].items()}
+    counts.update({f"action {k}": v for k, v in loops["by_action"].items()})
+    return [_counts(f"loops detected ({loops['total']})", counts)]
 
 
 def json_block(value: Any) -> Syntax:

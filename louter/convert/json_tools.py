@@ -23,19 +23,33 @@ What qualifies, precisely (conservative: when in doubt it is text)
        the closing line's newline become the call(s); the prose around it stays text.
        Several blocks give several calls.
 
-    Not calls, so left as text: JSON inside a sentence or after prose on the same line,
-    an unfenced object with prose before or after it, a ```` ``` ```` fence without
-    `json` or with another language, indented fences, a block without its closing fence,
-    a block holding anything besides one call value, unknown tool names, extra keys
-    (`id`, `type`...), arguments that are not an object.
+    The forms below are stricter: the tool must declare a JSON schema with `properties`
+    and the arguments must validate against it (types, `required`, `enum`, nested
+    objects and arrays, `additionalProperties: false`); otherwise the text stays text.
+
+    3. Directive: a line starting with `TOOL CALL:` (any case), then either a tool name
+       and its arguments object (`TOOL CALL: get_weather {"city": "Paris"}`) or one call
+       object, and nothing else on the line. Here a tool without a schema is accepted
+       (the directive says what it is), one with a schema must validate.
+    4. Bare fence: as 2., with a line that is exactly ```` ``` ```` as the opening fence.
+    5. JSON in prose: a call object (`{"name": ..., "arguments": {...}}`) anywhere in a
+       line of text, outside code blocks; the prose around it stays text.
+
+    Not calls, so left as text: all of the above with an unknown tool name, arguments
+    that fail the schema, a tool without a schema (forms 4 and 5), a ```` ``` ```` fence
+    with another language, indented fences, a block without its closing fence, a block
+    holding anything besides one call value, extra keys (`id`, `type`...), arguments
+    that are not an object; JSON inside ```` ```lang ```` code blocks.
 
 Streaming
     Plain text goes out at once, line by line. Held back: leading whitespace and a message
     that starts with `{` or `[` (until it closes, or stops looking like a call: a key
     other than those three, prose after `{`, a raw line break in a string...); a line
     start that may become ```` ```json ````; a fenced block until it closes or stops
-    looking like a call. Rejected text is then re-read as plain text, so the result is
-    the same however the input was split.
+    looking like a call; a line start that may become `TOOL CALL:`, and such a line until
+    it ends; from a `{` in prose until the object closes or stops looking like a call.
+    Rejected text is then re-read as plain text, so the result is the same however the
+    input was split.
 """
 
 from __future__ import annotations
@@ -47,6 +61,7 @@ from typing import Any
 import orjson
 
 from louter.convert.model import IdFactory, Tool
+from louter.convert.schema_check import validates
 from louter.convert.tool_text import DEFAULT_CAP, BufferedExtractor, XmlEvent, XmlText
 
 __all__ = ["JsonToolExtractor", "may_hold_call"]
@@ -54,6 +69,10 @@ __all__ = ["JsonToolExtractor", "may_hold_call"]
 _KEYS = frozenset({"name", "arguments", "parameters"})
 _FENCE = "```json"
 _CLOSE = "```"
+_DIRECTIVE = "tool call:"
+_PLAIN: list[XmlEvent] = []  # `_line_form`: the line is plain text (compared by identity)
+_STARTED: list[XmlEvent] = []  # `_directive_start`: the scanner is set (by identity)
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 _REJECT = -1
 _WHITESPACE = frozenset(" \t\r\n")
 
@@ -67,12 +86,18 @@ class _State(Enum):
     FENCE_END = auto()  # the block's value is a call: waiting for the closing fence line
     WHOLE = auto()  # the message starts with `{` or `[`: scanning the value
     WHOLE_END = auto()  # the message's value is a call: only whitespace may follow
+    DIRECTIVE = auto()  # a `TOOL CALL:` line: its name and arguments
+    DIRECTIVE_END = auto()  # the directive's call is read: the rest of its line
+    PROSE = auto()  # a `{` in a line of text: scanning the object
 
 
 def may_hold_call(text: str) -> bool:
     """Whether `text` could hold a call (cheap: it starts with `{` or `[`, or has a
-    ```` ```json ```` fence). False means the extractor would give `text` back unchanged."""
-    return text.lstrip()[:1] in ("{", "[") or _FENCE in text.lower()
+    ```` ``` ```` fence, a `"name"` key or a `TOOL CALL:` directive). False means the
+    extractor would give `text` back unchanged."""
+    if text.lstrip()[:1] in ("{", "[") or _CLOSE in text or '"name"' in text:
+        return True
+    return _DIRECTIVE in text.lower()
 
 
 class JsonToolExtractor(BufferedExtractor):
@@ -84,16 +109,22 @@ class JsonToolExtractor(BufferedExtractor):
         cap: the most characters held back while undecided.
     """
 
-    __slots__ = ("_state", "_names", "_line_start", "_body", "_scanner", "_found")
+    __slots__ = ("_state", "_names", "_schemas", "_line_start", "_body", "_scanner", "_found",
+                 "_bare", "_in_code", "_call_name")  # fmt: skip
 
     def __init__(self, tools: Sequence[Tool], *, ids: IdFactory, cap: int = DEFAULT_CAP) -> None:
         super().__init__(ids, cap)
         self._names = frozenset(tool.name for tool in tools)
+        # the tools with a schema to check (forms 4 and 5 need one)
+        self._schemas = {t.name: t.parameters for t in tools if _has_properties(t.parameters)}
         self._state = _State.START
         self._line_start = True  # `_buf` starts at the start of a line
         self._body = 0  # where the fenced block's content starts in `_buf`
         self._scanner = _Scanner(0)
         self._found: Found = []
+        self._bare = False  # the fenced block opened with a bare ``` (strict)
+        self._in_code = False  # inside a ``` code block that is not a call
+        self._call_name: str | None = None  # a directive's tool name, once read
 
     def _step(self, end: int, eof: bool) -> list[XmlEvent] | None:
         return _HANDLERS[self._state](self, end, eof)
@@ -116,21 +147,151 @@ class JsonToolExtractor(BufferedExtractor):
         buf = self._buf
         newline = buf.find("\n", 0, end)
         stop = end if newline < 0 else newline + 1
-        if self._line_start and buf.startswith("`"):
-            line = buf[:stop].lower()
-            if newline >= 0 and _is_fence(line, _FENCE):
-                self._state, self._body, self._scanner = _State.FENCE, stop, _Scanner(stop)
-                return []
-            if newline < 0 and not eof and _may_be_fence(line):
-                return None
+        if self._line_start and self._names:
+            found = self._line_form(buf[:stop], newline >= 0, eof)
+            if found is not _PLAIN:
+                return found
+        if self._schemas and not self._in_code:
+            brace = buf.find("{", 0, stop)
+            if brace >= 0:  # form 5: maybe a call in the prose
+                self._line_start = False
+                before = self._take(brace)
+                self._state, self._scanner = _State.PROSE, _Scanner(0)
+                return [XmlText(before)] if before else []
         self._line_start = newline >= 0
         return [XmlText(self._take(stop))]
+
+    def _line_form(self, line: str, complete: bool, eof: bool) -> list[XmlEvent] | None:
+        """A line start that opens a fenced block or a directive: the state changed ([]),
+        more input is needed (None), or `_PLAIN`."""
+        if line.startswith("`"):
+            return self._fence_line(line.lower(), complete, eof)
+        if self._in_code:
+            return _PLAIN
+        head = line[: len(_DIRECTIVE)].lower()
+        if head == _DIRECTIVE:
+            self._state, self._pos, self._call_name = _State.DIRECTIVE, len(_DIRECTIVE), None
+            self._scanner = _Scanner(-1)
+            return []
+        if not complete and not eof and _DIRECTIVE.startswith(head):
+            return None
+        return _PLAIN
+
+    def _fence_line(self, line: str, complete: bool, eof: bool) -> list[XmlEvent] | None:
+        if not complete and not eof and _may_be_fence(line):
+            return None
+        bare = complete and _is_fence(line, _CLOSE)
+        if (complete and _is_fence(line, _FENCE)) or (bare and self._schemas and not self._in_code):
+            stop = len(line)
+            self._state, self._body, self._scanner = _State.FENCE, stop, _Scanner(stop)
+            self._bare, self._in_code = bare, False
+            return []
+        if bare or line.startswith(_CLOSE):  # a code block's fence: opening or closing
+            self._in_code = not self._in_code
+        return _PLAIN
+
+    def _directive(self, end: int, eof: bool) -> list[XmlEvent] | None:
+        """Form 3: `TOOL CALL: name {arguments}` or `TOOL CALL: {call}` on one line."""
+        if self._scanner.pos < 0:  # the name (or the call object) is not read yet
+            started = self._directive_start(end, eof)
+            if started is not _STARTED:
+                return started
+        value_end = self._scanner.advance(self._buf, end)
+        if value_end is None:
+            return self._reject_line() if eof else None
+        found = self._directive_verdict(value_end)
+        if found is None:
+            return self._reject_line()
+        self._found, self._pos, self._state = found, value_end, _State.DIRECTIVE_END
+        return []
+
+    def _directive_end(self, end: int, eof: bool) -> list[XmlEvent] | None:
+        """The directive's call is read: only spaces may follow on its line."""
+        rest = self._skip_spaces(self._pos, end)
+        if rest == end and not eof:
+            return None
+        if rest < end and self._buf[rest] != "\n":
+            return self._reject_line()
+        self._take(min(rest + 1, end))
+        self._state, self._line_start = _State.TEXT, True
+        return self._calls()
+
+    def _directive_start(self, end: int, eof: bool) -> list[XmlEvent] | None:
+        """Reads the name and finds the `{`: `_STARTED` once the scanner is set there,
+        None when more input is needed, else the rejection's events."""
+        buf = self._buf
+        pos = self._skip_spaces(self._pos, end)
+        if pos < end and buf[pos] == "{":  # `TOOL CALL: {"name": ..., "arguments": ...}`
+            self._scanner = _Scanner(pos)
+            return _STARTED
+        stop = pos
+        while stop < end and buf[stop] in _NAME_CHARS:
+            stop += 1
+        brace = self._skip_spaces(stop, end)
+        if brace == end:
+            return self._reject_line() if eof else None
+        if stop == pos or buf[brace] != "{":
+            return self._reject_line()
+        self._call_name = buf[pos:stop]
+        self._scanner = _Scanner(brace, free=True)
+        return _STARTED
+
+    def _directive_verdict(self, value_end: int) -> Found | None:
+        if value_end == _REJECT:
+            return None
+        try:
+            value = orjson.loads(self._buf[self._scanner.start : value_end])
+        except orjson.JSONDecodeError:
+            return None
+        name = self._call_name
+        if name is None:
+            found = _calls_from(value, self._names)
+            found = found if found is not None and len(found) == 1 else None
+        else:
+            found = [(name, value)] if name in self._names and isinstance(value, dict) else None
+        if found is None:
+            return None
+        name, arguments = found[0]
+        schema = self._schemas.get(name)
+        return found if schema is None or validates(arguments, schema) else None
+
+    def _reject_line(self) -> list[XmlEvent]:
+        """Not a directive: its `TOOL CALL:` is text, the rest is read again as text."""
+        self._state, self._line_start, self._found = _State.TEXT, False, []
+        return [XmlText(self._take(len(_DIRECTIVE)))]
+
+    def _prose(self, end: int, eof: bool) -> list[XmlEvent] | None:
+        """Form 5: the object that starts the buffer, in a line of prose."""
+        value_end = self._scanner.advance(self._buf, end)
+        if value_end is None:
+            return self._reject_prose() if eof else None
+        found = self._strict(self._verdict(value_end))
+        if found is None or len(found) != 1:
+            return self._reject_prose()
+        self._take(value_end)
+        self._state, self._found = _State.TEXT, found
+        return self._calls()
+
+    def _reject_prose(self) -> list[XmlEvent]:
+        """Not a call: its `{` is text, the rest is read again as text."""
+        self._state = _State.TEXT
+        return [XmlText(self._take(1))]
+
+    def _strict(self, found: Found | None) -> Found | None:
+        """`found` if every call names a tool with a schema and validates against it."""
+        if found is None:
+            return None
+        schemas = self._schemas
+        ok = all(name in schemas and validates(args, schemas[name]) for name, args in found)
+        return found if ok else None
 
     def _fence(self, end: int, eof: bool) -> list[XmlEvent] | None:
         value_end = self._scanner.advance(self._buf, end)
         if value_end is None:
             return self._reject_fence() if eof else None
         found = self._verdict(value_end)
+        if self._bare:
+            found = self._strict(found)
         if found is None:
             return self._reject_fence()
         self._found, self._pos, self._state = found, value_end, _State.FENCE_END
@@ -192,8 +353,9 @@ class JsonToolExtractor(BufferedExtractor):
         return [self._call(name, arguments) for name, arguments in found]
 
     def _reject_fence(self) -> list[XmlEvent]:
-        """Not a call: the opening fence line is text, the content is read again as text."""
-        self._state, self._line_start = _State.TEXT, True
+        """Not a call: the opening fence line is text, the content is read again as text
+        (a code block: its closing ``` closes it)."""
+        self._state, self._line_start, self._in_code = _State.TEXT, True, True
         return [XmlText(self._take(self._body))]
 
     def _reject_whole(self) -> list[XmlEvent]:
@@ -211,6 +373,9 @@ _HANDLERS: dict[_State, Callable[[JsonToolExtractor, int, bool], list[XmlEvent] 
     _State.FENCE_END: JsonToolExtractor._fence_end,
     _State.WHOLE: JsonToolExtractor._whole,
     _State.WHOLE_END: JsonToolExtractor._whole_end,
+    _State.DIRECTIVE: JsonToolExtractor._directive,
+    _State.DIRECTIVE_END: JsonToolExtractor._directive_end,
+    _State.PROSE: JsonToolExtractor._prose,
 }
 
 
@@ -220,10 +385,15 @@ def _is_fence(line: str, fence: str) -> bool:
 
 
 def _may_be_fence(line: str) -> bool:
-    """An unfinished line that more input may turn into the opening fence line."""
-    if len(line) <= _FENCE_LEN:
-        return _FENCE.startswith(line)
-    return _is_fence(line, _FENCE)
+    """An unfinished line that more input may turn into a fence line (```` ```json ````,
+    or a bare ```` ``` ````)."""
+    if len(line) <= _FENCE_LEN and _FENCE.startswith(line):
+        return True
+    return _is_fence(line, _FENCE) or _is_fence(line, _CLOSE)
+
+
+def _has_properties(schema: Any) -> bool:
+    return isinstance(schema, dict) and isinstance(schema.get("properties"), dict)
 
 
 def _calls_from(value: Any, names: Collection[str]) -> Found | None:
@@ -258,9 +428,11 @@ class _Scanner:
     `_REJECT`. Call objects live at `level` 1 (a bare object) or 2 (in a top-level array).
     """
 
-    __slots__ = ("start", "pos", "depth", "level", "in_string", "escape", "expect_key", "key")
+    __slots__ = ("start", "pos", "depth", "level", "in_string", "escape", "expect_key", "key",
+                 "free")  # fmt: skip
 
-    def __init__(self, pos: int) -> None:
+    def __init__(self, pos: int, *, free: bool = False) -> None:
+        self.free = free  # any keys (an arguments object), not only a call's
         self.start = -1  # where the value starts (after leading whitespace)
         self.pos = pos  # the next character to look at
         self.depth = 0
@@ -327,5 +499,6 @@ class _Scanner:
     def _key(self, char: str) -> int | None:
         if char != '"':
             return _REJECT  # `{` followed by prose, or a key that is not a string
-        self.expect_key, self.in_string, self.key = False, True, self.pos
+        self.expect_key, self.in_string = False, True
+        self.key = -1 if self.free else self.pos
         return None

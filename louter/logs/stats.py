@@ -9,6 +9,8 @@ What is counted where:
   `tool_calls` (calls the model made, by function name).
 - `errors`: `error` entries by `error_type`; `failed_responses` counts client responses
   with a status of 400 or more (upstream errors relayed as they are have no error entry).
+- `loops`: the loop guards' detections (`error` entries with `type: "loop_detected"`),
+  by kind (text, tool_call) and by action (cut, warn, steer, block).
 
 State is a few counters keyed by names (backends, models, statuses, tool names) plus two
 `Sketch`es, so it stays small however long the log is. Percentiles are nearest-rank:
@@ -115,6 +117,8 @@ class Stats:
         self.errors: Counter[Any] = Counter()
         self.failed_responses = 0
         self.tool_calls: Counter[str] = Counter()
+        self.loop_kinds: Counter[Any] = Counter()
+        self.loop_actions: Counter[Any] = Counter()
         self.latency = Sketch()
         self.ttft = Sketch()
         self.tokens = Tokens()
@@ -127,6 +131,9 @@ class Stats:
             self._response(entry)
         elif direction == "error":
             self.errors[_scalar(entry.get("error_type") or f"HTTP {entry.get('status')}")] += 1
+            if entry.get("type") == "loop_detected":
+                self.loop_kinds[_scalar(entry.get("kind"))] += 1
+                self.loop_actions[_scalar(entry.get("action"))] += 1
 
     def _response(self, entry: Entry) -> None:
         get = entry.get
@@ -188,6 +195,11 @@ class Stats:
             "tool_calls": {
                 "total": sum(self.tool_calls.values()),
                 "by_name": table(self.tool_calls),
+            },
+            "loops": {
+                "total": sum(self.loop_kinds.values()),
+                "by_kind": table(self.loop_kinds),
+                "by_action": table(self.loop_actions),
             },
             "percentiles": PERCENTILE_METHOD,
         }

@@ -52,6 +52,7 @@ from louter.proxy.inflight import BodyBudget
 from louter.proxy.journal import Entry, Journal
 from louter.proxy.known import UnknownModels
 from louter.proxy.limits import RateLimited, build_limits
+from louter.proxy.loop_guard import build_loop_guards
 from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
 from louter.proxy.model_api import PREFIX, get_catalog_model, list_catalog, search_catalog
 from louter.proxy.paths import with_aliases, with_prefix_aliases
@@ -450,6 +451,7 @@ def build_context(
     if config.store is not None:  # other louters share the store: and the breakers
         shared = SharedBreakers(router.breakers, store, wall=clock, scrub=scrub)
     sessions = build_sessions(config, store, router, metrics, warn, served)
+    guards = build_loop_guards(config, metrics, lambda m: router.candidates(m)[0].backend.name)
     return ProxyContext(
         config,
         router,
@@ -462,7 +464,7 @@ def build_context(
         scrub,
         build_pipeline(
             config,
-            (*known, *limited, *accounting_stages(accounting), *processing, *stages),
+            (*known, *limited, *accounting_stages(accounting), *processing, *guards, *stages),
             metrics,
             sessions.stages(),
         ),

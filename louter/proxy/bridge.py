@@ -107,7 +107,8 @@ def tool_stage(backend: Backend, request: Request, exchange: Exchange) -> ToolTe
         return None
     prefix = "call_" + exchange.request_id.replace("-", "") + "_t"
     ids: IdFactory = lambda n: f"{prefix}{n}"  # noqa: E731
-    extractor = EXTRACTORS[backend.tool_format](request.tools, ids=ids)
+    cap = backend.tool_call_repair_buffer_cap_bytes  # held back while it may be a call
+    extractor = EXTRACTORS[backend.tool_format](request.tools, ids=ids, cap=cap)
     return ToolTextStage(extractor)
 
 
@@ -424,9 +425,9 @@ class TranslatingRelay:
             out.append(self._emitter.feed(event))
             keep = self._observers.event(event)
             if not keep and not isinstance(event, (MessageStop, StreamError)):
-                stop = MessageStop("stop")
-                self._collector.feed(stop)
-                out.append(self._emitter.feed(stop))
+                for closing in (*self._observers.closing(), MessageStop("stop")):
+                    self._collector.feed(closing)
+                    out.append(self._emitter.feed(closing))
                 out.append(self._emitter.flush())
                 raise StreamEnded(b"".join(out))
         return b"".join(out)

@@ -96,6 +96,7 @@ def body_model(body: dict[str, Any]) -> str:
 
 
 Target = Callable[[HttpRequest, dict[str, Any]], tuple[str, bool]]
+WatchFactory = Callable[[Any, Callable[[str], bytes]], Any]  # (tap, error_event) -> relay
 Forward = Callable[["ProxyContext", Call, Route, "Repair | None"], Plan]
 
 
@@ -114,6 +115,10 @@ class DoorSpec:
     text_call: Callable[[Backend], Callable[[Any], bool]] | None = None
     # Token counting (dialects with a count endpoint): the same-dialect forward
     count_forward: Forward | None = None
+    # A same-dialect stream that text-watching stages (`Stage.watches_text`) can read as
+    # it passes through: the relay factory for a `Forward` plan (None: such a stream goes
+    # through the neutral model instead)
+    watch: Callable[[ProxyContext, Call, Observers], WatchFactory] | None = None
 
     def key(self, http: HttpRequest) -> str | None:
         """The client's key, from where its dialect sends it (`Dialect.key_headers`)."""
@@ -143,7 +148,7 @@ async def generate(
     pipeline = ctx.pipeline
     observers: Observers | None = None
     recording: Recording | None = None
-    neutral = False
+    neutral = watching = False
     if pipeline.stages:  # without stages (the hot path) nothing more to do
         exchange.call = call
         answer = await pipeline.before(call)
@@ -156,13 +161,18 @@ async def generate(
             await answer_locally(exchange, client, answer, call.stream, responder, call.marks)
             return
         observers = pipeline.observers(call)
-        neutral = pipeline.reads or observers is not None
+        # neutral: a stage reads every request, or observes this answer's events (one that
+        # only watches the text lets a watchable stream pass through: `watching`)
+        neutral = pipeline.reads or (observers is not None and pipeline.neutral)
+        watching = observers is not None and pipeline.watching
         recorders = pipeline.recorders(call)
         recording = Recording(recorders) if recorders else None
     if ":" in call.model:  # backend:model with an unknown backend: 400 (addressing.py)
         await check_address(ctx.router, ctx.served, call.model)
     routes = call.routes if call.routes is not None else ctx.router.candidates(call.model)
-    plan = _planner(spec, ctx, call, observers, neutral=neutral, recording=recording)
+    plan = _planner(
+        spec, ctx, call, observers, neutral=neutral, recording=recording, watching=watching
+    )
     await run(ctx, exchange, responder, routes, plan, lazy.estimate)
 
 
@@ -174,12 +184,17 @@ def _planner(
     *,
     neutral: bool,
     recording: Recording | None = None,
+    watching: bool = False,
 ) -> Callable[[Route], Plan]:
     """The plan for one candidate: same dialect and no reason to convert -> the client's
     body forwarded and the answer passed through as bytes; else the neutral model.
     `recording` (the pipeline's recorders) reads a passed-through answer as it is, a
-    converted one as one more observer (a fresh one per plan)."""
+    converted one as one more observer (a fresh one per plan). `watching`: text-watching
+    observers see the answer (a same-dialect stream of a door that can watch its bytes
+    still passes through; other answers are converted)."""
     has_tools = spec.has_tools(call.body)
+    watch = spec.watch if watching and call.stream else None
+    neutral = neutral or (watching and watch is None)
 
     def plan(route: Route) -> Plan:
         if call.per_route is not None and (routed := call.request_for(route)) is not call.request:
@@ -188,7 +203,10 @@ def _planner(
         same = backend_dialect(route.backend, spec.dialect) == spec.dialect
         through = neutral or call.rewritten or needs_tool_stage(route.backend, has_tools)
         if same and not through:
-            return recorded(spec.forward(ctx, call, route, None))
+            forward = spec.forward(ctx, call, route, None)
+            if watch is not None and observers is not None and isinstance(forward, ForwardPlan):
+                forward.watch = watch(ctx, call, observers)
+            return recorded(forward)
         if same and not neutral and not call.rewritten and not call.stream:
             if spec.text_call is not None:  # whole answers pass through unless needed
                 repair = Repair(spec.text_call(route.backend), lambda: convert(route, True))

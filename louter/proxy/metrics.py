@@ -25,6 +25,7 @@ this context (never the process-global one: tests run several louters in one pro
     cache_hits_total, cache_misses_total, cache_bypasses_total, cache_bytes   with [cache]
     commands_total{command,outcome}                         in-chat commands (`!/...`)
     sessions_evicted_total, sessions_live                   sessions (`sessions/metrics.py`)
+    loop_detections_total{kind,backend,action}              text / tool_call loops found
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ class Metrics:
         self._limited: dict[Labels, Count] = {}
         self._discovery: dict[Labels, Count] = {}
         self._commands: dict[Labels, Count] = {}
+        self._loops: dict[Labels, Count] = {}
         self._breakers = breakers
         self.store: StoreMetrics | None = None  # set when a [store] is configured
         self.cache: Any = None  # the response cache's counts (`CacheCounts`), with [cache]
@@ -215,6 +217,14 @@ class Metrics:
         found = self._commands.get((name, outcome))
         if found is None:
             found = self._commands[(name, outcome)] = Count()
+        found.value += 1
+
+    def loop_detected(self, kind: str, backend: str, action: str) -> None:
+        """A loop guard's detection: `kind` text | tool_call, `action` cut | warn | steer |
+        block (a closed set each; `backend` is a configured name)."""
+        found = self._loops.get((kind, backend, action))
+        if found is None:
+            found = self._loops[(kind, backend, action)] = Count()
         found.value += 1
 
     def render(self) -> bytes:
@@ -283,6 +293,11 @@ class Metrics:
             yield _counters(
                 "commands", "In-chat commands by name and outcome (ok, error, skipped, "
                 "malformed, unknown)", ["command", "outcome"], self._commands,
+            )  # fmt: skip
+        if self._loops:
+            yield _counters(
+                "loop_detections", "Loops found by the loop guards, by kind, backend, action",
+                ["kind", "backend", "action"], self._loops,
             )  # fmt: skip
         yield from self._gauges()
         if self.store is not None:

@@ -408,7 +408,7 @@ class Forward(Plan):
     An SSE answer is always streamed; with `stream` any 200 answer is (Gemini's
     streamed JSON array)."""
 
-    __slots__ = ("make_tap", "error_event", "stream", "repair", "hide_usage", "recording")
+    __slots__ = ("make_tap", "error_event", "stream", "repair", "hide_usage", "recording", "watch")
 
     def __init__(
         self,
@@ -431,6 +431,12 @@ class Forward(Plan):
         self.repair = repair
         self.hide_usage = hide_usage  # louter asked for the usage chunk: the client gets none
         self.recording: Recording | None = None  # the pipeline's recorders, on a miss
+        # A stream relay watched by text-reading pipeline stages (`proxy/watch.py`),
+        # made from the tap; None: the plain passthrough
+        self.watch: (
+            Callable[[StreamTap, Callable[[str], bytes], UsageChunkFilter | None], StreamRelay]
+            | None
+        ) = None
 
     async def relay(
         self,
@@ -474,7 +480,10 @@ class Forward(Plan):
         tap = self.make_tap(max_text=keep)
         hidden = UsageChunkFilter() if self.hide_usage else None
         capped = log_text if keep > log_text else None
-        relay = PassthroughRelay(tap, self.error_event, hidden, capped)
+        if self.watch is not None:  # text-watching stages read it (`proxy/watch.py`)
+            relay = self.watch(tap, self.error_event, hidden)
+        else:
+            relay = PassthroughRelay(tap, self.error_event, hidden, capped)
         delivery = await relay_stream(ctx, exchange, response, responder, relay)
         if recording is not None and delivery.error is None and not delivery.client_gone:
             try:

@@ -29,6 +29,12 @@ an observer for); without stages the pipeline costs one attribute test. A stage 
 only reads complete answers (`record`) needs neither: a passed-through answer reaches
 its recorder from what the journal tap or the log's parse assembled, once, at the end
 (`louter/proxy/recording.py`).
+
+A stage whose observers read only the answer's text (`watches_text`, with `needs_events`)
+lets a same-dialect stream whose door can watch it keep passing through as bytes: the
+door's journal tap hands the observers the text (`TextDelta`s, a tool call's start) and,
+if one ends the stream, the door writes the finish in the dialect (`proxy/watch.py`).
+An observer that ends a stream may add events before the finish (`closing`: a note).
 """
 
 from __future__ import annotations
@@ -152,6 +158,13 @@ class Recorder(Protocol):
     def answer(self, response: Response) -> None: ...
 
 
+class Closing(Protocol):
+    """An observer that ends streams may also say how (optional): the events the client
+    gets before the finish (a note, the usage)."""
+
+    def closing(self) -> Sequence[StreamEvent]: ...
+
+
 class Stage:
     """A pipeline stage; every hook does nothing unless overridden."""
 
@@ -159,6 +172,7 @@ class Stage:
     needs_events: ClassVar[bool] = False  # its observers read neutral answers/events
     after_awaits: bool = True  # `after` may wait (checkpoint): run it shielded
     run: Callable[[], Awaitable[None]] | None = None  # a background task, if any
+    watches_text: ClassVar[bool] = False  # ... only their text: a watched passthrough will do
 
     async def on_request(self, call: Call) -> Response | None:
         """Rewrite `call`, answer it (a `Response`; only a "generate" `call.kind`),
@@ -195,8 +209,22 @@ class Pipeline:
 
     @property
     def neutral(self) -> bool:
-        """Whether requests and answers must go through the neutral model."""
-        return any(stage.needs_request or stage.needs_events for stage in self.stages)
+        """Whether requests and answers must go through the neutral model (a stage that
+        only watches the text does not force it: see `watching`)."""
+        return any(
+            stage.needs_request or (stage.needs_events and not stage.watches_text)
+            for stage in self.stages
+        )
+
+    @property
+    def has_after(self) -> bool:
+        """Whether some stage has an after-exchange hook (else none is awaited)."""
+        return any(type(stage).after is not Stage.after for stage in self.stages)
+
+    @property
+    def watching(self) -> bool:
+        """Whether some stage watches answers' text (a passthrough must be watched)."""
+        return any(stage.watches_text for stage in self.stages)
 
     @property
     def reads(self) -> bool:
@@ -246,6 +274,15 @@ class Observers:
         for observer in self._all:  # every observer sees every event
             keep = observer.event(event) and keep
         return keep
+
+    def closing(self) -> list[StreamEvent]:
+        """The events to send before the finish of a stream an observer ended."""
+        out: list[StreamEvent] = []
+        for observer in self._all:
+            closing = getattr(observer, "closing", None)  # optional (`Closing`)
+            if closing is not None:
+                out.extend(closing())
+        return out
 
 
 NO_STAGES = Pipeline()

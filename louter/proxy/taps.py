@@ -26,6 +26,7 @@ class OpenAITap:
 
     def __init__(self, *, max_text: int | None = None) -> None:
         self._assembler = StreamAssembler(max_text)
+        self.assembler = self._assembler  # read by a loop guard's watch (`proxy/watch.py`)
         self._rest = b""  # the start of an event whose end has not arrived
         self._decoder: SSEDecoder | None = None  # CRLF line ends: decode event by event
 
@@ -154,13 +155,17 @@ class OpenAIUsageTap:
     def complete(self) -> bool:
         return self._done if self._full is None else self._full.complete
 
-    def answer(self) -> Response | None:
-        """The assembled answer (a recorder needs it): the full tap, fed what was kept."""
+    def full(self) -> OpenAITap:
+        """From now on the full tap, fed what was kept (a reader needs the text)."""
         if self._full is None:
             rest, self._rest = self._rest, b""
             self._assemble(rest)
         assert self._full is not None
-        return self._full.answer()
+        return self._full
+
+    def answer(self) -> Response | None:
+        """The assembled answer (a recorder needs it)."""
+        return self.full().answer()
 
     def result(self) -> dict[str, Any]:
         usage = self._usage

@@ -5,6 +5,7 @@ journal's fast `StreamAssembler` (design §5, §6). The other direction is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +71,7 @@ class StreamAssembler:
     __slots__ = (
         "_id", "_model", "_content", "_reasoning", "_tools",
         "_finish_reason", "_usage", "_chunks", "_done", "_error",
-        "_max_text", "_kept", "_text_chars", "_folded",
+        "_max_text", "_kept", "_text_chars", "_folded", "watch",
     )  # fmt: skip
 
     def __init__(self, max_text: int | None = None) -> None:
@@ -88,6 +89,19 @@ class StreamAssembler:
         self._kept = 0  # characters kept (counted in folds)
         self._text_chars = 0  # characters seen (counted in folds)
         self._folded: tuple[list[str], list[str]] = ([], [])  # kept content, reasoning
+        # Told the content pieces of each fed block, and whether a tool call has begun
+        # (a loop guard reading a passthrough stream); None: nothing to tell
+        self.watch: Callable[[list[str], bool], None] | None = None
+
+    @property
+    def finished(self) -> bool:
+        """A finish reason or the terminator has been seen."""
+        return self._done or self._finish_reason is not None
+
+    @property
+    def identity(self) -> tuple[str | None, str | None]:
+        """The stream's `id` and `model`, as its first chunk gave them."""
+        return self._id, self._model
 
     @property
     def done(self) -> bool:
@@ -110,7 +124,10 @@ class StreamAssembler:
             if event.event != "error":
                 raise
             chunk = {"error": {"message": event.data}}
+        seen = len(self._content)
         self._absorb(chunk, event.event == "error")
+        if self.watch is not None:
+            self.watch(self._content[seen:], bool(self._tools))
         if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
             self._fold()
 
@@ -129,6 +146,7 @@ class StreamAssembler:
             ConversionError: as `feed`.
         """
         bulk = bulk_array(block)
+        seen = len(self._content)
         if bulk is not None:
             array, count, done = bulk
             structs = typed.decode(array)  # the keys read, typed: ~3x cheaper than orjson
@@ -141,6 +159,8 @@ class StreamAssembler:
                 else:
                     self.feed_chunks(parsed, done)
         if bulk is not None:
+            if self.watch is not None:
+                self.watch(self._content[seen:], bool(self._tools))
             if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
                 self._fold()
             return

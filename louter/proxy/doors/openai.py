@@ -24,11 +24,12 @@ from louter.proxy.context import ProxyContext
 from louter.proxy.door import SSE_HEADERS, DoorSpec, body_model
 from louter.proxy.hidden_usage import ask_usage
 from louter.proxy.passthrough import Forward, Repair
-from louter.proxy.pipeline import Call
+from louter.proxy.pipeline import Call, Observers
 from louter.proxy.routing import Route
 from louter.proxy.taps import OpenAITap, OpenAIUsageTap
 from louter.proxy.upstreams import rename_token_field
 from louter.proxy.usage import LazyRequest
+from louter.proxy.watch import RelayFactory, openai_watch
 
 CHAT_PATH = "/v1/chat/completions"
 FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent")
@@ -118,6 +119,13 @@ def _text_call_check(backend: Backend) -> Callable[[Any], bool]:
     return needed
 
 
+def _watch(ctx: ProxyContext, call: Call, observers: Observers) -> RelayFactory:
+    """A passthrough stream read by the loop guard (`proxy/watch.py`)."""
+    options = call.body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return openai_watch(observers, call.exchange.request_id, int(ctx.clock()), include_usage)
+
+
 def _has_tools(body: dict[str, Any]) -> bool:
     return bool(body.get("tools") or body.get("functions"))
 
@@ -130,6 +138,7 @@ SPEC = DoorSpec(
     forward=_forward,
     same_body=_same_body,
     text_call=_text_call_check,
+    watch=_watch,
 )
 
 
