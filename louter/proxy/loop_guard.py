@@ -75,10 +75,11 @@ class Switches:
 
 
 def session_values(call: Call) -> Mapping[str, Any]:
-    """HOOK for sessions (issue 15/19): the `!/set` values of the call's session, by key:
-    `loop_detection_enabled`, `tool_loop_detection_enabled`, `tool_loop_max_repeats`,
-    `tool_loop_mode`. Until sessions exist there are none."""
-    return NO_SESSION
+    """The `!/set` values of the call's session (`loop_detection_enabled`,
+    `tool_loop_detection_enabled`, `tool_loop_max_repeats`, `tool_loop_mode`: declared in
+    `louter/convert/commands/keys.py`); the session stage runs before the guards."""
+    session = call.session
+    return NO_SESSION if session is None else session.settings
 
 
 def configured(config: Config) -> Switches:
@@ -239,7 +240,8 @@ def _cut_text(parts: Sequence[Part], keep: int) -> tuple[Part, ...]:
 
 
 class ToolLoopGuard(Stage):
-    needs_request = True
+    # Reads `call.request` (parsed on first use) but does not declare `needs_request`:
+    # an unchanged request still passes through as bytes (a steer note rewrites it)
 
     def __init__(self, config: Config, report: Reporter) -> None:
         section = config.tool_call_loop
@@ -290,11 +292,13 @@ _ACTIONS: dict[str, Callable[[ToolLoop, int], str]] = {
 
 
 def build_loop_guards(config: Config, metrics: Metrics | None, route: Route) -> list[Stage]:
-    """The guards `config` enables (none configured: none, no cost)."""
+    """The guards whose table is configured (none: none, no cost). A table with
+    `enabled = false` still adds its guard, idle until a session turns it on
+    (`!/set(loop_detection_enabled=true)`): what it costs then is one settings check."""
     report = Reporter(metrics, route)
     stages: list[Stage] = []
-    if config.tool_call_loop is not None and config.tool_call_loop.enabled:
+    if config.tool_call_loop is not None:
         stages.append(ToolLoopGuard(config, report))
-    if config.loop_detection is not None and config.loop_detection.enabled:
+    if config.loop_detection is not None:
         stages.append(TextLoopGuard(config, report))
     return stages

@@ -255,10 +255,36 @@ async def test_the_header_turns_it_off(nursery: trio.Nursery) -> None:
     assert "x-louter-loop-detection" in bad.json()["error"]["message"]
 
 
-async def test_enabled_false_adds_no_stage(nursery: trio.Nursery) -> None:
-    fake = FakeUpstream()
-    _, ctx = await _start(nursery, fake, LOOPS + "enabled = false\n")
-    assert ctx.pipeline.stages == ()
+async def test_enabled_false_is_idle_until_a_session_turns_it_on(nursery: trio.Nursery) -> None:
+    """`enabled = false`: a looping answer passes whole; after
+    `!/set(loop_detection_enabled=true)` the same answer in that session is cut (and
+    `=false` in another session's config-on guard leaves it whole: the switch is per
+    session)."""
+    loop = [PARAGRAPH[i : i + 9] for i in range(0, len(PARAGRAPH), 9)] * 8
+    events = [b"data: " + orjson.dumps(chat_chunk(piece)) + b"\n\n" for piece in loop]
+    finish = b"data: " + orjson.dumps(chat_chunk(finish="stop")) + b"\n\ndata: [DONE]\n\n"
+    fake = FakeUpstream(lambda recorded: SSEReply([*events, finish]))  # a chunk an event
+    base, _ = await _start(nursery, fake, LOOPS + "enabled = false\n")
+
+    async def ask(session: str, text: str) -> str:
+        body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": text}]}
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            reply = await client.post(
+                "/v1/chat/completions", json=body, headers={"x-session-id": session}
+            )
+        assert reply.status_code == 200, reply.text
+        events = [line[6:] for line in reply.text.splitlines() if line.startswith("data: {")]
+        chunks = [orjson.loads(e) for e in events]
+        return "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+        )
+
+    assert (await ask("a", "hi")).count(PARAGRAPH) == 8  # idle: nothing cut
+    said = await ask("a", "!/set(loop_detection_enabled=true)")
+    assert "loop_detection_enabled" in said and "unknown" not in said, said
+    cut = await ask("a", "hi")
+    assert cut.count(PARAGRAPH) < 8 and len(fake.requests) == 2, cut  # the command: local
+    assert (await ask("b", "hi")).count(PARAGRAPH) == 8  # another session: still idle
 
 
 # --------------------------------------------------------------------------- tool loops

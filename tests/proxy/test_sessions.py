@@ -254,7 +254,12 @@ async def test_settings_are_checked(setup: Setup, chats: Callable[..., Chat]) ->
     )
     assert await chat.say("!/set(colour=blue)") == (
         "!/set(colour=blue): unknown setting 'colour'; settings: project, project_dir, backend,"
-        " model, temperature, top_p, max_tokens, interactive"
+        " model, temperature, top_p, max_tokens, interactive, loop_detection_enabled,"
+        " tool_loop_detection_enabled, tool_loop_max_repeats, tool_loop_mode"
+    )
+    assert await chat.say("!/set(tool_loop_mode=never)") == (
+        "!/set(tool_loop_mode=never): tool_loop_mode must be one of warn, block,"
+        " chance_then_block, got 'never'"
     )
     assert (await chat.say("!/backend(nope)")).endswith(
         "unknown backend 'nope'; backends: first, second, mock, openai, gemini, anthropic,"

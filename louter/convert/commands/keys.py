@@ -67,6 +67,15 @@ def text(limit: int) -> Reader:
     return read
 
 
+def choice(*allowed: str) -> Reader:
+    def read(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return read
+
+
 def token(value: str) -> str:
     """A backend or model name: letters, digits and . _ : / @ + -."""
     if not _TOKEN.fullmatch(value):
@@ -92,6 +101,18 @@ KEYS: Mapping[str, Key] = MappingProxyType(
         "top_p": Key(number(0, 1), "0-1", "nucleus sampling (top_p)", "top_p"),
         "max_tokens": Key(integer(1, 10_000_000), "N", "answer length limit", "max_tokens"),
         "interactive": Key(boolean, "true|false", "false: commands reach the model as text"),
+        "loop_detection_enabled": Key(
+            boolean, "true|false", "cut streamed text that repeats ([loop_detection])"
+        ),
+        "tool_loop_detection_enabled": Key(
+            boolean, "true|false", "stop repeated identical tool calls ([tool_call_loop])"
+        ),
+        "tool_loop_max_repeats": Key(integer(2, 100), "N", "identical tool calls that loop"),
+        "tool_loop_mode": Key(
+            choice("warn", "block", "chance_then_block"),
+            "warn|block|chance_then_block",
+            "what a tool-call loop gets",
+        ),
     }
 )
 
