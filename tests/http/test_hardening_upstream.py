@@ -392,7 +392,10 @@ async def test_a_forwarded_client_key_with_crlf_is_refused(
 async def test_a_valid_model_with_slash_or_colon_is_escaped_in_the_gemini_path(
     door: str, model: str, start_louter: StartLouter, upstream: RawUpstream
 ) -> None:
-    base = await start_louter(gemini_backend(upstream.port))
+    # (no model-list read: a name with ':' whose prefix is no backend would ask the list
+    # whether it is served, and this scripted upstream only echoes generate requests)
+    config = gemini_backend(upstream.port) + "[catalog]\ndiscovery = false\n"
+    base = await start_louter(config)
     if door == "openai":
         status, body = await call(base, "/v1/chat/completions", chat(model, "v"))
         assert status == 200, body
