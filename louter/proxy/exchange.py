@@ -97,6 +97,7 @@ class Budgets:
 
 
 DEFAULT_BUDGETS = Budgets()
+_REQUESTS = frozenset({"client_request", "backend_request"})  # entries without a latency
 
 
 class Exchange:
@@ -161,7 +162,9 @@ class Exchange:
         self._lines: list[bytes] = []  # encoded entries not written yet, in pieces
 
     def elapsed_ms(self) -> float:
-        return round((time.perf_counter() - self.started) * 1000, 3)
+        """Milliseconds since the request arrived, to the microsecond (as `round(x, 3)`,
+        for half the instructions)."""
+        return int((time.perf_counter() - self.started) * 1e6 + 0.5) / 1000
 
     def overhead(self) -> float:
         """Seconds spent inside louter so far: elapsed time minus upstream waiting."""
@@ -227,7 +230,7 @@ class Exchange:
             "backend": self.backend,
             "model": self.model,
             "status": status,
-            "latency_ms": None if direction.endswith("request") else self.elapsed_ms(),
+            "latency_ms": None if direction in _REQUESTS else self.elapsed_ms(),
         }
         if self.session is not None:
             entry["session"] = self.session
@@ -235,7 +238,7 @@ class Exchange:
                 entry["commands"] = self.commands
         if extra:
             entry.update(extra)
-        pieces = self._journal.encode(entry, payload=payload, raw_payload=raw_payload)
+        pieces = self._journal.line(entry, payload, raw_payload)
         if pieces is not None:
             self._lines += pieces
             if direction == "client_response":
