@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -119,10 +119,7 @@ class StoreMetrics:
         found.observe(seconds)
 
     def error(self, op: str) -> None:
-        found = self.errors.get(op)
-        if found is None:
-            found = self.errors[op] = Count()
-        found.value += 1
+        _bump(self.errors, op)
 
     def collect(self) -> Iterator[Metric]:
         yield _histograms(
@@ -190,42 +187,26 @@ class Metrics:
         found.observe(seconds)
 
     def error(self, kind: str, endpoint: str) -> None:
-        key = (kind, endpoint)
-        found = self._errors.get(key)
-        if found is None:
-            found = self._errors[key] = Count()
-        found.value += 1
+        _bump(self._errors, (kind, endpoint))
 
     def rate_limited(self, scope: str, name: str) -> None:
         """A request refused by a rate limit of `scope` (default, model, key, backend);
         `name` is the model glob, key or backend name ("" for the default): bounded by
         the config, never a client's input."""
-        found = self._limited.get((scope, name))
-        if found is None:
-            found = self._limited[(scope, name)] = Count()
-        found.value += 1
+        _bump(self._limited, (scope, name))
 
     def discovery_failure(self, backend: str) -> None:
         """A failed read of `backend`'s model list (a config name: bounded)."""
-        found = self._discovery.get((backend,))
-        if found is None:
-            found = self._discovery[(backend,)] = Count()
-        found.value += 1
+        _bump(self._discovery, (backend,))
 
     def command(self, name: str, outcome: str) -> None:
         """An in-chat command: `name` is a known command or "unknown" (bounded)."""
-        found = self._commands.get((name, outcome))
-        if found is None:
-            found = self._commands[(name, outcome)] = Count()
-        found.value += 1
+        _bump(self._commands, (name, outcome))
 
     def loop_detected(self, kind: str, backend: str, action: str) -> None:
         """A loop guard's detection: `kind` text | tool_call, `action` cut | warn | steer |
         block (a closed set each; `backend` is a configured name)."""
-        found = self._loops.get((kind, backend, action))
-        if found is None:
-            found = self._loops[(kind, backend, action)] = Count()
-        found.value += 1
+        _bump(self._loops, (kind, backend, action))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -336,6 +317,17 @@ def _histograms(
     for label_values, histogram in values.items():
         family.add_metric(list(label_values), histogram.cumulative(), histogram.sum)
     return family
+
+
+K = TypeVar("K")
+
+
+def _bump(table: dict[K, Count], labels: K) -> None:
+    """One more in `table`'s counter for `labels` (created at its first count)."""
+    found = table.get(labels)
+    if found is None:
+        found = table[labels] = Count()
+    found.value += 1
 
 
 def _counters(name: str, doc: str, labels: list[str], values: Mapping[Labels, Count]) -> Metric:
