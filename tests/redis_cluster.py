@@ -104,8 +104,8 @@ class RedisCluster:
             self.ports
         )
 
-    def _wait(self, port: int, ready: Any, what: str) -> None:
-        deadline = time.monotonic() + 20
+    def _wait(self, port: int, ready: Any, what: str, seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
         while True:
             try:
                 if ready(port):
@@ -166,8 +166,11 @@ class RedisCluster:
         """Start a killed node again: it rejoins from its nodes.conf with its slots (empty:
         these nodes keep nothing on disk)."""
         self._spawn(port)
+        # A master the others marked FAIL (after --cluster-node-timeout, 5 s) has the flag
+        # cleared only once it is 2 node timeouts old and the node answers again, then by
+        # gossip: so more than the 20 s a fresh start needs, on a loaded machine
         for each in self.ports:
-            self._wait(each, self._agrees, "agree on the slot map again")
+            self._wait(each, self._agrees, "agree on the slot map again", seconds=60)
 
     def keys_on(self, port: int) -> list[bytes]:
         return sorted(call(port, "KEYS", "*"))
