@@ -39,6 +39,10 @@ def _last(items: Any, role_of: Callable[[Any], Any]) -> Any:
     return None
 
 
+def _role(item: dict[str, Any]) -> Any:
+    return item.get("role")
+
+
 def _typed_texts(content: Any, kinds: tuple[str, ...]) -> list[str]:
     if isinstance(content, str):
         return [content]
@@ -50,14 +54,23 @@ def _typed_texts(content: Any, kinds: tuple[str, ...]) -> list[str]:
 
 def _chat(body: Mapping[str, Any]) -> list[str]:
     """OpenAI Chat Completions and Anthropic Messages: `messages[-1]` with role user."""
-    last = _last(body.get("messages"), lambda m: m.get("role"))
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        last = messages[-1]  # the common case, without the walk (read on every request)
+        role = last.get("role")
+        if role == "user":
+            content = last.get("content")
+            return [content] if isinstance(content, str) else _typed_texts(content, ("text",))
+        if role not in _SYSTEM:
+            return []
+    last = _last(messages, _role)
     if last is None or last.get("role") != "user":
         return []
     return _typed_texts(last.get("content"), ("text",))
 
 
 def _gemini(body: Mapping[str, Any]) -> list[str]:
-    last = _last(body.get("contents"), lambda c: c.get("role"))
+    last = _last(body.get("contents"), _role)
     if last is None or last.get("role", "user") != "user":
         return []
     parts = last.get("parts")
@@ -74,7 +87,7 @@ def _responses(body: Mapping[str, Any]) -> list[str]:
     items = body.get("input")
     if isinstance(items, str):
         return [items]
-    last = _last(items, lambda item: item.get("role"))
+    last = _last(items, _role)
     if last is None or last.get("role") != "user" or last.get("type", "message") != "message":
         return []
     return _typed_texts(last.get("content"), ("input_text", "text"))

@@ -97,7 +97,7 @@ def build_sessions(
         saved = None
     else:
         router.runtime = routes
-    book = SessionBook(store, settings, file=file)
+    book = SessionBook(store, settings, file=file, shared=shared)
     if metrics is not None and not settings.disable_interactive_commands:
         metrics.sessions = SessionMetrics(book, shared=shared)
     return Sessions(settings, book, routes, router, metrics, file, saved, served)

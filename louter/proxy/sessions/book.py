@@ -43,8 +43,10 @@ class SessionBook:
         *,
         clock: Callable[[], float] = time.time,
         file: SessionFile | None = None,
+        shared: bool = True,
     ) -> None:
         self._store = store
+        self._shared = shared  # other processes write sessions too (else only this book)
         self.expiry = config.expiry_seconds
         self.limit = config.max_sessions
         self._clock = clock
@@ -52,6 +54,12 @@ class SessionBook:
         # store key -> (session id, wall time it expires), least recently used first
         self._recent: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.evicted = 0  # live sessions dropped to stay within max_sessions
+
+    def absent(self, key: str) -> bool:
+        """Whether the session at `key` is known not to be stored, without asking the
+        store: with the in-process store only this book writes sessions, and it
+        remembers every key it wrote (a session with nothing set is never stored)."""
+        return not self._shared and key not in self._recent
 
     async def load(self, session_id: str, key: str) -> Session:
         """The session (a fresh, empty one when none is stored)."""

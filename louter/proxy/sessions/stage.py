@@ -1,9 +1,10 @@
 """The session stage: loads the request's session, runs the commands of its newest user
 message, and applies the session's settings in neutral terms.
 
-Per request, without a command: the session lookup (one store `get`; a miss for a
-session with nothing set) and a `prefix in text` check of the newest user message's
-text, read from the wire body (no parse). With commands:
+Per request, without a command: the session lookup (one store `get`, a miss for a
+session with nothing set; none at all with the in-process store when this process never
+stored that session: `SessionBook.absent`) and a `prefix in text` check of the newest
+user message's text, read from the wire body (no parse). With commands:
 
 - any malformed or unknown command, or one that cannot be done: louter answers with
   what is wrong (and the command list), nothing is applied, no backend is called;
@@ -40,10 +41,10 @@ from louter.errors import ConversionError
 from louter.proxy.pipeline import Call, Stage
 from louter.proxy.sessions.commands import COMMANDS, Turn
 from louter.proxy.sessions.names import session_id, store_key
+from louter.proxy.sessions.state import Session
 
 if TYPE_CHECKING:
     from louter.proxy.sessions import Sessions
-    from louter.proxy.sessions.state import Session
 
 NAMES = frozenset(COMMANDS)
 MAX_COMMANDS = 32  # in one message (each may be a store round trip)
@@ -59,10 +60,18 @@ class SessionStage(Stage):
         sessions = self._sessions
         if sessions.stale():
             await sessions.ready()
-        key = call.exchange.key
+        exchange = call.exchange
+        key = exchange.key
         name = key.name if key is not None else None
-        found = session_id(call.http, name)  # 400 for a malformed x-session-id
-        session = await sessions.book.load(found, store_key(found, name))
+        found = exchange.session  # named by `tag` (None: a malformed x-session-id)
+        if found is None:
+            found = session_id(call.http, name)  # 400 for a malformed x-session-id
+        where = store_key(found, name)
+        book = sessions.book
+        if book.absent(where):  # the common case: nothing set, no store call
+            session = Session(found, where)
+        else:
+            session = await book.load(found, where)
         call.session = session
         answer = None
         if call.kind == "generate":
