@@ -317,7 +317,7 @@ def _context(
     )
 
 
-keys_app = typer.Typer(add_completion=False, help="Client keys for [keys.NAME].")
+keys_app = typer.Typer(add_completion=False, help="Client keys for \\[keys.NAME].")
 
 
 @keys_app.callback()

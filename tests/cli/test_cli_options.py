@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from louter.cli.echo import body_text, level_of, redact
-from tests.cli.test_cli import REPO, clean_env, free_port, invoke
+from tests.cli.test_cli import REPO, clean_env, free_port, invoke, louter_bin, run
 from tests.fakes import FakeUpstream, JSONReply, chat_completion
 
 
@@ -171,3 +171,15 @@ def test_no_level_no_echo(tmp_path: Path) -> None:
 
     ctx = build_context(load_config(None, dict(os.environ)), default_backend="mock")
     assert not ctx.journal.active
+
+
+def test_help_texts_keep_their_config_table_names() -> None:
+    """Rich markup must not eat `[keys.NAME]` (a tag to rich) from the help texts."""
+    from typer.testing import CliRunner
+
+    from louter.cli.bench import app as bench_app
+
+    keys = run(louter_bin("keys", "--help"), COLUMNS="200").stdout
+    assert "Client keys for [keys.NAME]." in keys
+    bench = CliRunner().invoke(bench_app, ["--help"], env={"COLUMNS": "200"}).stdout
+    assert "(e.g. [keys.NAME] and [limits];" in bench
