@@ -312,7 +312,15 @@ class RateLimits(Stage):
         if held is None:
             return
         buckets, tokens, lease = held
-        delta = _settlement(call, tokens, status) if buckets.tpm else 0.0
+        # The tokens to charge now: real usage minus the estimate; the estimate back for
+        # an error answer; 0 for a stream that died unsettled (it keeps its reservation)
+        delta = 0.0
+        if buckets.tpm:
+            usage = call.exchange.usage
+            if usage is not None:
+                delta = float(usage[0] + usage[1] - tokens)
+            elif status >= 400:
+                delta = -float(tokens)
         local = self._local
         if local is not None:
             if lease is not None:
@@ -389,16 +397,6 @@ class RequestsOnly(RateLimits):
     calls none)."""
 
     after = Stage.after  # type: ignore[assignment]
-
-
-def _settlement(call: Call, tokens: int, status: int) -> float:
-    """The tokens to charge once the exchange is over: real usage minus the estimate
-    (`tokens`); the estimate back for an error answer; 0 for a stream that died unsettled
-    (it keeps its reservation)."""
-    usage = call.exchange.usage
-    if usage is not None:
-        return float(usage[0] + usage[1] - tokens)
-    return -float(tokens) if status >= 400 else 0.0
 
 
 def _duration(seconds: float, clock: Callable[[], float] | None = None) -> bytes:
