@@ -313,7 +313,7 @@ def main_command(
         Path | None,
         typer.Option(
             "--config-extra",
-            help="TOML appended to louter's generated config (e.g. [keys.NAME] and [limits]; "
+            help="TOML appended to louter's generated config (e.g. \\[keys.NAME] and \\[limits]; "
             "wrk sends 'Authorization: Bearer sk-bench-client').",
         ),
     ] = None,
