@@ -246,7 +246,10 @@ def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaita
             raise
         finally:
             if exchange.call is not None and ctx.pipeline.finishing:  # after-exchange hooks
-                await _after(ctx, exchange, responder.status or 499)
+                if ctx.pipeline.shield_after:
+                    await _after(ctx, exchange, responder.status or 499)
+                else:  # none of them can wait: no cancel scope (and no call to make one)
+                    await ctx.pipeline.after(exchange.call, responder.status or 499)
             exchange.flush()
             if metrics is not None:
                 _observe(metrics, exchange, request.method, responder.status or 499)

@@ -30,7 +30,7 @@ import trio
 
 from louter.config import LimitsConfig, Rate
 from louter.errors import LouterError
-from louter.proxy.estimate import input_tokens, output_tokens
+from louter.proxy.estimate import OUTPUT_LIMITS, input_tokens, sized_input_tokens
 from louter.proxy.pipeline import Call, Stage
 from louter.proxy.store import Decision, Limit, MemoryStore, Store
 
@@ -44,6 +44,7 @@ PARTS = (b"limit", b"remaining", b"reset")
 FIRST_POLL = 0.005  # seconds between tries of a full `max_concurrent` (doubling)
 LAST_POLL = 0.1
 MATCHES_KEPT = 4096  # model names whose matching glob is remembered
+_UNKNOWN = object()  # a (model, key) whose buckets are not looked up yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +72,8 @@ class _Buckets:
     by_kind: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)  # kind -> buckets
     tokens_at: tuple[int, ...] = field(init=False)  # the TPM buckets
     single: tuple[int, ...] | None = field(init=False)  # per kind its one bucket, if so
-    # (dialect, bucket per kind) -> the header lines' format: a few per combination
-    heads: dict[tuple[str, tuple[int, ...]], bytes] = field(init=False, compare=False)
+    # dialect (with `single`) or (dialect, bucket per kind) -> the header lines' format
+    heads: dict[Any, bytes] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ones", tuple(1.0 for _ in self.kinds))
@@ -122,11 +123,8 @@ def plan_buckets(scopes: Sequence[Scope]) -> _Buckets:
     )
 
 
-@dataclass(slots=True)
-class _Held:
-    buckets: _Buckets
-    tokens: int  # the TPM estimate charged
-    lease: str | None
+# What a request holds until its exchange is over: (buckets, TPM estimate charged, lease)
+_Held = tuple[_Buckets, int, "str | None"]
 
 
 class RateLimited(LouterError):
@@ -209,6 +207,8 @@ class RateLimits(Stage):
         self._matches: dict[str, int] = {}
         # (glob index, key name) -> the buckets of that combination (None: unlimited)
         self._plans: dict[tuple[int, str | None], _Buckets | None] = {}
+        # (model name, key name) -> its buckets, the last few (cleared when large)
+        self._recent: dict[tuple[str, str | None], Any] = {}
         every = [self._default, *self._models, *self._keys.values()]
         capped = any(s is not None and s.rate.max_concurrent for s in every)
         settles = capped or any(s is not None and s.rate.tpm for s in every)
@@ -241,8 +241,17 @@ class RateLimits(Stage):
         return found
 
     def _plan(self, call: Call) -> _Buckets | None:
-        key = _key_name(call)
-        at = (self._match(call.model), key if key in self._keys else None)
+        key = call.exchange.key
+        at = (call.model, None if key is None else key.name)
+        found = self._recent.get(at, _UNKNOWN)
+        if found is _UNKNOWN:  # a (model, key) not seen lately: match its glob
+            if len(self._recent) >= MATCHES_KEPT:
+                self._recent.clear()
+            found = self._recent[at] = self._plan_of(self._match(at[0]), at[1])
+        return found
+
+    def _plan_of(self, model: int, key: str | None) -> _Buckets | None:
+        at = (model, key if key in self._keys else None)
         try:
             return self._plans[at]
         except KeyError:
@@ -256,13 +265,17 @@ class RateLimits(Stage):
         buckets = self._plan(call)
         if buckets is None:
             return None
-        tokens = self._estimate(call) if buckets.tpm else 0
-        costs = buckets.costs(tokens)
-        asked = (buckets.keys, costs, buckets.limits, buckets.caps, buckets.cap_limits)
-        if self._local is not None:
-            decision = self._local.admit_now(*asked, self._lease)
+        if buckets.tpm:
+            tokens = self._estimate(call)
+            costs = buckets.costs(tokens)
         else:
-            decision = await self._store.admit(*asked, self._lease)
+            tokens, costs = 0, buckets.ones
+        keys, limits = buckets.keys, buckets.limits
+        caps, cap_limits = buckets.caps, buckets.cap_limits
+        if self._local is not None:  # a plain call: no coroutine, no checkpoint
+            decision = self._local.admit_now(keys, costs, limits, caps, cap_limits, self._lease)
+        else:
+            decision = await self._store.admit(keys, costs, limits, caps, cap_limits, self._lease)
         if decision.full:
             decision = await self._queue(buckets, costs)
         if not decision.allowed:
@@ -272,10 +285,11 @@ class RateLimits(Stage):
                 f"rate limit reached ({scope[0]}): retry in {decision.retry_after:.1f}s",
                 decision.retry_after,
             )
-        if buckets.tpm or decision.lease is not None:  # to settle or release afterwards
-            self._held[id(call)] = _Held(buckets, tokens, decision.lease)
+        lease = decision.lease
+        if buckets.tpm or lease is not None:  # to settle or release afterwards
+            self._held[id(call)] = (buckets, tokens, lease)
         style = HEADERS.get(call.dialect)
-        if style is not None and buckets.keys:
+        if style is not None and keys:
             call.exchange.reply_head = style.lines(call.dialect, buckets, decision, self._clock)
         return None
 
@@ -297,17 +311,27 @@ class RateLimits(Stage):
         held = self._held.pop(id(call), None)
         if held is None:
             return
-        buckets = held.buckets
-        delta = _settlement(call, held, status) if buckets.tpm else 0.0
+        buckets, tokens, lease = held
+        # The tokens to charge now: real usage minus the estimate; the estimate back for
+        # an error answer; 0 for a stream that died unsettled (it keeps its reservation)
+        delta = 0.0
+        if buckets.tpm:
+            usage = call.exchange.usage
+            if usage is not None:
+                delta = float(usage[0] + usage[1] - tokens)
+            elif status >= 400:
+                delta = -float(tokens)
         local = self._local
         if local is not None:
-            if held.lease is not None:
-                local.release_now(buckets.caps, held.lease)
-            for i in buckets.tokens_at if delta else ():
-                local.settle_now(buckets.keys[i], buckets.limits[i], delta)
+            if lease is not None:
+                local.release_now(buckets.caps, lease)
+            if delta:
+                keys, limits = buckets.keys, buckets.limits
+                for i in buckets.tokens_at:
+                    local.settle_now(keys[i], limits[i], delta)
             return
-        if held.lease is not None:
-            await self._later(self._store.release, buckets.caps, held.lease)
+        if lease is not None:
+            await self._later(self._store.release, buckets.caps, lease)
         for i in buckets.tokens_at if delta else ():
             await self._later(self._store.settle, buckets.keys[i], buckets.limits[i], delta)
 
@@ -339,17 +363,28 @@ class RateLimits(Stage):
                 self._nursery = None
 
     def _renew(self, nursery: trio.Nursery) -> None:
-        for held in list(self._held.values()):
-            if held.lease is None:
+        for buckets, _, lease in list(self._held.values()):
+            if lease is None:
                 continue
             if self._local is not None:
-                self._local.renew_now(held.buckets.caps, held.lease, self._lease)
+                self._local.renew_now(buckets.caps, lease, self._lease)
             else:
-                nursery.start_soon(self._store.renew, held.buckets.caps, held.lease, self._lease)
+                nursery.start_soon(self._store.renew, buckets.caps, lease, self._lease)
 
     def _estimate(self, call: Call) -> int:
-        output = output_tokens(call.dialect, call.body, self._config.default_output_tokens)
-        return input_tokens(call.body) + output
+        """The request's TPM estimate: its output limit (`estimate.OUTPUT_LIMITS`, else
+        `default_output_tokens`) plus its input, from the body's length as sent when the
+        request says it and is not compressed, else from a walk of the whole body."""
+        body = call.body
+        read = OUTPUT_LIMITS.get(call.dialect)
+        output = read(body) if read is not None else None
+        if type(output) is not int or output <= 0:
+            output = self._config.default_output_tokens
+        headers = call.http.headers
+        size = headers.get("content-length")
+        if size is None or not size.isdigit() or "content-encoding" in headers:
+            return output + input_tokens(body)
+        return output + sized_input_tokens(int(size), body)
 
     def _count(self, scope: tuple[str, str]) -> None:
         if self._metrics is not None:
@@ -364,18 +399,9 @@ class RequestsOnly(RateLimits):
     after = Stage.after  # type: ignore[assignment]
 
 
-def _settlement(call: Call, held: _Held, status: int) -> float:
-    """The tokens to charge once the exchange is over: real usage minus the estimate; the
-    estimate back for an error answer; 0 for a stream that died unsettled (it keeps its
-    reservation)."""
-    usage = getattr(call.exchange, "usage", None)
-    if usage is not None:
-        return float(usage[0] + usage[1] - held.tokens)
-    return -float(held.tokens) if status >= 400 else 0.0
-
-
-def _duration(seconds: float) -> bytes:
-    """OpenAI's reset format: `6m0s`, `1.5s`, `20ms`."""
+def _duration(seconds: float, clock: Callable[[], float] | None = None) -> bytes:
+    """OpenAI's reset format: `6m0s`, `1.5s`, `20ms` (`clock`: unused, the `HeaderStyle`
+    signature)."""
     if seconds < 1:
         return b"%dms" % (seconds * 1000 + 0.5) if seconds > 0 else b"0ms"
     if seconds < 60:
@@ -419,14 +445,27 @@ class HeaderStyle:
         combination of buckets are made once, their limits written in."""
         remaining, reset = decision.remaining, decision.reset
         chosen = buckets.single
-        if chosen is None:
+        if chosen is not None:  # one bucket per kind: one format per dialect
+            head = buckets.heads.get(dialect)
+            if head is None:
+                head = buckets.heads[dialect] = self._head(buckets, chosen)
+        else:
             chosen = tuple([min(at, key=remaining.__getitem__) for _, at in buckets.by_kind])
-        head = buckets.heads.get((dialect, chosen))
-        if head is None:
-            head = buckets.heads[dialect, chosen] = self._head(buckets, chosen)
+            head = buckets.heads.get((dialect, chosen))
+            if head is None:
+                head = buckets.heads[dialect, chosen] = self._head(buckets, chosen)
+        write = self.reset
+        if len(chosen) == 2:
+            first, second = chosen
+            return head % (
+                remaining[first],
+                write(reset[first], clock),
+                remaining[second],
+                write(reset[second], clock),
+            )
         values: list[Any] = []
         for i in chosen:
-            values += (remaining[i], self.reset(reset[i], clock))
+            values += (remaining[i], write(reset[i], clock))
         return head % tuple(values)
 
     def _head(self, buckets: _Buckets, chosen: tuple[int, ...]) -> bytes:
@@ -444,7 +483,7 @@ _OPENAI = HeaderStyle(
         kind: (b"x-ratelimit-limit-" + k, b"x-ratelimit-remaining-" + k, b"x-ratelimit-reset-" + k)
         for kind, k in _KINDS
     },
-    lambda seconds, clock: _duration(seconds),
+    _duration,
 )
 _ANTHROPIC = HeaderStyle(
     {

@@ -197,10 +197,16 @@ class Pipeline:
     stages: tuple[Stage, ...] = ()
     finishing: tuple[Stage, ...] = field(init=False)  # the stages with an `after`
     shield_after: bool = field(init=False)  # some `after` may wait: shield them
+    observing: tuple[Stage, ...] = field(init=False)  # the stages with an `observe`
+    recording: tuple[Stage, ...] = field(init=False)  # the stages with a `record`
 
     def __post_init__(self) -> None:
         finishing = tuple(s for s in self.stages if type(s).after is not Stage.after)
         object.__setattr__(self, "finishing", finishing)
+        observing = tuple(s for s in self.stages if type(s).observe is not Stage.observe)
+        object.__setattr__(self, "observing", observing)
+        recording = tuple(s for s in self.stages if type(s).record is not Stage.record)
+        object.__setattr__(self, "recording", recording)
         object.__setattr__(self, "shield_after", any(s.after_awaits for s in finishing))
 
     def tasks(self) -> list[Callable[[], Awaitable[None]]]:
@@ -242,11 +248,13 @@ class Pipeline:
         return None
 
     def observers(self, call: Call) -> Observers | None:
-        found = [o for stage in self.stages if (o := stage.observe(call)) is not None]
+        found = [o for stage in self.observing if (o := stage.observe(call)) is not None]
         return Observers(found) if found else None
 
     def recorders(self, call: Call) -> tuple[Recorder, ...]:
-        return tuple(r for stage in self.stages if (r := stage.record(call)) is not None)
+        if not self.recording:
+            return ()
+        return tuple(r for stage in self.recording if (r := stage.record(call)) is not None)
 
     async def after(self, call: Call, status: int) -> None:
         for stage in self.finishing:

@@ -374,6 +374,7 @@ async def test_memory_store_forgets_what_expired() -> None:
         (10, -30, 89),  # a refund while refilling: 50 + 10 + 30
         (10, -80, 99),  # a refund past full: full, not more
         (100, 30, 69),  # full again before the settle: 100 - 30
+        (100, -30, 99),  # a refund to a bucket full again: still full
         (0, 0, 49),
     ],
 )
@@ -391,6 +392,22 @@ async def test_a_settle_charges_the_bucket_as_refilled_until_then(
     assert (await store.reserve(["b"], [1], [limit])).remaining == (left,)
     now[0] += 1000  # full again whatever the settle did
     assert (await store.reserve(["b"], [1], [limit])).remaining == (99,)
+
+
+async def test_a_refused_reserve_gives_back_what_it_charged_first() -> None:
+    """The in-process reserve charges bucket by bucket; when a later one is short, the
+    earlier ones get their tokens back: a refilling bucket reads as if never charged."""
+    now = [0.0]
+    store = MemoryStore(clock=lambda: now[0])
+    wide, narrow = Limit(10, 60), Limit(2, 60)  # 1/6 and 1/30 of a token a second
+    assert (await store.reserve(["wide", "narrow"], [3, 2], [wide, narrow])).allowed
+    now[0] = 1.0
+    refused = await store.reserve(["wide", "narrow"], [1, 1], [wide, narrow])
+    assert not refused.allowed and refused.remaining == (7, 0)
+    assert refused.retry_after == pytest.approx((1 - 1 / 30) * 30)
+    now[0] = 13.0  # wide: 7 + 13/6 tokens (refilled since t = 0; nothing taken at t = 1)
+    level = await store.reserve(["wide"], [0], [wide])
+    assert level.remaining == (9,) and level.reset[0] == pytest.approx(5.0)
 
 
 def test_a_limit_needs_a_capacity_and_a_window() -> None:

@@ -35,17 +35,6 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ token buckets
 
-    def _tokens(self, key: str, limit: Limit, now: float) -> float:
-        state = self._buckets.get(key)
-        if state is None:
-            return limit.capacity
-        return min(limit.capacity, state[0] + max(0.0, now - state[1]) * limit.rate)
-
-    def _put(self, key: str, limit: Limit, tokens: float, now: float) -> None:
-        full_at = now + max(0.0, limit.capacity - tokens) / limit.rate
-        self._buckets[key] = [tokens, now, full_at]
-        self._wrote(now)
-
     def reserve_now(
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit]
     ) -> Decision:
@@ -55,38 +44,64 @@ class MemoryStore:
     def _reserve(
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit], now: float
     ) -> Decision:
+        """Charge every bucket in one pass; a bucket short of its cost gives back what the
+        ones before it were charged (exactly: a state read at `now` or later is the same
+        whether written before or after the charge) and the answer is a refusal."""
         buckets = self._buckets
-        have: list[float] = []
-        wait = 0.0
-        for key, cost, limit in zip(keys, costs, limits):  # noqa: B905 - hot, same lengths
-            state = buckets.get(key)
-            if state is None or state[2] <= now:  # new, or full again
-                tokens = limit.capacity
-            else:  # refilling linearly since `at` (state: [tokens, at, full_at])
-                tokens = state[0] + (now - state[1]) * limit.rate
-                if tokens > limit.capacity:
-                    tokens = limit.capacity
-            if cost > tokens and (cost - tokens) / limit.rate > wait:
-                wait = (cost - tokens) / limit.rate
-            have.append(tokens)
-        allowed = wait == 0.0
         remaining: list[int] = []
         reset: list[float] = []
-        for key, cost, limit, tokens in zip(keys, costs, limits, have):  # noqa: B905
-            if allowed:
-                tokens -= cost
-            empty = (limit.capacity - tokens) / limit.rate if tokens < limit.capacity else 0.0
-            if allowed:
-                state = buckets.get(key)
-                if state is None:
-                    buckets[key] = [tokens, now, now + empty]
-                else:  # in place: no new list
-                    state[0], state[1], state[2] = tokens, now, now + empty
+        for key, cost, limit in zip(keys, costs, limits):  # noqa: B905 - hot, same lengths
+            state = buckets.get(key)
+            capacity = limit.capacity
+            if state is None or state[2] <= now:  # new, or full again
+                tokens = capacity
+            else:  # refilling linearly since `at` (state: [tokens, at, full_at])
+                tokens = state[0] + (now - state[1]) * limit.rate
+                if tokens > capacity:
+                    tokens = capacity
+            if cost > tokens:
+                self._give_back(keys, costs, limits, len(remaining))
+                return self._refused(keys, costs, limits, now)
+            tokens -= cost
+            empty = (capacity - tokens) / limit.rate if tokens < capacity else 0.0
+            if state is None:
+                buckets[key] = [tokens, now, now + empty]
+            else:  # in place: no new list
+                state[0], state[1], state[2] = tokens, now, now + empty
             remaining.append(int(tokens) if tokens > 0 else 0)
             reset.append(empty)
-        if allowed:
-            self._wrote(now)
-        return _decision((allowed, wait, tuple(remaining), tuple(reset), None, False))
+        self._wrote(now)
+        return _decision((True, 0.0, tuple(remaining), tuple(reset), None, False))
+
+    def _give_back(
+        self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit], count: int
+    ) -> None:
+        """Undo the charge of the first `count` buckets of a refused reserve."""
+        for key, cost, limit in zip(keys[:count], costs[:count], limits[:count]):  # noqa: B905
+            state = self._buckets[key]
+            state[0] += cost
+            state[2] -= cost / limit.rate
+
+    def _refused(
+        self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit], now: float
+    ) -> Decision:
+        """A refused reserve's answer: nothing charged, each bucket as it is, and the
+        seconds until every bucket could pay."""
+        have = []
+        wait = 0.0
+        for key, cost, limit in zip(keys, costs, limits):  # noqa: B905 - same lengths
+            state = self._buckets.get(key)
+            tokens = limit.capacity
+            if state is not None and state[2] > now:
+                tokens = min(tokens, state[0] + (now - state[1]) * limit.rate)
+            wait = max(wait, (cost - tokens) / limit.rate)
+            have.append(tokens)
+        remaining = tuple(int(tokens) if tokens > 0 else 0 for tokens in have)
+        reset = tuple(
+            (limit.capacity - tokens) / limit.rate if tokens < limit.capacity else 0.0
+            for limit, tokens in zip(limits, have)  # noqa: B905 - same lengths
+        )
+        return _decision((False, wait, remaining, reset, None, False))
 
     async def reserve(
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit]
@@ -102,7 +117,15 @@ class MemoryStore:
             state[0] -= delta
             state[2] += delta / limit.rate
             return
-        self._put(key, limit, self._tokens(key, limit, now) - delta, now)
+        if delta <= 0:  # a full bucket given tokens back stays full: nothing to write
+            return
+        # Full: `capacity` tokens now, less `delta`
+        tokens, full_at = limit.capacity - delta, now + delta / limit.rate
+        if state is None:
+            self._buckets[key] = [tokens, now, full_at]
+        else:
+            state[0], state[1], state[2] = tokens, now, full_at
+        self._wrote(now)
 
     async def settle(self, key: str, limit: Limit, delta: float) -> None:
         self.settle_now(key, limit, delta)
