@@ -29,6 +29,7 @@ LAZY = {
     "textual": "only for `louter top`",
     "louter.cli.commands": "the typer commands",
     "louter.proxy.store.resp": "only with [store]",
+    "sqlite3": "the usage file: only with [usage]",
 }
 
 BOOT = (
