@@ -253,6 +253,7 @@ def make_handler(ctx: ProxyContext) -> Callable[[HttpRequest, Responder], Awaita
             exchange.flush()
             if metrics is not None:
                 _observe(metrics, exchange, request.method, responder.status or 499)
+            exchange.call = None  # Call -> Exchange -> Call: free the request's data now
 
     return handle
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from louter.logs.usage import Group, group_of, record_counts
 from louter.proxy.accounting.record import UsageRecord
+
+if TYPE_CHECKING:
+    import sqlite3  # the usage file's connection: loaded by the ledger, only when used
 
 FIELDS = (
     "ts, request_id, key, session, model, backend, dialect, endpoint, status, latency_ms,"

@@ -23,7 +23,6 @@ from louter.logs.usage import group_of, record_counts, usd
 from louter.proxy.accounting import queries
 from louter.proxy.accounting.budget import current, refusal
 from louter.proxy.accounting.counters import UsageCounters, spend_key
-from louter.proxy.accounting.ledger import Ledger
 from louter.proxy.accounting.metrics import UsageMetrics
 from louter.proxy.accounting.periods import DAY, day_of, period_start
 from louter.proxy.accounting.record import Pricing, UsageRecord, budget_nano, cost_nano
@@ -94,6 +93,8 @@ class Accounting(Stage):
         self.pricing = pricing
         self._owner = owner  # model -> the backend serving it (a hold's price)
         self.clock = clock
+        from louter.proxy.accounting.ledger import Ledger  # noqa: PLC0415 - sqlite3 only if used
+
         self.ledger = Ledger(
             config.db,
             queue_size=config.queue_size,

@@ -1,0 +1,257 @@
+"""Serving: what `louter [OPTIONS]` does once its options are read (by the typer command
+in `louter.cli.commands`, or by `louter.cli.serve_argv`'s fast path, which spares the
+serving process typer's parameter machinery). Loads the config, builds the context,
+prints the summary and serves until stopped; returns the exit status."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import trio
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from louter import __version__
+from louter.cli.echo import echo_to, level_of
+from louter.cli.workers import Group, Start, WorkerSpec, run_worker, supervise, worker_count
+from louter.config import Backend, Config, is_loopback
+from louter.errors import ConfigError
+from louter.group.worker import Link
+from louter.http.drain import Drain
+from louter.proxy.app import ROUTES, build_context, serve
+from louter.proxy.context import ProxyContext
+
+
+@dataclass(frozen=True, slots=True)
+class ServeArgs:
+    """The serving command's options, as the user gave them (None: not given)."""
+
+    backend: str | None = None
+    host: str | None = None
+    port: int | None = None
+    config: Path | None = None
+    log_file: Path | None = None
+    log_max_bytes: int = 0
+    log_backups: int = 5
+    drain_seconds: float | None = None
+    log_level: str | None = None
+    verbose: int = 0
+    disable_auth: bool = False
+    workers: str | None = None
+    worker: str | None = None
+
+
+def default_backend(config: Config, chosen: str | None) -> str:
+    """--backend / PROXY_BACKEND, else the first configured backend, else `mock`."""
+    if chosen:
+        return chosen
+    return config.backends[0].name if config.source else "mock"
+
+
+def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> Table:
+    table = Table(title=f"louter {__version__} on http://{host}:{port}", title_justify="left")
+    for column in ("backend", "protocol", "url", "key", "models"):
+        table.add_column(column)
+    for backend in ctx.config.backends:
+        key = _key_text(backend)
+        default = " (default)" if backend is ctx.router.default else ""
+        models = ", ".join(f"{c} → {b}" for c, b in backend.model_mapping.items()) or "-"
+        table.add_row(
+            escape(backend.name) + default,
+            backend.protocol,
+            escape(backend.url or "in-process"),
+            escape(key),
+            escape(models),
+        )
+    table.caption = (
+        f"endpoints: {', '.join(sorted(ROUTES))}\n"
+        f"config: {escape(ctx.config.source or 'none (built-in presets)')}; "
+        f"log file: {escape(str(log_file or 'none'))}\n"
+        f"client auth: {escape(_auth_state(ctx.config))}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def _key_text(backend: Backend) -> str:
+    """Whether the backend has a key (a pool: how many), never the key."""
+    missing = f"missing ({backend.key_env})" if backend.key_env else ""
+    if backend.api_keys:
+        count = len(backend.api_keys)
+        return f"{count} key{'s' if count > 1 else ''}" + (f", {missing}" if missing else "")
+    return "set" if backend.api_key else (missing or "-")
+
+
+def _auth_state(config: Config) -> str:
+    count = len(config.auth.keys)
+    if config.auth.on:
+        return f"on ({count} key{'s' if count > 1 else ''})"
+    return "off (disabled)" if count else "off (no [keys.NAME])"
+
+
+class CannotListen(Exception):
+    """The listening socket could not be opened (its `OSError` is the cause)."""
+
+
+async def _run(
+    ctx: ProxyContext,
+    host: str,
+    port: int,
+    log_file: Path | None,
+    console: Console,
+    drain: Drain,
+) -> int:
+    """Serve until stopped; the exit status: 0 after a graceful stop, 1 after a second
+    SIGTERM/SIGINT cut the drain short."""
+    status = 0
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+
+            async def serving(task_status: trio.TaskStatus[int]) -> None:
+                await serve(ctx, host, port, drain=drain, task_status=task_status)
+                nursery.cancel_scope.cancel()  # drained: stop listening for signals
+
+            try:
+                bound = await nursery.start(serving)
+            except OSError as exc:
+                raise CannotListen(str(exc)) from exc
+            console.print(summary(ctx, host, bound, log_file))
+            await _on_signals(signals, ctx, drain, console, log_file)
+            status = 1
+            nursery.cancel_scope.cancel()
+    return status
+
+
+async def _on_signals(
+    signals: AsyncIterator[int],
+    ctx: ProxyContext,
+    drain: Drain,
+    console: Console,
+    log_file: Path | None,
+) -> None:
+    """SIGHUP reopens the log file; the first SIGTERM/SIGINT starts the graceful stop,
+    the second returns (stop at once)."""
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            ctx.journal.reopen()
+            state = "log file reopened" if log_file else "no log file"
+            console.print(f"louter: SIGHUP, {state}", soft_wrap=True)
+        elif drain.requested.is_set():
+            console.print(f"louter: {name} again, stopping now", soft_wrap=True)
+            return
+        else:
+            console.print(
+                f"louter: {name}, stopping: no new connections, "
+                f"up to {drain.seconds:g}s for the answers in flight",
+                soft_wrap=True,
+            )
+            drain.start()
+
+
+def complain(console: Console, message: str) -> None:
+    """An error line on stderr: no markup parsing (messages contain `[table]`), no wrapping."""
+    console.print(Text(f"louter: {message}", style="bold red"), soft_wrap=True)
+
+
+def _warn_open(console: Console, config: Config, host: str) -> None:
+    """Auth off on an address other machines can reach: say so on stderr."""
+    if config.auth.on or is_loopback(host.strip("[]")):
+        return
+    why = "disabled" if config.auth.keys else "no [keys.NAME] configured"
+    console.print(
+        Text(
+            f"louter: WARNING: client auth is OFF ({why}) and louter listens on {host}: "
+            "anyone who can reach this address can use every backend and its keys. "
+            "Configure [keys.NAME] (louter keys new NAME) or listen on 127.0.0.1.",
+            style="bold red",
+        ),
+        soft_wrap=True,
+    )
+
+
+def run_serve(args: ServeArgs) -> int:
+    """Start the proxy with these options and serve until stopped; the exit status (2: a
+    bad config or log file, 1: cannot listen or a second signal cut the drain short)."""
+    console = Console(stderr=True)
+    level = level_of(args.log_level, args.verbose)
+    start = Start(args.config, args.backend, args.disable_auth, args.log_file,
+                  args.log_max_bytes, args.log_backups, args.drain_seconds, args.log_level,
+                  args.verbose)  # fmt: skip
+    link = spec = None
+    if args.worker is not None:
+        spec = WorkerSpec.parse(args.worker)
+        link = Link(socket.socket(fileno=spec.control))
+    try:
+        cfg = start.load()
+        if args.workers is not None and spec is None:
+            count = worker_count(args.workers)
+            ctx = build_context(cfg, default_backend=default_backend(cfg, args.backend))
+        else:
+            ctx = _context(start, cfg, console, level, spec)
+    except ConfigError as exc:
+        complain(console, exc.message)
+        return 2
+    except OSError as exc:
+        complain(console, f"cannot open log file {args.log_file}: {exc}")
+        return 2
+    drain = Drain(cfg.server.drain_seconds if args.drain_seconds is None else args.drain_seconds)
+    listen_host = args.host or cfg.server.host
+    listen_port = cfg.server.port if args.port is None else args.port
+    if spec is not None and link is not None:
+        gc.freeze()
+        return trio.run(run_worker, replace(ctx, group=link), spec, drain)
+    _warn_open(console, cfg, listen_host)
+    if args.workers is not None:
+        group = Group(start, count, listen_host, listen_port, partial(check, start))
+        log_file = args.log_file
+        return supervise(group, ctx, console, lambda c, h, p: summary(c, h, p, log_file))
+    # Everything alive now (modules, config, context) lives as long as the process: keep
+    # it out of the cyclic collector's full passes, which would otherwise stall requests
+    # for milliseconds whenever they scan the whole heap.
+    gc.freeze()
+    status = 1
+    try:
+        status = trio.run(_run, ctx, listen_host, listen_port, args.log_file, console, drain)
+    except* CannotListen as group:  # trio reports a failed bind from inside its nursery
+        reason = group.exceptions[0]
+        complain(console, f"cannot listen on {listen_host}:{listen_port}: {reason}")
+    return status
+
+
+def check(start: Start) -> str | None:
+    """A reload's check of the config as it is now: None when it loads, else why not."""
+    try:
+        cfg = start.load()
+        cfg.backend(default_backend(cfg, start.backend))
+    except ConfigError as exc:
+        return exc.message
+    return None
+
+
+def _context(
+    start: Start, cfg: Config, console: Console, level: str | None, spec: WorkerSpec | None
+) -> ProxyContext:
+    """The proxy's context; a worker's log goes to its supervisor (`spec.log`)."""
+    report = {"report": lambda message: complain(console, message)}
+    if spec is None:
+        options = {**report, "max_bytes": start.log_max_bytes, "backups": start.log_backups}
+    else:
+        options = {**report, "sink": spec.log} if spec.log >= 0 else report
+    return build_context(
+        cfg,
+        default_backend=default_backend(cfg, start.backend),
+        log_file=start.log_file if spec is None else None,
+        echo=None if level is None else echo_to(console, level),
+        echo_payloads=level == "debug",
+        log_options=options,
+        warn=lambda message: complain(console, message),
+    )
