@@ -98,7 +98,8 @@ def simple_response(status: int, body: bytes, headers: bytes = b"") -> bytes:
 class Responder:
     """Writes one response: whole (`send`) or streamed with chunked encoding (`start`...)."""
 
-    __slots__ = ("_channel", "keep_alive", "started", "finished", "status", "stamp", "extra")
+    __slots__ = ("_channel", "keep_alive", "started", "finished", "status", "stamp", "extra",
+                 "_held")  # fmt: skip
 
     def __init__(self, channel: _Channel, keep_alive: bool) -> None:
         self._channel = channel
@@ -109,6 +110,7 @@ class Responder:
         # One more header computed as the head is written (louter's overhead so far).
         self.stamp: Callable[[], tuple[bytes, bytes]] | None = None
         self.extra = b""  # encoded headers added to the head (a pipeline stage's)
+        self._held: list[bytes] = []  # a stream's bytes to go out with its next send
 
     def peer(self) -> str:
         """The client's address ("" when unknown)."""
@@ -142,21 +144,44 @@ class Responder:
         body = orjson.dumps(payload)
         await self.send(status, [(b"content-type", b"application/json"), *(headers or [])], body)
 
-    async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        """Send the head of a streamed (chunked) response."""
+    async def start(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], *, hold: bool = False
+    ) -> None:
+        """Send the head of a streamed (chunked) response; with `hold`, keep it to go out
+        with the next send (`write`, `flush`, `end`)."""
         self.started = True
-        await self._channel.send_all(
-            self._head(status, headers) + b"transfer-encoding: chunked\r\n\r\n"
-        )
+        head = self._head(status, headers) + b"transfer-encoding: chunked\r\n\r\n"
+        if hold:
+            self._held.append(head)
+        else:
+            await self._channel.send_all(head)
+
+    def hold(self, data: bytes) -> None:
+        """Frame one chunk of a streamed response to go out with the next send (bytes
+        that are there together leave in one system call)."""
+        if data:
+            self._held += (b"%x\r\n" % len(data), data, b"\r\n")
 
     async def write(self, data: bytes) -> None:
-        """Send one chunk of a streamed response (empty data is skipped)."""
-        if data:
+        """Send one chunk of a streamed response (empty data is skipped), after what is
+        held."""
+        if self._held:
+            self.hold(data)
+            await self.flush()
+        elif data:
             await self._channel.send_all(b"%x\r\n%b\r\n" % (len(data), data))
 
+    async def flush(self) -> None:
+        """Send what is held."""
+        held = self._held
+        if held:
+            self._held = []
+            await self._channel.send_all(held[0] if len(held) == 1 else b"".join(held))
+
     async def end(self) -> None:
-        """Finish a streamed response."""
-        await self._channel.send_all(b"0\r\n\r\n")
+        """Finish a streamed response (what is held goes with it)."""
+        self._held.append(b"0\r\n\r\n")
+        await self.flush()
         self.finished = True
 
     async def abort(self) -> None:

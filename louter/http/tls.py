@@ -34,6 +34,8 @@ class _HttpxResponse:
             if name.lower() != b"content-encoding"
         ]
 
+    ready = False  # what httpx has buffered is not known here
+
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         try:
             async for chunk in self._response.aiter_bytes():

@@ -43,6 +43,11 @@ class UpstreamResponse(Protocol):
     headers: HeaderList  # lower-case names
 
     def chunks(self) -> AsyncGenerator[bytes, None]: ...
+    @property
+    def ready(self) -> bool:
+        """The next step of `chunks` yields (or ends) without waiting on the upstream."""
+        ...
+
     async def read(self) -> bytes: ...
     async def aclose(self) -> None: ...
 
@@ -191,14 +196,25 @@ class _PooledResponse:
         names = {name for name, _ in self.headers}
         return b"content-length" in names or b"transfer-encoding" in names
 
+    @property
+    def ready(self) -> bool:
+        protocol = self._protocol
+        return bool(protocol.body) or protocol.complete or self._stream is None
+
     async def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The body as it arrives. No deadline here: the proxy's `Deadlines` bound the
-        silence between chunks (one task for all streams, not a cancel scope per read)."""
+        """The body as it arrives, one piece per network read (its HTTP chunks joined).
+        No deadline here: the proxy's `Deadlines` bound the silence between chunks (one
+        task for all streams, not a cancel scope per read)."""
         protocol = self._protocol
         body = protocol.body
         while True:
-            while body:
-                yield body.popleft()
+            if body:
+                if len(body) == 1:
+                    yield body.popleft()
+                else:
+                    joined = b"".join(body)
+                    body.clear()
+                    yield joined
             if protocol.complete or self._stream is None:
                 break
             if not await self._receive(self._stream):

@@ -29,6 +29,8 @@ class MockResponse:
         self.headers = headers
         self._chunks = chunks
 
+    ready = False  # each chunk stands for one the backend sent later
+
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         for chunk in self._chunks:
             await trio.lowlevel.checkpoint()

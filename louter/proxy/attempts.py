@@ -96,6 +96,8 @@ class Buffered:
         self.headers = headers
         self._body = body
 
+    ready = True  # the body is all here
+
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         yield self._body
 

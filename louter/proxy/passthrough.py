@@ -219,13 +219,14 @@ async def relay_stream(
     `headers` replace the upstream's response headers (a translating relay changes the
     content type); by default the upstream's are sent on. The client leaving cancels the
     upstream read; so does the upstream staying silent for `stream_idle_timeout_seconds`
-    (then the client gets the dialect's error event)."""
+    (then the client gets the dialect's error event).
+
+    What the upstream has sent is written as soon as louter would wait for more (or at
+    the end): the head and the bytes already there leave in one system call."""
     if headers is None:
         headers = response_headers(response.headers, exchange.request_id)
-    await responder.start(response.status, headers)
-    prelude = relay.prelude()
-    if prelude:
-        await responder.write(prelude)
+    await responder.start(response.status, headers, hold=True)
+    responder.hold(relay.prelude())
     idle_timeout = ctx.config.performance.stream_idle_timeout_seconds
     pump = _Pump(exchange, response, responder, relay, idle_timeout, ctx.scrub)
     deadlines = ctx.deadlines
@@ -316,7 +317,7 @@ class _Pump:
             try:
                 await self._pump()
             except StreamEnded as end:  # a pipeline stage ended the answer here, cleanly
-                await self._send(end.data)
+                self._send(end.data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
         except LouterError as exc:  # transport errors may name an address: scrubbed
@@ -328,10 +329,12 @@ class _Pump:
         async with aclosing(self.response.chunks()) as chunks:
             while (chunk := await self._next(chunks)) is not None:
                 self.chunks += 1
-                await self._send(self.relay.feed(chunk))
-        await self._send(self.relay.flush())
+                self._send(self.relay.feed(chunk))
+        self._send(self.relay.flush())
 
     async def _next(self, chunks: AsyncGenerator[bytes, None]) -> bytes | None:
+        if not self.response.ready:  # about to wait: what is held goes out first
+            await self._flush()
         if self.stopped is not None:  # stopped while writing: cancelled at the next wait
             self.scope.cancel()
         started = time.perf_counter()
@@ -352,16 +355,20 @@ class _Pump:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.client_gone = True
 
-    async def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes) -> None:
+        """Hold `data` for the client: it goes out before the next wait on the upstream
+        (`_flush`), or with the end of the answer or its error event."""
         if not data:
             return
-        first = self.ttft is None
-        if first:
+        if self.ttft is None:
             self.ttft = time.perf_counter() - self.exchange.started
-        await self.responder.write(data)
+        self.responder.hold(data)
         self.at_boundary = data.endswith((b"\n\n", b"\r\n\r\n", b"]"))
-        if first:  # after the first token, not before: a long stream's request is logged
-            self.exchange.flush()
+
+    async def _flush(self) -> None:
+        await self.responder.flush()
+        if self.ttft is not None:  # after the first token, not before: a long stream's
+            self.exchange.flush()  # request is logged while it goes on
 
 
 def _results(relay: StreamRelay) -> tuple[dict[str, Any], dict[str, Any]]:
