@@ -101,8 +101,12 @@ class _ParserProtocol:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header(len(name) + len(value) + 4)
-        key = name.decode("latin-1").lower()
+        self.header_bytes += len(name) + len(value) + 4  # `_count_header`, inline
+        if self.header_bytes > self.limits.max_header:
+            raise _Refused(431, "request header fields too large")
+        key = _NAMES.get(name)
+        if key is None:
+            key = _header_name(name)
         text = value.decode("latin-1")
         previous = self.headers.get(key)
         self.headers[key] = text if previous is None else f"{previous}, {text}"
@@ -138,6 +142,19 @@ class _ParserProtocol:
         request.keep_alive = self.keep_alive
         self.ready.append(request)
         self._reset()
+
+
+_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case text (a bounded cache)
+_MAX_NAMES = 512
+
+
+def _header_name(name: bytes) -> str:
+    """`name` as a lower-case str, remembered while the cache has room (clients send few
+    distinct names; a client sending many only stops them being remembered)."""
+    key = name.decode("latin-1").lower()
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[name] = key
+    return key
 
 
 class Connection:

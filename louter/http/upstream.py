@@ -300,6 +300,7 @@ class PooledTransport:
         self._idle: list[Socket] = []
         self._secrets = addresses(url)
         self._host_header = host_header(self.host, parts.port).encode("latin-1")
+        self._starts: dict[tuple[bytes, str], bytes] = {}  # (method, path) -> `_start`
 
     async def _connect(self) -> Socket:
         try:
@@ -322,14 +323,25 @@ class PooledTransport:
     ) -> tuple[bytes, ...]:
         """The request as pieces to send: one, or the head and a large body uncopied.
         An unsafe target or header is refused here (never sent)."""
-        head = b"%b %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
+        start = self._starts.get((method, path))
+        if start is None:
+            start = self._start(method, path)
+        block = header_block(headers, self.label)
+        if len(body) < _PIECE:  # one piece, formatted at once
+            return (b"%b%d\r\n%b\r\n%b" % (start, len(body), block, body),)
+        return (b"%b%d\r\n%b\r\n" % (start, len(body), block), body)
+
+    def _start(self, method: bytes, path: str) -> bytes:
+        """The request line, host and `content-length: ` of `method` on `path` (checked
+        once; kept for the next request while there are few: Gemini paths name models)."""
+        start = b"%b %b HTTP/1.1\r\nhost: %b\r\ncontent-length: " % (
             method,
             request_target(self.prefix, path, self.label),
             self._host_header,
-            len(body),
         )
-        head += header_block(headers, self.label) + b"\r\n"
-        return (head + body,) if len(body) < _PIECE else (head, body)
+        if len(self._starts) < _MAX_STARTS:
+            self._starts[(method, path)] = start
+        return start
 
     async def request(
         self,
@@ -395,6 +407,7 @@ class PooledTransport:
             stream.close()
 
 
+_MAX_STARTS = 64  # request heads' starts kept per backend (`PooledTransport._start`)
 _PIECE = 64 * 1024  # below the usual socket send buffer: one send() is one piece
 
 

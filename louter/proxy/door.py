@@ -72,7 +72,10 @@ async def parse_body(
     (a door that forwards the bytes as sent), `http.body` is dropped once parsed: the
     request then holds one copy of its content, not two."""
     try:
-        data = await exchange.compute(orjson.loads, http.body)
+        if exchange.offload:
+            data = await exchange.compute(orjson.loads, http.body)
+        else:  # a small body (the usual case): parsed inline, no extra coroutine
+            data = orjson.loads(http.body)
     except orjson.JSONDecodeError as exc:
         exchange.log_client_request(http, valid_json=False)
         raise ConversionError(f"request body is not valid JSON: {exc}") from None

@@ -150,7 +150,8 @@ async def relay_whole(
     delivery = Delivery()
     data = parsed
     if data is None and (status == 200 or exchange.logging):
-        data = await load_answer(exchange, body)
+        small = len(body) <= exchange.budgets.offload  # the usual case: parsed inline
+        data = _load(body) if small else await load_answer(exchange, body)
     if status == 200:
         if data is _NOT_JSON:
             _log_whole(exchange, status, body, None, dialect)
