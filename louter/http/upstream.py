@@ -86,6 +86,11 @@ class _ResponseProtocol:
 
     def __init__(self) -> None:
         self.parser: httptools.HttpResponseParser | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Ready for the next response on the same connection (the parser is reused:
+        llhttp starts a new message after a complete keep-alive one)."""
         self.keep_alive = False
         self.headers: HeaderList = []
         self.headers_done = False
@@ -139,9 +144,18 @@ class _PooledResponse:
     def __init__(self, pool: PooledTransport, stream: Socket) -> None:
         self._pool = pool
         self._stream: Socket | None = stream
-        self._protocol = _ResponseProtocol()
-        self._parser = httptools.HttpResponseParser(self._protocol)
-        self._protocol.parser = self._parser
+        # A reused connection's parser, kept from its last response (which was complete
+        # and keep-alive, or the connection would not be back in the pool)
+        protocol = stream.kept
+        if isinstance(protocol, _ResponseProtocol) and protocol.parser is not None:
+            protocol.reset()
+            parser = protocol.parser
+        else:
+            protocol = _ResponseProtocol()
+            parser = protocol.parser = httptools.HttpResponseParser(protocol)
+            stream.kept = protocol
+        self._protocol = protocol
+        self._parser = parser
         self.status = 0
         self.headers: HeaderList = []
         self.deadline = math.inf
