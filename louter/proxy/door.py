@@ -163,12 +163,12 @@ async def generate(
             client = spec.client(ctx, call, lazy)
             await answer_locally(exchange, client, answer, call.stream, responder, call.marks)
             return
-        observers = pipeline.observers(call)
+        observers = pipeline.observers(call) if pipeline.observing else None
         # neutral: a stage reads every request, or observes this answer's events (one that
         # only watches the text lets a watchable stream pass through: `watching`)
         neutral = pipeline.reads or (observers is not None and pipeline.neutral)
         watching = observers is not None and pipeline.watching
-        recorders = pipeline.recorders(call)
+        recorders = pipeline.recorders(call) if pipeline.recording else ()
         recording = Recording(recorders) if recorders else None
     if ":" in call.model:  # backend:model with an unknown backend: 400 (addressing.py)
         await check_address(ctx.router, ctx.served, call.model)

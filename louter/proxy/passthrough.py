@@ -128,7 +128,10 @@ def response_headers(upstream: HeaderList, request_id: str) -> HeaderList:
 
 
 def is_event_stream(headers: HeaderList) -> bool:
-    return any(n == b"content-type" and v.startswith(b"text/event-stream") for n, v in headers)
+    for name, value in headers:  # a loop, not any(<generator>): read on every answer
+        if name == b"content-type" and value.startswith(b"text/event-stream"):
+            return True
+    return False
 
 
 async def relay_whole(
