@@ -63,7 +63,11 @@ class _Channel(Protocol):
 
 
 def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
+
+
+_STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
 
 
 def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
@@ -107,8 +111,8 @@ class Responder:
         self.started = False  # any byte sent to the client (no retry after this)
         self.finished = False
         self.status = 0
-        # One more header computed as the head is written (louter's overhead so far).
-        self.stamp: Callable[[], tuple[bytes, bytes]] | None = None
+        # One more header line computed as the head is written (louter's overhead so far).
+        self.stamp: Callable[[], bytes] | None = None
         self.extra = b""  # encoded headers added to the head (a pipeline stage's)
         self._held: list[bytes] = []  # a stream's bytes to go out with its next send
 
@@ -124,16 +128,13 @@ class Responder:
     def _head(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         self.status = status
         connection = b"" if self.keep_alive else b"connection: close\r\n"
-        stamp = b""
-        if self.stamp is not None:
-            name, value = self.stamp()
-            stamp = name + b": " + value + b"\r\n"
-        head = status_line(status) + encode_headers(headers) + self.extra
-        return head + stamp + connection
+        stamp = b"" if self.stamp is None else self.stamp()
+        line = _STATUS_LINES.get(status) or status_line(status)
+        return b"%b%b%b%b%b" % (line, encode_headers(headers), self.extra, stamp, connection)
 
     async def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
         """Send a complete response with a content-length."""
-        data = self._head(status, headers) + b"content-length: %d\r\n\r\n" % len(body) + body
+        data = b"%bcontent-length: %d\r\n\r\n%b" % (self._head(status, headers), len(body), body)
         self.started = True
         await self._channel.send_all(data)
         self.finished = True

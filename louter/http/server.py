@@ -101,8 +101,12 @@ class _ParserProtocol:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header(len(name) + len(value) + 4)
-        key = name.decode("latin-1").lower()
+        self.header_bytes += len(name) + len(value) + 4  # `_count_header`, inline
+        if self.header_bytes > self.limits.max_header:
+            raise _Refused(431, "request header fields too large")
+        key = _NAMES.get(name)
+        if key is None:
+            key = _header_name(name)
         text = value.decode("latin-1")
         previous = self.headers.get(key)
         self.headers[key] = text if previous is None else f"{previous}, {text}"
@@ -138,6 +142,19 @@ class _ParserProtocol:
         request.keep_alive = self.keep_alive
         self.ready.append(request)
         self._reset()
+
+
+_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case text (a bounded cache)
+_MAX_NAMES = 512
+
+
+def _header_name(name: bytes) -> str:
+    """`name` as a lower-case str, remembered while the cache has room (clients send few
+    distinct names; a client sending many only stops them being remembered)."""
+    key = name.decode("latin-1").lower()
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[name] = key
+    return key
 
 
 class Connection:
@@ -233,8 +250,13 @@ class Connection:
             data = await self.stream.receive()
             if not data:
                 return None
-            if not await self._feed(data):
+            refusal = self._parse(data)
+            if refusal is not None:
+                await self._reject(*refusal)
                 return None
+            if protocol.expect_continue and not ready:
+                protocol.expect_continue = False
+                await self.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             if protocol.in_message:
                 if started == math.inf:
                     started = trio.current_time()
@@ -244,8 +266,9 @@ class Connection:
                 self.deadline = started + budget
         return ready.popleft()
 
-    async def _feed(self, data: bytes) -> bool:
-        """Feed bytes to the parser; answer protocol errors. False means: close."""
+    def _parse(self, data: bytes) -> tuple[int, str] | None:
+        """Feed bytes to the parser: the (status, reason) to refuse the request with, or
+        None (no await: most requests need no answer from here)."""
         protocol = self.protocol
         in_headers = protocol.in_message and not protocol.headers_done
         queued = len(protocol.ready)
@@ -253,35 +276,31 @@ class Connection:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # 426: plain HTTP only. Codex then falls back from its WebSocket to POST at once.
-            await self._reject(426, "protocol upgrades (WebSocket) are not supported; use HTTP")
-            return False
+            return 426, "protocol upgrades (WebSocket) are not supported; use HTTP"
         except httptools.HttpParserError as exc:
             # httptools wraps a callback's exception: it is the error's __context__.
             cause = exc.__context__
             if isinstance(cause, _Refused):
-                await self._reject(cause.status, cause.reason)
-            else:
-                await self._reject(400, f"malformed HTTP request: {exc}")
-            return False
+                return cause.status, cause.reason
+            return 400, f"malformed HTTP request: {exc}"
         if in_headers and not protocol.headers_done and len(protocol.ready) == queued:
             # The whole chunk is inside one header block; llhttp buffers an unfinished
             # header line without calling back, so count such chunks too.
             protocol.header_raw += len(data)
             if protocol.header_raw > self.limits.max_header:
-                await self._reject(431, "request header fields too large")
-                return False
-        if protocol.expect_continue and not protocol.ready:
-            protocol.expect_continue = False
-            await self.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return True
+                return 431, "request header fields too large"
+        return None
 
     async def _reject(self, status: int, reason: str) -> None:
         target = self.protocol.url or None  # the request target, as far as it arrived
         await self.send_all(simple_response(status, self.error_body(target, status, reason)))
 
     async def send_all(self, data: bytes) -> None:
+        sent = self.stream.send_now(data)  # the usual case: all of it, no wait
+        if sent == len(data):
+            return
         self.deadline = trio.current_time() + self.limits.write_timeout
-        await self.stream.send_all(data)
+        await self.stream.send_rest(data, sent)
         self.deadline = math.inf
 
 

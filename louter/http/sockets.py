@@ -22,7 +22,7 @@ import trio
 class Socket:
     """A connected, non-blocking TCP socket."""
 
-    __slots__ = ("sock", "closed")
+    __slots__ = ("sock", "closed", "kept")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -32,6 +32,7 @@ class Socket:
             pass
         self.sock = sock
         self.closed = False
+        self.kept: object = None  # what a protocol keeps between uses (a response parser)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -48,9 +49,18 @@ class Socket:
                 raise _error(self, exc) from exc
             await _wait(trio.lowlevel.wait_readable, self)
 
+    def send_now(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what the kernel takes at once (no wait, no checkpoint): the bytes sent."""
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise _error(self, exc) from exc
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         sock = self.sock
-        try:
+        try:  # `send_now`, inline
             sent = sock.send(data)
         except BlockingIOError:
             sent = 0
@@ -58,6 +68,11 @@ class Socket:
             raise _error(self, exc) from exc
         if sent == len(data):
             return
+        await self.send_rest(data, sent)
+
+    async def send_rest(self, data: bytes | bytearray | memoryview, sent: int) -> None:
+        """Send `data` from byte `sent` on, waiting while the kernel's buffer is full."""
+        sock = self.sock
         view = memoryview(data)[sent:]
         while view:
             await _wait(trio.lowlevel.wait_writable, self)

@@ -91,6 +91,11 @@ class _ResponseProtocol:
 
     def __init__(self) -> None:
         self.parser: httptools.HttpResponseParser | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Ready for the next response on the same connection (the parser is reused:
+        llhttp starts a new message after a complete keep-alive one)."""
         self.keep_alive = False
         self.headers: HeaderList = []
         self.headers_done = False
@@ -144,9 +149,18 @@ class _PooledResponse:
     def __init__(self, pool: PooledTransport, stream: Socket) -> None:
         self._pool = pool
         self._stream: Socket | None = stream
-        self._protocol = _ResponseProtocol()
-        self._parser = httptools.HttpResponseParser(self._protocol)
-        self._protocol.parser = self._parser
+        # A reused connection's parser, kept from its last response (which was complete
+        # and keep-alive, or the connection would not be back in the pool)
+        protocol = stream.kept
+        if isinstance(protocol, _ResponseProtocol) and protocol.parser is not None:
+            protocol.reset()
+            parser = protocol.parser
+        else:
+            protocol = _ResponseProtocol()
+            parser = protocol.parser = httptools.HttpResponseParser(protocol)
+            stream.kept = protocol
+        self._protocol = protocol
+        self._parser = parser
         self.status = 0
         self.headers: HeaderList = []
         self.deadline = math.inf
@@ -316,6 +330,7 @@ class PooledTransport:
         self._idle: list[Socket] = []
         self._secrets = addresses(url)
         self._host_header = host_header(self.host, parts.port).encode("latin-1")
+        self._starts: dict[tuple[bytes, str], bytes] = {}  # (method, path) -> `_start`
 
     async def _connect(self) -> Socket:
         try:
@@ -338,14 +353,25 @@ class PooledTransport:
     ) -> tuple[bytes, ...]:
         """The request as pieces to send: one, or the head and a large body uncopied.
         An unsafe target or header is refused here (never sent)."""
-        head = b"%b %b HTTP/1.1\r\nhost: %b\r\ncontent-length: %d\r\n" % (
+        start = self._starts.get((method, path))
+        if start is None:
+            start = self._start(method, path)
+        block = header_block(headers, self.label)
+        if len(body) < _PIECE:  # one piece, formatted at once
+            return (b"%b%d\r\n%b\r\n%b" % (start, len(body), block, body),)
+        return (b"%b%d\r\n%b\r\n" % (start, len(body), block), body)
+
+    def _start(self, method: bytes, path: str) -> bytes:
+        """The request line, host and `content-length: ` of `method` on `path` (checked
+        once; kept for the next request while there are few: Gemini paths name models)."""
+        start = b"%b %b HTTP/1.1\r\nhost: %b\r\ncontent-length: " % (
             method,
             request_target(self.prefix, path, self.label),
             self._host_header,
-            len(body),
         )
-        head += header_block(headers, self.label) + b"\r\n"
-        return (head + body,) if len(body) < _PIECE else (head, body)
+        if len(self._starts) < _MAX_STARTS:
+            self._starts[(method, path)] = start
+        return start
 
     async def request(
         self,
@@ -411,6 +437,7 @@ class PooledTransport:
             stream.close()
 
 
+_MAX_STARTS = 64  # request heads' starts kept per backend (`PooledTransport._start`)
 _PIECE = 64 * 1024  # below the usual socket send buffer: one send() is one piece
 
 

@@ -217,7 +217,11 @@ class _Attempts:
                 return None
             first = False
             if plan is None:
-                plan = await _build(self.exchange, make_plan, route, breaker)
+                plan = (
+                    _build_now(make_plan, route, breaker)
+                    if not self.exchange.offload
+                    else await _build(self.exchange, make_plan, route, breaker)
+                )
             answer = await self._attempt(plan, breaker, keys)
             if answer is not None:
                 return answer
@@ -443,6 +447,16 @@ def _scrubbed(ctx: ProxyContext, exc: LouterError, backend: str) -> LouterError:
     if message == exc.message:
         return exc
     return type(exc)(message, status_hint=exc.status_hint)
+
+
+def _build_now(make_plan: MakePlan, route: Route, breaker: Breaker) -> Plan:
+    """The plan for `route`, built inline (a small request: no thread, no checkpoint);
+    a request that cannot be built frees the breaker slot it may have claimed."""
+    try:
+        return make_plan(route)
+    except BaseException:
+        breaker.release()
+        raise
 
 
 async def _build(exchange: Exchange, make_plan: MakePlan, route: Route, breaker: Breaker) -> Plan:

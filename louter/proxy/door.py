@@ -72,7 +72,10 @@ async def parse_body(
     (a door that forwards the bytes as sent), `http.body` is dropped once parsed: the
     request then holds one copy of its content, not two."""
     try:
-        data = await exchange.compute(orjson.loads, http.body)
+        if exchange.offload:
+            data = await exchange.compute(orjson.loads, http.body)
+        else:  # a small body (the usual case): parsed inline, no extra coroutine
+            data = orjson.loads(http.body)
     except orjson.JSONDecodeError as exc:
         exchange.log_client_request(http, valid_json=False)
         raise ConversionError(f"request body is not valid JSON: {exc}") from None
@@ -160,12 +163,12 @@ async def generate(
             client = spec.client(ctx, call, lazy)
             await answer_locally(exchange, client, answer, call.stream, responder, call.marks)
             return
-        observers = pipeline.observers(call)
+        observers = pipeline.observers(call) if pipeline.observing else None
         # neutral: a stage reads every request, or observes this answer's events (one that
         # only watches the text lets a watchable stream pass through: `watching`)
         neutral = pipeline.reads or (observers is not None and pipeline.neutral)
         watching = observers is not None and pipeline.watching
-        recorders = pipeline.recorders(call)
+        recorders = pipeline.recorders(call) if pipeline.recording else ()
         recording = Recording(recorders) if recorders else None
     if ":" in call.model:  # backend:model with an unknown backend: 400 (addressing.py)
         await check_address(ctx.router, ctx.served, call.model)

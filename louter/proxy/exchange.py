@@ -205,8 +205,9 @@ class Exchange:
             return work(*args)
         return await trio.to_thread.run_sync(work, *args)
 
-    def overhead_header(self) -> tuple[bytes, bytes]:
-        return (b"x-louter-overhead-ms", b"%.3f" % (self.overhead() * 1000))
+    def overhead_header(self) -> bytes:
+        """The `x-louter-overhead-ms` header line (`Responder.stamp`)."""
+        return b"x-louter-overhead-ms: %.3f\r\n" % (self.overhead() * 1000)
 
     def log(
         self,

@@ -128,7 +128,10 @@ def response_headers(upstream: HeaderList, request_id: str) -> HeaderList:
 
 
 def is_event_stream(headers: HeaderList) -> bool:
-    return any(n == b"content-type" and v.startswith(b"text/event-stream") for n, v in headers)
+    for name, value in headers:  # a loop, not any(<generator>): read on every answer
+        if name == b"content-type" and value.startswith(b"text/event-stream"):
+            return True
+    return False
 
 
 async def relay_whole(
@@ -150,7 +153,8 @@ async def relay_whole(
     delivery = Delivery()
     data = parsed
     if data is None and (status == 200 or exchange.logging):
-        data = await load_answer(exchange, body)
+        small = len(body) <= exchange.budgets.offload  # the usual case: parsed inline
+        data = _load(body) if small else await load_answer(exchange, body)
     if status == 200:
         if data is _NOT_JSON:
             _log_whole(exchange, status, body, None, dialect)

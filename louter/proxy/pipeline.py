@@ -194,50 +194,48 @@ class Stage:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
+    """The stages, and what they need, decided once (read on every request)."""
+
     stages: tuple[Stage, ...] = ()
     finishing: tuple[Stage, ...] = field(init=False)  # the stages with an `after`
     shield_after: bool = field(init=False)  # some `after` may wait: shield them
+    # Whether requests and answers must go through the neutral model (a stage that only
+    # watches the text does not force it: see `watching`)
+    neutral: bool = field(init=False)
+    # Whether some stage watches answers' text (a passthrough must be watched)
+    watching: bool = field(init=False)
+    # Whether some stage reads every neutral request (then answers go through the neutral
+    # model too); a stage that only observes answers needs it only for the calls it
+    # returns an observer for
+    reads: bool = field(init=False)
     observing: tuple[Stage, ...] = field(init=False)  # the stages with an `observe`
     recording: tuple[Stage, ...] = field(init=False)  # the stages with a `record`
 
     def __post_init__(self) -> None:
-        finishing = tuple(s for s in self.stages if type(s).after is not Stage.after)
-        object.__setattr__(self, "finishing", finishing)
-        observing = tuple(s for s in self.stages if type(s).observe is not Stage.observe)
-        object.__setattr__(self, "observing", observing)
-        recording = tuple(s for s in self.stages if type(s).record is not Stage.record)
-        object.__setattr__(self, "recording", recording)
-        object.__setattr__(self, "shield_after", any(s.after_awaits for s in finishing))
+        stages = self.stages
+        finishing = _overriding(stages, "after")
+        decided = {
+            "finishing": finishing,
+            "shield_after": any(s.after_awaits for s in finishing),
+            "neutral": any(
+                s.needs_request or (s.needs_events and not s.watches_text) for s in stages
+            ),
+            "watching": any(s.watches_text for s in stages),
+            "reads": any(s.needs_request for s in stages),
+            "observing": _overriding(stages, "observe"),
+            "recording": _overriding(stages, "record"),
+        }
+        for name, value in decided.items():
+            object.__setattr__(self, name, value)
 
     def tasks(self) -> list[Callable[[], Awaitable[None]]]:
         """The stages' background tasks (`Stage.run`)."""
         return [stage.run for stage in self.stages if stage.run is not None]
 
     @property
-    def neutral(self) -> bool:
-        """Whether requests and answers must go through the neutral model (a stage that
-        only watches the text does not force it: see `watching`)."""
-        return any(
-            stage.needs_request or (stage.needs_events and not stage.watches_text)
-            for stage in self.stages
-        )
-
-    @property
     def has_after(self) -> bool:
         """Whether some stage has an after-exchange hook (else none is awaited)."""
-        return any(type(stage).after is not Stage.after for stage in self.stages)
-
-    @property
-    def watching(self) -> bool:
-        """Whether some stage watches answers' text (a passthrough must be watched)."""
-        return any(stage.watches_text for stage in self.stages)
-
-    @property
-    def reads(self) -> bool:
-        """Whether some stage reads every neutral request (then answers go through the
-        neutral model too); a stage that only observes answers needs it only for the
-        calls it returns an observer for."""
-        return any(stage.needs_request for stage in self.stages)
+        return bool(self.finishing)
 
     async def before(self, call: Call) -> Response | None:
         """Run the request hooks in order; the first local answer ends the walk."""
@@ -248,6 +246,8 @@ class Pipeline:
         return None
 
     def observers(self, call: Call) -> Observers | None:
+        if not self.observing:
+            return None
         found = [o for stage in self.observing if (o := stage.observe(call)) is not None]
         return Observers(found) if found else None
 
@@ -259,6 +259,12 @@ class Pipeline:
     async def after(self, call: Call, status: int) -> None:
         for stage in self.finishing:
             await stage.after(call, status)
+
+
+def _overriding(stages: tuple[Stage, ...], hook: str) -> tuple[Stage, ...]:
+    """The stages whose class overrides `Stage.<hook>` (the others' does nothing)."""
+    default = getattr(Stage, hook)
+    return tuple(s for s in stages if getattr(type(s), hook) is not default)
 
 
 class Observers:
