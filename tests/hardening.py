@@ -108,6 +108,18 @@ def logged_ids(*paths: Path) -> dict[str, list[str]]:
     return found
 
 
+def wait_logged(path: Path, request_ids: list[str], timeout: float = 5) -> dict[str, list[str]]:
+    """`logged_ids(path)` once every one of `request_ids` has its lines there: a running
+    louter writes an exchange's lines at the end of the event-loop turn that answered it,
+    a moment after the client got the answer (another process may read before that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = logged_ids(path)
+        if all(i in found for i in request_ids) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.005)
+
+
 def require_root_mount(command: list[str]) -> None:
     """Run a mount command; it must work in CI (env CI set), elsewhere it may be skipped."""
     done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -213,8 +213,10 @@ class Connection:
             self.stream.close()
 
     async def _serve(self) -> None:
+        receive = self.stream.receive  # a new connection's first request is often there
         while True:
-            request = await self._next_request()
+            request = await self._next_request(receive)
+            receive = self.stream.receive_awaited  # the next comes after our answer
             if request is None:
                 return
             responder = Responder(self, request.keep_alive and not self.draining)
@@ -231,8 +233,9 @@ class Connection:
             if not responder.keep_alive or self.closed_by_peer or self.draining:
                 return
 
-    async def _next_request(self) -> HttpRequest | None:
-        """The next complete request; None when the connection is to be closed.
+    async def _next_request(self, receive: Callable[[], Awaitable[bytes]]) -> HttpRequest | None:
+        """The next complete request (read with `receive` first); None when the connection
+        is to be closed.
 
         Idle, the connection waits `idle_timeout` for a request to begin; from its first
         byte the head must be complete within `header_timeout` and the whole request
@@ -247,7 +250,8 @@ class Connection:
             if not protocol.in_message:
                 self.deadline = trio.current_time() + limits.idle_timeout
                 started = math.inf
-            data = await self.stream.receive()
+            data = await receive()
+            receive = self.stream.receive
             if not data:
                 return None
             refusal = self._parse(data)

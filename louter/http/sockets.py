@@ -4,8 +4,9 @@ trio's own socket wrappers yield to the scheduler twice on every call, even when
 kernel could answer at once (design §11: ~7 µs per call; a checkpoint alone costs several
 µs here). A proxy makes four to six socket calls per request, so these wrappers try the
 call first and only wait (`wait_readable`/`wait_writable`, which are checkpoints) when
-the kernel says it would block. Every request still waits on its upstream at least once,
-so no task can hog the loop.
+the kernel says it would block; `receive_awaited` waits first, for the reads that follow
+a send to be answered (trying those at once is a failing system call). Every request
+still waits on its upstream at least once, so no task can hog the loop.
 
 Errors are trio's: a reset or broken connection raises `trio.BrokenResourceError`, a
 socket closed by another task while this one waits raises `trio.ClosedResourceError`.
@@ -57,6 +58,15 @@ class Socket:
             return 0
         except OSError as exc:
             raise _error(self, exc) from exc
+
+    async def receive_awaited(self, size: int = 65536) -> bytes:
+        """`receive`, waiting for the socket to be readable first: for the read right after
+        a send the peer has to answer (a request upstream, an answer to a keep-alive client
+        that then sends its next request). Trying at once there fails with EAGAIN nearly
+        always (measured: 98 % of S2's such reads), a wasted system call; bytes already
+        there are read after one turn of the loop."""
+        await _wait(trio.lowlevel.wait_readable, self)
+        return await self.receive(size)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         sock = self.sock

@@ -178,8 +178,10 @@ class _PooledResponse:
     async def read_head(self, reused: bool) -> None:
         protocol = self._protocol
         assert self._stream is not None
+        receive = self._stream.receive_awaited  # the answer is not there right after the send
         while not protocol.headers_done:
-            data = await self._stream.receive()
+            data = await receive()
+            receive = self._stream.receive
             if not data:
                 raise (
                     _EarlyClose()

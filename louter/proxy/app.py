@@ -507,6 +507,7 @@ async def serve(
 ) -> None:
     """Serve louter on host:port until cancelled (or drained: `drain.start()`); the bound
     port is reported via task_status. `listeners`: sockets already listening (a worker)."""
+    ctx.journal.batch_turns()  # one log write per loop turn; `close` below writes the rest
     try:
         await serve_http(
             make_handler(ctx),

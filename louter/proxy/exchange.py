@@ -246,7 +246,7 @@ class Exchange:
                 self.flush()
 
     def flush(self) -> None:
-        """Write the entries recorded so far (one system call)."""
+        """Hand the entries recorded so far to the journal (written together)."""
         if self._lines:
             self._journal.write_lines(self._lines)
             self._lines = []

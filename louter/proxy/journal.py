@@ -1,9 +1,12 @@
 """The JSONL exchange log (`--log-file`), design §8.
 
-One JSON object per line. An exchange's entries are written together with one system call
-on a file opened with O_APPEND (`Exchange` collects them until its answer is complete), so
-lines of concurrent requests never interleave and nothing waits in the process beyond its
-request. Secrets in headers and query strings are redacted before anything is written.
+One JSON object per line. An exchange's entries are appended together on a file opened
+with O_APPEND (`Exchange` collects them until its answer is complete), so lines of
+concurrent requests never interleave. While louter serves, the exchanges completed in one
+turn of the event loop are written with one system call when the loop is about to wait
+for I/O (`batch_turns`); a batch past `BATCH_BYTES` is written at once, and `close` and
+`reopen` write what waits first. Secrets in headers and query strings are redacted before
+anything is written.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
+import trio
 
 from louter.proxy.metrics import Count
 
@@ -95,6 +99,7 @@ def encode_entry(entry: Entry, raw_payload: bytes | None = None) -> list[bytes]:
 _FRAME = struct.Struct("!I")  # a sink frame's length
 _IOV_MAX = 512  # pieces per writev (the system's limit is 1024)
 _JOIN_BELOW = 16 * 1024  # smaller writes are joined first (cheaper than many iovecs)
+BATCH_BYTES = 64 * 1024  # lines waiting for the end of the loop's turn: written at once beyond
 
 
 class TornWrite(Exception):
@@ -159,8 +164,13 @@ class Journal:
     with `echo_payloads` the echoed entry carries its `payload`: an object, text, or the
     raw JSON bytes).
 
-    `encode` turns an entry into its line; `write_lines` appends lines with one system
-    call (a request's entries are written together: one call per exchange, not four).
+    `encode` turns an entry into its line; `write_lines` appends lines (a request's entries
+    together). Outside a trio run, or until `batch_turns`, each `write_lines` is one system
+    call; after `batch_turns` lines wait in a bounded batch (`BATCH_BYTES`) written with one
+    system call when trio's loop is about to wait for I/O: one write per loop turn, however
+    many exchanges ended in it, and a client served by this loop reads the answer only
+    after that (its socket is readable to it after the wait). `close` and `reopen` write
+    the batch first (a clean stop or SIGHUP loses nothing).
 
     A failing write (disk full, file too large, read-only, I/O error) never reaches the
     request: it is counted in `write_errors`, `report`ed once per failure episode, and the
@@ -206,6 +216,10 @@ class Journal:
         self._last = (-1, "")  # (millisecond, its timestamp text)
         self._second = (-1, "")  # (second, its date and time text)
         self._sink = sink is not None
+        self._batch: list[bytes] = []  # lines waiting for the end of the loop's turn
+        self._batch_bytes = 0
+        self._batch_units = 0  # write_lines calls in it (what a failed write counts)
+        self._turns: _TurnEnd | None = None  # the trio instrument writing the batch
         if sink is not None:
             self._fd, self._max_bytes = sink, 0
         elif path is not None:
@@ -268,28 +282,55 @@ class Journal:
         return [line[:-1], b',"payload":', raw_payload, b"}\n"]
 
     def write_lines(self, pieces: list[bytes]) -> None:
-        """Append encoded lines (their pieces, in order) with one system call."""
+        """Append encoded lines (their pieces, in order): at once with one system call, or
+        into the turn's batch (`batch_turns`)."""
         if self._fd < 0 or not pieces:
             return
+        if self._turns is None:
+            self._write(pieces, sum(map(len, pieces)), 1)
+            return
+        size = sum(map(len, pieces))
+        if self._max_bytes and self._size + self._batch_bytes + size > self._max_bytes:
+            self.flush()  # rotation decides per exchange: lines never split across files
+        self._batch += pieces
+        self._batch_bytes += size
+        self._batch_units += 1
+        if self._batch_bytes >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the batch (one system call)."""
+        if self._batch_units:
+            pieces, size, units = self._batch, self._batch_bytes, self._batch_units
+            self._batch, self._batch_bytes, self._batch_units = [], 0, 0
+            self._write(pieces, size, units)
+
+    def batch_turns(self) -> None:
+        """From now on (inside `trio.run`), batch lines per turn of the event loop."""
+        if self._fd >= 0 and self._turns is None:
+            self._turns = _TurnEnd(self)
+            trio.lowlevel.add_instrument(self._turns)
+
+    def _write(self, pieces: list[bytes], size: int, units: int) -> None:
         if self._max_bytes:
-            self._rotate_for(sum(map(len, pieces)))
+            self._rotate_for(size)
         if self._sink:
-            pieces = [_FRAME.pack(sum(map(len, pieces))), *pieces]
+            pieces = [_FRAME.pack(size), *pieces]
         if self._failing:
-            self._retry(pieces)
+            self._retry(pieces, units)
             return
         try:
             self._size += _write_all(self._fd, pieces)
         except TornWrite as torn:
-            self._failed(torn)
+            self._failed(torn, units)
 
-    def _retry(self, pieces: list[bytes]) -> None:
+    def _retry(self, pieces: list[bytes], units: int) -> None:
         if self._torn and not self._sink:
             pieces = [b"\n", *pieces]
         try:
             self._size += _write_all(self._fd, pieces)
         except TornWrite as torn:
-            self._failed(torn)
+            self._failed(torn, units)
             return
         self._failing = self._torn = False
         self._report(
@@ -298,9 +339,9 @@ class Journal:
         )
         self._lost = 0
 
-    def _failed(self, torn: TornWrite) -> None:
-        self.write_errors.inc()
-        self._lost += 1
+    def _failed(self, torn: TornWrite, units: int) -> None:
+        self.write_errors.inc(units)  # as many as separate writes would have failed
+        self._lost += units
         if torn.written and not self._sink:
             try:
                 os.ftruncate(self._fd, os.fstat(self._fd).st_size - torn.written)
@@ -336,6 +377,7 @@ class Journal:
         old file stays in use when the path cannot be opened."""
         if self._path is None:
             return
+        self.flush()  # what was logged before belongs to the old file
         try:
             fd = _open(self._path)
         except OSError as exc:
@@ -351,6 +393,14 @@ class Journal:
             self.write_lines(pieces)
 
     def close(self) -> None:
+        """Write the batch, stop batching, close the file."""
+        self.flush()
+        if self._turns is not None:
+            try:
+                trio.lowlevel.remove_instrument(self._turns)
+            except (RuntimeError, KeyError):  # outside the run, or removed after an error
+                pass
+            self._turns = None
         if self._fd >= 0:
             try:
                 if not self._sink:
@@ -359,3 +409,22 @@ class Journal:
                 self._report(f"cannot flush the log file {self._path}: {exc}")
             os.close(self._fd)
             self._fd = -1
+
+
+class _TurnEnd(trio.abc.Instrument):
+    """Writes the journal's batch when trio's loop is about to wait for I/O (the end of
+    each turn): nothing is scheduled for it, and no client of this loop can read an
+    answer sent in the turn before its lines are written."""
+
+    __slots__ = ("_journal",)
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def before_io_wait(self, timeout: float) -> None:
+        journal = self._journal
+        if journal._batch_units:
+            try:
+                journal.flush()
+            except Exception as exc:  # never raise here: trio would drop the instrument
+                journal._report(f"cannot write the log file {journal._path}: {exc}")

@@ -20,7 +20,13 @@ import trio
 from louter.logs.reader import Follower
 from louter.proxy.journal import Journal
 from tests.cli.test_cli import clean_env
-from tests.hardening import Louter, log_entries, logged_ids, require_root_mount
+from tests.hardening import (
+    Louter,
+    log_entries,
+    logged_ids,
+    require_root_mount,
+    wait_logged,
+)
 
 DIRECTIONS = ["client_request", "backend_request", "backend_response", "client_response"]
 FAILED = "cannot write the log file"
@@ -47,7 +53,7 @@ def _fail_then_recover(louter: Louter, log: Path, make_room: Callable[[], None])
 
     make_room()
     after = [louter.chat() for _ in range(3)]
-    logged = logged_ids(log)
+    logged = wait_logged(log, after)
     assert all(logged[i] == DIRECTIONS for i in after)
     assert louter.stderr.count(RESUMED) == 1, louter.stderr
     assert louter.stderr.count(FAILED) == 1
@@ -109,7 +115,7 @@ def test_unwritable_file_then_writable(tmp_path: Path, mount_point: Path) -> Non
         finally:
             subprocess.run(["chattr", "-i", str(log)], check=True)
         after = louter.chat()
-        logged = logged_ids(log)
+        logged = wait_logged(log, [after])
         assert logged[first] == logged[after] == DIRECTIONS
         assert not set(unlogged) & set(logged)
         assert louter.stderr.count(RESUMED) == 1

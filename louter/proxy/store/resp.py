@@ -12,7 +12,7 @@ the wrong one. Imported only when `[store]` is configured (it imports hiredis).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -79,12 +79,13 @@ class Connection:
     async def call(self, *args: Arg) -> Any:
         """One command's reply (an error reply is returned as a `ReplyError`)."""
         await self.send(encode(args))
-        return await self.reply()
+        return await self.reply(self.sock.receive_awaited)
 
     async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         """Several commands in one write; their replies in order."""
         await self.send(b"".join(encode(args) for args in commands))
-        return [await self.reply() for _ in commands]
+        first = await self.reply(self.sock.receive_awaited)
+        return [first, *[await self.reply() for _ in commands[1:]]]
 
     async def send(self, data: bytes) -> None:
         try:
@@ -92,14 +93,18 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise StoreError(f"redis connection lost: {exc}") from exc
 
-    async def reply(self) -> Any:
+    async def reply(self, receive: Callable[[], Awaitable[bytes]] | None = None) -> Any:
+        """The next reply; `receive` reads first (`receive_awaited` right after a send:
+        the reply is not there yet, trying at once would be a failing system call)."""
         reader = self.reader
+        receive = receive or self.sock.receive
         while True:
             found = reader.gets()
             if found is not False:
                 return found
             try:
-                data = await self.sock.receive()
+                data = await receive()
+                receive = self.sock.receive
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise StoreError(f"redis connection lost: {exc}") from exc
             if not data:
