@@ -116,9 +116,9 @@ class Session:
         self, call: Call, headers: dict[str, str], started: float
     ) -> tuple[Reply, float | None]:
         url = self.target.url + call.path
-        async with self.client.stream(
-            call.method, url, json=call.body, headers=headers
-        ) as response:
+        request = self.client.build_request(call.method, url, json=call.body, headers=headers)
+        response = await self._send(request)
+        try:
             kind = response.headers.get("content-type", "")
             if "text/event-stream" not in kind:
                 return Reply(response.status_code, kind, await response.aread()), None
@@ -130,6 +130,17 @@ class Session:
                 events += decoder.feed(chunk)
             events += decoder.flush()
             return Reply(response.status_code, kind, events=tuple(events)), ttft
+        finally:
+            await response.aclose()
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` and read the answer's head. A server may close a kept-alive
+        connection just as it is reused (llama-server does after a stream): when one ends
+        before any answer, the request goes once more, on a fresh connection."""
+        try:
+            return await self.client.send(request, stream=True)
+        except httpx.RemoteProtocolError:
+            return await self.client.send(request, stream=True)
 
 
 def _describe(exc: Exception, url: str) -> str:

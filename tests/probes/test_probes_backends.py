@@ -9,6 +9,7 @@ defect, so exactly the probes aimed at that defect fail. `test_test_runner.py` a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -233,3 +234,37 @@ async def test_the_sink_gets_louter_style_entries_with_the_key_redacted(
     assert response["status"] == 200 and response["stream"] is True and response["chunks"] > 3
     assert view["content"].startswith("Mock answer to: ") and view["finish_reason"] == "stop"
     assert view["done"] is True and view["error"] is None
+
+
+async def _serve_once_per_connection(stream: trio.SocketStream) -> None:
+    """Answers the first request on a connection (keeping it alive), then reads the next one
+    and hangs up without a word: a keep-alive connection the server closed as it was reused."""
+    buffer = b""
+    for answered in (True, False):
+        while b"\r\n\r\n" not in buffer:
+            buffer += await stream.receive_some(65536)
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(buffer) < length:
+            buffer += await stream.receive_some(65536)
+        body, buffer = buffer[:length], buffer[length:]
+        if not answered:
+            break
+        status, kind, chunks = BrokenMock().answer(orjson.loads(body))
+        payload = b"".join(chunks)
+        await stream.send_all(
+            b"HTTP/1.1 %d OK\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n%s"
+            % (status, kind.encode(), len(payload), payload)
+        )
+    await stream.aclose()
+
+
+async def test_a_kept_alive_connection_closed_on_reuse_is_retried_once(
+    nursery: trio.Nursery,
+) -> None:
+    serve = functools.partial(trio.serve_tcp, _serve_once_per_connection, 0, host="127.0.0.1")
+    listeners = await nursery.start(serve)
+    port = listeners[0].socket.getsockname()[1]
+    results = await probe(Target("openai", f"http://127.0.0.1:{port}", "m", mock=True))
+    assert failed(results) == set(), [r.detail for r in results]
+    assert len(results) == len(PROBES)
