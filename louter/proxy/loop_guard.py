@@ -178,7 +178,7 @@ class TextLoopObserver:
                  "_found", "_cut")  # fmt: skip
 
     def __init__(self, settings: LoopSettings, note: str, call: Call, report: Reporter) -> None:
-        self._detector = LoopDetector(settings)
+        self._detector: LoopDetector | None = None  # made at the first text
         self._settings = settings
         self._note = note
         self._call = call
@@ -194,7 +194,10 @@ class TextLoopObserver:
             text: str = event.text  # type: ignore[union-attr]
             self._chars += len(text)
             if self._found is None:
-                self._found = self._detector.feed(text)
+                detector = self._detector
+                if detector is None:
+                    detector = self._detector = LoopDetector(self._settings)
+                self._found = detector.feed(text)
         elif kind is ToolCallStart:
             self._open += 1
         elif kind is ToolCallEnd:

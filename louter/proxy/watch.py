@@ -41,8 +41,7 @@ def openai_watch(
         tap: StreamTap, error_event: Callable[[str], bytes], hidden: UsageChunkFilter | None
     ) -> StreamRelay:
         assert isinstance(tap, OpenAITap | OpenAIUsageTap)
-        meta = ResponseMeta(id="chatcmpl-" + request_id, model="", created=created,
-                            include_usage=include_usage)  # fmt: skip
+        meta = (request_id, created, include_usage)  # a `ResponseMeta` if it is cut
         return WatchedRelay(tap, error_event, observers, meta, hidden)
 
     return make
@@ -56,7 +55,7 @@ class WatchedRelay(PassthroughRelay):
         tap: OpenAITap | OpenAIUsageTap,
         error_event: Callable[[str], bytes],
         observers: Observers,
-        meta: ResponseMeta,
+        meta: tuple[str, int, bool],
         hidden: UsageChunkFilter | None = None,
     ) -> None:
         super().__init__(tap, error_event, hidden)
@@ -94,10 +93,9 @@ class WatchedRelay(PassthroughRelay):
     def _finish(self) -> bytes:
         """The closing events and a normal finish, as the upstream's own chunks."""
         upstream_id, model = self._openai_tap.identity
-        meta = self._meta
-        if upstream_id or model:
-            meta = ResponseMeta(id=upstream_id or meta.id, model=model or meta.model,
-                                created=meta.created, include_usage=meta.include_usage)  # fmt: skip
+        request_id, created, include_usage = self._meta
+        meta = ResponseMeta(id=upstream_id or "chatcmpl-" + request_id, model=model or "",
+                            created=created, include_usage=include_usage)  # fmt: skip
         emitter = openai.StreamEmitter(meta)
         emitter.feed(MessageStart())  # the role chunk the upstream sent already
         out = []
