@@ -175,10 +175,10 @@ class TextLoopObserver:
     calls), with the note and usage as `closing`."""
 
     __slots__ = ("_detector", "_settings", "_note", "_call", "_report", "_open", "_chars",
-                 "_found")  # fmt: skip
+                 "_found", "_cut")  # fmt: skip
 
     def __init__(self, settings: LoopSettings, note: str, call: Call, report: Reporter) -> None:
-        self._detector = LoopDetector(settings)
+        self._detector: LoopDetector | None = None  # made at the first text
         self._settings = settings
         self._note = note
         self._call = call
@@ -186,6 +186,7 @@ class TextLoopObserver:
         self._open = 0  # tool calls started and not ended
         self._chars = 0  # text characters seen (the output estimate)
         self._found: Loop | None = None
+        self._cut = False  # the stream was ended here (reported once, when it is)
 
     def event(self, event: StreamEvent) -> bool:
         kind = type(event)
@@ -193,14 +194,21 @@ class TextLoopObserver:
             text: str = event.text  # type: ignore[union-attr]
             self._chars += len(text)
             if self._found is None:
-                found = self._found = self._detector.feed(text)
-                if found is not None:
-                    self._report(self._call, "text", found.excerpt(), found.count, "cut")
+                detector = self._detector
+                if detector is None:
+                    detector = self._detector = LoopDetector(self._settings)
+                self._found = detector.feed(text)
         elif kind is ToolCallStart:
             self._open += 1
         elif kind is ToolCallEnd:
             self._open = max(0, self._open - 1)
-        return self._found is None or self._open > 0
+        found = self._found
+        if found is None or self._open > 0:
+            return True  # (a loop found inside a tool call ends the stream after it)
+        if not self._cut:
+            self._cut = True
+            self._report(self._call, "text", found.excerpt(), found.count, "cut")
+        return False
 
     def closing(self) -> Sequence[StreamEvent]:
         if self._found is None:

@@ -5,6 +5,7 @@ parse of the stream, nothing more per chunk)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,6 +18,10 @@ from louter.convert.openai.stream_parser import StreamAssembler, bulk_array
 from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
 
+# A text watcher (a loop guard reading a passthrough stream, `proxy/watch.py`): told the
+# content pieces of each block read, and whether a tool call has begun
+Watch = Callable[[list[str], bool], None]
+
 
 class OpenAITap:
     """An OpenAI SSE stream, checked and assembled a network chunk at a time: the complete
@@ -26,7 +31,6 @@ class OpenAITap:
 
     def __init__(self, *, max_text: int | None = None) -> None:
         self._assembler = StreamAssembler(max_text)
-        self.assembler = self._assembler  # read by a loop guard's watch (`proxy/watch.py`)
         self._rest = b""  # the start of an event whose end has not arrived
         self._decoder: SSEDecoder | None = None  # CRLF line ends: decode event by event
 
@@ -49,6 +53,20 @@ class OpenAITap:
     @property
     def complete(self) -> bool:
         return self._assembler.done
+
+    def watch(self, watcher: Watch) -> None:
+        """Tell `watcher` the text of each block fed from now on (`Watch`)."""
+        self._assembler.watch = watcher
+
+    @property
+    def finished(self) -> bool:
+        """A finish reason or the terminator has passed."""
+        return self._assembler.finished
+
+    @property
+    def identity(self) -> tuple[str | None, str | None]:
+        """The stream's `id` and `model`, as its first chunk gave them."""
+        return self._assembler.identity
 
     def result(self) -> dict[str, Any]:
         if self._decoder is not None:
@@ -92,7 +110,14 @@ class OpenAIUsageTap:
     that ends without a usable usage, whose text then gives the token estimate (it is
     assembled from them at the end). Past `KEEP_BYTES`, or at a block of any other shape
     (CRLF, comments, `event:` lines), it becomes an `OpenAITap` fed with what it kept:
-    the same checks and result, at the assembler's cost."""
+    the same checks and result, at the assembler's cost.
+
+    Watched (`watch`: a loop guard reads the stream's text), each chunk's choices are
+    decoded too, just the keys the watcher needs (`chunks.texts`: the text, a tool call's
+    start, the finish), and the text handed on: still no assembly. A block that ends the
+    stream (`[DONE]`) is not watched: an answer whose end has arrived is passed on
+    whole, so its last text need not be read (the benchmark's 100-event stream arrives
+    as one such block: see README, Loop detection)."""
 
     KEEP_BYTES = 128 * 1024
 
@@ -105,6 +130,9 @@ class OpenAIUsageTap:
         self._events = 0
         self._done = False
         self._full: OpenAITap | None = None
+        self._watch: Watch | None = None
+        self._calling = False  # (watched) a tool call has begun
+        self._finished = False  # (watched) a finish reason has passed
 
     def feed(self, chunk: bytes) -> None:
         if self._full is not None:
@@ -131,7 +159,8 @@ class OpenAIUsageTap:
         if bulk is None:
             return False
         array, count, done = bulk
-        found = typed.usages(array)
+        watch = self._watch if not done else None  # the answer ends here: nothing to cut
+        found = typed.usages(array) if watch is None else typed.texts(array)
         if found is None or len(found) != count:
             return False
         for usage in found:
@@ -141,7 +170,30 @@ class OpenAIUsageTap:
         self._done = self._done or done
         self._kept.append(block)
         self._kept_bytes += len(block)
+        if watch is not None:
+            pieces = self._texts(found)  # type: ignore[arg-type]
+            watch(pieces, self._calling)
         return True
+
+    def _texts(self, chunks: list[typed.TextChunk]) -> list[str]:
+        """The content pieces of choice 0, as the assembler takes them; notes a tool
+        call's start and the finish."""
+        pieces: list[str] = []
+        for chunk in chunks:
+            for choice in chunk.choices or ():
+                if choice.index != 0:
+                    continue
+                if choice.finish_reason is not None:
+                    self._finished = True
+                delta = choice.delta
+                if delta is None:
+                    continue
+                text = delta.content or delta.refusal
+                if text and type(text) is str:
+                    pieces.append(text)
+                if delta.tool_calls is not None or delta.function_call is not None:
+                    self._calling = self._calling or _begins_call(delta)
+        return pieces
 
     def _assemble(self, data: bytes) -> None:
         """From here on, the full tap (fed the blocks kept so far, then `data`)."""
@@ -149,11 +201,33 @@ class OpenAIUsageTap:
         kept, self._kept, self._kept_bytes = self._kept, [], 0
         for block in kept:
             full.feed(block)
+        if self._watch is not None:  # the kept blocks' text was told already
+            full.watch(self._watch)
         full.feed(data)
 
     @property
     def complete(self) -> bool:
         return self._done if self._full is None else self._full.complete
+
+    def watch(self, watcher: Watch) -> None:
+        """Tell `watcher` the text of each block fed from now on (`Watch`): each block's
+        choices are decoded too (still no assembly)."""
+        if self._full is not None:
+            self._full.watch(watcher)
+        self._watch = watcher
+
+    @property
+    def finished(self) -> bool:
+        """(Watched) a finish reason or the terminator has passed."""
+        if self._full is not None:
+            return self._full.finished
+        return self._done or self._finished
+
+    @property
+    def identity(self) -> tuple[str | None, str | None]:
+        """The stream's `id` and `model`: assembled from the blocks kept (the full tap
+        from then on; read once, when a watcher ends the stream)."""
+        return self.full().identity
 
     def full(self) -> OpenAITap:
         """From now on the full tap, fed what was kept (a reader needs the text)."""
@@ -175,6 +249,15 @@ class OpenAIUsageTap:
             self._assemble(self._rest)
         assert self._full is not None
         return self._full.result()
+
+
+def _begins_call(delta: typed.TextDelta) -> bool:
+    """Whether a delta holds a tool-call fragment (the assembler's test: an object in
+    `tool_calls`, or a legacy `function_call` object)."""
+    calls = delta.tool_calls
+    if isinstance(calls, list) and any(isinstance(call, dict) for call in calls):
+        return True
+    return isinstance(delta.function_call, dict)
 
 
 def _counts(usage: Any) -> bool:

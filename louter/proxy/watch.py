@@ -1,6 +1,8 @@
 """A watched passthrough: a same-dialect OpenAI Chat Completions stream whose bytes go to
 the client unchanged while the pipeline's text-watching observers (the loop guard) read
-its text, from the journal tap's own parse (no second parse, no conversion).
+its text, from the journal tap's own parse (no second parse, no conversion): the full
+tap's assembly when the log keeps payloads, else the lean tap's decode of just the keys
+the watch reads (`OpenAIUsageTap.watch`).
 
 Each network chunk's new text reaches the observers as one `TextDelta` (a tool call's
 beginning as a `ToolCallStart`: a Chat Completions stream ends its calls only at the
@@ -11,7 +13,8 @@ normal finish written by the OpenAI emitter under the stream's own id and model
 not read on (`StreamEnded`: the pump closes its connection).
 
 Cost on a stream no observer ends: one callback per network chunk with that chunk's text
-pieces; measured on `bin/bench` S3 (see README).
+pieces, none for the chunk that finishes the answer (it is passed on whole anyway: its
+text is not read); measured on `bin/bench` S3 (see README, Loop detection).
 """
 
 from __future__ import annotations
@@ -37,11 +40,8 @@ def openai_watch(
     def make(
         tap: StreamTap, error_event: Callable[[str], bytes], hidden: UsageChunkFilter | None
     ) -> StreamRelay:
-        if isinstance(tap, OpenAIUsageTap):  # no payloads logged: the watch needs the text
-            tap = tap.full()
-        assert isinstance(tap, OpenAITap)
-        meta = ResponseMeta(id="chatcmpl-" + request_id, model="", created=created,
-                            include_usage=include_usage)  # fmt: skip
+        assert isinstance(tap, OpenAITap | OpenAIUsageTap)
+        meta = (request_id, created, include_usage)  # a `ResponseMeta` if it is cut
         return WatchedRelay(tap, error_event, observers, meta, hidden)
 
     return make
@@ -52,10 +52,10 @@ class WatchedRelay(PassthroughRelay):
 
     def __init__(
         self,
-        tap: OpenAITap,
+        tap: OpenAITap | OpenAIUsageTap,
         error_event: Callable[[str], bytes],
         observers: Observers,
-        meta: ResponseMeta,
+        meta: tuple[str, int, bool],
         hidden: UsageChunkFilter | None = None,
     ) -> None:
         super().__init__(tap, error_event, hidden)
@@ -66,10 +66,10 @@ class WatchedRelay(PassthroughRelay):
         self._ended = False  # an observer ended the answer
         self._closing: list[str] = []  # the closing text, for the journal
         self._cut = False  # the answer was ended here (the closing was sent)
-        tap.assembler.watch = self._watch
+        tap.watch(self._watch)
 
     def _watch(self, pieces: list[str], calling: bool) -> None:
-        if self._ended:
+        if self._ended or self._openai_tap.finished:  # (an answer that finished is not cut)
             return
         keep = True
         if calling and not self._calling:
@@ -82,7 +82,7 @@ class WatchedRelay(PassthroughRelay):
     def feed(self, chunk: bytes) -> bytes:
         self._openai_tap.feed(chunk)
         hidden = self._hidden
-        if not self._ended or self._openai_tap.assembler.finished:
+        if not self._ended or self._openai_tap.finished:
             # (an answer that finished in this chunk ends as it is)
             return chunk if hidden is None else hidden.feed(chunk)
         end = _last_event_end(chunk)
@@ -92,11 +92,10 @@ class WatchedRelay(PassthroughRelay):
 
     def _finish(self) -> bytes:
         """The closing events and a normal finish, as the upstream's own chunks."""
-        upstream_id, model = self._openai_tap.assembler.identity
-        meta = self._meta
-        if upstream_id or model:
-            meta = ResponseMeta(id=upstream_id or meta.id, model=model or meta.model,
-                                created=meta.created, include_usage=meta.include_usage)  # fmt: skip
+        upstream_id, model = self._openai_tap.identity
+        request_id, created, include_usage = self._meta
+        meta = ResponseMeta(id=upstream_id or "chatcmpl-" + request_id, model=model or "",
+                            created=created, include_usage=include_usage)  # fmt: skip
         emitter = openai.StreamEmitter(meta)
         emitter.feed(MessageStart())  # the role chunk the upstream sent already
         out = []

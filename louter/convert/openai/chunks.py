@@ -54,8 +54,32 @@ class UsageOnly(msgspec.Struct, gc=False):
     usage: Any = None
 
 
+class TextDelta(msgspec.Struct, gc=False):
+    """The keys of a `delta` a text watcher reads: the text, and whether a call begins."""
+
+    content: Any = None
+    refusal: Any = None
+    tool_calls: Any = None
+    function_call: Any = None
+
+
+class TextChoice(msgspec.Struct, gc=False):
+    index: Any = 0
+    delta: TextDelta | None = None
+    finish_reason: Any = None
+
+
+class TextChunk(msgspec.Struct, gc=False):
+    """A chunk read for its usage and its choice's text (the lean tap a loop guard
+    watches: no id, model, reasoning or error built)."""
+
+    usage: Any = None
+    choices: list[TextChoice] | None = None
+
+
 _CHUNKS = msgspec.json.Decoder(list[Chunk])
 _USAGES = msgspec.json.Decoder(list[UsageOnly])
+_TEXTS = msgspec.json.Decoder(list[TextChunk])
 
 
 def _utf8(array: bytes) -> bool:
@@ -84,6 +108,15 @@ def usages(array: bytes) -> list[UsageOnly] | None:
     """As `decode`, reading only each chunk's `usage`."""
     try:
         chunks = _USAGES.decode(array)
+    except msgspec.DecodeError:
+        return None
+    return chunks if _utf8(array) else None
+
+
+def texts(array: bytes) -> list[TextChunk] | None:
+    """As `decode`, reading only each chunk's `usage` and its choices' text."""
+    try:
+        chunks = _TEXTS.decode(array)
     except msgspec.DecodeError:
         return None
     return chunks if _utf8(array) else None
