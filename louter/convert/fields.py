@@ -21,6 +21,8 @@ def join(path: str, key: str) -> str:
 
 
 def mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # the JSON case: no ABC check (a tenth of its cost)
+        return value
     if not isinstance(value, Mapping):
         raise bad_request(path, "must be an object")
     return value

@@ -46,6 +46,8 @@ def join(path: str, key: str) -> str:
 
 def mapping(value: Any, path: str, status: int = 400) -> Mapping[str, Any]:
     """`value` as an object; None counts as `{}`."""
+    if type(value) is dict:  # the JSON case: no ABC check (a tenth of its cost)
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):

@@ -53,6 +53,7 @@ from louter.convert.gemini.fields import (
     mapping,
     number,
     sequence,
+    snake,
     strings,
     text,
 )
@@ -72,6 +73,7 @@ from louter.convert.model import (
 from louter.errors import ConversionError
 
 Wire = dict[str, Any]
+_SCHEMA_KEYS = ("responseJsonSchema", "_responseJsonSchema", "responseSchema")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -85,23 +87,50 @@ def parse_request(body: Mapping[str, Any], *, model: str, stream: bool) -> Reque
     """
     obj = mapping(body, "request body")
     config = mapping(get(obj, "generationConfig"), "generationConfig")
-    messages = (*_system(get(obj, "systemInstruction")), *_Conversation().read(obj))
+    system = get(obj, "systemInstruction")
+    head = _system(system) if system is not None else ()
     return Request(
         model=model,
-        messages=messages,
+        messages=(*head, *_Conversation().read(obj)),
         tools=_tools(obj),
         tool_choice=_tool_choice(obj),
         stream=stream,
-        max_tokens=integer(config, "maxOutputTokens", "generationConfig"),
-        temperature=number(config, "temperature", "generationConfig"),
-        top_p=number(config, "topP", "generationConfig"),
-        top_k=integer(config, "topK", "generationConfig"),
-        presence_penalty=number(config, "presencePenalty", "generationConfig"),
-        frequency_penalty=number(config, "frequencyPenalty", "generationConfig"),
-        stop=strings(config, "stopSequences", "generationConfig"),
-        response_format=_response_format(config),
-        **_thinking(config),
+        **(_read_config(config) if config else {}),
     )
+
+
+# generationConfig's keys read into a Request (both spellings) -> the camelCase name
+_READ = ("maxOutputTokens", "temperature", "topP", "topK", "presencePenalty")
+_READ += ("frequencyPenalty", "stopSequences", "responseMimeType", "thinkingConfig")
+_READ += _SCHEMA_KEYS
+_CONFIG_KEYS = {name: name for name in _READ} | {snake(name): name for name in _READ}
+_SCALAR_READS = (
+    ("max_tokens", "maxOutputTokens", integer),
+    ("temperature", "temperature", number),
+    ("top_p", "topP", number),
+    ("top_k", "topK", integer),
+    ("presence_penalty", "presencePenalty", number),
+    ("frequency_penalty", "frequencyPenalty", number),
+)
+_FORMAT_KEYS = frozenset(("responseMimeType", *_SCHEMA_KEYS))
+
+
+def _read_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The Request fields `generationConfig` sets: only its keys present are read (a
+    config names a few of the dozen it may hold)."""
+    where = "generationConfig"
+    present = {_CONFIG_KEYS[key] for key in config if key in _CONFIG_KEYS}
+    fields: dict[str, Any] = {}
+    for field, key, read in _SCALAR_READS:
+        if key in present:
+            fields[field] = read(config, key, where)
+    if "stopSequences" in present:
+        fields["stop"] = strings(config, "stopSequences", where)
+    if not present.isdisjoint(_FORMAT_KEYS):
+        fields["response_format"] = _response_format(config)
+    if "thinkingConfig" in present:
+        fields.update(_thinking(config))
+    return fields
 
 
 def parse_count_request(body: Mapping[str, Any], *, model: str) -> Request:
@@ -211,7 +240,10 @@ _MODES = {"AUTO": "auto", "VALIDATED": "auto", "ANY": "required", "NONE": "none"
 
 def _tool_choice(obj: Mapping[str, Any]) -> ToolChoice | None:
     where = "toolConfig.functionCallingConfig"
-    tool_config = mapping(get(obj, "toolConfig"), "toolConfig")
+    value = get(obj, "toolConfig")
+    if value is None:
+        return None
+    tool_config = mapping(value, "toolConfig")
     config = mapping(get(tool_config, "functionCallingConfig"), where)
     name = text(config, "mode", where)
     if name is None or name.upper() == "MODE_UNSPECIFIED":
@@ -223,9 +255,6 @@ def _tool_choice(obj: Mapping[str, Any]) -> ToolChoice | None:
     if mode == "required" and len(allowed) == 1:
         return ToolChoice("tool", allowed[0])
     return ToolChoice(mode)
-
-
-_SCHEMA_KEYS = ("responseJsonSchema", "_responseJsonSchema", "responseSchema")
 
 
 def _response_format(config: Mapping[str, Any]) -> ResponseFormat | None:

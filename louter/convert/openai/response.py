@@ -31,7 +31,7 @@ from louter.errors import ConversionError
 
 def parse_response(body: Mapping[str, Any], ids: IdFactory) -> Response:
     """A chat.completion body from a backend -> `Response`. ConversionError (502)."""
-    if isinstance(body.get("error"), dict | str):
+    if isinstance(body.get("error"), (dict, str)):
         raise ConversionError(f"backend error: {message_of(body['error'])}", status_hint=502)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
