@@ -271,8 +271,9 @@ async def _answer_whole(
     if meter is not None:  # usage accounting: the cost, before sending
         priced = meter.measure(tokens, text)
         headers += meter.header()
-    exchange.log("client_response", status=200, payload=body, **priced)
-    await responder.send_json(200, body, headers)
+    encoded = orjson.dumps(body)  # once, for the client and the log alike
+    exchange.log("client_response", status=200, raw_payload=encoded, **priced)
+    await responder.send(200, [_JSON_TYPE, *headers], encoded)
     return Delivery(ttft=time.perf_counter() - exchange.started, tokens=tokens, text=text)
 
 
@@ -314,6 +315,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConversionError("backend answer is not a JSON object", status_hint=502)
     return data
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
 def _request_id_header(exchange: Exchange) -> tuple[bytes, bytes]:
