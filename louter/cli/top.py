@@ -10,12 +10,14 @@ last numbers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, ClassVar
 
 import httpx
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Static
 
 from louter.cli.top_data import Reading, backend_rows, budget_rows, exchange_rows, parse_metrics
@@ -90,6 +92,10 @@ class Top(App[None]):
         except httpx.HTTPError as exc:
             self._status(f"[b red]cannot reach {self.url}[/]: {exc or type(exc).__name__}")
             return
+        with contextlib.suppress(NoMatches):  # the app quit while the readings were on their way
+            self._show(metrics, audit)
+
+    def _show(self, metrics: httpx.Response, audit: httpx.Response) -> None:
         if metrics.status_code != 200:
             self._status(f"[b red]{self.url}/metrics answered {metrics.status_code}[/]")
             return
@@ -107,7 +113,8 @@ class Top(App[None]):
 
     def _status(self, text: str) -> None:
         self.status = text
-        self.query_one("#status", Static).update(text)
+        with contextlib.suppress(NoMatches):  # gone when the app quit mid-refresh
+            self.query_one("#status", Static).update(text)
 
     def _fill(self, reading: Reading | None = None) -> None:
         table = self.query_one("#backends", DataTable)
