@@ -208,6 +208,7 @@ class Pipeline:
     # model too); a stage that only observes answers needs it only for the calls it
     # returns an observer for
     reads: bool = field(init=False)
+    requesting: tuple[Stage, ...] = field(init=False)  # the stages with an `on_request`
     observing: tuple[Stage, ...] = field(init=False)  # the stages with an `observe`
     recording: tuple[Stage, ...] = field(init=False)  # the stages with a `record`
 
@@ -222,6 +223,7 @@ class Pipeline:
             ),
             "watching": any(s.watches_text for s in stages),
             "reads": any(s.needs_request for s in stages),
+            "requesting": _overriding(stages, "on_request"),
             "observing": _overriding(stages, "observe"),
             "recording": _overriding(stages, "record"),
         }
@@ -239,7 +241,7 @@ class Pipeline:
 
     async def before(self, call: Call) -> Response | None:
         """Run the request hooks in order; the first local answer ends the walk."""
-        for stage in self.stages:
+        for stage in self.requesting:
             answer = await stage.on_request(call)
             if answer is not None:
                 return answer
