@@ -144,7 +144,8 @@ class MemoryStore:
     def _full(self, keys: Sequence[str], limits: Sequence[int], now: float) -> bool:
         for key, cap in zip(keys, limits):  # noqa: B905 - hot, same lengths
             leases = self._leases.get(key)
-            if leases is not None and len(self._live(key, now)) >= cap:
+            # expired leases are looked for only when the slots look taken
+            if leases is not None and len(leases) >= cap and len(self._live(key, now)) >= cap:
                 return True
         return False
 
@@ -210,10 +211,8 @@ class MemoryStore:
         table = self._leases
         for key in keys:
             leases = table.get(key)
-            if leases is not None:
+            if leases is not None:  # (an emptied table stays for the next lease; `sweep`)
                 leases.pop(lease, None)
-                if not leases:
-                    del table[key]
 
     async def release(self, keys: Sequence[str], lease: str) -> None:
         self.release_now(keys, lease)
