@@ -337,10 +337,10 @@ def _when(table: _Table, known: Mapping[str, Sequence[str]]) -> When:
         if key in data and not names:
             raise table.error(f"when.{key}", "must name at least one")
         allowed = known.get(key)
-        for name in names if allowed is not None else ():
-            if name not in allowed:
-                shown = ", ".join(allowed) or "none"
-                raise table.error(f"when.{key}", f"{name!r} is not configured (known: {shown})")
+        unknown = [name for name in names if name not in allowed] if allowed is not None else []
+        if allowed is not None and unknown:
+            shown = ", ".join(allowed) or "none"
+            raise table.error(f"when.{key}", f"{unknown[0]!r} is not configured (known: {shown})")
         found[key] = names
     return When(
         found["model"], found["key"], found["dialect"], found["backend"], data.get("first_turn")

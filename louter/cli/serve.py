@@ -241,7 +241,7 @@ def _context(
     start: Start, cfg: Config, console: Console, level: str | None, spec: WorkerSpec | None
 ) -> ProxyContext:
     """The proxy's context; a worker's log goes to its supervisor (`spec.log`)."""
-    report = {"report": lambda message: complain(console, message)}
+    report: dict[str, object] = {"report": lambda message: complain(console, message)}
     if spec is None:
         options = {**report, "max_bytes": start.log_max_bytes, "backups": start.log_backups}
     else:

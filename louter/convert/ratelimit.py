@@ -124,7 +124,7 @@ def _epoch(text: str) -> float | None:
     year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         return None
-    seconds = _days(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    seconds = float(_days(year, month, day) * 86400 + hour * 3600 + minute * 60 + second)
     seconds += float(match[7]) if match[7] else 0.0
     if match[9]:
         offset = int(match[10]) * 3600 + int(match[11]) * 60

@@ -32,8 +32,11 @@ STOP_MESSAGE = "louter is shutting down; the answer was cut off"
 
 
 class _Parser(Protocol):
-    in_message: bool
-    ready: Collection[object]
+    @property
+    def in_message(self) -> bool: ...
+
+    @property
+    def ready(self) -> Collection[object]: ...
 
 
 class _Answer(Protocol):
@@ -45,10 +48,15 @@ class Draining(Protocol):
     """What the drain needs of a server connection."""
 
     draining: bool
-    waiting: _Answer | None  # the answer being worked on, if any
-    protocol: _Parser
     scope: trio.CancelScope
     stop: Callable[[str], None] | None  # ends a streamed answer with an error event
+
+    @property
+    def waiting(self) -> _Answer | None:
+        """The answer being worked on, if any."""
+
+    @property
+    def protocol(self) -> _Parser: ...
 
     def readable(self) -> bool:
         """Bytes from the client wait unread (a request on its way)."""

@@ -484,15 +484,16 @@ def build_context(
     )
 
 
-def _discovery(ctx: ProxyContext) -> list[Callable[[], Awaitable[None]]]:
-    """The model lists' background refresher, when discovery is on."""
-    found = ctx.served.discovery if ctx.served is not None else None
-    return [] if found is None else [found.run]
-
-
-def _shared(ctx: ProxyContext) -> list[Callable[[], Awaitable[None]]]:
-    """Background tasks of the shared state (none without `[store]`)."""
-    return [ctx.shared_breakers.run] if ctx.shared_breakers is not None else []
+def _background(ctx: ProxyContext) -> list[Callable[[], Awaitable[None]]]:
+    """The tasks that run beside the server: the deadline watchdog, the stages' own, the
+    model lists' refresher (with discovery) and the shared breakers' (with `[store]`)."""
+    tasks = [ctx.deadlines.run, *ctx.pipeline.tasks()]
+    discovery = ctx.served.discovery if ctx.served is not None else None
+    if discovery is not None:
+        tasks.append(discovery.run)
+    if ctx.shared_breakers is not None:
+        tasks.append(ctx.shared_breakers.run)
+    return tasks
 
 
 async def serve(
@@ -515,7 +516,7 @@ async def serve(
             port,
             limits=limits or server_limits(ctx.config.server),
             error_body=protocol_error_body,
-            background=[ctx.deadlines.run, *ctx.pipeline.tasks(), *_discovery(ctx), *_shared(ctx)],
+            background=_background(ctx),
             drain=drain,
             listeners=listeners,
             task_status=task_status,

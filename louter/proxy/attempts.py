@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -174,7 +174,8 @@ class _Attempts:
             answer = await self._turn(route, make_plan)
             if answer is not None:
                 return answer
-        return self._no_answer(routes)
+        self._no_answer(routes)
+        return None
 
     def _no_answer(self, routes: Sequence[Route]) -> None:
         """No candidate answered: raise why (all skipped, or a transport error), or None
@@ -325,7 +326,9 @@ class _Attempts:
             children.in_flight.dec()
             label = str(failure.status) if failure.response is not None else "error"
             children.duration(label).observe(time.perf_counter() - started)
-        extra = {} if failure.key_index is None else {"key_index": failure.key_index}
+        extra: dict[str, Any] = {}
+        if failure.key_index is not None:
+            extra["key_index"] = failure.key_index
         self.exchange.log(
             "error",
             status=failure.status,
@@ -440,7 +443,10 @@ def _no_estimate() -> int:
     return 0
 
 
-def _scrubbed(ctx: ProxyContext, exc: LouterError, backend: str) -> LouterError:
+_E = TypeVar("_E", bound=LouterError)
+
+
+def _scrubbed(ctx: ProxyContext, exc: _E, backend: str) -> _E:
     """`exc`, or a copy without backend addresses or keys in its message (transport
     errors name the address they failed on; clients, the log and /health see names)."""
     message = ctx.scrub(exc.message, backend)

@@ -149,9 +149,9 @@ def conversation(
     if body is None:
         body = upstream.prepare(dialect, DIALECTS[dialect].emit_request(request, route.model))
     headers = upstream.headers
-    forwards = client.key and route.backend.takes_client_key(ctx.gate is not None)
-    if forwards and dialect in DIALECTS:
-        headers = [*headers, *DIALECTS[dialect].auth_headers(client.key)]
+    key = client.key
+    if key and route.backend.takes_client_key(ctx.gate is not None) and dialect in DIALECTS:
+        headers = [*headers, *DIALECTS[dialect].auth_headers(key)]
     path = upstream.path(dialect, route.model, request.stream)
     return Converse(route, dialect, path, headers, orjson.dumps(body), request, client, observers)
 

@@ -40,6 +40,7 @@ from louter.proxy.usage import LazyRequest
 if TYPE_CHECKING:
     from louter.config import Backend
     from louter.proxy.context import ProxyContext
+    from louter.proxy.watch import RelayFactory
 
 SSE_HEADERS: HeaderList = list(STREAM_HEADERS)
 
@@ -99,7 +100,6 @@ def body_model(body: dict[str, Any]) -> str:
 
 
 Target = Callable[[HttpRequest, dict[str, Any]], tuple[str, bool]]
-WatchFactory = Callable[[Any, Callable[[str], bytes]], Any]  # (tap, error_event) -> relay
 Forward = Callable[["ProxyContext", Call, Route, "Repair | None"], Plan]
 
 
@@ -121,7 +121,7 @@ class DoorSpec:
     # A same-dialect stream that text-watching stages (`Stage.watches_text`) can read as
     # it passes through: the relay factory for a `Forward` plan (None: such a stream goes
     # through the neutral model instead)
-    watch: Callable[[ProxyContext, Call, Observers], WatchFactory] | None = None
+    watch: Callable[[ProxyContext, Call, Observers], RelayFactory] | None = None
 
     def key(self, http: HttpRequest) -> str | None:
         """The client's key, from where its dialect sends it (`Dialect.key_headers`)."""

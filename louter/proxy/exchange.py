@@ -77,14 +77,21 @@ class RequestIds:
         return f"{self._prefix}-{next(self._counter):08x}"
 
 
+def _default(name: str) -> int:
+    """The default of `[performance]`'s `name`."""
+    value = Performance.__dataclass_fields__[name].default
+    assert isinstance(value, int)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Budgets:
     """Per-request size limits (from `[performance]`), built once per server."""
 
-    max_response: int = Performance.__dataclass_fields__["max_response_bytes"].default
-    log_text: int = Performance.__dataclass_fields__["log_max_text_chars"].default
+    max_response: int = _default("max_response_bytes")
+    log_text: int = _default("log_max_text_chars")
     idle_timeout: float = 300.0  # silence allowed between two pieces of a body
-    offload: int = Performance.__dataclass_fields__["offload_bytes"].default
+    offload: int = _default("offload_bytes")
 
     @classmethod
     def of(cls, performance: Performance) -> Budgets:
@@ -256,7 +263,7 @@ class Exchange:
         if not self.logging:
             return
         body = request.body
-        named = {"key": self.key.name} if self.key is not None else {}
+        named: dict[str, Any] = {"key": self.key.name} if self.key is not None else {}
         self.log(
             "client_request",
             raw_payload=(body or None) if valid_json else None,

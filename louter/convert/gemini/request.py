@@ -100,7 +100,7 @@ def parse_request(body: Mapping[str, Any], *, model: str, stream: bool) -> Reque
 
 
 # generationConfig's keys read into a Request (both spellings) -> the camelCase name
-_READ = ("maxOutputTokens", "temperature", "topP", "topK", "presencePenalty")
+_READ: tuple[str, ...] = ("maxOutputTokens", "temperature", "topP", "topK", "presencePenalty")
 _READ += ("frequencyPenalty", "stopSequences", "responseMimeType", "thinkingConfig")
 _READ += _SCHEMA_KEYS
 _CONFIG_KEYS = {name: name for name in _READ} | {snake(name): name for name in _READ}

@@ -228,11 +228,11 @@ class StreamAudit:
                 self.calls[index if isinstance(index, int) else len(self.calls)] = call
         elif kind == "response.function_call_arguments.delta":
             index = data.get("output_index")
-            call = self.calls.get(index) if isinstance(index, int) else None
-            if call is None:
+            pending = self.calls.get(index) if isinstance(index, int) else None
+            if pending is None:
                 self.notes.add("arguments for a call that was never added")
             else:
-                call.append(self.notes.string(data.get("delta"), "arguments.delta"))
+                pending.append(self.notes.string(data.get("delta"), "arguments.delta"))
 
     def result(self) -> tuple[Answer, list[str]]:
         if self.final is None:

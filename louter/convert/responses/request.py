@@ -375,7 +375,7 @@ def _input_part(part: Text | Image) -> dict[str, Any]:
     return {"type": "input_image", "image_url": part.data_url(), "detail": "auto"}
 
 
-def _message(role: str, parts: tuple[Part, ...]) -> list[dict[str, Any]]:
+def _message_item(role: str, parts: tuple[Part, ...]) -> list[dict[str, Any]]:
     content = [_input_part(part) for part in parts if isinstance(part, Text | Image)]
     return [{"type": "message", "role": role, "content": content}] if content else []
 
@@ -438,7 +438,7 @@ def _items(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
         elif message.role == "tool":
             items += _results(message)
         else:
-            items += _message(message.role, message.parts)
+            items += _message_item(message.role, message.parts)
     return items
 
 

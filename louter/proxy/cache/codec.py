@@ -4,6 +4,7 @@ error (another version of louter, or a corrupted entry)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -47,7 +48,7 @@ def _part(part: Part) -> list[Any]:
     raise TypeError(f"an answer cannot hold {type(part).__name__}")
 
 
-_PARTS = {
+_PARTS: dict[str, Callable[[list[Any]], Part]] = {
     "t": lambda v: Text(v[1], v[2]),
     "r": lambda v: Reasoning(v[1], v[2], v[3]),
     "c": lambda v: ToolCall(v[1], v[2], v[3], v[4]),

@@ -165,7 +165,7 @@ class ResponseCache(Stage):
         answer = pending.recorder.recorded
         name = call.exchange.backend
         backend = next((r.backend for r in call.routes or () if r.backend.name == name), None)
-        if answer is None or backend is None or not _sound(answer, call, backend):
+        if answer is None or name is None or backend is None or not _sound(answer, call, backend):
             return
         try:
             key = pending.key if name == pending.backend else self._key_for(call, name)

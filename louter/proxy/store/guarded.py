@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from louter.proxy.store import Store
     from louter.proxy.store.memory import MemoryStore
 
-    class Remote(Store):
+    class Remote(Store, Protocol):
         def reset(self) -> None:
             """Drop every connection (after a failure the idle ones may be dead too)."""
 

@@ -152,7 +152,7 @@ class RedisStore:
         self, keys: Sequence[str], limits: Sequence[int], lease_seconds: float
     ) -> str | None:
         lease = secrets.token_hex(8)
-        args = (_ms(lease_seconds), lease, *limits)
+        args: tuple[int | str, ...] = (_ms(lease_seconds), lease, *limits)
         taken = await self._one(ACQUIRE, [self._leases(k) for k in keys], args)
         return lease if taken else None
 
