@@ -43,7 +43,7 @@ MAX_PENDING = 4096  # store writes (settles, releases) waiting in the background
 PARTS = (b"limit", b"remaining", b"reset")
 FIRST_POLL = 0.005  # seconds between tries of a full `max_concurrent` (doubling)
 LAST_POLL = 0.1
-MATCHES_KEPT = 4096  # model names whose matching glob is remembered
+MATCHES_KEPT = 4096  # (model name, key name) pairs whose buckets are remembered
 _UNKNOWN = object()  # a (model, key) whose buckets are not looked up yet
 
 
@@ -203,8 +203,6 @@ class RateLimits(Stage):
         self._held: dict[int, _Held] = {}
         self._clock = clock
         self._lease = config.lease_seconds
-        # model name -> index of its first matching glob (-1: none); cleared when large
-        self._matches: dict[str, int] = {}
         # (glob index, key name) -> the buckets of that combination (None: unlimited)
         self._plans: dict[tuple[int, str | None], _Buckets | None] = {}
         # (model name, key name) -> its buckets, the last few (cleared when large)
@@ -217,15 +215,9 @@ class RateLimits(Stage):
         self._spawned = 0
 
     def _match(self, model: str) -> int:
-        found = self._matches.get(model)
-        if found is None:
-            found = next(
-                (i for i, glob in enumerate(self._globs) if fnmatch.fnmatchcase(model, glob)), -1
-            )
-            if len(self._matches) >= MATCHES_KEPT:
-                self._matches.clear()
-            self._matches[model] = found
-        return found
+        """The index of the first glob matching `model` (-1: none)."""
+        globs = enumerate(self._globs)
+        return next((i for i, glob in globs if fnmatch.fnmatchcase(model, glob)), -1)
 
     def scopes(self, call: Call) -> list[Scope]:
         """The scopes limiting `call`: the default, its model's, its key's."""
