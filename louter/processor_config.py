@@ -338,8 +338,8 @@ def _when(table: _Table, known: Mapping[str, Sequence[str]]) -> When:
             raise table.error(f"when.{key}", "must name at least one")
         allowed = known.get(key)
         unknown = [name for name in names if name not in allowed] if allowed is not None else []
-        if allowed is not None and unknown:
-            shown = ", ".join(allowed) or "none"
+        if unknown:
+            shown = ", ".join(allowed or ()) or "none"
             raise table.error(f"when.{key}", f"{unknown[0]!r} is not configured (known: {shown})")
         found[key] = names
     return When(

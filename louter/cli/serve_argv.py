@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from louter.cli.echo import LogLevel
 from louter.cli.serve import ServeArgs
 
 ENV_BACKEND = "PROXY_BACKEND"
-LOG_LEVELS = ("debug", "info", "warning", "error")
 _COUNT = re.compile(r"\d+")
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"\d+(\.\d*)?|\.\d+")
@@ -45,7 +45,11 @@ def _path(text: str) -> Path | None:
 
 
 def _level(text: str) -> str | None:
-    return text if text in LOG_LEVELS else None
+    """One of `--log-level`'s choices (`echo.LogLevel`)."""
+    try:
+        return LogLevel(text).value
+    except ValueError:
+        return None
 
 
 # option -> (ServeArgs field, reader of its value: None when typer should judge it)

@@ -129,7 +129,7 @@ class Responder:
         self.status = status
         connection = b"" if self.keep_alive else b"connection: close\r\n"
         stamp = b"" if self.stamp is None else self.stamp()
-        line = _STATUS_LINES.get(status) or status_line(status)
+        line = status_line(status)
         return b"%b%b%b%b%b" % (line, encode_headers(headers), self.extra, stamp, connection)
 
     async def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:

@@ -467,10 +467,10 @@ def _build_now(make_plan: MakePlan, route: Route, breaker: Breaker) -> Plan:
 
 async def _build(exchange: Exchange, make_plan: MakePlan, route: Route, breaker: Breaker) -> Plan:
     """The plan for `route` (converting a large request in a worker thread: see
-    `Exchange.compute`); a request that cannot be built (the client's fault) frees the
+    `Exchange.in_thread`); a request that cannot be built (the client's fault) frees the
     breaker slot it may have claimed."""
     try:
-        return await exchange.compute(make_plan, route)
+        return await exchange.in_thread(make_plan, route)
     except BaseException:
         breaker.release()
         raise

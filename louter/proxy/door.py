@@ -69,12 +69,12 @@ async def parse_body(
     exchange: Exchange, http: HttpRequest, *, keep_raw: bool = False
 ) -> dict[str, Any]:
     """The request body as a JSON object, logged; `ConversionError` (400) otherwise.
-    A large body is parsed in a worker thread (`Exchange.compute`). Unless `keep_raw`
+    A large body is parsed in a worker thread (`Exchange.in_thread`). Unless `keep_raw`
     (a door that forwards the bytes as sent), `http.body` is dropped once parsed: the
     request then holds one copy of its content, not two."""
     try:
         if exchange.offload:
-            data = await exchange.compute(orjson.loads, http.body)
+            data = await exchange.in_thread(orjson.loads, http.body)
         else:  # a small body (the usual case): parsed inline, no extra coroutine
             data = orjson.loads(http.body)
     except orjson.JSONDecodeError as exc:

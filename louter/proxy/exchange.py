@@ -156,7 +156,7 @@ class Exchange:
         self.attempts = 0  # upstream requests made
         self.logging = journal.active  # entries are written (else `log` does nothing)
         self.budgets = budgets
-        self.offload = False  # the request is large: `compute` runs work in a thread
+        self.offload = False  # the request is large: its work runs `in_thread`
         self.call: Call | None = None  # set when the request went through pipeline stages
         self.key: ClientKey | None = None  # the client's louter key, once auth admitted it
         self.usage: tuple[int, int] | None = None  # (input, output) of a complete answer
@@ -197,17 +197,16 @@ class Exchange:
         finally:
             self.upstream_wait += time.perf_counter() - started
 
-    async def compute(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)`: inline, or in a worker thread for a large request (`offload`) so
-        that parsing and converting it does not stall every other client. The thread
-        takes the GIL in slices (orjson calls in one), so the event loop keeps running."""
-        if not self.offload:
-            return work(*args)
+    async def in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in a worker thread, for a large request (`offload`: its callers run
+        a small one's work inline, without a coroutine) so that parsing and converting it
+        does not stall every other client. The thread takes the GIL in slices (orjson
+        calls in one), so the event loop keeps running."""
         return await trio.to_thread.run_sync(work, *args)
 
     async def compute_for(self, size: int, work: Callable[..., T], *args: Any) -> T:
         """`work(*args)` on data of `size` bytes (an upstream answer): in a worker thread
-        when it is larger than `offload_bytes`, as `compute`."""
+        when it is larger than `offload_bytes`, as `in_thread`."""
         if size <= self.budgets.offload:
             return work(*args)
         return await trio.to_thread.run_sync(work, *args)

@@ -248,14 +248,10 @@ class Pipeline:
         return None
 
     def observers(self, call: Call) -> Observers | None:
-        if not self.observing:
-            return None
         found = [o for stage in self.observing if (o := stage.observe(call)) is not None]
         return Observers(found) if found else None
 
     def recorders(self, call: Call) -> tuple[Recorder, ...]:
-        if not self.recording:
-            return ()
         return tuple(r for stage in self.recording if (r := stage.record(call)) is not None)
 
     async def after(self, call: Call, status: int) -> None:
