@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from tests.cli.test_cli import clean_env, free_port, louter_bin, wait_for_health
 
@@ -137,3 +138,23 @@ def wait_until(check: Callable[[], bool], timeout: float = 10, what: str = "") -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+async def wait_health_async(
+    client: httpx.AsyncClient,
+    proc: trio.Process,
+    *,
+    base: str = "",
+    stderr: Path | None = None,
+    timeout: float = 15,
+) -> None:
+    """Wait for a louter started with trio to answer `/health` (`base`: its URL when the
+    client has none); fail at once if it exits (with its `stderr` when given)."""
+    with trio.fail_after(timeout):
+        while True:
+            assert proc.poll() is None, stderr.read_text() if stderr else "louter exited early"
+            try:
+                await client.get(base + "/health")
+                return
+            except httpx.TransportError:
+                await trio.sleep(0.05)

@@ -20,6 +20,7 @@ import trio
 
 from tests.cli.test_cli import REPO, clean_env, free_port
 from tests.fakes import FakeUpstream, JSONReply, chat_completion
+from tests.hardening import wait_health_async
 
 # module -> why a plain-http OpenAI-compatible setup must not load it
 LAZY = {
@@ -57,14 +58,7 @@ async def serving_modules(tmp_path: Path, upstream: FakeUpstream) -> set[str]:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            with trio.fail_after(20):
-                while True:
-                    try:
-                        await http.get("/health")
-                        break
-                    except httpx.TransportError:
-                        assert process.poll() is None, stderr.read_text()
-                        await trio.sleep(0.05)
+            await wait_health_async(http, process, stderr=stderr, timeout=20)
             for stream in (False, True):
                 answer = await http.post("/v1/chat/completions", json={**body, "stream": stream})
                 assert answer.status_code == 200, answer.text

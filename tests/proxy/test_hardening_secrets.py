@@ -39,6 +39,7 @@ from tests.fakes import (
     chat_chunk,
     sse_events,
 )
+from tests.hardening import wait_health_async
 
 BIN = Path(__file__).resolve().parents[2] / "bin"
 
@@ -300,17 +301,6 @@ def assert_clean(where: str, text: str, addresses: list[str]) -> None:
         assert found is None, f"{where} shows the address {address!r}"
 
 
-async def wait_health(client: httpx.AsyncClient, base: str, proc: trio.Process) -> None:
-    with trio.fail_after(15):
-        while True:
-            assert proc.returncode is None, "louter exited early"
-            try:
-                await client.get(base + "/health")
-                return
-            except httpx.TransportError:
-                await trio.sleep(0.05)
-
-
 async def ask_everything(client: httpx.AsyncClient, base: str) -> list[tuple[int, str]]:
     answers = []
     for name in ("down", "hang", "cut"):
@@ -337,7 +327,7 @@ async def test_nothing_secret_reaches_clients_health_metrics_log_or_stderr(
                                                 env=env)  # fmt: skip
     try:
         async with httpx.AsyncClient(timeout=10) as client:
-            await wait_health(client, base, proc)
+            await wait_health_async(client, proc, base=base)
             answers = await ask_everything(client, base)
             health = (await client.get(base + "/health")).text
             metrics = (await client.get(base + "/metrics")).text
