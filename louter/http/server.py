@@ -199,9 +199,16 @@ class Connection:
 
     def readable(self) -> bool:
         """Bytes from the client wait unread (for a graceful stop: louter/http/drain.py)."""
+        if self.stream.closed:
+            return False
         poller = select.poll()
         poller.register(self.stream.fileno(), select.POLLIN)
         return bool(poller.poll(0))
+
+    def close_idle(self) -> None:
+        """Close the socket now (a graceful stop, between requests): the task waiting for
+        the next request gets `trio.ClosedResourceError` and ends."""
+        self.stream.close()
 
     async def run(self) -> None:
         try:
@@ -230,7 +237,10 @@ class Connection:
             if not responder.finished:
                 await responder.abort()
                 return
-            if not responder.keep_alive or self.closed_by_peer or self.draining:
+            # Draining, an answer that said keep-alive (it began before the stop) keeps its
+            # connection: the client may already be sending on it. The drain closes it
+            # once idle, or the next answer says `connection: close`.
+            if not responder.keep_alive or self.closed_by_peer:
                 return
 
     async def _next_request(self, receive: Callable[[], Awaitable[bytes]]) -> HttpRequest | None:

@@ -5,6 +5,7 @@ once (exit status 1). louter runs as a subprocess in front of an in-process fake
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,59 @@ def test_drain_seconds_is_a_server_setting() -> None:
     assert config.server.drain_seconds == 2.0
     with pytest.raises(ConfigError, match="drain_seconds"):
         parse_config("[server]\ndrain_seconds = -1\n", path="t.toml", env={})
+
+
+def _post(body: dict[str, Any]) -> bytes:
+    data = json.dumps(body).encode()
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: louter\r\ncontent-type: application/json"
+    return head + b"\r\ncontent-length: %d\r\n\r\n%b" % (len(data), data)
+
+
+async def _until(stream: trio.SocketStream, seen: bytes, mark: bytes) -> bytes:
+    """Read on until `mark` has arrived (the connection must stay open meanwhile)."""
+    with trio.fail_after(10):
+        while mark not in seen:
+            data = await stream.receive_some()
+            assert data, f"connection closed after {seen!r}"
+            seen += data
+    return seen
+
+
+async def _to_the_end(stream: trio.SocketStream) -> bytes:
+    """Everything until the server closes the connection."""
+    seen = b""
+    with trio.fail_after(10):
+        while data := await stream.receive_some():
+            seen += data
+    return seen
+
+
+async def test_a_connection_promised_keep_alive_before_the_stop_takes_one_more_request(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """An answer begun before SIGTERM told the client the connection stays open: once it
+    is complete the client may send its next request on it at once (nginx does). That
+    request is answered, with `connection: close`, not lost with a closed connection."""
+    fake = FakeUpstream()
+    await nursery.start(fake.serve)
+    stream_go = trio.Event()
+    fake.script(_stream_reply(stream_go))
+    fake.script(JSONReply(chat_completion("the next answer")))
+    with Louter(tmp_path, config=_config(fake.url, 30)) as louter:
+        client = await trio.open_tcp_stream("127.0.0.1", louter.port)
+        await client.send_all(_post(_body(True)))
+        seen = await _until(client, b"", b"\r\n\r\n")
+        head = seen.split(b"\r\n\r\n", 1)[0]
+        assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+        louter.proc.send_signal(signal.SIGTERM)
+        await _stderr_has(louter, "SIGTERM, stopping")
+        stream_go.set()
+        streamed = await _until(client, seen, b"\r\n0\r\n\r\n")
+        assert b"data: [DONE]" in streamed
+        await client.send_all(_post(_body(False)))
+        answer = await _to_the_end(client)  # `connection: close`: then it closes
+        await client.aclose()
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert b"connection: close" in answer.lower()
+        assert b"the next answer" in answer
+        assert await _exit_status(louter) == 0
