@@ -395,6 +395,21 @@ def hung_up(connections: set[Connection]) -> list[Connection]:
     return [waiting[fd] for fd, events in poller.poll(0) if events & hangup]
 
 
+def _backlog(listeners: Sequence[socket.socket]) -> list[Socket]:
+    """The connections the kernel completed that louter has not accepted yet (at most
+    the listen backlog): closing the listening socket would reset them, and a client
+    that already sent its request there (nginx) cannot tell it was never read."""
+    pending = []
+    for listener in listeners:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:  # none left (or the listener is gone)
+                break
+            pending.append(Socket(sock))
+    return pending
+
+
 async def serve(
     handler: Handler,
     host: str,
@@ -457,6 +472,9 @@ async def serve(
         task_status.started(listeners[0].getsockname()[1])
         if drain is not None:
             await drain.requested.wait()
+            for stream in _backlog(listeners):  # served, told `connection: close`
+                active += 1
+                nursery.start_soon(on_connection, stream)
             accepting.cancel()  # closes the listening sockets
             await drain.run(watchdog.connections)
             nursery.cancel_scope.cancel()

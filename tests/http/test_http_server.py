@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 import trio
 
 from louter.config import load_config
-from louter.http.server import Limits
+from louter.http.server import Limits, _backlog
 from louter.proxy.app import build_context, serve
 
 SMALL = Limits(max_body=2000, max_header=1024)
@@ -289,3 +290,27 @@ async def test_http_1_0_closes_after_the_response(louter_port):
         await stream.send_all(b"GET /health HTTP/1.0\r\n\r\n")
         assert (await reader.next()).status == 200
         assert await reader.closed()
+
+
+def test_a_stop_takes_the_connections_waiting_in_the_backlog() -> None:
+    """Closing a listening socket resets the connections the kernel completed but louter
+    had not accepted; a graceful stop takes them first (louter/http/server.py)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        taken = _backlog([listener])
+        assert len(taken) == 3
+        for stream in taken:
+            stream.sock.setblocking(True)
+            assert stream.sock.recv(100).startswith(b"GET /health")
+            stream.sock.close()
+        assert _backlog([listener]) == []
+    finally:
+        listener.close()
+        for client in clients:
+            client.close()
