@@ -72,8 +72,10 @@ class _Buckets:
     by_kind: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)  # kind -> buckets
     tokens_at: tuple[int, ...] = field(init=False)  # the TPM buckets
     single: tuple[int, ...] | None = field(init=False)  # per kind its one bucket, if so
-    # dialect (with `single`) or (dialect, bucket per kind) -> the header lines' format
-    heads: dict[Any, bytes] = field(init=False, compare=False)
+    # per kind: its first bucket and the others (the header lines name the least left)
+    groups: tuple[tuple[int, tuple[int, ...]], ...] = field(init=False)
+    # dialect (with `single`) or (dialect, bucket per kind) -> the lines' formats (`_heads`)
+    heads: dict[Any, tuple[bytes, bytes | None]] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ones", tuple(1.0 for _ in self.kinds))
@@ -85,6 +87,7 @@ class _Buckets:
         object.__setattr__(self, "tokens_at", dict(by_kind)["tokens"])
         lone = all(len(at) == 1 for _, at in self.by_kind)
         object.__setattr__(self, "single", tuple(at[0] for _, at in self.by_kind) if lone else None)
+        object.__setattr__(self, "groups", tuple((at[0], at[1:]) for _, at in self.by_kind))
         object.__setattr__(self, "heads", {})
 
     def costs(self, tokens: int) -> Sequence[float]:
@@ -424,10 +427,13 @@ def _timestamp(second: int) -> bytes:
 @dataclass(frozen=True, slots=True, eq=False)
 class HeaderStyle:
     """A dialect's rate-limit headers: per kind its (limit, remaining, reset) names, and
-    how it writes a reset (`seconds` from now)."""
+    how it writes a reset (`seconds` from now). `millis`: the reset of every bucket is
+    written `<n>ms` under a second (`_duration`'s format), which the lines' format then
+    holds itself (no call per bucket for the common case)."""
 
     names: Mapping[str, tuple[bytes, bytes, bytes]]
     reset: Callable[[float, Callable[[], float]], bytes]
+    millis: bool = False
 
     def lines(
         self, dialect: str, buckets: _Buckets, decision: Decision, clock: Callable[[], float]
@@ -438,35 +444,51 @@ class HeaderStyle:
         remaining, reset = decision.remaining, decision.reset
         chosen = buckets.single
         if chosen is not None:  # one bucket per kind: one format per dialect
-            head = buckets.heads.get(dialect)
-            if head is None:
-                head = buckets.heads[dialect] = self._head(buckets, chosen)
-        else:
-            chosen = tuple([min(at, key=remaining.__getitem__) for _, at in buckets.by_kind])
-            head = buckets.heads.get((dialect, chosen))
-            if head is None:
-                head = buckets.heads[dialect, chosen] = self._head(buckets, chosen)
-        write = self.reset
+            heads = buckets.heads.get(dialect)
+            if heads is None:
+                heads = buckets.heads[dialect] = self._heads(buckets, chosen)
+        else:  # per kind the bucket with the least left
+            least = []
+            for best, others in buckets.groups:
+                for i in others:
+                    if remaining[i] < remaining[best]:
+                        best = i
+                least.append(best)
+            chosen = tuple(least)
+            heads = buckets.heads.get((dialect, chosen))
+            if heads is None:
+                heads = buckets.heads[dialect, chosen] = self._heads(buckets, chosen)
+        head, short = heads
         if len(chosen) == 2:
             first, second = chosen
+            one, two = reset[first], reset[second]
+            if short is not None and one < 1 and two < 1:  # whole ms, rounded, as `_duration`
+                return short % (
+                    remaining[first],
+                    one * 1000 + 0.5,
+                    remaining[second],
+                    two * 1000 + 0.5,
+                )
+            write = self.reset
             return head % (
                 remaining[first],
-                write(reset[first], clock),
+                write(one, clock),
                 remaining[second],
-                write(reset[second], clock),
+                write(two, clock),
             )
         values: list[Any] = []
         for i in chosen:
-            values += (remaining[i], write(reset[i], clock))
+            values += (remaining[i], self.reset(reset[i], clock))
         return head % tuple(values)
 
-    def _head(self, buckets: _Buckets, chosen: tuple[int, ...]) -> bytes:
+    def _heads(self, buckets: _Buckets, chosen: tuple[int, ...]) -> tuple[bytes, bytes | None]:
+        """The lines' formats: resets written by `reset`, and (`millis`) in whole ms."""
         out = b""
         for (kind, _), i in zip(buckets.by_kind, chosen, strict=True):
             limit, left, reset = self.names[kind]
             capacity = int(buckets.limits[i].capacity)
             out += b"%s: %d\r\n%s: %%d\r\n%s: %%s\r\n" % (limit, capacity, left, reset)
-        return out
+        return out, out.replace(b"%s\r\n", b"%dms\r\n") if self.millis else None
 
 
 _KINDS = (("requests", b"requests"), ("tokens", b"tokens"))
@@ -476,6 +498,7 @@ _OPENAI = HeaderStyle(
         for kind, k in _KINDS
     },
     _duration,
+    millis=True,
 )
 _ANTHROPIC = HeaderStyle(
     {

@@ -23,8 +23,9 @@ import trio
 from louter.config import ConfigError, Rate, parse_config
 from louter.proxy.app import build_context, serve
 from louter.proxy.context import ProxyContext
+from louter.proxy.limits import HEADERS, Scope, plan_buckets
 from louter.proxy.sessions.stage import SessionStage
-from louter.proxy.store import Limit
+from louter.proxy.store import Decision, Limit
 from tests.cli.test_cli import REPO, clean_env, free_port
 from tests.fakes import FakeUpstream, JSONReply, Recorded, SSEReply, chat_completion, sse_events
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
@@ -121,6 +122,28 @@ async def test_answers_carry_the_dialects_rate_limit_headers(nursery: trio.Nurse
     assert not any(name.startswith("x-ratelimit") for name in gemini.headers)
     metrics = ctx.metrics
     assert metrics is not None and b"rate_limited_total" not in metrics.render()
+
+
+@pytest.mark.parametrize(
+    ("resets", "written"),
+    [
+        ((0.0, 0.0004), (b"0ms", b"0ms")),
+        ((0.0123, 0.9994), (b"12ms", b"999ms")),  # both under a second: the short format
+        ((0.0123, 75.0), (b"12ms", b"1m15s")),
+        ((1.5, 0.25), (b"1.5s", b"250ms")),
+    ],
+)
+def test_openai_resets_are_written_as_the_api_writes_them(
+    resets: tuple[float, float], written: tuple[bytes, bytes]
+) -> None:
+    buckets = plan_buckets([Scope("key", "key:a", Rate(rpm=5, tpm=1000), "a")])
+    decision = Decision(True, 0.0, (4, 900), resets)
+    lines = HEADERS["openai"].lines("openai", buckets, decision, time.time)
+    assert lines == (
+        b"x-ratelimit-limit-requests: 5\r\nx-ratelimit-remaining-requests: 4\r\n"
+        b"x-ratelimit-reset-requests: %s\r\nx-ratelimit-limit-tokens: 1000\r\n"
+        b"x-ratelimit-remaining-tokens: 900\r\nx-ratelimit-reset-tokens: %s\r\n" % written
+    )
 
 
 async def test_the_headers_name_the_tightest_bucket_of_each_kind(nursery: trio.Nursery) -> None:

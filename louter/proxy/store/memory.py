@@ -19,7 +19,7 @@ from louter.proxy.store.types import FULL, Decision, Limit
 
 SWEEP_EVERY = 4096  # writes between two passes over expired values and idle buckets
 _decision = partial(tuple.__new__, Decision)  # a Decision from a full tuple (no __new__ call)
-ADMITTED = Decision(True, 0.0, (), ())  # `admit` with concurrency caps and no buckets
+ADMITTED = Decision(True, 0.0, (), ())  # `admit` with neither buckets nor caps
 
 
 class MemoryStore:
@@ -42,11 +42,17 @@ class MemoryStore:
         return self._reserve(keys, costs, limits, self._clock())
 
     def _reserve(
-        self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit], now: float
+        self,
+        keys: Sequence[str],
+        costs: Sequence[float],
+        limits: Sequence[Limit],
+        now: float,
+        lease: str | None = None,
     ) -> Decision:
         """Charge every bucket in one pass; a bucket short of its cost gives back what the
         ones before it were charged (exactly: a state read at `now` or later is the same
-        whether written before or after the charge) and the answer is a refusal."""
+        whether written before or after the charge) and the answer is a refusal. `lease`:
+        the admitted answer's (`admit_now` takes the slot once the charge succeeded)."""
         buckets = self._buckets
         remaining: list[int] = []
         reset: list[float] = []
@@ -70,8 +76,10 @@ class MemoryStore:
                 state[0], state[1], state[2] = tokens, now, now + empty
             remaining.append(int(tokens) if tokens > 0 else 0)
             reset.append(empty)
-        self._wrote(now)
-        return _decision((True, 0.0, tuple(remaining), tuple(reset), None, False))
+        self._writes = writes = self._writes + 1
+        if not writes % SWEEP_EVERY:
+            self.sweep(now)
+        return _decision((True, 0.0, tuple(remaining), tuple(reset), lease, False))
 
     def _give_back(
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit], count: int
@@ -149,8 +157,9 @@ class MemoryStore:
                 return True
         return False
 
-    def _take(self, keys: Sequence[str], lease_seconds: float, now: float) -> str:
-        lease = str(next(self._ids))
+    def _take(self, keys: Sequence[str], lease: str, lease_seconds: float, now: float) -> None:
+        """Give `lease` a slot under every key (no sweep needed: a key's leases are bounded
+        by its cap, `_full` dropping the expired ones, and the keys by the config)."""
         table, expiry = self._leases, now + lease_seconds
         for key in keys:
             leases = table.get(key)
@@ -158,14 +167,16 @@ class MemoryStore:
                 table[key] = {lease: expiry}
             else:
                 leases[lease] = expiry
-        self._wrote(now)
-        return lease
 
     async def acquire(
         self, keys: Sequence[str], limits: Sequence[int], lease_seconds: float
     ) -> str | None:
         now = self._clock()
-        return None if self._full(keys, limits, now) else self._take(keys, lease_seconds, now)
+        if self._full(keys, limits, now):
+            return None
+        lease = str(next(self._ids))
+        self._take(keys, lease, lease_seconds, now)
+        return lease
 
     def admit_now(
         self,
@@ -178,13 +189,18 @@ class MemoryStore:
     ) -> Decision:
         """`admit`, synchronously."""
         now = self._clock()
-        if caps and self._full(caps, cap_limits, now):
+        if not caps:
+            return self._reserve(keys, costs, limits, now) if keys else ADMITTED
+        if self._full(caps, cap_limits, now):
             return FULL
-        decision = self._reserve(keys, costs, limits, now) if keys else ADMITTED
-        if not caps or not decision.allowed:
+        lease = str(next(self._ids))
+        decision = self._reserve(keys, costs, limits, now, lease) if keys else None
+        if decision is None:
+            decision = _decision((True, 0.0, (), (), lease, False))
+        elif not decision.allowed:
             return decision
-        lease = self._take(caps, lease_seconds, now)
-        return _decision((True, 0.0, decision.remaining, decision.reset, lease, False))
+        self._take(caps, lease, lease_seconds, now)
+        return decision
 
     async def admit(
         self,
