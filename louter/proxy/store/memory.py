@@ -31,7 +31,7 @@ class MemoryStore:
         self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, expiry)
         self._hashes: dict[str, tuple[dict[str, int], float]] = {}  # key -> (fields, expiry)
         self._writes = 0
-        self._ids = itertools.count(1)  # lease ids (in-process: a counter is unique)
+        self._ids = map(str, itertools.count(1))  # lease ids (in-process: a counter is unique)
 
     # ------------------------------------------------------------------ token buckets
 
@@ -174,7 +174,7 @@ class MemoryStore:
         now = self._clock()
         if self._full(keys, limits, now):
             return None
-        lease = str(next(self._ids))
+        lease = next(self._ids)
         self._take(keys, lease, lease_seconds, now)
         return lease
 
@@ -193,7 +193,7 @@ class MemoryStore:
             return self._reserve(keys, costs, limits, now) if keys else ADMITTED
         if self._full(caps, cap_limits, now):
             return FULL
-        lease = str(next(self._ids))
+        lease = next(self._ids)
         decision = self._reserve(keys, costs, limits, now, lease) if keys else None
         if decision is None:
             decision = _decision((True, 0.0, (), (), lease, False))
