@@ -19,8 +19,9 @@ from louter.convert.sse import SSEDecoder, SSEEvent
 from louter.errors import ConversionError
 
 # A text watcher (a loop guard reading a passthrough stream, `proxy/watch.py`): told the
-# content pieces of each block read, and whether a tool call has begun
-Watch = Callable[[list[str], bool], None]
+# content pieces of each block read, whether a tool call has begun and whether the
+# answer has finished
+Watch = Callable[[list[str], bool, bool], None]
 
 
 class OpenAITap:
@@ -172,7 +173,7 @@ class OpenAIUsageTap:
         self._kept_bytes += len(block)
         if watch is not None:
             pieces = self._texts(found)  # type: ignore[arg-type]
-            watch(pieces, self._calling)
+            watch(pieces, self._calling, self._finished)
         return True
 
     def _texts(self, chunks: list[typed.TextChunk]) -> list[str]:

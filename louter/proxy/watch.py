@@ -62,27 +62,15 @@ class WatchedRelay(PassthroughRelay):
         self._openai_tap = tap
         self._observers = observers
         self._meta = meta
-        self._calling = False  # a tool call has begun
-        self._ended = False  # an observer ended the answer
+        self._text = TextWatch(observers)
         self._closing: list[str] = []  # the closing text, for the journal
         self._cut = False  # the answer was ended here (the closing was sent)
-        tap.watch(self._watch)
-
-    def _watch(self, pieces: list[str], calling: bool) -> None:
-        if self._ended or self._openai_tap.finished:  # (an answer that finished is not cut)
-            return
-        keep = True
-        if calling and not self._calling:
-            self._calling = True
-            keep = self._observers.event(ToolCallStart(0, "", ""))
-        if pieces:
-            keep = self._observers.event(TextDelta("".join(pieces))) and keep
-        self._ended = not keep
+        tap.watch(self._text)
 
     def feed(self, chunk: bytes) -> bytes:
         self._openai_tap.feed(chunk)
         hidden = self._hidden
-        if not self._ended or self._openai_tap.finished:
+        if not self._text.ended or self._openai_tap.finished:
             # (an answer that finished in this chunk ends as it is)
             return chunk if hidden is None else hidden.feed(chunk)
         end = _last_event_end(chunk)
@@ -119,6 +107,31 @@ class WatchedRelay(PassthroughRelay):
         client["finish_reason"] = "stop"
         client["done"] = True
         return backend, client
+
+
+class TextWatch:
+    """What the tap tells of a watched stream (`taps.Watch`), handed to the observers;
+    `ended` once one of them ends the answer. A separate object, not a method of the
+    relay: the tap holds it, and a tap holding its relay would make every watched
+    stream a reference cycle (its whole exchange left to the cyclic GC)."""
+
+    __slots__ = ("_observers", "_calling", "ended")
+
+    def __init__(self, observers: Observers) -> None:
+        self._observers = observers
+        self._calling = False  # a tool call has begun
+        self.ended = False
+
+    def __call__(self, pieces: list[str], calling: bool, finished: bool) -> None:
+        if self.ended or finished:  # (an answer that finished is not cut)
+            return
+        keep = True
+        if calling and not self._calling:
+            self._calling = True
+            keep = self._observers.event(ToolCallStart(0, "", ""))
+        if pieces:
+            keep = self._observers.event(TextDelta("".join(pieces))) and keep
+        self.ended = not keep
 
 
 def _last_event_end(chunk: bytes) -> int:

@@ -20,8 +20,11 @@ import trio
 
 from louter.config import parse_config
 from louter.proxy.app import build_context, serve
+from louter.proxy.pipeline import Call
 from louter.proxy.taps import OpenAIUsageTap
+from louter.proxy.watch import TextWatch, WatchedRelay
 from tests.fakes import FakeUpstream, SSEReply, chat_chunk
+from tests.proxy.test_request_memory import alive, no_collector  # noqa: F401 - a fixture
 
 PARAGRAPH = "I will now check the configuration file again to be sure it is right. "  # 71 chars
 LOOPS = """
@@ -157,3 +160,29 @@ async def test_an_answer_without_a_loop_passes_through(
     rendered = ctx.metrics.render()
     assert b"loop_detections_total{" not in rendered
     assert b'tokens_total{backend="up",type="output"} 300.0' in rendered  # the usage read
+
+
+@pytest.mark.parametrize("tap", TAPS)
+async def test_a_watched_stream_leaves_nothing_for_the_collector(
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    tap: str,
+    no_collector: None,  # noqa: F811
+) -> None:
+    """With the cyclic collector off, a watched stream's relay, tap and call are freed as
+    soon as it is over: no reference cycle (a tap holding its relay made one per stream,
+    and under load the collector's passes cost more than the guard itself)."""
+    events = [_event(chat_chunk("", role="assistant"))]
+    events += [_event(chat_chunk(f"tok{n} ")) for n in range(40)]
+    events += [_event(chat_chunk(finish="stop")), b"data: [DONE]\n\n"]
+    fake = FakeUpstream(default=lambda request: SSEReply([b"".join(events[:20]),
+                                                          b"".join(events[20:])]))  # fmt: skip
+    base, _ = await _start(nursery, fake, tap, tmp_path)
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(timeout=20) as client:
+        for _ in range(3):
+            reply = await client.post(base + "/v1/chat/completions", json=body)
+            assert reply.content == b"".join(events)
+    assert alive(WatchedRelay) == 0
+    assert alive(TextWatch) == 0
+    assert alive(Call) == 0

@@ -89,9 +89,10 @@ class StreamAssembler:
         self._kept = 0  # characters kept (counted in folds)
         self._text_chars = 0  # characters seen (counted in folds)
         self._folded: tuple[list[str], list[str]] = ([], [])  # kept content, reasoning
-        # Told the content pieces of each fed block, and whether a tool call has begun
-        # (a loop guard reading a passthrough stream); None: nothing to tell
-        self.watch: Callable[[list[str], bool], None] | None = None
+        # Told the content pieces of each fed block, whether a tool call has begun and
+        # whether the answer has finished (a loop guard reading a passthrough stream);
+        # None: nothing to tell
+        self.watch: Callable[[list[str], bool, bool], None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -127,7 +128,7 @@ class StreamAssembler:
         seen = len(self._content)
         self._absorb(chunk, event.event == "error")
         if self.watch is not None:
-            self.watch(self._content[seen:], bool(self._tools))
+            self.watch(self._content[seen:], bool(self._tools), self.finished)
         if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
             self._fold()
 
@@ -160,7 +161,7 @@ class StreamAssembler:
                     self.feed_chunks(parsed, done)
         if bulk is not None:
             if self.watch is not None:
-                self.watch(self._content[seen:], bool(self._tools))
+                self.watch(self._content[seen:], bool(self._tools), self.finished)
             if self._max_text is not None and len(self._content) + len(self._reasoning) > _FOLD:
                 self._fold()
             return
