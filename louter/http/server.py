@@ -218,6 +218,7 @@ class Connection:
             pass
         finally:
             self.stream.close()
+            self.protocol.parser = None  # parser <-> protocol: freed now, not by the collector
 
     async def _serve(self) -> None:
         receive = self.stream.receive  # a new connection's first request is often there

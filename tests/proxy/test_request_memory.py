@@ -14,9 +14,12 @@ import gc
 from collections.abc import Iterator
 from pathlib import Path
 
+import httptools
 import httpx
 import pytest
+import trio
 
+from louter.http.server import Connection, _ParserProtocol
 from louter.proxy.exchange import Exchange
 from louter.proxy.pipeline import Call
 
@@ -53,3 +56,18 @@ async def test_requests_leave_no_exchange_behind(
             assert answer.status_code == 400
     assert alive(Call) == 0
     assert alive(Exchange) <= 1  # the connection's responder stamps with the last one
+
+
+async def test_closed_connections_leave_nothing_behind(start_louter, no_collector: None) -> None:
+    """A client connection's parser and its callbacks refer to each other: once the
+    connection is closed they are freed at once, not left to the collector."""
+    base = await start_louter()
+    for _ in range(3):
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            answer = await http.post("/v1/chat/completions", json=CHAT)
+            assert answer.status_code == 200, answer.text
+    with trio.fail_after(5):
+        while alive(Connection):  # louter's side closes just after the client's
+            await trio.sleep(0.01)
+    assert alive(_ParserProtocol) == 0
+    assert alive(httptools.HttpRequestParser) == 0
