@@ -25,7 +25,7 @@ ADMITTED = Decision(True, 0.0, (), ())  # `admit` with neither buckets nor caps
 class MemoryStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, at, full_at]
+        self._buckets: dict[str, tuple[float, float, float]] = {}  # key -> (tokens, at, full_at)
         self._leases: dict[str, dict[str, float]] = {}  # key -> lease -> expiry
         self._values: dict[str, tuple[bytes, float]] = {}  # key -> (value, expiry)
         self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, expiry)
@@ -60,21 +60,18 @@ class MemoryStore:
             state = buckets.get(key)
             capacity = limit.capacity
             if state is None or state[2] <= now:  # new, or full again
-                tokens = capacity
-            else:  # refilling linearly since `at` (state: [tokens, at, full_at])
+                tokens = capacity - cost
+            else:  # refilling linearly since `at` (state: (tokens, at, full_at))
                 tokens = state[0] + (now - state[1]) * limit.rate
                 if tokens > capacity:
                     tokens = capacity
-            if cost > tokens:
+                tokens -= cost
+            if tokens < 0:
                 self._give_back(keys, costs, limits, len(remaining))
                 return self._refused(keys, costs, limits, now)
-            tokens -= cost
-            empty = (capacity - tokens) / limit.rate if tokens < capacity else 0.0
-            if state is None:
-                buckets[key] = [tokens, now, now + empty]
-            else:  # in place: no new list
-                state[0], state[1], state[2] = tokens, now, now + empty
-            remaining.append(int(tokens) if tokens > 0 else 0)
+            empty = (capacity - tokens) / limit.rate  # (a cost is > 0: not full now)
+            buckets[key] = (tokens, now, now + empty)
+            remaining.append(int(tokens))
             reset.append(empty)
         self._writes = writes = self._writes + 1
         if not writes % SWEEP_EVERY:
@@ -86,9 +83,8 @@ class MemoryStore:
     ) -> None:
         """Undo the charge of the first `count` buckets of a refused reserve."""
         for key, cost, limit in zip(keys[:count], costs[:count], limits[:count]):  # noqa: B905
-            state = self._buckets[key]
-            state[0] += cost
-            state[2] -= cost / limit.rate
+            tokens, at, full_at = self._buckets[key]
+            self._buckets[key] = (tokens + cost, at, full_at - cost / limit.rate)
 
     def _refused(
         self, keys: Sequence[str], costs: Sequence[float], limits: Sequence[Limit], now: float
@@ -121,18 +117,14 @@ class MemoryStore:
         state = self._buckets.get(key)
         if state is not None and state[2] > now:
             # Not full again yet, so it has refilled linearly since `at`: charging the
-            # stored tokens is exact (no refill to compute, no new state, no write).
-            state[0] -= delta
-            state[2] += delta / limit.rate
+            # stored tokens is exact (no refill to compute, no sweep count).
+            tokens, at, full_at = state
+            self._buckets[key] = (tokens - delta, at, full_at + delta / limit.rate)
             return
         if delta <= 0:  # a full bucket given tokens back stays full: nothing to write
             return
         # Full: `capacity` tokens now, less `delta`
-        tokens, full_at = limit.capacity - delta, now + delta / limit.rate
-        if state is None:
-            self._buckets[key] = [tokens, now, full_at]
-        else:
-            state[0], state[1], state[2] = tokens, now, full_at
+        self._buckets[key] = (limit.capacity - delta, now, now + delta / limit.rate)
         self._wrote(now)
 
     async def settle(self, key: str, limit: Limit, delta: float) -> None:
