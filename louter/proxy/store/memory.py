@@ -141,34 +141,31 @@ class MemoryStore:
                 del leases[lease]
         return leases
 
-    def _full(self, keys: Sequence[str], limits: Sequence[int], now: float) -> bool:
+    def _claim(
+        self, keys: Sequence[str], limits: Sequence[int], lease: str, expiry: float, now: float
+    ) -> bool:
+        """Give `lease` a slot under every key, or (a key's slots all taken) none: False.
+        Expired leases are looked for only when the slots look taken; no sweep count (a
+        key's leases are bounded by its cap, and the keys by the config)."""
+        table = self._leases
         for key, cap in zip(keys, limits):  # noqa: B905 - hot, same lengths
-            leases = self._leases.get(key)
-            # expired leases are looked for only when the slots look taken
+            leases = table.get(key)
             if leases is not None and len(leases) >= cap and len(self._live(key, now)) >= cap:
-                return True
-        return False
-
-    def _take(self, keys: Sequence[str], lease: str, lease_seconds: float, now: float) -> None:
-        """Give `lease` a slot under every key (no sweep needed: a key's leases are bounded
-        by its cap, `_full` dropping the expired ones, and the keys by the config)."""
-        table, expiry = self._leases, now + lease_seconds
+                return False
         for key in keys:
             leases = table.get(key)
             if leases is None:
                 table[key] = {lease: expiry}
             else:
                 leases[lease] = expiry
+        return True
 
     async def acquire(
         self, keys: Sequence[str], limits: Sequence[int], lease_seconds: float
     ) -> str | None:
         now = self._clock()
-        if self._full(keys, limits, now):
-            return None
         lease = next(self._ids)
-        self._take(keys, lease, lease_seconds, now)
-        return lease
+        return lease if self._claim(keys, limits, lease, now + lease_seconds, now) else None
 
     def admit_now(
         self,
@@ -183,15 +180,14 @@ class MemoryStore:
         now = self._clock()
         if not caps:
             return self._reserve(keys, costs, limits, now) if keys else ADMITTED
-        if self._full(caps, cap_limits, now):
-            return FULL
         lease = next(self._ids)
-        decision = self._reserve(keys, costs, limits, now, lease) if keys else None
-        if decision is None:
-            decision = _decision((True, 0.0, (), (), lease, False))
-        elif not decision.allowed:
-            return decision
-        self._take(caps, lease, lease_seconds, now)
+        if not self._claim(caps, cap_limits, lease, now + lease_seconds, now):
+            return FULL  # (nothing charged)
+        if not keys:
+            return _decision((True, 0.0, (), (), lease, False))
+        decision = self._reserve(keys, costs, limits, now, lease)
+        if not decision.allowed:  # the slot back: all or none
+            self.release_now(caps, lease)
         return decision
 
     async def admit(
