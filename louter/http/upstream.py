@@ -294,12 +294,22 @@ class _PooledResponse:
         if protocol.complete and protocol.keep_alive and not protocol.extra:
             self._pool.release(stream)
         else:
-            stream.close()
+            _close(stream)
 
     async def aclose(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            stream.close()
+            _close(stream)
+
+
+def _close(stream: Socket) -> None:
+    """Close an upstream connection and let go of the parser it kept: the parser and its
+    callbacks refer to each other, and would otherwise wait for the cyclic collector
+    (a llama-server closes its connection after every stream)."""
+    kept, stream.kept = stream.kept, None
+    if isinstance(kept, _ResponseProtocol):
+        kept.parser = None
+    stream.close()
 
 
 class PooledTransport:
@@ -348,7 +358,7 @@ class PooledTransport:
         if len(self._idle) < self.max_idle:
             self._idle.append(stream)
         else:
-            stream.close()
+            _close(stream)
 
     def _encode(
         self, path: str, headers: HeaderList, body: bytes, method: bytes = b"POST"
@@ -390,7 +400,7 @@ class PooledTransport:
             while self._idle:
                 stream = self._idle.pop()
                 if _stale(stream):
-                    stream.close()
+                    _close(stream)
                     continue
                 try:
                     return await self._exchange(stream, data, deadline, reused=True)
@@ -436,7 +446,7 @@ class PooledTransport:
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for stream in idle:
-            stream.close()
+            _close(stream)
 
 
 _MAX_STARTS = 64  # request heads' starts kept per backend (`PooledTransport._start`)

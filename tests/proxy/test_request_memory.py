@@ -20,8 +20,10 @@ import pytest
 import trio
 
 from louter.http.server import Connection, _ParserProtocol
+from louter.http.upstream import _ResponseProtocol
 from louter.proxy.exchange import Exchange
 from louter.proxy.pipeline import Call
+from tests.fakes import FakeUpstream, JSONReply, chat_completion
 
 CHAT = {"model": "any-model", "messages": [{"role": "user", "content": "ping " * 2000}]}
 MESSAGES = {**CHAT, "max_tokens": 50}
@@ -71,3 +73,21 @@ async def test_closed_connections_leave_nothing_behind(start_louter, no_collecto
             await trio.sleep(0.01)
     assert alive(_ParserProtocol) == 0
     assert alive(httptools.HttpRequestParser) == 0
+
+
+async def test_closed_upstream_connections_leave_nothing_behind(
+    start_louter, nursery: trio.Nursery, no_collector: None
+) -> None:
+    """An upstream that closes its connection after each answer (llama-server does
+    after a stream): the response parser and its callbacks go with the connection."""
+    closing = JSONReply(chat_completion("hi"), headers=(("connection", "close"),))
+    fake = FakeUpstream(default=closing)
+    await nursery.start(fake.serve)
+    base = await start_louter(f'[backends.up]\nurl = "{fake.url}"\nprotocol = "openai"\n')
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        for _ in range(3):
+            answer = await http.post("/v1/chat/completions", json=CHAT)
+            assert answer.status_code == 200, answer.text
+    assert len(fake.connections) == 3  # (each answer closed its connection)
+    assert alive(_ResponseProtocol) == 0
+    assert alive(httptools.HttpResponseParser) == 0
