@@ -59,7 +59,7 @@ def default_backend(config: Config, chosen: str | None) -> str:
 def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> Table:
     table = Table(title=f"louter {__version__} on http://{host}:{port}", title_justify="left")
     for column in ("backend", "protocol", "url", "key", "models"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # narrow (not a terminal: 80): wrap, never cut
     for backend in ctx.config.backends:
         key = _key_text(backend)
         default = " (default)" if backend is ctx.router.default else ""

@@ -307,3 +307,30 @@ def test_busy_port_exits_1_with_a_message() -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"louter: cannot listen on 127.0.0.1:{port}: ")
     assert "Traceback" not in result.stderr
+
+
+def test_the_startup_table_cuts_nothing_on_a_narrow_console() -> None:
+    """Not a terminal, rich renders 80 columns: a long URL or key variable wraps inside
+    its cell instead of ending in "…" (stderr often goes to a log file)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from louter.cli.serve import summary
+    from louter.config import parse_config
+    from louter.proxy.app import build_context
+
+    url = "https://llm-gateway.internal.example.com/teams/platform/openai/v1"
+    toml = (
+        f'[backends.team]\nprotocol = "openai"\nurl = "{url}"\n'
+        'api_key_env = "TEAM_PLATFORM_GATEWAY_API_KEY"\n'
+    )
+    ctx = build_context(parse_config(toml, path="t.toml", env={}), default_backend="team")
+    out = StringIO()
+    Console(file=out, width=80).print(summary(ctx, "127.0.0.1", 8080, None))
+    text = out.getvalue()
+    assert "…" not in text
+    rows = [line.split("│") for line in text.splitlines() if line.startswith("│")]
+    cells = ["".join(row[column].strip() for row in rows) for column in (3, 4)]
+    assert cells[0].startswith(url.removesuffix("/v1"))
+    assert "(TEAM_PLATFORM_GATEWAY_API_KEY)" in cells[1]
