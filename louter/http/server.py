@@ -68,8 +68,9 @@ class _Refused(Exception):
 class _ParserProtocol:
     """httptools callbacks; collects complete requests into `ready`."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, names: HeaderNames) -> None:
         self.limits = limits
+        self.names = names
         self.parser: httptools.HttpRequestParser | None = None
         self.ready: deque[HttpRequest] = deque()
         self.expect_continue = False
@@ -104,9 +105,9 @@ class _ParserProtocol:
         self.header_bytes += len(name) + len(value) + 4  # `_count_header`, inline
         if self.header_bytes > self.limits.max_header:
             raise _Refused(431, "request header fields too large")
-        key = _NAMES.get(name)
+        key = self.names.get(name)
         if key is None:
-            key = _header_name(name)
+            key = self.names.add(name)
         text = value.decode("latin-1")
         previous = self.headers.get(key)
         self.headers[key] = text if previous is None else f"{previous}, {text}"
@@ -144,17 +145,19 @@ class _ParserProtocol:
         self._reset()
 
 
-_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case text (a bounded cache)
-_MAX_NAMES = 512
+class HeaderNames(dict[bytes, str]):
+    """Header names as sent -> lower-case text: one server's bounded cache (clients send
+    few distinct names; a client sending many only stops them being remembered)."""
 
+    __slots__ = ()
+    LIMIT = 512
 
-def _header_name(name: bytes) -> str:
-    """`name` as a lower-case str, remembered while the cache has room (clients send few
-    distinct names; a client sending many only stops them being remembered)."""
-    key = name.decode("latin-1").lower()
-    if len(_NAMES) < _MAX_NAMES:
-        _NAMES[name] = key
-    return key
+    def add(self, name: bytes) -> str:
+        """`name` as lower-case text, remembered while there is room."""
+        key = name.decode("latin-1").lower()
+        if len(self) < self.LIMIT:
+            self[name] = key
+        return key
 
 
 class Connection:
@@ -166,12 +169,13 @@ class Connection:
         handler: Handler,
         limits: Limits,
         error_body: ErrorBody = plain_error_body,
+        names: HeaderNames | None = None,
     ) -> None:
         self.stream = stream
         self.handler = handler
         self.limits = limits
         self.error_body = error_body
-        self.protocol = _ParserProtocol(limits)
+        self.protocol = _ParserProtocol(limits, HeaderNames() if names is None else names)
         self.parser = httptools.HttpRequestParser(self.protocol)
         self.protocol.parser = self.parser
         self.deadline = math.inf
@@ -437,10 +441,11 @@ async def serve(
     if listeners is None:
         listeners = await open_listeners(host, port)
     watchdog = Watchdog()
+    names = HeaderNames()  # shared by this server's connections
 
     async def on_connection(stream: Socket) -> None:
         nonlocal active
-        connection = Connection(stream, handler, limits, error_body)
+        connection = Connection(stream, handler, limits, error_body, names)
         watchdog.connections.add(connection)
         try:
             await connection.run()

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from louter.config import load_config
-from louter.http.server import Limits, _backlog
+from louter.http.server import HeaderNames, Limits, _backlog
 from louter.proxy.app import build_context, serve
 
 SMALL = Limits(max_body=2000, max_header=1024)
@@ -314,3 +314,13 @@ def test_a_stop_takes_the_connections_waiting_in_the_backlog() -> None:
         listener.close()
         for client in clients:
             client.close()
+
+
+def test_header_names_are_remembered_up_to_a_bound() -> None:
+    """A server's cache of header names (as sent -> lower case) stops growing at its
+    bound; names past it are still read, only not remembered."""
+    names = HeaderNames()
+    assert names.add(b"Content-Type") == "content-type" and names[b"Content-Type"] == "content-type"
+    for n in range(2 * HeaderNames.LIMIT):
+        assert names.add(b"X-Name-%d" % n) == f"x-name-{n}"
+    assert len(names) == HeaderNames.LIMIT
