@@ -204,7 +204,7 @@ class RateLimits(Stage):
         self._models = [Scope("model", f"model:{g}", rate, g) for g, rate in config.models]
         self._globs = [glob for glob, _ in config.models]
         self._held: dict[int, _Held] = {}
-        self._clock = clock
+        self._stamps = Stamps(clock)  # the reset times some dialects' headers give
         self._lease = config.lease_seconds
         # (glob index, key name) -> the buckets of that combination (None: unlimited)
         self._plans: dict[tuple[int, str | None], _Buckets | None] = {}
@@ -285,7 +285,7 @@ class RateLimits(Stage):
             self._held[id(call)] = (buckets, tokens, lease)
         style = HEADERS.get(call.dialect)
         if style is not None and keys:
-            call.exchange.reply_head = style.lines(call.dialect, buckets, decision, self._clock)
+            call.exchange.reply_head = style.lines(call.dialect, buckets, decision, self._stamps)
         return None
 
     async def _queue(self, buckets: _Buckets, costs: Sequence[float]) -> Decision:
@@ -394,8 +394,8 @@ class RequestsOnly(RateLimits):
     after = Stage.after  # type: ignore[assignment]
 
 
-def _duration(seconds: float, clock: Callable[[], float] | None = None) -> bytes:
-    """OpenAI's reset format: `6m0s`, `1.5s`, `20ms` (`clock`: unused, the `HeaderStyle`
+def _duration(seconds: float, stamps: Stamps | None = None) -> bytes:
+    """OpenAI's reset format: `6m0s`, `1.5s`, `20ms` (`stamps`: unused, the `HeaderStyle`
     signature)."""
     if seconds < 1:
         return b"%dms" % (seconds * 1000 + 0.5) if seconds > 0 else b"0ms"
@@ -405,23 +405,30 @@ def _duration(seconds: float, clock: Callable[[], float] | None = None) -> bytes
     return b"%dm%.3gs" % (minutes, rest)
 
 
-def _anthropic_reset(seconds: float, clock: Callable[[], float]) -> bytes:
-    return _timestamp(int(clock() + seconds))
+def _anthropic_reset(seconds: float, stamps: Stamps) -> bytes:
+    return stamps.after(seconds)
 
 
-_stamps: dict[int, bytes] = {}  # Unix second -> RFC 3339 UTC, the last few made
-STAMPS_KEPT = 64
+class Stamps:
+    """Wall-clock times `seconds` from now as RFC 3339 UTC, to the second; the last few
+    made are kept (the answers of a second share theirs). One per stage."""
 
+    __slots__ = ("_clock", "_kept")
+    KEPT = 64
 
-def _timestamp(second: int) -> bytes:
-    """`second` (Unix time) as RFC 3339 UTC; the last few are kept (the answers of a
-    second share theirs)."""
-    found = _stamps.get(second)
-    if found is None:
-        if len(_stamps) >= STAMPS_KEPT:
-            _stamps.clear()
-        found = _stamps[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)).encode()
-    return found
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._kept: dict[int, bytes] = {}  # Unix second -> its text
+
+    def after(self, seconds: float) -> bytes:
+        second = int(self._clock() + seconds)
+        found = self._kept.get(second)
+        if found is None:
+            if len(self._kept) >= self.KEPT:
+                self._kept.clear()
+            text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+            found = self._kept[second] = text.encode()
+        return found
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -432,12 +439,10 @@ class HeaderStyle:
     holds itself (no call per bucket for the common case)."""
 
     names: Mapping[str, tuple[bytes, bytes, bytes]]
-    reset: Callable[[float, Callable[[], float]], bytes]
+    reset: Callable[[float, Stamps], bytes]
     millis: bool = False
 
-    def lines(
-        self, dialect: str, buckets: _Buckets, decision: Decision, clock: Callable[[], float]
-    ) -> bytes:
+    def lines(self, dialect: str, buckets: _Buckets, decision: Decision, stamps: Stamps) -> bytes:
         """The header lines, encoded (the door appends them to the head as they are): per
         kind, the bucket with the least left. One format per answer: the lines of each
         combination of buckets are made once, their limits written in."""
@@ -472,13 +477,13 @@ class HeaderStyle:
             write = self.reset
             return head % (
                 remaining[first],
-                write(one, clock),
+                write(one, stamps),
                 remaining[second],
-                write(two, clock),
+                write(two, stamps),
             )
         values: list[Any] = []
         for i in chosen:
-            values += (remaining[i], self.reset(reset[i], clock))
+            values += (remaining[i], self.reset(reset[i], stamps))
         return head % tuple(values)
 
     def _heads(self, buckets: _Buckets, chosen: tuple[int, ...]) -> tuple[bytes, bytes | None]:

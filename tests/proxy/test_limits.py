@@ -23,7 +23,7 @@ import trio
 from louter.config import ConfigError, Rate, parse_config
 from louter.proxy.app import build_context, serve
 from louter.proxy.context import ProxyContext
-from louter.proxy.limits import HEADERS, Scope, plan_buckets
+from louter.proxy.limits import HEADERS, Scope, Stamps, plan_buckets
 from louter.proxy.sessions.stage import SessionStage
 from louter.proxy.store import Decision, Limit
 from tests.cli.test_cli import REPO, clean_env, free_port
@@ -138,7 +138,7 @@ def test_openai_resets_are_written_as_the_api_writes_them(
 ) -> None:
     buckets = plan_buckets([Scope("key", "key:a", Rate(rpm=5, tpm=1000), "a")])
     decision = Decision(True, 0.0, (4, 900), resets)
-    lines = HEADERS["openai"].lines("openai", buckets, decision, time.time)
+    lines = HEADERS["openai"].lines("openai", buckets, decision, Stamps(time.time))
     assert lines == (
         b"x-ratelimit-limit-requests: 5\r\nx-ratelimit-remaining-requests: 4\r\n"
         b"x-ratelimit-reset-requests: %s\r\nx-ratelimit-limit-tokens: 1000\r\n"
