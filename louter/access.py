@@ -46,9 +46,10 @@ class ClientKey:
     def allows(self, model: str) -> bool:
         return any(fnmatchcase(model, pattern) for pattern in self.models)
 
-    def expired(self, now: float) -> bool:
-        """Whether the key has expired at wall-clock time `now` (seconds since the epoch)."""
-        return self.expires is not None and now >= self.expires.timestamp()
+    def expired(self, wall: Callable[[], float]) -> bool:
+        """Whether the key has expired by the wall clock `wall` (seconds since the epoch),
+        read only for a key that expires."""
+        return self.expires is not None and wall() >= self.expires.timestamp()
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,14 +168,14 @@ class Connection:
         stream: Socket,
         handler: Handler,
         limits: Limits,
+        names: HeaderNames,
         error_body: ErrorBody = plain_error_body,
-        names: HeaderNames | None = None,
     ) -> None:
         self.stream = stream
         self.handler = handler
         self.limits = limits
         self.error_body = error_body
-        self.protocol = _ParserProtocol(limits, HeaderNames() if names is None else names)
+        self.protocol = _ParserProtocol(limits, names)
         self.parser = httptools.HttpRequestParser(self.protocol)
         self.protocol.parser = self.parser
         self.deadline = math.inf
@@ -445,7 +445,7 @@ async def serve(
 
     async def on_connection(stream: Socket) -> None:
         nonlocal active
-        connection = Connection(stream, handler, limits, error_body, names)
+        connection = Connection(stream, handler, limits, names, error_body)
         watchdog.connections.add(connection)
         try:
             await connection.run()

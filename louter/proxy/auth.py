@@ -136,7 +136,7 @@ class Gate:
         found = self._keys.get(given := digest(presented)) if presented else None
         if found is None or not hmac.compare_digest(found.digest, given):
             self._refuse(peer, "unknown", "incorrect API key provided")
-        if found.expires is not None and found.expired(self._wall()):
+        if found.expired(self._wall):
             self._refuse(peer, "expired", "API key expired")
         if own is None:  # else the dialect's place holds the client's own key (kept)
             _strip(http, places)

@@ -173,7 +173,7 @@ class OpenAIUsageTap:
         self._kept_bytes += len(block)
         if watch is not None:
             pieces = self._texts(found)  # type: ignore[arg-type]
-            watch(pieces, self._calling, self._done or self._finished)
+            watch(pieces, self._calling, self.finished)
         return True
 
     def _texts(self, chunks: list[typed.TextChunk]) -> list[str]:

@@ -18,15 +18,19 @@ import socket
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from louter import __version__
 from louter.cli.louter import app
-from louter.config import BACKEND_KEYS
+from louter.cli.serve import summary
+from louter.config import BACKEND_KEYS, parse_config
+from louter.proxy.app import build_context
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / "bin"
@@ -312,14 +316,6 @@ def test_busy_port_exits_1_with_a_message() -> None:
 def test_the_startup_table_cuts_nothing_on_a_narrow_console() -> None:
     """Not a terminal, rich renders 80 columns: a long URL or key variable wraps inside
     its cell instead of ending in "…" (stderr often goes to a log file)."""
-    from io import StringIO
-
-    from rich.console import Console
-
-    from louter.cli.serve import summary
-    from louter.config import parse_config
-    from louter.proxy.app import build_context
-
     url = "https://llm-gateway.internal.example.com/teams/platform/openai/v1"
     toml = (
         f'[backends.team]\nprotocol = "openai"\nurl = "{url}"\n'

@@ -539,7 +539,8 @@ models = []
         "a", digest("secret-a"), 60, 100000, 4, True,
     )  # fmt: skip
     assert a.allows("gpt-4o") and a.allows("claude-3-haiku") and not a.allows("gemini")
-    assert not a.expired(a.expires.timestamp() - 1) and a.expired(a.expires.timestamp())
+    assert not a.expired(lambda: a.expires.timestamp() - 1)
+    assert a.expired(lambda: a.expires.timestamp())
     assert b.digest == digest("b") and b.models == () and not b.allows("anything")
     assert not _config('[backends.mock]\nprotocol = "mock"\n').auth.on
 

@@ -73,9 +73,7 @@ class MemoryStore:
             buckets[key] = (tokens, now, now + empty)
             remaining.append(int(tokens))
             reset.append(empty)
-        self._writes = writes = self._writes + 1
-        if not writes % SWEEP_EVERY:
-            self.sweep(now)
+        self._wrote(now)
         return _decision((True, 0.0, tuple(remaining), tuple(reset), lease, False))
 
     def _give_back(
