@@ -220,7 +220,7 @@ def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
+    except OSError:  # gone (FileNotFoundError), or reaped between open and read (ESRCH)
         return False
 
 
