@@ -228,7 +228,7 @@ class Connection:
         receive = self.stream.receive  # a new connection's first request is often there
         while True:
             request = await self._next_request(receive)
-            receive = self.stream.receive_awaited  # the next comes after our answer
+            receive = self.stream.receive_reply  # the next comes after our answer
             if request is None:
                 return
             responder = Responder(self, request.keep_alive and not self.draining)

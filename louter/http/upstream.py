@@ -178,7 +178,7 @@ class _PooledResponse:
     async def read_head(self, reused: bool) -> None:
         protocol = self._protocol
         assert self._stream is not None
-        receive = self._stream.receive_awaited  # the answer is not there right after the send
+        receive = self._stream.receive_reply  # the answer is not there right after the send
         while not protocol.headers_done:
             data = await receive()
             receive = self._stream.receive

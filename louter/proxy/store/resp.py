@@ -79,12 +79,12 @@ class Connection:
     async def call(self, *args: Arg) -> Any:
         """One command's reply (an error reply is returned as a `ReplyError`)."""
         await self.send(encode(args))
-        return await self.reply(self.sock.receive_awaited)
+        return await self.reply(self.sock.receive_reply)
 
     async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         """Several commands in one write; their replies in order."""
         await self.send(b"".join(encode(args) for args in commands))
-        first = await self.reply(self.sock.receive_awaited)
+        first = await self.reply(self.sock.receive_reply)
         return [first, *[await self.reply() for _ in commands[1:]]]
 
     async def send(self, data: bytes) -> None:
@@ -94,8 +94,8 @@ class Connection:
             raise StoreError(f"redis connection lost: {exc}") from exc
 
     async def reply(self, receive: Callable[[], Awaitable[bytes]] | None = None) -> Any:
-        """The next reply; `receive` reads first (`receive_awaited` right after a send:
-        the reply is not there yet, trying at once would be a failing system call)."""
+        """The next reply; `receive` reads first (`receive_reply` right after a send:
+        the reply is not there yet, so the other tasks run before the read)."""
         reader = self.reader
         receive = receive or self.sock.receive
         while True:
