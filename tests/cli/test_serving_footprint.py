@@ -140,7 +140,7 @@ async def test_requests_in_flight_do_not_run_the_cyclic_collector(
     """1,000 chat requests, 64 at a time: their live objects going up and down must not
     set off collector passes (each walks every request in flight). At CPython's default
     threshold this load ran 4 of them here (the test client is the bottleneck: under
-    wrk, 535 in 10,000 requests), with louter's none."""
+    wrk, 535 in 10,000 requests); with louter's, 0 (one is allowed)."""
     upstream = FakeUpstream(JSONReply(chat_completion("hi from upstream")))
     await nursery.start(upstream.serve)
     statuses: list[int] = []
