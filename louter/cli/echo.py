@@ -20,10 +20,8 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from rich.console import Console
-from rich.markup import escape
-from rich.text import Text
 
+from louter.cli.screen import Part, Screen
 from louter.convert.dialect import DIALECTS
 from louter.proxy.journal import REDACTED, Entry
 
@@ -91,30 +89,33 @@ def body_text(payload: Any, limit: int = BODY_LIMIT) -> str:
     return text
 
 
-def summary_line(entry: Entry) -> str:
-    style = DIRECTION_STYLE.get(entry["direction"], "")
+def summary_line(entry: Entry) -> list[Part]:
+    """An entry's line, in parts: its direction coloured on a terminal."""
+    direction = entry["direction"]
     latency = entry.get("latency_ms")
-    return (
-        f"{entry['timestamp'][11:23]} {entry['request_id']} "
-        f"[{style}]{entry['direction']:<16}[/] {entry['format']:<7} "
-        f"{escape(entry.get('backend') or '-')} {escape(entry.get('model') or '-')} "
-        f"{entry.get('status') or ''} {'' if latency is None else f'{latency:.1f}ms'}"
-        f"{' ' + escape(str(entry['error'])) if entry.get('error') else ''}"
-    )
+    return [
+        (f"{entry['timestamp'][11:23]} {entry['request_id']} ", ""),
+        (f"{direction:<16}", DIRECTION_STYLE.get(direction, "")),
+        (
+            f" {entry['format']:<7} {entry.get('backend') or '-'} {entry.get('model') or '-'} "
+            f"{entry.get('status') or ''} {'' if latency is None else f'{latency:.1f}ms'}"
+            f"{' ' + str(entry['error']) if entry.get('error') else ''}",
+            "",
+        ),
+    ]
 
 
-def echo_to(console: Console, level: str) -> Callable[[Entry], None]:
+def echo_to(screen: Screen, level: str) -> Callable[[Entry], None]:
     """The journal's echo for `level` (a LogLevel value)."""
     errors_only = level in ("warning", "error")
 
     def echo(entry: Entry) -> None:
         if errors_only and entry["direction"] != "error":
             return
-        console.print(summary_line(entry), highlight=False, soft_wrap=True)
+        screen.line(summary_line(entry))
         label = _LABELS.get(entry["direction"])
         payload = entry.get("payload")
         if label is not None and payload is not None:
-            line = f"[DEBUG] {label(entry['format'])}: {body_text(payload)}"
-            console.print(Text(line), highlight=False, soft_wrap=True)
+            screen.line([(f"[DEBUG] {label(entry['format'])}: {body_text(payload)}", "")])
 
     return echo

@@ -14,13 +14,10 @@ from functools import partial
 from pathlib import Path
 
 import trio
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from louter import __version__
 from louter.cli.echo import echo_to, level_of
+from louter.cli.screen import Screen, Summary
 from louter.cli.workers import Group, Start, WorkerSpec, run_worker, supervise, worker_count
 from louter.config import Backend, Config, is_loopback
 from louter.errors import ConfigError
@@ -56,29 +53,19 @@ def default_backend(config: Config, chosen: str | None) -> str:
     return config.backends[0].name if config.source else "mock"
 
 
-def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> Table:
-    table = Table(title=f"louter {__version__} on http://{host}:{port}", title_justify="left")
-    for column in ("backend", "protocol", "url", "key", "models"):
-        table.add_column(column, overflow="fold")  # narrow (not a terminal: 80): wrap, never cut
+def summary(ctx: ProxyContext, host: str, port: int, log_file: Path | None) -> Summary:
+    rows = []
     for backend in ctx.config.backends:
-        key = _key_text(backend)
         default = " (default)" if backend is ctx.router.default else ""
         models = ", ".join(f"{c} → {b}" for c, b in backend.model_mapping.items()) or "-"
-        table.add_row(
-            escape(backend.name) + default,
-            backend.protocol,
-            escape(backend.url or "in-process"),
-            escape(key),
-            escape(models),
-        )
-    table.caption = (
-        f"endpoints: {', '.join(sorted(ROUTES))}\n"
-        f"config: {escape(ctx.config.source or 'none (built-in presets)')}; "
-        f"log file: {escape(str(log_file or 'none'))}\n"
-        f"client auth: {escape(_auth_state(ctx.config))}"
-    )
-    table.caption_justify = "left"
-    return table
+        url = backend.url or "in-process"
+        rows.append((backend.name + default, backend.protocol, url, _key_text(backend), models))
+    notes = [
+        f"endpoints: {', '.join(sorted(ROUTES))}",
+        f"config: {ctx.config.source or 'none (built-in presets)'}; log file: {log_file or 'none'}",
+        f"client auth: {_auth_state(ctx.config)}",
+    ]
+    return Summary(f"louter {__version__} on http://{host}:{port}", rows, notes)
 
 
 def _key_text(backend: Backend) -> str:
@@ -106,7 +93,7 @@ async def _run(
     host: str,
     port: int,
     log_file: Path | None,
-    console: Console,
+    screen: Screen,
     drain: Drain,
 ) -> int:
     """Serve until stopped; the exit status: 0 after a graceful stop, 1 after a second
@@ -123,8 +110,8 @@ async def _run(
                 bound = await nursery.start(serving)
             except OSError as exc:
                 raise CannotListen(str(exc)) from exc
-            console.print(summary(ctx, host, bound, log_file))
-            await _on_signals(signals, ctx, drain, console, log_file)
+            screen.summary(summary(ctx, host, bound, log_file))
+            await _on_signals(signals, ctx, drain, screen, log_file)
             status = 1
             nursery.cancel_scope.cancel()
     return status
@@ -134,7 +121,7 @@ async def _on_signals(
     signals: AsyncIterator[int],
     ctx: ProxyContext,
     drain: Drain,
-    console: Console,
+    screen: Screen,
     log_file: Path | None,
 ) -> None:
     """SIGHUP reopens the log file; the first SIGTERM/SIGINT starts the graceful stop,
@@ -144,44 +131,41 @@ async def _on_signals(
         if signum == signal.SIGHUP:
             ctx.journal.reopen()
             state = "log file reopened" if log_file else "no log file"
-            console.print(f"louter: SIGHUP, {state}", soft_wrap=True)
+            screen.say(f"SIGHUP, {state}")
         elif drain.requested.is_set():
-            console.print(f"louter: {name} again, stopping now", soft_wrap=True)
+            screen.say(f"{name} again, stopping now")
             return
         else:
-            console.print(
-                f"louter: {name}, stopping: no new connections, "
-                f"up to {drain.seconds:g}s for the answers in flight",
-                soft_wrap=True,
+            screen.say(
+                f"{name}, stopping: no new connections, "
+                f"up to {drain.seconds:g}s for the answers in flight"
             )
             drain.start()
 
 
-def complain(console: Console, message: str) -> None:
-    """An error line on stderr: no markup parsing (messages contain `[table]`), no wrapping."""
-    console.print(Text(f"louter: {message}", style="bold red"), soft_wrap=True)
+def complain(screen: Screen, message: str) -> None:
+    """An error line on stderr (bold red on a terminal; never read as markup: messages
+    contain `[table]`)."""
+    screen.say(message, "bold red")
 
 
-def _warn_open(console: Console, config: Config, host: str) -> None:
+def _warn_open(screen: Screen, config: Config, host: str) -> None:
     """Auth off on an address other machines can reach: say so on stderr."""
     if config.auth.on or is_loopback(host.strip("[]")):
         return
     why = "disabled" if config.auth.keys else "no [keys.NAME] configured"
-    console.print(
-        Text(
-            f"louter: WARNING: client auth is OFF ({why}) and louter listens on {host}: "
-            "anyone who can reach this address can use every backend and its keys. "
-            "Configure [keys.NAME] (louter keys new NAME) or listen on 127.0.0.1.",
-            style="bold red",
-        ),
-        soft_wrap=True,
+    screen.say(
+        f"WARNING: client auth is OFF ({why}) and louter listens on {host}: "
+        "anyone who can reach this address can use every backend and its keys. "
+        "Configure [keys.NAME] (louter keys new NAME) or listen on 127.0.0.1.",
+        "bold red",
     )
 
 
 def run_serve(args: ServeArgs) -> int:
     """Start the proxy with these options and serve until stopped; the exit status (2: a
     bad config or log file, 1: cannot listen or a second signal cut the drain short)."""
-    console = Console(stderr=True)
+    screen = Screen()
     level = level_of(args.log_level, args.verbose)
     start = Start(args.config, args.backend, args.disable_auth, args.log_file,
                   args.log_max_bytes, args.log_backups, args.drain_seconds, args.log_level,
@@ -196,12 +180,12 @@ def run_serve(args: ServeArgs) -> int:
             count = worker_count(args.workers)
             ctx = build_context(cfg, default_backend=default_backend(cfg, args.backend))
         else:
-            ctx = _context(start, cfg, console, level, spec)
+            ctx = _context(start, cfg, screen, level, spec)
     except ConfigError as exc:
-        complain(console, exc.message)
+        complain(screen, exc.message)
         return 2
     except OSError as exc:
-        complain(console, f"cannot open log file {args.log_file}: {exc}")
+        complain(screen, f"cannot open log file {args.log_file}: {exc}")
         return 2
     drain = Drain(cfg.server.drain_seconds if args.drain_seconds is None else args.drain_seconds)
     listen_host = args.host or cfg.server.host
@@ -209,18 +193,18 @@ def run_serve(args: ServeArgs) -> int:
     if spec is not None and link is not None:
         _settle_heap()
         return trio.run(run_worker, replace(ctx, group=link), spec, drain)
-    _warn_open(console, cfg, listen_host)
+    _warn_open(screen, cfg, listen_host)
     if args.workers is not None:
         group = Group(start, count, listen_host, listen_port, partial(check, start))
         log_file = args.log_file
-        return supervise(group, ctx, console, lambda c, h, p: summary(c, h, p, log_file))
+        return supervise(group, ctx, screen, lambda c, h, p: summary(c, h, p, log_file))
     _settle_heap()
     status = 1
     try:
-        status = trio.run(_run, ctx, listen_host, listen_port, args.log_file, console, drain)
+        status = trio.run(_run, ctx, listen_host, listen_port, args.log_file, screen, drain)
     except* CannotListen as group:  # trio reports a failed bind from inside its nursery
         reason = group.exceptions[0]
-        complain(console, f"cannot listen on {listen_host}:{listen_port}: {reason}")
+        complain(screen, f"cannot listen on {listen_host}:{listen_port}: {reason}")
     return status
 
 
@@ -256,10 +240,10 @@ def check(start: Start) -> str | None:
 
 
 def _context(
-    start: Start, cfg: Config, console: Console, level: str | None, spec: WorkerSpec | None
+    start: Start, cfg: Config, screen: Screen, level: str | None, spec: WorkerSpec | None
 ) -> ProxyContext:
     """The proxy's context; a worker's log goes to its supervisor (`spec.log`)."""
-    report: dict[str, object] = {"report": lambda message: complain(console, message)}
+    report: dict[str, object] = {"report": lambda message: complain(screen, message)}
     if spec is None:
         options = {**report, "max_bytes": start.log_max_bytes, "backups": start.log_backups}
     else:
@@ -268,8 +252,8 @@ def _context(
         cfg,
         default_backend=default_backend(cfg, start.backend),
         log_file=start.log_file if spec is None else None,
-        echo=None if level is None else echo_to(console, level),
+        echo=None if level is None else echo_to(screen, level),
         echo_payloads=level == "debug",
         log_options=options,
-        warn=lambda message: complain(console, message),
+        warn=lambda message: complain(screen, message),
     )

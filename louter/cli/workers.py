@@ -20,11 +20,9 @@ from functools import partial
 from pathlib import Path
 
 import trio
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 import louter
+from louter.cli.screen import Screen, Summary
 from louter.config import Config, load_config
 from louter.errors import ConfigError
 from louter.group.merge import snapshot
@@ -161,60 +159,56 @@ async def run_worker(ctx: ProxyContext, spec: WorkerSpec, drain: Drain) -> int:
 
 # ---------------------------------------------------------------------- the supervisor
 
-Summary = Callable[[ProxyContext, str, int], Table]
+Summarize = Callable[[ProxyContext, str, int], Summary]
 
 
-def supervise(group: Group, ctx: ProxyContext, console: Console, summary: Summary) -> int:
+def supervise(group: Group, ctx: ProxyContext, screen: Screen, summary: Summarize) -> int:
     """Run the supervisor until its workers stopped; the exit status."""
-    return trio.run(_supervise, group, ctx, console, summary)
+    return trio.run(_supervise, group, ctx, screen, summary)
 
 
-def _say(console: Console, message: str, style: str = "") -> None:
-    console.print(Text(f"louter: {message}", style=style), soft_wrap=True)
-
-
-async def _supervise(group: Group, ctx: ProxyContext, console: Console, summary: Summary) -> int:
+async def _supervise(group: Group, ctx: ProxyContext, screen: Screen, summary: Summarize) -> int:
     start = group.start
     try:
         listeners = await open_listeners(group.host, group.port)
     except OSError as exc:
-        _say(console, f"cannot listen on {group.host}:{group.port}: {exc}", "bold red")
+        screen.say(f"cannot listen on {group.host}:{group.port}: {exc}", "bold red")
         return 1
     try:
-        journal = _journal(start, console)
+        journal = _journal(start, screen)
     except OSError as exc:
-        _say(console, f"cannot open log file {start.log_file}: {exc}", "bold red")
+        screen.say(f"cannot open log file {start.log_file}: {exc}", "bold red")
         return 2
     supervisor = Supervisor(
         group.count,
         partial(command, start),
         listeners,
         journal=journal,
-        report=partial(_say, console),
+        report=screen.say,
         validate=group.validate,
     )
     port = listeners[0].getsockname()[1]
     failed: list[BaseException] = []
     try:
-        await _serve(supervisor, group, ctx, console, summary, port)
+        await _serve(supervisor, group, ctx, screen, summary, port)
     except* StartFailed as group_error:
         failed.extend(group_error.exceptions)
     finally:
         if journal is not None:
             journal.close()
     if failed:
-        _say(console, f"cannot start: {failed[0]}", "bold red")
+        screen.say(f"cannot start: {failed[0]}", "bold red")
         return 1
     return 1 if supervisor.forced else 0
 
 
-def _journal(start: Start, console: Console) -> Journal | None:
+def _journal(start: Start, screen: Screen) -> Journal | None:
     if start.log_file is None:
         return None
     return Journal(
         start.log_file,
         clock=time.time,
-        report=partial(_say, console, style="bold red"),
+        report=partial(screen.say, style="bold red"),
         max_bytes=start.log_max_bytes,
         backups=start.log_backups,
     )
@@ -224,8 +218,8 @@ async def _serve(
     supervisor: Supervisor,
     group: Group,
     ctx: ProxyContext,
-    console: Console,
-    summary: Summary,
+    screen: Screen,
+    summary: Summarize,
     port: int,
 ) -> None:
     async with trio.open_nursery() as nursery:
@@ -236,14 +230,14 @@ async def _serve(
                 nursery.cancel_scope.cancel()
 
             pids = await nursery.start(running)
-            table = summary(ctx, group.host, port)
-            table.caption = (table.caption or "") + (
-                f"\nworkers: {group.count} (pids {', '.join(map(str, pids))}; supervisor "
+            shown = summary(ctx, group.host, port)
+            shown.notes.append(
+                f"workers: {group.count} (pids {', '.join(map(str, pids))}; supervisor "
                 f"{os.getpid()}); SIGHUP reloads the config, SIGTERM drains"
             )
-            console.print(table)
+            screen.summary(shown)
             async for signum in signals:
-                _on_signal(supervisor, nursery, signum, ctx, group, console)
+                _on_signal(supervisor, nursery, signum, ctx, group, screen)
 
 
 def _on_signal(
@@ -252,21 +246,20 @@ def _on_signal(
     signum: int,
     ctx: ProxyContext,
     group: Group,
-    console: Console,
+    screen: Screen,
 ) -> None:
     name = signal.Signals(signum).name
     if signum == signal.SIGHUP:
-        _say(console, "SIGHUP, reloading the config (and reopening the log file)")
+        screen.say("SIGHUP, reloading the config (and reopening the log file)")
         supervisor.reopen_log()
         nursery.start_soon(supervisor.reload)
     elif supervisor.stopping:
-        _say(console, f"{name} again, stopping now")
+        screen.say(f"{name} again, stopping now")
         supervisor.stop()
     else:
         seconds = group.start.drain_seconds
         seconds = ctx.config.server.drain_seconds if seconds is None else seconds
-        _say(
-            console,
+        screen.say(
             f"{name}, stopping {len(supervisor.workers)} workers: no new connections, "
             f"up to {seconds:g}s for the answers in flight",
         )

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 
 from louter import __version__
 from louter.cli.louter import app
+from louter.cli.screen import plain_summary, summary_table
 from louter.cli.serve import summary
 from louter.config import BACKEND_KEYS, parse_config
 from louter.proxy.app import build_context
@@ -295,11 +296,12 @@ def test_serve_one_request_and_stop_on_signal(tmp_path: Path, signum: signal.Sig
     ]
     assert all(e["backend"] == "mock" for e in mine[1:])
 
-    err = stderr_file.read_text()
-    assert f"http://127.0.0.1:{port}" in err
-    assert "mock (default)" in err
-    assert "in-process" in err
-    assert signal.Signals(signum).name in err
+    err = stderr_file.read_text()  # not a terminal: plain lines, no table
+    lines = err.splitlines()
+    assert lines[0] == f"louter {__version__} on http://127.0.0.1:{port}"
+    assert "backend mock (default): protocol mock, url in-process, key -, models -" in lines
+    assert not any(box in err for box in "│┃━") and "\x1b[" not in err
+    assert f"louter: {signal.Signals(signum).name}, stopping" in err
 
 
 def test_busy_port_exits_1_with_a_message() -> None:
@@ -313,17 +315,21 @@ def test_busy_port_exits_1_with_a_message() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_the_startup_table_cuts_nothing_on_a_narrow_console() -> None:
-    """Not a terminal, rich renders 80 columns: a long URL or key variable wraps inside
-    its cell instead of ending in "…" (stderr often goes to a log file)."""
+def test_the_startup_table_cuts_nothing_on_a_narrow_terminal() -> None:
+    """On an 80-column terminal a long URL or key variable wraps inside its cell instead
+    of ending in "…"; not a terminal, each backend is one line, whole."""
     url = "https://llm-gateway.internal.example.com/teams/platform/openai/v1"
     toml = (
         f'[backends.team]\nprotocol = "openai"\nurl = "{url}"\n'
         'api_key_env = "TEAM_PLATFORM_GATEWAY_API_KEY"\n'
     )
     ctx = build_context(parse_config(toml, path="t.toml", env={}), default_backend="team")
+    shown = summary(ctx, "127.0.0.1", 8080, None)
+    base = url.removesuffix("/v1")  # the backend's base URL
+    line = f"backend team (default): protocol openai, url {base}, key missing (TEAM_PLATFORM"
+    assert line + "_GATEWAY_API_KEY), models -" in plain_summary(shown).splitlines()
     out = StringIO()
-    Console(file=out, width=80).print(summary(ctx, "127.0.0.1", 8080, None))
+    Console(file=out, width=80).print(summary_table(shown))
     text = out.getvalue()
     assert "…" not in text
     rows = [line.split("│") for line in text.splitlines() if line.startswith("│")]

@@ -33,6 +33,7 @@ LAZY = {
     "louter.cli.commands": "the typer commands",
     "louter.proxy.store.resp": "only with [store]",
     "sqlite3": "the usage file: only with [usage]",
+    "rich": "the start-up table and colours: only when stderr is a terminal",
 }
 
 BOOT = (

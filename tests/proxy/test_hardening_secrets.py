@@ -363,7 +363,7 @@ async def test_nothing_secret_reaches_clients_health_metrics_log_or_stderr(
 
 def strip_summary(err: str) -> str:
     """stderr without the start-up summary's rows (the operator's own URLs may stay)."""
-    return "\n".join(line for line in err.splitlines() if not line.startswith("│"))
+    return "\n".join(line for line in err.splitlines() if not line.startswith("backend "))
 
 
 def assert_upstream_got_no_client_key(fake: FakeUpstream) -> None:

@@ -9,7 +9,6 @@ backend before the next candidate; no key shows anywhere a client or operator lo
 
 from __future__ import annotations
 
-import io
 import signal
 import subprocess
 import sys
@@ -20,9 +19,9 @@ import anthropic
 import httpx
 import pytest
 import trio
-from rich.console import Console
 
 from louter.cli.louter import summary
+from louter.cli.screen import plain_summary
 from louter.config import parse_config
 from louter.errors import ConfigError
 from louter.proxy.app import build_context
@@ -309,9 +308,7 @@ def test_unset_pool_variables_are_left_out_and_named_in_the_start_up_table() -> 
     backend = config.backends[0]
     assert backend.api_keys == ("key-one", "key-three")
     ctx = build_context(config, default_backend="p")
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(summary(ctx, "127.0.0.1", 8080, None))
-    shown = console.export_text()
+    shown = plain_summary(summary(ctx, "127.0.0.1", 8080, None))
     assert "2 keys, missing (K2)" in shown and "key-one" not in shown
     none_set = parse_config(toml, path="t.toml", env={}).backends[0]
     assert none_set.api_key is None and none_set.key_env == "K1, K2, K3"
