@@ -18,10 +18,9 @@ import trio
 from louter import __version__
 from louter.cli.echo import echo_to, level_of
 from louter.cli.screen import Screen, Summary
-from louter.cli.workers import Group, Start, WorkerSpec, run_worker, supervise, worker_count
+from louter.cli.start import Start, WorkerSpec, worker_count
 from louter.config import Backend, Config, is_loopback
 from louter.errors import ConfigError
-from louter.group.worker import Link
 from louter.http.drain import Drain
 from louter.proxy.app import ROUTES, build_context, serve
 from louter.proxy.context import ProxyContext
@@ -172,6 +171,8 @@ def run_serve(args: ServeArgs) -> int:
                   args.verbose)  # fmt: skip
     link = spec = None
     if args.worker is not None:
+        from louter.group.worker import Link  # noqa: PLC0415 - the worker group: loaded by it only
+
         spec = WorkerSpec.parse(args.worker)
         link = Link(socket.socket(fileno=spec.control))
     try:
@@ -191,10 +192,14 @@ def run_serve(args: ServeArgs) -> int:
     listen_host = args.host or cfg.server.host
     listen_port = cfg.server.port if args.port is None else args.port
     if spec is not None and link is not None:
+        from louter.cli.workers import run_worker  # noqa: PLC0415
+
         _settle_heap()
         return trio.run(run_worker, replace(ctx, group=link), spec, drain)
     _warn_open(screen, cfg, listen_host)
     if args.workers is not None:
+        from louter.cli.workers import Group, supervise  # noqa: PLC0415
+
         group = Group(start, count, listen_host, listen_port, partial(check, start))
         log_file = args.log_file
         return supervise(group, ctx, screen, lambda c, h, p: summary(c, h, p, log_file))

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -23,8 +23,7 @@ import trio
 
 import louter
 from louter.cli.screen import Screen, Summary
-from louter.config import Config, load_config
-from louter.errors import ConfigError
+from louter.cli.start import Start, WorkerSpec
 from louter.group.merge import snapshot
 from louter.group.supervisor import StartFailed, Supervisor
 from louter.http.drain import Drain
@@ -38,78 +37,12 @@ BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from louter.cli.louter 
 
 
 @dataclass(frozen=True, slots=True)
-class Start:
-    """The options that shape a context: what a worker is started with."""
-
-    config: Path | None
-    backend: str | None
-    disable_auth: bool
-    log_file: Path | None
-    log_max_bytes: int
-    log_backups: int
-    drain_seconds: float | None
-    log_level: str | None
-    verbose: int
-
-    def load(self) -> Config:
-        cfg = load_config(self.config, os.environ)
-        if self.disable_auth:
-            cfg = replace(cfg, auth=replace(cfg.auth, enabled=False))
-        return cfg
-
-    def args(self) -> list[str]:
-        """These options as a worker's arguments (its log goes to the supervisor)."""
-        args = ["--config", str(self.config)] if self.config else []
-        args += ["--backend", self.backend] if self.backend else []
-        args += ["--disable-auth"] if self.disable_auth else []
-        args += ["--drain-seconds", repr(self.drain_seconds)] if self.drain_seconds else []
-        args += ["--log-level", self.log_level] if self.log_level else []
-        return args + ["-v"] * self.verbose
-
-
-@dataclass(frozen=True, slots=True)
 class Group:
     start: Start
     count: int
     host: str
     port: int
     validate: Callable[[], str | None]  # the config as it is now: None, or why it is bad
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    slot: int
-    generation: int
-    listen: tuple[int, ...]
-    control: int
-    log: int  # -1: no log file
-
-    @classmethod
-    def parse(cls, text: str) -> WorkerSpec:
-        fields = dict(item.split("=", 1) for item in text.split(","))
-        return cls(
-            int(fields["slot"]),
-            int(fields["generation"]),
-            tuple(int(fd) for fd in fields["listen"].split(":")),
-            int(fields["control"]),
-            int(fields["log"]),
-        )
-
-    def text(self) -> str:
-        listen = ":".join(map(str, self.listen))
-        return (
-            f"slot={self.slot},generation={self.generation},listen={listen},"
-            f"control={self.control},log={self.log}"
-        )
-
-
-def worker_count(text: str) -> int:
-    """`--workers`: a positive number, or `auto` (the cores this process may run on)."""
-    if text == "auto":
-        return len(os.sched_getaffinity(0))
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"--workers takes a number of at least 1 or auto, not {text!r}")
-    return int(text)
 
 
 def command(

@@ -34,6 +34,9 @@ LAZY = {
     "louter.proxy.store.resp": "only with [store]",
     "sqlite3": "the usage file: only with [usage]",
     "rich": "the start-up table and colours: only when stderr is a terminal",
+    "louter.cli.workers": "the worker group: only with --workers (or in a worker)",
+    "louter.group.supervisor": "the worker group's supervisor: only with --workers",
+    "louter.logs.reader": "reading logs: log-parser and louter top, not the server",
 }
 
 BOOT = (
