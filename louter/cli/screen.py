@@ -70,8 +70,13 @@ class Screen:
         return self._console
 
     def _write(self, text: str) -> None:
-        self._stream.write(text)
-        self._stream.flush()
+        """Write and flush; a stderr that is gone (a closed pipe) is not a reason to stop
+        serving: the line is lost, as there is nowhere else to say it."""
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            pass
 
 
 def plain_summary(summary: Summary) -> str:

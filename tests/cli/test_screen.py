@@ -38,3 +38,14 @@ def test_a_terminal_gets_colours_and_text_is_never_read_as_markup() -> None:
     assert "\x1b[1;31mlouter: cannot write [table] x [/]\x1b[0m" in text
     assert "┃ backend" in text.replace("\x1b[1m", "").replace("\x1b[0m", "")
     assert "http://127.0.0.1:9/v1" in text
+
+
+class _Gone(StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stderr_does_not_stop_the_caller() -> None:
+    screen = Screen(_Gone())
+    screen.say("SIGTERM, stopping")  # raises nothing: the server keeps draining
+    screen.summary(SHOWN)
