@@ -8,6 +8,7 @@ redis-server or redis-cli fails these tests (CI installs them: .ci/run)."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -31,13 +32,22 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the system hands out for outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def cluster_port(taken: set[int]) -> int:
-    """A free port whose cluster-bus port (+10000) is free too."""
+    """A free port whose cluster-bus port (+10000) is free too, both below the ephemeral
+    range: a killed node's ports cannot be taken by some outgoing connection's local end
+    before `revive` binds them again (they were: CI once saw a revived node never agree)."""
+    high = _ephemeral_low() - BUS_OFFSET
     for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port + BUS_OFFSET < 65536 and port not in taken and _bindable(port + BUS_OFFSET):
+        port = random.randrange(10000, high)
+        if port not in taken and _bindable(port) and _bindable(port + BUS_OFFSET):
             return port
     raise RuntimeError("no free port pair for a cluster node")
 
@@ -72,14 +82,17 @@ class RedisCluster:
         return f"redis://127.0.0.1:{port or self.ports[0]}"
 
     def _spawn(self, port: int) -> None:
-        self.processes[port] = subprocess.Popen(
-            [self.server, "--port", str(port), "--bind", "127.0.0.1",
-             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-             "--cluster-node-timeout", "5000", "--dir", str(self.directory),
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        """Start the node on `port`; its output is appended to `node-PORT.log` (read when
+        it fails)."""
+        with (self.directory / f"node-{port}.log").open("ab") as log:
+            self.processes[port] = subprocess.Popen(
+                [self.server, "--port", str(port), "--bind", "127.0.0.1",
+                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                 "--cluster-node-timeout", "5000", "--dir", str(self.directory),
+                 "--save", "", "--appendonly", "no"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
 
     def start(self) -> None:
         for port in self.ports:
@@ -114,7 +127,12 @@ class RedisCluster:
                 pass
             process = self.processes[port]
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis cluster node {port} did not {what}")
+                exited = "" if process.returncode is None else f" (exited {process.returncode})"
+                log = (self.directory / f"node-{port}.log").read_bytes()[-2000:]
+                raise RuntimeError(
+                    f"redis cluster node {port} did not {what}{exited}; its output ends:\n"
+                    + log.decode("utf-8", "replace")
+                )
             time.sleep(0.02)
 
     def owner(self, slot: int) -> int:
