@@ -384,7 +384,14 @@ class _Attempts:
         metrics = self.ctx.metrics
         try:
             delivery = await plan.relay(self.ctx, self.exchange, response, responder)
-        except LouterError as exc:  # the answer was unusable (e.g. not JSON), or broke off
+        except BaseException as exc:
+            # cancelled (louter stopping) or failed mid-answer: the upstream connection is
+            # closed now, not left open to the collector (a stream still being read)
+            with trio.CancelScope(shield=True):
+                await response.aclose()
+            if not isinstance(exc, LouterError):
+                raise
+            # the answer was unusable (e.g. not JSON), or broke off
             clean = _scrubbed(self.ctx, exc, name)
             self.ctx.router.breakers[name].fail(clean.message)
             if metrics is not None:
