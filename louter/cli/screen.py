@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 Part = tuple[str, str]  # (text, rich style: "" for none)
 Row = tuple[str, str, str, str, str]  # a backend's cells, in `COLUMNS` order
@@ -90,7 +91,7 @@ def plain_summary(summary: Summary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_table(summary: Summary) -> object:
+def summary_table(summary: Summary) -> Table:
     """The summary as a rich table (a terminal's)."""
     from rich.table import Table  # noqa: PLC0415 - on a terminal only
     from rich.text import Text  # noqa: PLC0415
