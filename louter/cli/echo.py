@@ -44,7 +44,7 @@ DIRECTION_STYLE = {
     "error": "bold red",
 }
 # each dialect's name in reports (its probe wire's title: "OpenAI", ...), and the mock's
-DIALECT_NAMES = {name: d.probe_wire.title for name, d in DIALECTS.items()} | {"mock": "Mock"}
+DIALECT_NAMES = {name: d.title for name, d in DIALECTS.items()} | {"mock": "Mock"}
 _LABELS: Mapping[str, Callable[[str], str]] = {
     "client_request": lambda dialect: "Request body",
     "backend_request": lambda dialect: f"{DIALECT_NAMES.get(dialect, dialect)} request",

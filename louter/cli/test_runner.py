@@ -39,10 +39,11 @@ from louter.probes import (
     select,
 )
 from louter.probes.run import Sink
+from louter.probes.wire import WIRES
 from louter.proxy.journal import Journal
 
 PROTOCOLS = tuple(DIALECTS)
-DEFAULT_MODELS = {name: d.probe_wire.default_model for name, d in DIALECTS.items()}
+DEFAULT_MODELS = {name: wire.default_model for name, wire in WIRES.items()}
 EXPECTATIONS = {"auto": None, "mock": True, "model": False}
 ALIAS_HELP = "; ".join(
     f"{', '.join(a for a, n in ALIASES.items() if n == name)} = {name}"

@@ -28,7 +28,6 @@ from louter.convert.model import (
     ToolCall,
     Usage,
 )
-from louter.convert.probe.model import Wire
 from louter.convert.ratelimit import RateLimits
 from louter.convert.sse import SSEEvent
 
@@ -79,6 +78,7 @@ GENERATE, COUNT = "generate", "count"  # the kinds of endpoint in `Dialect.serve
 @dataclass(frozen=True, slots=True)
 class Dialect:
     name: str
+    title: str  # how reports and the console name it ("OpenAI", "Gemini", ...)
     # conversion
     parse_request: Callable[..., Request]  # (body, *, model, stream)
     emit_request: Callable[[Request, str], dict[str, Any]]  # (request, backend model)
@@ -109,7 +109,6 @@ class Dialect:
     # a tool call as this dialect's JSON (xml-tool-parse --format)
     tool_call_json: Callable[[ToolCall], dict[str, Any]]
     # probes (test-runner, diagnostic)
-    probe_wire: Wire  # what test-runner and diagnostic send and read
     # as a server (the mock): endpoint path suffixes (query excluded) -> GENERATE or
     # COUNT, in the order they are tried; (path, body) -> the request read at one, the
     # count request for a COUNT endpoint (None: the dialect has none)

@@ -2,7 +2,7 @@
 
 `PROBES` is the table (`catalog`): text, streaming, function calling (plain and
 streamed), multimedia, a tool round trip, token counting and error handling. Each probe
-writes its request in the target's dialect (`Dialect.probe_wire`: the pure
+writes its request in the target's dialect (`wire.WIRES`: the pure
 `louter/convert/<dialect>/probe.py`), reads the answer (`wire.read`: envelopes, stream
 grammar, louter's own stream assembly as a cross-check) and judges its content
 (`checks`). `run_probes` is the I/O shell behind `test-runner` and `diagnostic`.

@@ -20,7 +20,7 @@ from louter.errors import ConfigError
 from louter.probes.run import Target
 
 # every front door louter has, by dialect, with its title in reports
-DOORS: Mapping[str, str] = {name: d.probe_wire.title for name, d in DIALECTS.items()}
+DOORS: Mapping[str, str] = {name: d.title for name, d in DIALECTS.items()}
 
 
 @dataclass(frozen=True, slots=True)

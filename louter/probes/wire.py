@@ -1,7 +1,8 @@
 """The dialect table and the one reading path every answer takes.
 
-`WIRES` holds each dialect's probe wire (`Dialect.probe_wire`: its writer and readers),
-by name.
+`WIRES` holds each dialect's probe wire (its writer and readers), by name: the `WIRE` of
+the dialect package's `probe` module (`louter/convert/<name>/probe.py`), which nothing but
+the probes imports (the proxy never loads them).
 `read` turns a raw HTTP answer into `Seen`: an error status is read as the dialect's
 error envelope, a stream is audited for its grammar and then also assembled by louter's
 own conversion core (`louter.convert`'s StreamParser and StreamCollector): the text and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from louter.convert.collect import StreamCollector, log_view
@@ -22,7 +24,13 @@ from louter.convert.probe.model import COUNT, INVALID, Answer, Ask, Seen, Wire
 from louter.convert.sse import SSEEvent
 from louter.errors import ConversionError
 
-WIRES: Mapping[str, Wire] = {name: d.probe_wire for name, d in DIALECTS.items()}
+
+def _wire(dialect: str) -> Wire:
+    wire: Wire = import_module(f"louter.convert.{dialect}.probe").WIRE
+    return wire
+
+
+WIRES: Mapping[str, Wire] = {name: _wire(name) for name in DIALECTS}
 
 
 @dataclass(frozen=True, slots=True)

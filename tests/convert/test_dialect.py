@@ -27,6 +27,7 @@ from louter.convert.model import (
 from louter.convert.probe.model import Ask, User
 from louter.convert.sse import SSEDecoder
 from louter.errors import LouterError
+from louter.probes.wire import WIRES
 
 # the count fields: all three set, or (an API without a count endpoint) all three None
 COUNT_FIELDS = ("count_request", "count_response", "read_count", "serve_count")
@@ -167,7 +168,7 @@ def test_counting(dialect: Dialect) -> None:
 
 
 def test_the_probe_wire(dialect: Dialect) -> None:
-    wire = dialect.probe_wire
+    wire = WIRES[dialect.name]
     assert wire is not None and wire.name == dialect.name
     call = wire.write(Ask(turns=(User("hi"),)), "m")
     assert call.method == "POST" and call.path.startswith("/")

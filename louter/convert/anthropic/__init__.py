@@ -26,7 +26,7 @@ Decisions (responses; requests and streams document theirs)
 
 from __future__ import annotations
 
-from louter.convert.anthropic import probe, serve, wire
+from louter.convert.anthropic import serve, wire
 from louter.convert.anthropic.request import emit_request, parse_count_request, parse_request
 from louter.convert.anthropic.response import (
     emit_count_response,
@@ -60,6 +60,7 @@ __all__ = [
 
 DIALECT = Dialect(
     name="anthropic",
+    title="Anthropic",
     parse_request=body_parser(parse_request),
     emit_request=emit_request,
     parse_response=parse_response,
@@ -83,7 +84,6 @@ DIALECT = Dialect(
     count_response=emit_count_response,
     read_count=read_count,
     tool_call_json=wire.tool_call_json,
-    probe_wire=probe.WIRE,
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=serve.serve_count,

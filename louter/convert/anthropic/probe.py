@@ -284,7 +284,6 @@ _STEPS: dict[tuple[_Phase, str], Callable[[StreamAudit, Json], None]] = {
 
 WIRE = Wire(
     name="anthropic",
-    title="Anthropic",
     default_model="claude-haiku-4-5",
     write=write,
     key_header=key_header,

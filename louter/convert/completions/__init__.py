@@ -16,7 +16,7 @@ headers).
 
 from __future__ import annotations
 
-from louter.convert.completions import probe, serve, wire
+from louter.convert.completions import serve, wire
 from louter.convert.completions.request import emit_request, parse_request
 from louter.convert.completions.response import emit_response, parse_response, text_of, usage_of
 from louter.convert.completions.stream_emitter import StreamEmitter
@@ -46,6 +46,7 @@ __all__ = [
 
 DIALECT = Dialect(
     name="completions",
+    title="Completions",
     parse_request=body_parser(parse_request),
     emit_request=emit_request,
     parse_response=parse_response,
@@ -69,7 +70,6 @@ DIALECT = Dialect(
     count_response=None,
     read_count=None,
     tool_call_json=wire.tool_call_json,
-    probe_wire=probe.WIRE,
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=None,

@@ -170,7 +170,6 @@ class StreamAudit:
 
 WIRE = Wire(
     name="completions",
-    title="Completions",
     default_model="gpt-3.5-turbo-instruct",
     write=write,
     key_header=key_header,

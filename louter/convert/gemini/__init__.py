@@ -21,7 +21,7 @@ camelCase and snake_case keys are accepted everywhere, as Google's proto-JSON pa
 
 from __future__ import annotations
 
-from louter.convert.gemini import probe, serve, wire
+from louter.convert.gemini import serve, wire
 from louter.convert.gemini.request import emit_request, parse_count_request, parse_request
 from louter.convert.gemini.response import (
     emit_count_response,
@@ -58,6 +58,7 @@ __all__ = [
 
 DIALECT = Dialect(
     name="gemini",
+    title="Gemini",
     parse_request=parse_request,
     emit_request=emit_request,
     parse_response=parse_response,
@@ -81,7 +82,6 @@ DIALECT = Dialect(
     count_response=emit_count_response,
     read_count=read_count,
     tool_call_json=wire.tool_call_json,
-    probe_wire=probe.WIRE,
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=serve.serve_count,

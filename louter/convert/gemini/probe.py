@@ -217,7 +217,6 @@ class StreamAudit:
 
 WIRE = Wire(
     name="gemini",
-    title="Gemini",
     default_model="gemini-2.5-flash",
     write=write,
     key_header=key_header,

@@ -28,7 +28,7 @@ named by `legacy_dropped` for the log.
 
 from __future__ import annotations
 
-from louter.convert.openai import probe, serve, wire
+from louter.convert.openai import serve, wire
 from louter.convert.openai.request import emit_request, legacy_functions, parse_request
 from louter.convert.openai.response import (
     emit_response,
@@ -66,6 +66,7 @@ __all__ = [
 
 DIALECT = Dialect(
     name="openai",
+    title="OpenAI",
     parse_request=body_parser(parse_request),
     emit_request=emit_request,
     parse_response=parse_response,
@@ -89,7 +90,6 @@ DIALECT = Dialect(
     count_response=None,
     read_count=None,
     tool_call_json=wire.tool_call_json,
-    probe_wire=probe.WIRE,
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=None,

@@ -243,7 +243,6 @@ class StreamAudit:
 
 WIRE = Wire(
     name="openai",
-    title="OpenAI",
     default_model="gpt-4o-mini",
     write=write,
     key_header=key_header,

@@ -164,11 +164,10 @@ def auditing(make: Callable[[], StreamAuditor]) -> StreamReader:
 class Wire:
     """A dialect's probe wire: how it writes an `Ask`, where its key goes, and how its
     answers, counts, errors and streams are read (each reader returns the answer and the
-    wire problems found). `title` names its front door in reports; `default_model` is
-    what `test-runner` asks a backend of this dialect for when no model is given."""
+    wire problems found). `default_model` is what `test-runner` asks a backend of this
+    dialect for when no model is given (the dialect's `title` names its front door)."""
 
     name: str
-    title: str
     default_model: str
     write: Callable[[Ask, str], Call]
     key_header: Callable[[str], tuple[str, str]]

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from louter.convert.openai.wire import RATELIMIT, bearer_auth
 from louter.convert.record import PENALTIES, Dialect, body_parser, text_reader
-from louter.convert.responses import probe, serve, wire
+from louter.convert.responses import serve, wire
 from louter.convert.responses.request import emit_request, parse_request
 from louter.convert.responses.response import emit_response, parse_response, usage_of
 from louter.convert.responses.stream_emitter import StreamEmitter
@@ -75,6 +75,7 @@ __all__ = [
 
 DIALECT = Dialect(
     name="responses",
+    title="Responses",
     parse_request=body_parser(parse_request),
     emit_request=emit_request,
     parse_response=parse_response,
@@ -98,7 +99,6 @@ DIALECT = Dialect(
     count_response=None,
     read_count=None,
     tool_call_json=wire.tool_call_json,
-    probe_wire=probe.WIRE,
     serve_paths=serve.PATHS,
     serve=serve.serve,
     serve_count=None,

@@ -256,7 +256,6 @@ class StreamAudit:
 
 WIRE = Wire(
     name="responses",
-    title="Responses",
     default_model="gpt-4o-mini",
     write=write,
     key_header=key_header,
