@@ -10,6 +10,8 @@ The front doors render any `LouterError` as an error body in their own dialect.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LouterError(Exception):
     """Base class; `status_hint` is the HTTP status a front door should answer with."""
@@ -34,6 +36,11 @@ class LouterError(Exception):
             self.headers = headers
         if code is not None:
             self.code = code
+
+    def envelope(self, dialect: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The error body the client gets: `body` (its dialect's envelope for this error),
+        with what this kind of error adds in that dialect (a 429's retry details)."""
+        return body
 
 
 class ConfigError(LouterError):

@@ -65,7 +65,7 @@ async def run_worker(ctx: ProxyContext, spec: WorkerSpec, drain: Drain) -> int:
     metrics = ctx.metrics
     link.snapshots = {"health": lambda: health_body(ctx)[1]}
     if metrics is not None:
-        link.snapshots["metrics"] = lambda: snapshot(metrics.registry.collect())
+        link.snapshots["metrics"] = lambda: snapshot(metrics.collect())
     status = 0
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
@@ -73,7 +73,7 @@ async def run_worker(ctx: ProxyContext, spec: WorkerSpec, drain: Drain) -> int:
             async def serving(task_status: trio.TaskStatus[int]) -> None:
                 await serve(ctx, "", 0, drain=drain, listeners=listeners, task_status=task_status)
                 if metrics is not None:  # what this worker counted outlives it
-                    await link.say({"op": "final", "data": snapshot(metrics.registry.collect())})
+                    await link.say({"op": "final", "data": snapshot(metrics.collect())})
                 nursery.cancel_scope.cancel()
 
             await nursery.start(link.run, drain)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from louter.proxy.metrics import exposition
 
 Snapshot = list[Any]  # [[name, type, help, [[sample, labels, value], ...]], ...]
 LOWEST = frozenset({"backend_up"})  # gauges whose group value is the workers' minimum
@@ -73,9 +74,7 @@ def render(snapshot: Snapshot, workers: int) -> bytes:
             family.add_sample(sample, labels, value)
         families.append(family)
     families.append(GaugeMetricFamily("louter_workers", "Worker processes that answered", workers))
-    registry = CollectorRegistry()
-    registry.register(_Collector(families))
-    return generate_latest(registry)
+    return exposition(_Collector(families))
 
 
 def merge_health(bodies: Sequence[dict[str, Any]], workers: int) -> tuple[int, dict[str, Any]]:

@@ -23,7 +23,8 @@ import socket
 import termios
 import time
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -518,20 +519,26 @@ def open_transport(
             label=label,
         )
     options = {"connect_timeout": connect_timeout, "idle_timeout": idle_timeout}
-    return _OnFirstUse(
-        url, label=label, proxy=proxy, ca=(proxies.ca_file, proxies.ca_dir), **options
+    return OnFirstUse(
+        partial(_httpx, url, label, proxy=proxy, ca=(proxies.ca_file, proxies.ca_dir), **options)
     )
 
 
-class _OnFirstUse:
-    """An `https://` backend's transport, opened by its first request: httpx and its TLS
-    stack cost ~9 MiB and some start-up time, paid only when such a backend is used (the
-    built-in cloud presets are configured on every louter, used by few)."""
+def _httpx(url: str, label: str, **options: Any) -> Transport:
+    """An `https://` backend's transport: httpx and its TLS stack cost ~9 MiB and some
+    start-up time, paid only when such a backend is used (`OnFirstUse`: the built-in cloud
+    presets are configured on every louter, used by few)."""
+    from louter.http.tls import HttpxTransport  # noqa: PLC0415
 
-    def __init__(self, url: str, *, label: str, **options: Any) -> None:
-        self.url = url
-        self.label = label
-        self._options = options
+    return HttpxTransport(url, label=label, **options)
+
+
+class OnFirstUse:
+    """A transport made by its first request (`make`), for one whose code is costly to
+    load and which many louters never use (an `https://` preset, the built-in mock)."""
+
+    def __init__(self, make: Callable[[], Transport]) -> None:
+        self._make: Callable[[], Transport] | None = make
         self._transport: Transport | None = None
 
     async def request(
@@ -544,9 +551,8 @@ class _OnFirstUse:
         method: str = "POST",
     ) -> UpstreamResponse:
         if self._transport is None:
-            from louter.http.tls import HttpxTransport
-
-            self._transport = HttpxTransport(self.url, label=self.label, **self._options)
+            assert self._make is not None
+            self._transport, self._make = self._make(), None
         return await self._transport.request(
             path, headers, body, first_byte_timeout=first_byte_timeout, method=method
         )

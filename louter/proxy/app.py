@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
@@ -26,9 +26,7 @@ from louter.http.message import HttpRequest, Responder
 from louter.http.server import Limits
 from louter.http.server import serve as serve_http
 from louter.prices import build_catalog
-from louter.proxy.accounting import api as usage
 from louter.proxy.accounting.build import accounting_stages, build_accounting
-from louter.proxy.accounting.record import Pricing
 from louter.proxy.auth import ANY, HEADERS, Gate
 from louter.proxy.cache import build_cache
 from louter.proxy.condense import condense
@@ -51,21 +49,21 @@ from louter.proxy.health_api import cache as cache_health
 from louter.proxy.inflight import BodyBudget
 from louter.proxy.journal import Entry, Journal
 from louter.proxy.known import UnknownModels
-from louter.proxy.limits import RateLimited, build_limits
-from louter.proxy.loop_guard import build_loop_guards
-from louter.proxy.metrics import CONTENT_TYPE, Metrics, StoreMetrics
+from louter.proxy.metrics import Metrics, StoreMetrics, content_type
 from louter.proxy.model_api import PREFIX, get_catalog_model, list_catalog, search_catalog
 from louter.proxy.paths import with_aliases, with_prefix_aliases
 from louter.proxy.pipeline import Stage
-from louter.proxy.processors import build_processors
 from louter.proxy.routing import Router
 from louter.proxy.scrub import Scrubber
 from louter.proxy.served import Served
 from louter.proxy.sessions import build_sessions, tag
 from louter.proxy.shared_breakers import SharedBreakers
-from louter.proxy.stages import build_pipeline
+from louter.proxy.stages import build_pipeline, limit_stages, loop_guards, processor_stages
 from louter.proxy.store import build_store
 from louter.proxy.upstreams import open_upstreams
+
+if TYPE_CHECKING:
+    from louter.proxy.accounting.record import Pricing
 
 HandlerFn = Callable[[ProxyContext, Exchange, HttpRequest, Responder], Awaitable[None]]
 OPEN = ""  # `Endpoint.key_from`: no key needed, even with auth on
@@ -125,7 +123,21 @@ async def metrics(
     if ctx.metrics is None:
         raise LouterError("metrics are disabled (enable_metrics = false)", status_hint=404)
     body = ctx.metrics.render() if ctx.group is None else await ctx.group.metrics()
-    await responder.send(200, [(b"content-type", CONTENT_TYPE)], body)
+    await responder.send(200, [(b"content-type", content_type())], body)
+
+
+def usage(name: str) -> HandlerFn:
+    """A `/v2/usage` or `/v2/audit` handler of `proxy/accounting/api.py`, imported on its
+    first request (a louter without `[usage]` never loads it; those paths answer 404)."""
+
+    async def handle(
+        ctx: ProxyContext, exchange: Exchange, request: HttpRequest, responder: Responder
+    ) -> None:
+        from louter.proxy.accounting import api  # noqa: PLC0415 - only when asked
+
+        await getattr(api, name)(ctx, exchange, request, responder)
+
+    return handle
 
 
 ROUTES: Mapping[str, Endpoint] = {
@@ -139,10 +151,10 @@ ROUTES: Mapping[str, Endpoint] = {
     "/responses": Endpoint("POST", door(DOORS["responses"]), "responses"),
     "/v1/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
     "/completions": Endpoint("POST", door(DOORS["completions"]), "completions"),
-    "/v2/usage/stats": Endpoint("GET", usage.usage_stats, "openai", HEADERS),
-    "/v2/usage/recent": Endpoint("GET", usage.usage_recent, "openai", HEADERS),
-    "/v2/usage/me": Endpoint("GET", usage.usage_me, "openai", HEADERS),
-    "/v2/audit/logs": Endpoint("GET", usage.audit_logs, "openai", HEADERS),
+    "/v2/usage/stats": Endpoint("GET", usage("usage_stats"), "openai", HEADERS),
+    "/v2/usage/recent": Endpoint("GET", usage("usage_recent"), "openai", HEADERS),
+    "/v2/usage/me": Endpoint("GET", usage("usage_me"), "openai", HEADERS),
+    "/v2/audit/logs": Endpoint("GET", usage("audit_logs"), "openai", HEADERS),
     "/health": Endpoint("GET", health, "openai", OPEN),
     "/metrics": Endpoint("GET", metrics, "openai", OPEN),
     "/health/providers": Endpoint("GET", providers, "openai", OPEN),
@@ -370,7 +382,7 @@ async def _fail(
     body = DIALECTS[exchange.format].error_body(status, message)
     if isinstance(exc, LouterError) and exc.code is not None:
         _set_code(body, exc.code)
-    if isinstance(exc, RateLimited):  # the dialect's own rate-limit details
+    if isinstance(exc, LouterError):  # e.g. a 429's rate-limit details in the dialect
         body = exc.envelope(exchange.format, body)
     exchange.log("client_response", status=status, payload=body)
     headers = [(b"x-louter-request-id", exchange.request_id.encode("ascii")), *own]
@@ -435,7 +447,7 @@ def build_context(
             for k in config.auth.keys
             if config.auth.on and (k.rpm or k.tpm or k.max_concurrent)
         }
-    limited, backend_limits = build_limits(config.limits, store, metrics, key_limits)
+    limited, backend_limits = limit_stages(config.limits, store, metrics, key_limits)
     upstreams = open_upstreams(config, clock, deadlines)
     catalog = build_catalog(config)
     accounting = build_accounting(config, store, router, metrics, clock, pricing or catalog.price)
@@ -449,13 +461,13 @@ def build_context(
     cache = build_cache(config, store, router, clock)
     if metrics is not None and cache is not None:
         metrics.cache = cache.counts
-    processing = (*build_processors(config.processors, router), *([cache] if cache else []))
+    processing = (*processor_stages(config.processors, router), *([cache] if cache else []))
     scrub = Scrubber(config.backends)
     shared = None
     if config.store is not None:  # other louters share the store: and the breakers
         shared = SharedBreakers(router.breakers, store, wall=clock, scrub=scrub)
     sessions = build_sessions(config, store, router, metrics, warn, served)
-    guards = build_loop_guards(config, metrics, lambda m: router.candidates(m)[0].backend.name)
+    guards = loop_guards(config, metrics, lambda m: router.candidates(m)[0].backend.name)
     return ProxyContext(
         config,
         router,

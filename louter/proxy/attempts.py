@@ -39,7 +39,7 @@ from louter.http.message import HeaderList, Responder
 from louter.http.upstream import UpstreamResponse
 from louter.proxy.breaker import Breaker
 from louter.proxy.exchange import Exchange
-from louter.proxy.limits import too_many
+from louter.proxy.rate_limited import too_many
 from louter.proxy.routing import Route
 from louter.proxy.usage import estimate_output
 

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from louter.config import LimitsConfig, Rate
-from louter.errors import LouterError
 from louter.proxy.estimate import OUTPUT_LIMITS, input_tokens, sized_input_tokens
 from louter.proxy.pipeline import Call, Stage
+from louter.proxy.rate_limited import too_many
 from louter.proxy.store import Decision, Limit, MemoryStore, Store
 
 if TYPE_CHECKING:
@@ -128,50 +128,6 @@ def plan_buckets(scopes: Sequence[Scope]) -> _Buckets:
 
 # What a request holds until its exchange is over: (buckets, TPM estimate charged, lease)
 _Held = tuple[_Buckets, int, "str | None"]
-
-
-class RateLimited(LouterError):
-    """A 429 with `retry-after` (whole seconds, rounded up) and `retry-after-ms`; its
-    error body gets the dialect's own rate-limit details (`envelope`)."""
-
-    status_hint = 429
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        seconds = max(1, int(-(-retry_after // 1)))
-        headers = (
-            (b"retry-after", str(seconds).encode()),
-            (b"retry-after-ms", str(max(1, round(retry_after * 1000))).encode()),
-        )
-        super().__init__(message, headers=headers)
-        self.retry_after = retry_after
-
-    def envelope(self, dialect: str, body: dict[str, Any]) -> dict[str, Any]:
-        """`body` (the dialect's error envelope) with its rate-limit details."""
-        detail = DETAILS.get(dialect)
-        return detail(body, self.retry_after) if detail is not None else body
-
-
-def _openai_code(body: dict[str, Any], retry_after: float) -> dict[str, Any]:
-    return {**body, "error": {**body["error"], "code": "rate_limit_exceeded"}}
-
-
-def _retry_info(body: dict[str, Any], retry_after: float) -> dict[str, Any]:
-    info = {
-        "@type": "type.googleapis.com/google.rpc.RetryInfo",
-        "retryDelay": f"{retry_after:.3f}s",
-    }
-    return {**body, "error": {**body["error"], "details": [info]}}
-
-
-DETAILS: Mapping[str, Callable[[dict[str, Any], float], dict[str, Any]]] = {
-    "openai": _openai_code,
-    "responses": _openai_code,
-    "gemini": _retry_info,
-}
-
-
-def too_many(message: str, retry_after: float) -> RateLimited:
-    return RateLimited(message, retry_after)
 
 
 class RateLimits(Stage):

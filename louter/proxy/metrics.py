@@ -2,9 +2,10 @@
 
 Cheap on the hot path: louter runs on one trio thread, so the values are plain numbers in
 slotted objects (no locks, no label validation per request), bound once per backend at
-start-up and per endpoint/method/status on first use. prometheus-client renders them:
-one collector turns them into metric families when scraped, in a `CollectorRegistry` of
-this context (never the process-global one: tests run several louters in one process).
+start-up and per endpoint/method/status on first use. prometheus-client renders them
+(imported at the first scrape, `exposition`): one collector turns them into metric
+families when scraped, in a `CollectorRegistry` of its own (never the process-global
+one: tests run several louters in one process).
 `backend_up` is read from the breakers when scraped, so it is never stale.
 
     http_request_duration_seconds{endpoint,method,status}   whole request, as the client saw it
@@ -32,23 +33,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from louter.proxy.breaker import Breaker
 
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from louter.proxy.accounting.metrics import UsageMetrics
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST.encode("ascii")
 Labels = tuple[str, ...]  # label values, in the order of the family's label names
 OUTCOMES = ("served", "failed", "skipped")
 AUTH_REASONS = ("missing", "unknown", "expired", "model", "throttled")
@@ -176,8 +169,6 @@ class Metrics:
         self.cache: Any = None  # the response cache's counts (`CacheCounts`), with [cache]
         self.usage: UsageMetrics | None = None  # the accounting's series, when configured
         self.sessions: Any = None  # the sessions' series (`SessionMetrics`), unless disabled
-        self.registry = CollectorRegistry()
-        self.registry.register(self)  # collected by `collect` below
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
@@ -209,7 +200,8 @@ class Metrics:
         _bump(self._loops, (kind, backend, action))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition (its content type: `content_type()`)."""
+        return exposition(self)
 
     # ------------------------------------------------------------------ exposition
 
@@ -291,6 +283,8 @@ class Metrics:
             yield from self.sessions.collect()
 
     def _gauges(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415 - see `exposition`
+
         up = GaugeMetricFamily(
             "backend_up",
             "1 when the backend takes requests, 0 while it cools down",
@@ -313,6 +307,8 @@ class Metrics:
 def _histograms(
     name: str, doc: str, labels: list[str], values: Mapping[Labels, Histogram]
 ) -> Metric:
+    from prometheus_client.core import HistogramMetricFamily  # noqa: PLC0415 - `exposition`
+
     family = HistogramMetricFamily(name, doc, labels=labels)
     for label_values, histogram in values.items():
         family.add_metric(list(label_values), histogram.cumulative(), histogram.sum)
@@ -331,7 +327,31 @@ def _bump(table: dict[K, Count], labels: K) -> None:
 
 
 def _counters(name: str, doc: str, labels: list[str], values: Mapping[Labels, Count]) -> Metric:
+    from prometheus_client.core import CounterMetricFamily  # noqa: PLC0415 - `exposition`
+
     family = CounterMetricFamily(name, doc, labels=labels)
     for label_values, count in values.items():
         family.add_metric(list(label_values), count.value)
     return family
+
+
+class Collector(Protocol):
+    def collect(self) -> Iterator[Metric]: ...
+
+
+def exposition(collector: Collector) -> bytes:
+    """`collector`'s metric families in the Prometheus text format. prometheus-client is
+    imported here, at the first scrape: a louter nobody scrapes never loads it (a few
+    MiB of modules)."""
+    from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return generate_latest(registry)
+
+
+def content_type() -> bytes:
+    """The content type of `exposition`'s text."""
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST  # noqa: PLC0415
+
+    return CONTENT_TYPE_LATEST.encode("ascii")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from louter.config import Backend, Config
@@ -17,8 +18,7 @@ from louter.convert.dialect import DIALECTS
 from louter.convert.record import Dialect
 from louter.http.deadlines import Deadlines
 from louter.http.message import HeaderList
-from louter.http.upstream import Transport, open_transport
-from louter.mock.transport import MockTransport
+from louter.http.upstream import OnFirstUse, Transport, open_transport
 
 
 class KeyPool:
@@ -92,8 +92,16 @@ def _network(
 def _mock(
     backend: Backend, config: Config, clock: Callable[[], float], deadlines: Deadlines
 ) -> Upstream:
+    """The built-in mock: its engine is loaded by its first request (`OnFirstUse`: the
+    `mock` preset is configured on every louter, used by few)."""
     offload = config.performance.offload_bytes
-    return Upstream(backend, MockTransport(backend, clock=clock, offload=offload), [])
+    return Upstream(backend, OnFirstUse(partial(_mock_transport, backend, clock, offload)), [])
+
+
+def _mock_transport(backend: Backend, clock: Callable[[], float], offload: int) -> Transport:
+    from louter.mock.transport import MockTransport  # noqa: PLC0415 - see `_mock`
+
+    return MockTransport(backend, clock=clock, offload=offload)
 
 
 Factory = Callable[[Backend, Config, Callable[[], float], Deadlines], Upstream]

@@ -16,7 +16,7 @@ from louter.access import ClientKey
 from louter.logs.usage import usd
 from louter.proxy.accounting.periods import period_id, period_reset
 from louter.proxy.journal import format_timestamp
-from louter.proxy.limits import RateLimited
+from louter.proxy.rate_limited import RateLimited
 
 QUOTA = "insufficient_quota"
 

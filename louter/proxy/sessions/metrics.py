@@ -11,10 +11,12 @@ scraped: nothing is counted on the request path beyond the book's own bookkeepin
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from typing import TYPE_CHECKING
 
 from louter.proxy.sessions.book import SessionBook
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 
 class SessionMetrics:
@@ -23,6 +25,9 @@ class SessionMetrics:
         self._shared = shared
 
     def collect(self) -> Iterator[Metric]:
+        # prometheus-client: imported at the first scrape (`louter/proxy/metrics.py`)
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: PLC0415
+
         yield CounterMetricFamily(
             "sessions_evicted",
             "Live sessions dropped to stay within [session] max_sessions",
