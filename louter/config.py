@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import tomlkit
@@ -24,7 +24,9 @@ from louter.access import Auth, parse_auth
 from louter.catalog import CAPABILITIES, ModelInfo
 from louter.convert.dialect import DIALECTS
 from louter.errors import ConfigError
-from louter.processor_config import Processor, parse_processors
+
+if TYPE_CHECKING:
+    from louter.processor_config import Processor
 
 PROTOCOLS = (*DIALECTS, "mock")
 TOOL_FORMATS = ("json", "xml")
@@ -1060,6 +1062,23 @@ def _repair_defaults(
 # --------------------------------------------------------------------------- entry points
 
 
+def _parse_processors(
+    top: Mapping[str, Any], where: _Where, auth: Auth, backends: set[str]
+) -> tuple[Processor, ...]:
+    """`[[processors]]`; their parser is imported only when the file has some."""
+    if "processors" not in top:
+        return ()
+    from louter.processor_config import parse_processors  # noqa: PLC0415 - only when used
+
+    return parse_processors(
+        top["processors"],
+        where.error,
+        keys=[key.name for key in auth.keys],
+        backends=sorted(backends),
+        dialects=list(DIALECTS),
+    )
+
+
 def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     """Parse TOML text. `path` is only used in messages."""
     where = _Where(path, _Locator(text))
@@ -1078,13 +1097,7 @@ def parse_config(text: str, *, path: str, env: Mapping[str, str]) -> Config:
     auth = parse_auth(top.get("auth", {}), top.get("keys", {}), env, where.error)
     names = {b.name for b in backends}
     limits = _parse_limits(where, top["limits"], names) if "limits" in top else None
-    processors = parse_processors(
-        top.get("processors", ()),
-        where.error,
-        keys=[key.name for key in auth.keys],
-        backends=sorted(names),
-        dialects=list(DIALECTS),
-    )
+    processors = _parse_processors(top, where, auth, names)
     cache = _parse_cache(where, top["cache"], store is not None) if "cache" in top else None
 
     session = _parse_session(where, top.get("session", {}), store is not None)

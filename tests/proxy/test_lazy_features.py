@@ -33,6 +33,7 @@ LAZY = {
     "cache": "louter.proxy.cache.stage",
     "loop guards": "louter.proxy.loop_guard",
     "processors": "louter.proxy.processors",
+    "processors' config": "louter.processor_config",
 }
 BUILD = """
 import sys
