@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import stat
 import time
@@ -118,15 +119,31 @@ def parse_lines(lines: Iterable[bytes], counts: LineCounts) -> Iterator[Entry]:
             try:
                 entry = loads(raw)
             except decode_error as exc:
-                if raw.strip():
-                    counts.reject(f"not JSON ({exc})")
-                continue
+                entry = _with_huge_numbers(raw)
+                if entry is None:
+                    if raw.strip():
+                        counts.reject(f"not JSON ({exc})")
+                    continue
             if type(entry) is dict:
                 yield entry
             else:
                 counts.reject(f"not a JSON object ({type(entry).__name__})")
     except (OSError, EOFError) as exc:
         raise LogFileError(f"read failed after line {counts.lines}: {exc}") from None
+
+
+def _with_huge_numbers(raw: bytes) -> Any:
+    """A line orjson refuses only for a number beyond the float range (valid JSON: a
+    client's body forwarded as written can hold one, `louter/convert/openai/head.py`),
+    read by the json module (as infinity); None for a line that is not JSON."""
+    try:
+        return json.loads(raw, parse_constant=_not_json)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, and NaN/Infinity refused
+        return None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class Follower:

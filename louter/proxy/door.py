@@ -4,6 +4,10 @@ every door shares: the body parse, the client key, the SSE response headers.
 
     body -> (model, stream) from the spec -> pipeline.before -> route & attempts -> relay
 
+A door with a `head` reader (Chat Completions) does not parse a body it can read the head
+of: `call.body` parses it when something asks (a stage, a conversion), and a
+same-dialect backend may get the client's bytes with only the model name written in.
+
 Per candidate backend: a backend of the client's dialect gets the client's body
 (the spec's `forward`: model name, defaults, forwarded headers) and its answer passes
 through as bytes, unless the answer needs the tool stage or an enabled pipeline stage
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -32,7 +36,7 @@ from louter.proxy.exchange import Exchange
 from louter.proxy.local import answer_locally
 from louter.proxy.passthrough import Forward as ForwardPlan
 from louter.proxy.passthrough import Repair
-from louter.proxy.pipeline import Call, Observers
+from louter.proxy.pipeline import NOT_JSON, NOT_OBJECT, Body, Call, Observers
 from louter.proxy.recording import Recording
 from louter.proxy.routing import Route
 from louter.proxy.usage import LazyRequest
@@ -79,7 +83,7 @@ async def parse_body(
             data = orjson.loads(http.body)
     except orjson.JSONDecodeError as exc:
         exchange.log_client_request(http, valid_json=False)
-        raise ConversionError(f"request body is not valid JSON: {exc}") from None
+        raise ConversionError(NOT_JSON.format(exc)) from None
     model = data.get("model") if isinstance(data, dict) else None
     if isinstance(model, str):  # a Gemini body has none: its model is in the path
         exchange.model = model
@@ -87,16 +91,30 @@ async def parse_body(
     if not keep_raw:
         http.body = b""
     if not isinstance(data, dict):
-        raise ConversionError("request body must be a JSON object")
+        raise ConversionError(NOT_OBJECT)
     return data
 
 
 def body_model(body: dict[str, Any]) -> str:
     """The body's model name, checked to be safe to route and to send upstream (400)."""
-    model = body.get("model")
+    return checked_model(body.get("model"))
+
+
+def checked_model(model: Any) -> str:
+    """A body's `model` value as a model name safe to route and to send upstream (400)."""
     if not isinstance(model, str) or not model:
         raise ConversionError("'model' is required and must be a non-empty string")
     return check_model(model)
+
+
+class BodyHead(Protocol):
+    """What a door reads of a body without parsing it whole (`DoorSpec.head`)."""
+
+    model: Any
+    stream: Any
+
+    @property
+    def has_tools(self) -> bool: ...
 
 
 Target = Callable[[HttpRequest, dict[str, Any]], tuple[str, bool]]
@@ -122,6 +140,10 @@ class DoorSpec:
     # it passes through: the relay factory for a `Forward` plan (None: such a stream goes
     # through the neutral model instead)
     watch: Callable[[ProxyContext, Call, Observers], RelayFactory] | None = None
+    # Reads what routing and a same-dialect forward need of a body without parsing it
+    # whole (None: the body is parsed whole; a head of None: this one is). The body is
+    # then parsed only if something asks for `call.body` (a stage, a conversion).
+    head: Callable[[bytes], BodyHead | None] | None = None
 
     def key(self, http: HttpRequest) -> str | None:
         """The client's key, from where its dialect sends it (`Dialect.key_headers`)."""
@@ -141,13 +163,21 @@ async def generate(
     """A generate or stream request of any dialect (its body parsed here unless given),
     through the pipeline and the attempt loop. `target` is the (model, stream) of the
     request when the caller has read it already (else `spec.target` reads it)."""
+    head = None
     if body is None:
-        body = await parse_body(exchange, http)
-    model, stream = target or spec.target(http, body)
+        head = _read_head(spec, exchange, http)
+        if head is None:
+            body = await parse_body(exchange, http)
+    if head is not None:
+        model, stream = checked_model(head.model), head.stream is True
+    else:
+        assert body is not None
+        model, stream = target or spec.target(http, body)
     exchange.model = model
     parse = DIALECTS[spec.dialect].parse_request
-    lazy = LazyRequest(lambda: parse(body, model=model, stream=stream))
-    call = Call(spec.dialect, http, body, model, stream, exchange, lazy)
+    source = Body(body, http.body if head is not None else None)
+    lazy = LazyRequest(lambda: parse(source(), model=model, stream=stream))
+    call = Call(spec.dialect, http, source, model, stream, exchange, lazy, head=head)
     pipeline = ctx.pipeline
     observers: Observers | None = None
     recording: Recording | None = None
@@ -179,6 +209,19 @@ async def generate(
     await run(ctx, exchange, responder, routes, plan, lazy.estimate)
 
 
+def _read_head(spec: DoorSpec, exchange: Exchange, http: HttpRequest) -> BodyHead | None:
+    """The body's head, logged as the client's request, when the door reads heads and the
+    body is not large (a large one is parsed whole in a worker thread); else None."""
+    if spec.head is None or exchange.offload:
+        return None
+    head = spec.head(http.body)
+    if head is not None:
+        if isinstance(head.model, str):
+            exchange.model = head.model
+        exchange.log_client_request(http, valid_json=True)
+    return head
+
+
 def _planner(
     spec: DoorSpec,
     ctx: ProxyContext,
@@ -195,7 +238,7 @@ def _planner(
     converted one as one more observer (a fresh one per plan). `watching`: text-watching
     observers see the answer (a same-dialect stream of a door that can watch its bytes
     still passes through; other answers are converted)."""
-    has_tools = spec.has_tools(call.body)
+    has_tools = call.head.has_tools if call.head is not None else spec.has_tools(call.body)
     watch = spec.watch if watching and call.stream else None
     neutral = neutral or (watching and watch is None)
 

@@ -28,7 +28,9 @@ passing through as bytes (with `needs_events` alone: only for calls some stage r
 an observer for); without stages the pipeline costs one attribute test. A stage that
 only reads complete answers (`record`) needs neither: a passed-through answer reaches
 its recorder from what the journal tap or the log's parse assembled, once, at the end
-(`louter/proxy/recording.py`).
+(`louter/proxy/recording.py`). The JSON body itself (`call.body`) is parsed on first
+use when the door read only its head (`DoorSpec.head`): a stage that can decide from
+`call.raw`, the bytes, spares that parse (the session stage looks for its prefix there).
 
 A stage whose observers read only the answer's text (`watches_text`, with `needs_events`)
 lets a same-dialect stream whose door can watch it keep passing through as bytes: the
@@ -43,6 +45,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import orjson
+
+from louter.errors import ConversionError
 from louter.proxy.usage import LazyRequest
 
 if TYPE_CHECKING:
@@ -55,13 +60,50 @@ if TYPE_CHECKING:
     from louter.proxy.sessions.state import Session
 
 
+NOT_JSON = "request body is not valid JSON: {}"
+NOT_OBJECT = "request body must be a JSON object"
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object; `ConversionError` (400) otherwise."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ConversionError(NOT_JSON.format(exc)) from None
+    if not isinstance(data, dict):
+        raise ConversionError(NOT_OBJECT)
+    return data
+
+
+class Body:
+    """A request's JSON body: parsed on first use when the door read only its head; its
+    bytes as the client sent them kept meanwhile (`raw`). Its own object, so that the
+    lazily parsed neutral request can read it without referring to the `Call` (a cycle
+    the reference counts would not free)."""
+
+    __slots__ = ("raw", "_parsed")
+
+    def __init__(self, parsed: dict[str, Any] | None, raw: bytes | None = None) -> None:
+        assert parsed is not None or raw is not None
+        self.raw = raw
+        self._parsed = parsed
+
+    def __call__(self) -> dict[str, Any]:
+        parsed = self._parsed
+        if parsed is None:
+            assert self.raw is not None
+            parsed = self._parsed = parse_object(self.raw)
+        return parsed
+
+
 class Call:
     """One client request as the stages see it."""
 
     __slots__ = (
         "dialect",
         "http",
-        "body",
+        "_body",
+        "head",
         "model",
         "stream",
         "exchange",
@@ -78,18 +120,20 @@ class Call:
         self,
         dialect: str,
         http: HttpRequest,
-        body: dict[str, Any],
+        body: dict[str, Any] | Body,
         model: str,
         stream: bool,
         exchange: Exchange,
         lazy: LazyRequest,
         *,
         kind: str = "generate",
+        head: Any = None,
     ) -> None:
         self.kind = kind  # "generate" (answered, whole or streamed) or "count" (tokens)
         self.dialect = dialect  # the client's
         self.http = http  # headers, path, query as the client sent them
-        self.body = body  # the parsed JSON body (read only: `edit` or `replace` to change it)
+        self._body = body if isinstance(body, Body) else Body(body)  # `body`, `raw`
+        self.head = head  # what the door read of the body unparsed (`DoorSpec.head`)
         self.model = model  # the client's model name: routing uses it (a stage may set it)
         self.stream = stream
         self.exchange = exchange
@@ -103,6 +147,19 @@ class Call:
         self.per_route: Callable[[Request, Route], Request] | None = None
         self.marks: dict[str, Any] | None = None  # journal fields for a local answer
         self.session: Session | None = None  # set by the session stage (its settings)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The JSON body (read only: `edit` or `replace` to change it), parsed on first use
+        when the door read only its head (400 if it then does not parse)."""
+        return self._body()
+
+    @property
+    def raw(self) -> bytes | None:
+        """The body's bytes as the client sent them, while the door has not parsed it
+        (`head`) or a stage has not changed it (`edit`): a same-dialect backend may get
+        them as they are."""
+        return self._body.raw
 
     @property
     def request(self) -> Request:
@@ -131,7 +188,8 @@ class Call:
         """Send `body` instead of the client's to a backend of the client's dialect (its
         answer may still pass through as bytes), and `request`, the same change in
         neutral form, to the others."""
-        self.body = body
+        self._body = Body(body)  # the client's bytes no longer say what is sent
+        self.head = None
         self.lazy.set(request)
 
 

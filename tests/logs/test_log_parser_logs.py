@@ -69,6 +69,14 @@ def test_parse_lines_counts_and_skips_bad_lines() -> None:
     assert counts.first_bad_reason.startswith("not JSON (invalid literal")
 
 
+def test_a_number_beyond_the_float_range_is_read_and_nan_is_not() -> None:
+    """A client's body forwarded as written may hold one (valid JSON orjson refuses)."""
+    lines = [b'{"payload": {"x": 1e400}}\n', b'{"x": NaN}\n', b'{"x": Infinity}\n']
+    counts = LineCounts()
+    assert list(parse_lines(lines, counts)) == [{"payload": {"x": float("inf")}}]
+    assert counts.bad == 2
+
+
 def test_open_log_reads_gzip_by_magic_and_stdin(tmp_path: Path) -> None:
     data = b'{"n": 1}\n{"n": 2}\n'
     packed = tmp_path / "rotated.1"  # no .gz suffix: recognised by its magic bytes

@@ -715,3 +715,50 @@ async def test_client_leaving_after_done_is_a_complete_exchange(start_louter, fa
         "client_response",
     ]
     assert entries[-1]["payload"]["content"] == "all there"
+
+
+async def test_a_forwarded_body_keeps_its_bytes_but_the_model(start_louter, fake, http):
+    """Same dialect, nothing else to change: the upstream gets the client's bytes (its
+    spacing, key order, number forms, escapes) with the backend's model name written in;
+    a backend default to add re-serialises the body instead."""
+    fake.default = JSONReply(RAW_COMPLETION)
+    base = await start_louter(up_config(fake.port))
+    body = (
+        b'{"messages": [{"role": "user", "content": "caf\\u00e9 \\/ 1"}],\n'
+        b'  "model" : "client-model", "max_tokens": 5, "temperature": 1.0e0, "n": 1}'
+    )
+    headers = {"content-type": "application/json"}
+    response = await http.post(base + "/v1/chat/completions", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert fake.requests[0].body == body.replace(b'"client-model"', b'"real-model"')
+    defaults = b'{"model": "client-model", "messages": [{"role": "user", "content": "x"}]}'
+    response = await http.post(base + "/v1/chat/completions", content=defaults, headers=headers)
+    assert response.status_code == 200, response.text
+    assert fake.requests[1].json == {
+        **orjson.loads(defaults),
+        "model": "real-model",
+        "max_tokens": 77,
+        "temperature": 0.3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"model": "client-model", "messages": [], "x": 1e400}', "not valid JSON"),
+        (b'{"model": 7, "messages": []}', "'model' is required"),
+        (b'{"model": "bad model", "messages": []}', "invalid model name"),
+    ],
+)
+async def test_a_body_read_by_its_head_is_refused_as_before(
+    start_louter, fake, http, body: bytes, message: str
+):
+    """What the head does not check, the full parse a conversion needs does (here: an
+    Anthropic backend); what it checks gets the same 400 as a parsed body."""
+    base = await start_louter(up_config(fake.port, backend_extra='protocol = "anthropic"'))
+    response = await http.post(
+        base + "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
+    error = assert_openai_error(response, 400)
+    assert message in error["message"]
+    assert fake.requests == []

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 import trio
@@ -372,3 +373,19 @@ async def test_text_that_only_looks_like_a_command_is_sent(
     for text in ("see !/tmp/notes.txt", "a!/b", "!/ is our prefix"):
         assert (await chat.say(text)).startswith("from first")
         assert sent_text(setup.first.requests[-1]) == text
+
+
+@pytest.mark.parametrize("content", ["!\\/hello", "\\u0021/hello", "!/hel\\u006co"])
+async def test_a_command_written_with_json_escapes_is_still_a_command(
+    setup: Setup, content: str
+) -> None:
+    """The door reads an OpenAI body's head only; the stage parses the body when its bytes
+    may hold the prefix, escapes included (a PHP client writes `/` as `\\/`)."""
+    body = '{"model": "any", "messages": [{"role": "user", "content": "' + content + '"}]}'
+    headers = {"content-type": "application/json", "x-session-id": "esc-1"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        url = setup.base + "/v1/chat/completions"
+        response = await client.post(url, content=body.encode(), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"].startswith("Welcome to louter")
+    assert setup.first.requests == []

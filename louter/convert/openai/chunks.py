@@ -82,7 +82,7 @@ _USAGES = msgspec.json.Decoder(list[UsageOnly])
 _TEXTS = msgspec.json.Decoder(list[TextChunk])
 
 
-def _utf8(array: bytes) -> bool:
+def utf8(array: bytes) -> bool:
     """Whether the text is UTF-8 (checked in full only when it is not ASCII, itself a
     test at memory speed)."""
     if array.isascii():
@@ -101,7 +101,7 @@ def decode(array: bytes) -> list[Chunk] | None:
         chunks = _CHUNKS.decode(array)
     except msgspec.DecodeError:  # ValidationError is a subclass
         return None
-    return chunks if _utf8(array) else None
+    return chunks if utf8(array) else None
 
 
 def usages(array: bytes) -> list[UsageOnly] | None:
@@ -110,7 +110,7 @@ def usages(array: bytes) -> list[UsageOnly] | None:
         chunks = _USAGES.decode(array)
     except msgspec.DecodeError:
         return None
-    return chunks if _utf8(array) else None
+    return chunks if utf8(array) else None
 
 
 def texts(array: bytes) -> list[TextChunk] | None:
@@ -119,4 +119,4 @@ def texts(array: bytes) -> list[TextChunk] | None:
         chunks = _TEXTS.decode(array)
     except msgspec.DecodeError:
         return None
-    return chunks if _utf8(array) else None
+    return chunks if utf8(array) else None

@@ -18,6 +18,7 @@ from louter.convert import openai
 from louter.convert.dialect import DIALECTS
 from louter.convert.escape import header_value
 from louter.convert.model import ResponseMeta
+from louter.convert.openai.head import Head, read_head, with_model
 from louter.proxy.attempts import Plan
 from louter.proxy.bridge import TEXT_CALL_CHECKS, ClientSide
 from louter.proxy.context import ProxyContext
@@ -36,7 +37,8 @@ FORWARDED_HEADERS = ("accept", "openai-organization", "openai-project", "user-ag
 
 
 def prepare_request(body: dict[str, Any], backend: Backend, model: str) -> dict[str, Any]:
-    """Apply the backend's model name, default max_tokens/temperature and token field."""
+    """Apply the backend's model name, default max_tokens/temperature and token field
+    (`renames_or_adds` tells whether more than the model changes)."""
     body["model"] = model
     field = backend.max_tokens_field
     rename_token_field(body, field)
@@ -45,6 +47,20 @@ def prepare_request(body: dict[str, Any], backend: Backend, model: str) -> dict[
     if backend.temperature is not None and "temperature" not in body:
         body["temperature"] = backend.temperature
     return body
+
+
+def renames_or_adds(has: Callable[[str], bool], backend: Backend) -> bool:
+    """Whether `prepare_request` changes more than the model of a body with the top-level
+    keys `has` says it has: a token limit renamed, a default added."""
+    field = backend.max_tokens_field
+    if has(field):
+        return backend.temperature is not None and not has("temperature")
+    other = "max_completion_tokens" if field == "max_tokens" else "max_tokens"
+    return (
+        has(other)
+        or backend.max_tokens is not None
+        or (backend.temperature is not None and not has("temperature"))
+    )
 
 
 def _target(http: Any, body: dict[str, Any]) -> tuple[str, bool]:
@@ -87,19 +103,38 @@ def _forward(ctx: ProxyContext, call: Call, route: Route, repair: Repair | None)
     client_auth = http.headers.get("authorization")
     if client_auth is not None and route.backend.takes_client_key(ctx.gate is not None):
         headers.append((b"authorization", header_value(client_auth, "authorization")))
-    body = _same_body(call, route)
-    hide = call.exchange.meter is not None and ask_usage(body)  # accounting needs usage
+    data, hide = _same_bytes(call, route)
     return Forward(
         route,
         "openai",
         CHAT_PATH,
         headers,
-        orjson.dumps(body),
+        data,
         make_tap=OpenAITap if ctx.journal.keeps_payloads else OpenAIUsageTap,
         error_event=DIALECTS["openai"].error_event,
         repair=repair,
         hide_usage=hide,
     )
+
+
+def _same_bytes(call: Call, route: Route) -> tuple[bytes, bool]:
+    """The body `route`'s backend gets, and whether louter asked for the usage chunk
+    (usage accounting: the client does not get it). The client's bytes with the backend's
+    model name written in (`with_model`) when nothing else changes, so a large body is not
+    parsed; else the parsed body, prepared and serialised."""
+    head = call.head
+    if (
+        isinstance(head, Head)
+        and call.raw is not None
+        and call.exchange.meter is None
+        and not renames_or_adds(head.has, route.backend)
+    ):
+        data = with_model(call.raw, head.model, route.model)
+        if data is not None:
+            return data, False
+    body = _same_body(call, route)
+    hide = call.exchange.meter is not None and ask_usage(body)  # accounting needs usage
+    return orjson.dumps(body), hide
 
 
 def _text_call_check(backend: Backend) -> Callable[[Any], bool]:
@@ -139,6 +174,7 @@ SPEC = DoorSpec(
     same_body=_same_body,
     text_call=_text_call_check,
     watch=_watch,
+    head=read_head,
 )
 
 
