@@ -209,10 +209,19 @@ async def generate(
     await run(ctx, exchange, responder, routes, plan, lazy.estimate)
 
 
+# Bodies from this size have only their head read (`DoorSpec.head`): an agent's request
+# (system prompt, tools, history). Below it a full parse costs less than the byte scans
+# that spare it (measured: 4 vs 6 µs at 3 KB, 45 vs 69 µs at 24 KB, 68 vs 65 µs at 47 KB
+# in a loop; in the server, where a parse's objects are made and freed among other
+# requests', the 50 KB request with tools took ~10 % less CPU and 2.4 MiB less peak RSS)
+HEAD_FROM = 32 * 1024
+
+
 def _read_head(spec: DoorSpec, exchange: Exchange, http: HttpRequest) -> BodyHead | None:
     """The body's head, logged as the client's request, when the door reads heads and the
-    body is not large (a large one is parsed whole in a worker thread); else None."""
-    if spec.head is None or exchange.offload:
+    body is neither small (`HEAD_FROM`) nor large (parsed whole in a worker thread); else
+    None."""
+    if spec.head is None or exchange.offload or len(http.body) < HEAD_FROM:
         return None
     head = spec.head(http.body)
     if head is not None:

@@ -21,6 +21,7 @@ import pytest
 import trio
 
 from louter.convert.sse import SSEDecoder
+from louter.proxy.door import HEAD_FROM
 from tests.fakes import (
     Close,
     FakeUpstream,
@@ -717,6 +718,10 @@ async def test_client_leaving_after_done_is_a_complete_exchange(start_louter, fa
     assert entries[-1]["payload"]["content"] == "all there"
 
 
+# Text that makes a body as large as an agent's request: its head alone is read (door.py)
+AGENT_SIZED = b"You are a careful agent. " * (HEAD_FROM // 25 + 1)
+
+
 async def test_a_forwarded_body_keeps_its_bytes_but_the_model(start_louter, fake, http):
     """Same dialect, nothing else to change: the upstream gets the client's bytes (its
     spacing, key order, number forms, escapes) with the backend's model name written in;
@@ -724,14 +729,16 @@ async def test_a_forwarded_body_keeps_its_bytes_but_the_model(start_louter, fake
     fake.default = JSONReply(RAW_COMPLETION)
     base = await start_louter(up_config(fake.port))
     body = (
-        b'{"messages": [{"role": "user", "content": "caf\\u00e9 \\/ 1"}],\n'
+        b'{"messages": [{"role": "system", "content": "%b"},\n'
+        b'  {"role": "user", "content": "caf\\u00e9 \\/ 1"}],\n'
         b'  "model" : "client-model", "max_tokens": 5, "temperature": 1.0e0, "n": 1}'
-    )
+    ) % AGENT_SIZED
     headers = {"content-type": "application/json"}
     response = await http.post(base + "/v1/chat/completions", content=body, headers=headers)
     assert response.status_code == 200, response.text
     assert fake.requests[0].body == body.replace(b'"client-model"', b'"real-model"')
-    defaults = b'{"model": "client-model", "messages": [{"role": "user", "content": "x"}]}'
+    defaults = b'{"model": "client-model", "messages": [{"role": "user", "content": "%b"}]}'
+    defaults %= AGENT_SIZED
     response = await http.post(base + "/v1/chat/completions", content=defaults, headers=headers)
     assert response.status_code == 200, response.text
     assert fake.requests[1].json == {
@@ -745,9 +752,9 @@ async def test_a_forwarded_body_keeps_its_bytes_but_the_model(start_louter, fake
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b'{"model": "client-model", "messages": [], "x": 1e400}', "not valid JSON"),
-        (b'{"model": 7, "messages": []}', "'model' is required"),
-        (b'{"model": "bad model", "messages": []}', "invalid model name"),
+        (b'{"model": "client-model", "messages": [], "x": 1e400, "%b": 0}', "not valid JSON"),
+        (b'{"model": 7, "messages": [], "%b": 0}', "'model' is required"),
+        (b'{"model": "bad model", "messages": [], "%b": 0}', "invalid model name"),
     ],
 )
 async def test_a_body_read_by_its_head_is_refused_as_before(
@@ -757,7 +764,9 @@ async def test_a_body_read_by_its_head_is_refused_as_before(
     Anthropic backend); what it checks gets the same 400 as a parsed body."""
     base = await start_louter(up_config(fake.port, backend_extra='protocol = "anthropic"'))
     response = await http.post(
-        base + "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        base + "/v1/chat/completions",
+        content=body % AGENT_SIZED,
+        headers={"content-type": "application/json"},
     )
     error = assert_openai_error(response, 400)
     assert message in error["message"]

@@ -18,6 +18,7 @@ import trio
 from google import genai
 from google.genai import types
 
+from louter.proxy.door import HEAD_FROM
 from tests.conftest import StartLouter
 from tests.fakes import FakeUpstream, JSONReply, Recorded, SSEReply, chat_completion, chat_stream
 from tests.sdk import Clients, in_thread
@@ -381,7 +382,11 @@ async def test_a_command_written_with_json_escapes_is_still_a_command(
 ) -> None:
     """The door reads an OpenAI body's head only; the stage parses the body when its bytes
     may hold the prefix, escapes included (a PHP client writes `/` as `\\/`)."""
-    body = '{"model": "any", "messages": [{"role": "user", "content": "' + content + '"}]}'
+    system = "Be brief. " * (HEAD_FROM // 10 + 1)  # an agent-sized body: its head is read
+    body = (
+        '{"model": "any", "messages": [{"role": "system", "content": "' + system + '"}, '
+        '{"role": "user", "content": "' + content + '"}]}'
+    )
     headers = {"content-type": "application/json", "x-session-id": "esc-1"}
     async with httpx.AsyncClient(timeout=10) as client:
         url = setup.base + "/v1/chat/completions"

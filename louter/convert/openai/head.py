@@ -14,7 +14,6 @@ JSON syntax) passes here; such a body is forwarded as the client wrote it.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -57,28 +56,37 @@ def read_head(body: bytes) -> Head | None:
     return head if utf8(body) else None
 
 
-_MODEL_KEY = re.compile(rb'"model"[ \t\r\n]*:[ \t\r\n]*')
-
-
 def with_model(body: bytes, old: str, new: str) -> bytes | None:
     """`body` (a JSON object, `read_head` of it gave the model `old`) with `new` as its
     top-level model; None when that cannot be done by replacing the value's bytes alone
     (the caller serialises the parsed body instead).
 
-    Sound for valid JSON: a `"model"` whose closing quote is not escaped ends a string,
-    so the colon after it is structural and the value after that is one whole string
-    token: replacing it changes that value and nothing else. The body must hold one such
-    key (not two: a duplicate, or one nested), and the result is read again, so a nested
-    key replaced while the top-level one is written with escapes is caught too."""
+    The first `"model"` key of the body is taken (usually the top-level one: SDKs write it
+    first or second, before the messages). Sound for valid JSON: a `"model"` whose closing
+    quote is not escaped ends a string, so the colon after it is structural and the value
+    after that is one whole string token: replacing it changes that value and nothing
+    else. The result is read again and must have `new` as its top-level model, so a
+    nested key found first, or a second top-level `model` (the last one counts), makes
+    this decline."""
     if new == old:
         return body
-    found = _MODEL_KEY.findall(body)
-    if len(found) != 1:
+    at = body.find(b'"model"')
+    if at < 0:
         return None
-    start = body.index(found[0]) + len(found[0])
+    start = _after_space(body, at + 7)
+    if body[start : start + 1] != b":":
+        return None
+    start = _after_space(body, start + 1)
     literal = orjson.dumps(old)
     if not body.startswith(literal, start):
         return None
     out = b"".join((body[:start], orjson.dumps(new), body[start + len(literal) :]))
     head = read_head(out)
     return out if head is not None and head.model == new else None
+
+
+def _after_space(body: bytes, at: int) -> int:
+    """The index of the first byte at or after `at` that is not JSON whitespace."""
+    while body[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+        at += 1
+    return at

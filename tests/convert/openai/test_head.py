@@ -40,6 +40,11 @@ def test_what_the_head_cannot_read_is_left_to_the_full_parse(body: bytes) -> Non
     assert read_head(body) is None
 
 
+def test_the_top_level_model_changes_and_a_nested_one_does_not() -> None:
+    body = b'{"model": "m", "meta": {"model": "m"}}'
+    assert with_model(body, "m", "n") == b'{"model": "n", "meta": {"model": "m"}}'
+
+
 def test_only_the_model_value_changes() -> None:
     body = b'{ "stream":false,"model" :\t"m",  "n": 1.0e2, "s": "a\\u00e9\\/b", "t": [ ] }'
     out = with_model(body, "m", "upstream/m-2")
@@ -50,9 +55,9 @@ def test_only_the_model_value_changes() -> None:
     "body",
     [
         b'{"model": "m", "model": "m"}',  # a duplicate key: the upstream would read either
-        b'{"model": "m", "meta": {"model": "m"}}',  # nested: which one is not decided here
-        b'{"mod\\u0065l": "m", "meta": {"model": "m"}}',  # the one found is the nested one
-        b'{"x \\"model": "m", "model": "m"}',
+        b'{"meta": {"model": "m"}, "model": "m"}',  # the first found is a nested one
+        b'{"mod\\u0065l": "m", "meta": {"model": "m"}}',  # the top-level one is escaped
+        b'{"x \\"model": "m", "model": "m"}',  # the first is in another key
     ],
 )
 def test_a_body_that_cannot_be_changed_in_place_is_refused(body: bytes) -> None:
