@@ -175,8 +175,14 @@ async def generate(
         model, stream = target or spec.target(http, body)
     exchange.model = model
     parse = DIALECTS[spec.dialect].parse_request
-    source = Body(body, http.body if head is not None else None)
-    lazy = LazyRequest(lambda: parse(source(), model=model, stream=stream))
+    source: dict[str, Any] | Body  # the parsed body, or one parsed on first use
+    if head is not None:
+        source = unparsed = Body(None, http.body)
+        lazy = LazyRequest(lambda: parse(unparsed(), model=model, stream=stream))
+    else:
+        assert body is not None
+        source = parsed = body
+        lazy = LazyRequest(lambda: parse(parsed, model=model, stream=stream))
     call = Call(spec.dialect, http, source, model, stream, exchange, lazy, head=head)
     pipeline = ctx.pipeline
     observers: Observers | None = None

@@ -102,8 +102,10 @@ class Call:
     __slots__ = (
         "dialect",
         "http",
-        "_body",
+        "body",
+        "raw",
         "head",
+        "_source",
         "model",
         "stream",
         "exchange",
@@ -132,7 +134,17 @@ class Call:
         self.kind = kind  # "generate" (answered, whole or streamed) or "count" (tokens)
         self.dialect = dialect  # the client's
         self.http = http  # headers, path, query as the client sent them
-        self._body = body if isinstance(body, Body) else Body(body)  # `body`, `raw`
+        # The parsed JSON body (read only: `edit` or `replace` to change it). A `Body` not
+        # parsed yet is parsed by the first read of `body` (`__getattr__`: an attribute
+        # while set, so reading it costs the usual path nothing)
+        self._source: Body | None = None
+        if isinstance(body, Body):
+            self._source = body
+        else:
+            self.body = body
+        # The body's bytes as the client sent them, while the door has not parsed it and a
+        # stage has not changed it (`edit`): a same-dialect backend may get them as they are
+        self.raw = body.raw if isinstance(body, Body) else None
         self.head = head  # what the door read of the body unparsed (`DoorSpec.head`)
         self.model = model  # the client's model name: routing uses it (a stage may set it)
         self.stream = stream
@@ -148,18 +160,13 @@ class Call:
         self.marks: dict[str, Any] | None = None  # journal fields for a local answer
         self.session: Session | None = None  # set by the session stage (its settings)
 
-    @property
-    def body(self) -> dict[str, Any]:
-        """The JSON body (read only: `edit` or `replace` to change it), parsed on first use
-        when the door read only its head (400 if it then does not parse)."""
-        return self._body()
-
-    @property
-    def raw(self) -> bytes | None:
-        """The body's bytes as the client sent them, while the door has not parsed it
-        (`head`) or a stage has not changed it (`edit`): a same-dialect backend may get
-        them as they are."""
-        return self._body.raw
+    def __getattr__(self, name: str) -> Any:
+        """`body`, on its first read when the door read only the head (400 if it then
+        does not parse); any other missing attribute is an `AttributeError`."""
+        if name != "body" or self._source is None:
+            raise AttributeError(name)
+        body = self.body = self._source()
+        return body
 
     @property
     def request(self) -> Request:
@@ -188,8 +195,8 @@ class Call:
         """Send `body` instead of the client's to a backend of the client's dialect (its
         answer may still pass through as bytes), and `request`, the same change in
         neutral form, to the others."""
-        self._body = Body(body)  # the client's bytes no longer say what is sent
-        self.head = None
+        self.body = body
+        self.raw = self.head = None  # the client's bytes no longer say what is sent
         self.lazy.set(request)
 
 
