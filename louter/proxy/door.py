@@ -36,7 +36,7 @@ from louter.proxy.exchange import Exchange
 from louter.proxy.local import answer_locally
 from louter.proxy.passthrough import Forward as ForwardPlan
 from louter.proxy.passthrough import Repair
-from louter.proxy.pipeline import NOT_JSON, NOT_OBJECT, Body, Call, Observers
+from louter.proxy.pipeline import NOT_JSON, NOT_OBJECT, Body, Call, Observers, UnparsedCall
 from louter.proxy.recording import Recording
 from louter.proxy.routing import Route
 from louter.proxy.usage import LazyRequest
@@ -175,15 +175,16 @@ async def generate(
         model, stream = target or spec.target(http, body)
     exchange.model = model
     parse = DIALECTS[spec.dialect].parse_request
-    source: dict[str, Any] | Body  # the parsed body, or one parsed on first use
-    if head is not None:
-        source = unparsed = Body(None, http.body)
-        lazy = LazyRequest(lambda: parse(unparsed(), model=model, stream=stream))
+    call: Call
+    if head is not None:  # the body is parsed on first use (a stage, a conversion)
+        source = Body(http.body)
+        lazy = LazyRequest(lambda: parse(source(), model=model, stream=stream))
+        call = UnparsedCall(spec.dialect, http, source, model, stream, exchange, lazy, head=head)
     else:
         assert body is not None
-        source = parsed = body
+        parsed = body
         lazy = LazyRequest(lambda: parse(parsed, model=model, stream=stream))
-    call = Call(spec.dialect, http, source, model, stream, exchange, lazy, head=head)
+        call = Call(spec.dialect, http, parsed, model, stream, exchange, lazy)
     pipeline = ctx.pipeline
     observers: Observers | None = None
     recording: Recording | None = None
