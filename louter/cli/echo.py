@@ -43,7 +43,7 @@ DIRECTION_STYLE = {
     "client_response": "bold green",
     "error": "bold red",
 }
-# each dialect's name in reports (its probe wire's title: "OpenAI", ...), and the mock's
+# each dialect's name in reports (its `title`: "OpenAI", ...), and the mock's
 DIALECT_NAMES = {name: d.title for name, d in DIALECTS.items()} | {"mock": "Mock"}
 _LABELS: Mapping[str, Callable[[str], str]] = {
     "client_request": lambda dialect: "Request body",

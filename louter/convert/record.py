@@ -108,7 +108,6 @@ class Dialect:
     read_count: Callable[[Mapping[str, Any]], int] | None  # a backend's count answer
     # a tool call as this dialect's JSON (xml-tool-parse --format)
     tool_call_json: Callable[[ToolCall], dict[str, Any]]
-    # probes (test-runner, diagnostic)
     # as a server (the mock): endpoint path suffixes (query excluded) -> GENERATE or
     # COUNT, in the order they are tried; (path, body) -> the request read at one, the
     # count request for a COUNT endpoint (None: the dialect has none)

@@ -538,7 +538,7 @@ class OnFirstUse:
     load and which many louters never use (an `https://` preset, the built-in mock)."""
 
     def __init__(self, make: Callable[[], Transport]) -> None:
-        self._make: Callable[[], Transport] | None = make
+        self._make = make
         self._transport: Transport | None = None
 
     async def request(
@@ -551,8 +551,7 @@ class OnFirstUse:
         method: str = "POST",
     ) -> UpstreamResponse:
         if self._transport is None:
-            assert self._make is not None
-            self._transport, self._make = self._make(), None
+            self._transport = self._make()
         return await self._transport.request(
             path, headers, body, first_byte_timeout=first_byte_timeout, method=method
         )

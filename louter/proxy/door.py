@@ -163,28 +163,20 @@ async def generate(
     """A generate or stream request of any dialect (its body parsed here unless given),
     through the pipeline and the attempt loop. `target` is the (model, stream) of the
     request when the caller has read it already (else `spec.target` reads it)."""
-    head = None
-    if body is None:
-        head = _read_head(spec, exchange, http)
-        if head is None:
-            body = await parse_body(exchange, http)
-    if head is not None:
-        model, stream = checked_model(head.model), head.stream is True
-    else:
-        assert body is not None
-        model, stream = target or spec.target(http, body)
-    exchange.model = model
     parse = DIALECTS[spec.dialect].parse_request
+    head = _read_head(spec, exchange, http) if body is None else None
     call: Call
     if head is not None:  # the body is parsed on first use (a stage, a conversion)
+        model, stream = checked_model(head.model), head.stream is True
         source = Body(http.body)
         lazy = LazyRequest(lambda: parse(source(), model=model, stream=stream))
         call = UnparsedCall(spec.dialect, http, source, model, stream, exchange, lazy, head=head)
     else:
-        assert body is not None
-        parsed = body
+        parsed = body if body is not None else await parse_body(exchange, http)
+        model, stream = target or spec.target(http, parsed)
         lazy = LazyRequest(lambda: parse(parsed, model=model, stream=stream))
         call = Call(spec.dialect, http, parsed, model, stream, exchange, lazy)
+    exchange.model = model
     pipeline = ctx.pipeline
     observers: Observers | None = None
     recording: Recording | None = None

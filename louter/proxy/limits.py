@@ -510,8 +510,6 @@ def build_limits(
 ) -> tuple[Sequence[Stage], BackendLimits | None]:
     """The limits stage (when any client-side scope is configured) and the backend
     limiter (when any backend is limited)."""
-    if config is None and not keys:
-        return (), None
     config = config or LimitsConfig()
     client = config.default is not None or config.models or keys
     rates = [config.default, *(rate for _, rate in config.models), *(keys or {}).values()]

@@ -300,5 +300,6 @@ class _PerRoute:
 
 
 def build_processors(processors: Sequence[Processor], router: Router) -> list[Stage]:
-    """The processors stage, or nothing when none is configured."""
-    return [Processors(processors, router)] if processors else []
+    """The processors stage (`stages.processor_stages` asks for it when some are
+    configured)."""
+    return [Processors(processors, router)]
